@@ -1,0 +1,15 @@
+//! Generated code for logtap's gRPC API (`logtap.v1`) and for the seed's
+//! contract (`example`), which logtap serves unchanged on the same port.
+
+/// logtap's own API: filters, cursors, labels, push.
+pub mod v1 {
+    tonic::include_proto!("logtap.v1");
+}
+
+/// The seed's contract (`example.LogService`), kept byte-for-byte.
+pub mod example {
+    tonic::include_proto!("example");
+}
+
+/// The encoded `FileDescriptorSet` of both packages, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));

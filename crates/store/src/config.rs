@@ -1,0 +1,54 @@
+//! How a store is opened: where, how durable, how big, how long kept.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// When appended entries are forced to disk. An append returns (and its
+/// entries become visible to readers) only once its batch is durable under
+/// this policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// fsync once per batch (concurrent batches share one fsync): nothing
+    /// acknowledged is lost on power failure. The default.
+    EveryBatch,
+    /// fsync at most once per interval; a crash of the machine may lose what
+    /// was acknowledged within the last interval, a crash of the process
+    /// loses nothing.
+    Interval(Duration),
+    /// Never fsync; the operating system writes back when it likes.
+    Never,
+}
+
+/// Retention limits; the oldest whole segments go first. The newest segment
+/// is never deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Keep the total size of all segments at or below this many bytes.
+    pub max_bytes: Option<u64>,
+    /// Delete a segment once its newest entry is older than this (by the
+    /// entries' timestamps against the wall clock).
+    pub max_age: Option<Duration>,
+}
+
+/// Everything needed to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The data directory; created if missing.
+    pub dir: PathBuf,
+    pub sync: SyncPolicy,
+    /// A segment is rolled (sealed, a new one started) once it reaches this size.
+    pub segment_bytes: u64,
+    pub retention: Retention,
+}
+
+impl StoreConfig {
+    /// Defaults: fsync every batch, 64 MiB segments, no retention limits.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            dir: dir.into(),
+            sync: SyncPolicy::EveryBatch,
+            segment_bytes: 64 << 20,
+            retention: Retention::default(),
+        }
+    }
+}

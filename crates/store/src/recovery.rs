@@ -1,0 +1,32 @@
+//! What opening a store found and repaired.
+
+use std::path::PathBuf;
+
+/// One thing recovery cut or skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoveryEvent {
+    /// The newest segment ended in a torn or corrupt tail, cut off.
+    TruncatedTail { path: PathBuf, offset: u64, bytes: u64 },
+    /// Bytes inside a segment that are not valid records, skipped over; the
+    /// valid records after them are kept.
+    SkippedCorruption { path: PathBuf, offset: u64, bytes: u64 },
+}
+
+/// Everything recovery did on open; empty after a clean shutdown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub events: Vec<RecoveryEvent>,
+}
+
+impl RecoveryReport {
+    /// Total bytes cut or skipped.
+    pub fn bytes_lost(&self) -> u64 {
+        self.events
+            .iter()
+            .map(|event| match event {
+                RecoveryEvent::TruncatedTail { bytes, .. }
+                | RecoveryEvent::SkippedCorruption { bytes, .. } => *bytes,
+            })
+            .sum()
+    }
+}
