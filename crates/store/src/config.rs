@@ -38,16 +38,22 @@ pub struct StoreConfig {
     pub sync: SyncPolicy,
     /// A segment is rolled (sealed, a new one started) once it reaches this size.
     pub segment_bytes: u64,
+    /// Records are summarised in blocks of about this many bytes: smaller
+    /// blocks make rare-entry searches decode less, larger ones keep fewer
+    /// summaries in memory.
+    pub block_bytes: u64,
     pub retention: Retention,
 }
 
 impl StoreConfig {
-    /// Defaults: fsync every batch, 64 MiB segments, no retention limits.
+    /// Defaults: fsync every batch, 64 MiB segments, 32 KiB blocks, no
+    /// retention limits.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
             dir: dir.into(),
             sync: SyncPolicy::EveryBatch,
             segment_bytes: 64 << 20,
+            block_bytes: 32 << 10,
             retention: Retention::default(),
         }
     }

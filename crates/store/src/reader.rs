@@ -1,7 +1,21 @@
 //! Readers: a cursor into the store that holds O(1) memory however far it goes.
+//!
+//! A reader owns a position (segment, block, byte offset, next cursor) and
+//! one small buffer; it reads the shared segment files with positional
+//! reads. Nothing it does makes the writer or any other reader wait beyond
+//! a brief read lock on a segment's block list, and its memory does not
+//! depend on how far behind the newest entry it is.
 
 use crate::entry::EntryRef;
+use crate::record::{self, DecodeError};
+use crate::segment::{self, Block, Segment};
+use crate::store::Shared;
 use crate::{Level, StoreError};
+use std::sync::Arc;
+
+/// How much a forward reader reads at once. Records larger than this grow
+/// the buffer for their own sake; it shrinks back afterwards.
+const READ_BYTES: usize = 64 * 1024;
 
 /// Which way a reader walks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,21 +64,107 @@ pub enum Step<'a> {
     End,
 }
 
+/// Whether `entry` passes the store-level filter.
+pub(crate) fn passes(filter: &Filter, entry: &EntryRef<'_>) -> bool {
+    filter.min_level.is_none_or(|min| entry.level >= min)
+        && filter.since.is_none_or(|since| entry.timestamp >= since)
+        && filter.until.is_none_or(|until| entry.timestamp < until)
+}
+
 /// A position in the store and a small buffer. Dropping it releases
 /// everything it holds.
-pub struct Reader {}
+pub struct Reader {
+    shared: Arc<Shared>,
+    options: ReadOptions,
+    /// Exclusive bound on cursors: `before`, and for a backward reader also
+    /// the newest entry visible when it was made.
+    upper: u64,
+    /// The segment being read; `None` until positioned, or when a backward
+    /// reader has run out of segments.
+    segment: Option<Arc<Segment>>,
+    /// Forward: index of the block holding `offset`. Backward: index of the
+    /// next block to load, if any.
+    block: Option<usize>,
+    /// Forward: file offset of the next record to read.
+    offset: u64,
+    /// Forward: the smallest cursor not yet considered.
+    next_cursor: u64,
+    /// The last cursor looked at, matching or not.
+    scanned: Option<u64>,
+    /// Bytes of the current segment starting at file offset `buf_start`.
+    buf: Vec<u8>,
+    buf_start: u64,
+    /// Backward: where each record of the loaded block starts in `buf`, and
+    /// how many of them are still to be yielded (from the end).
+    starts: Vec<usize>,
+    pending: usize,
+    /// Backward: passed `after` or the oldest entry; nothing more will come.
+    done: bool,
+}
 
 impl Reader {
+    pub(crate) fn new(shared: Arc<Shared>, options: ReadOptions) -> Reader {
+        let mut upper = options.before.unwrap_or(u64::MAX);
+        if options.direction == Direction::Backward {
+            let visible = shared.visible();
+            upper = upper.min(visible.saturating_add(1));
+        }
+        let mut reader = Reader {
+            shared,
+            options,
+            upper,
+            segment: None,
+            block: None,
+            offset: 0,
+            next_cursor: options.after.map_or(0, |after| after.saturating_add(1)),
+            scanned: None,
+            buf: Vec::new(),
+            buf_start: 0,
+            starts: Vec::new(),
+            pending: 0,
+            done: false,
+        };
+        if options.direction == Direction::Backward {
+            reader.position_backward();
+        }
+        reader
+    }
+
     /// Scans at most `budget` records (a skipped block counts as one) and
     /// returns the first that matches, or says why it stopped.
     pub fn step(&mut self, budget: usize) -> Result<Step<'_>, StoreError> {
-        let _ = budget;
-        todo!()
+        let found = match self.options.direction {
+            Direction::Forward => self.find_forward(budget.max(1))?,
+            Direction::Backward => self.find_backward(budget.max(1))?,
+        };
+        match found {
+            Found::At(start) => {
+                let (entry, _) = record::decode_checked(&self.buf[start..])
+                    .map_err(|error| self.corrupt(self.buf_start + start as u64, error))?;
+                Ok(Step::Entry(entry))
+            }
+            Found::Pending => Ok(Step::Pending),
+            Found::End => Ok(Step::End),
+        }
     }
 
     /// The next matching entry, or `None` at [`Step::End`].
     pub fn next_entry(&mut self) -> Result<Option<EntryRef<'_>>, StoreError> {
-        todo!()
+        loop {
+            let found = match self.options.direction {
+                Direction::Forward => self.find_forward(usize::MAX)?,
+                Direction::Backward => self.find_backward(usize::MAX)?,
+            };
+            match found {
+                Found::At(start) => {
+                    let (entry, _) = record::decode_checked(&self.buf[start..])
+                        .map_err(|error| self.corrupt(self.buf_start + start as u64, error))?;
+                    return Ok(Some(entry));
+                }
+                Found::Pending => continue,
+                Found::End => return Ok(None),
+            }
+        }
     }
 
     /// The cursor of the last record this reader has looked at, matching or
@@ -72,6 +172,296 @@ impl Reader {
     /// `None` before the first. Resuming after it with the same filters
     /// neither repeats nor misses an entry.
     pub fn scanned_through(&self) -> Option<u64> {
-        todo!()
+        self.scanned
+    }
+
+    fn find_forward(&mut self, budget: usize) -> Result<Found, StoreError> {
+        let mut spent = 0usize;
+        loop {
+            if spent >= budget {
+                return Ok(Found::Pending);
+            }
+            if self.next_cursor >= self.upper {
+                return Ok(Found::End);
+            }
+            let segment = match &self.segment {
+                Some(segment) => Arc::clone(segment),
+                None => {
+                    let Some(segment) = self.shared.segment_for(self.next_cursor) else {
+                        return Ok(Found::End);
+                    };
+                    self.enter_forward(segment);
+                    continue;
+                }
+            };
+            let (block, is_last, sealed) = {
+                let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
+                let at = self.block.unwrap_or(0);
+                (index.blocks.get(at).copied(), at + 1 >= index.blocks.len(), index.sealed)
+            };
+            let Some(block) = block else {
+                if !sealed {
+                    return Ok(Found::End);
+                }
+                self.next_segment(&segment)?;
+                continue;
+            };
+            self.offset = self.offset.max(block.offset);
+            if self.offset >= block.end {
+                if is_last {
+                    if !sealed {
+                        return Ok(Found::End);
+                    }
+                    self.next_segment(&segment)?;
+                } else {
+                    self.block = Some(self.block.unwrap_or(0) + 1);
+                }
+                continue;
+            }
+            if self.offset == block.offset
+                && (block.last_cursor < self.next_cursor || !block.may_match(&self.options.filter))
+            {
+                self.skip_block(&block);
+                spent += 1;
+                continue;
+            }
+            let start = self.fill(&segment, &block)?;
+            let (entry, len) = match record::decode(&self.buf[start..]) {
+                Ok(decoded) => decoded,
+                Err(DecodeError::Incomplete { .. }) => return Err(self.corrupt(self.offset, DecodeError::Corrupt("record runs past its block"))),
+                Err(error) => return Err(self.corrupt(self.offset, error)),
+            };
+            spent += 1;
+            let cursor = entry.cursor;
+            if cursor < self.next_cursor {
+                self.offset += len as u64;
+                continue;
+            }
+            if cursor >= self.upper {
+                return Ok(Found::End);
+            }
+            let matches = passes(&self.options.filter, &entry);
+            self.offset += len as u64;
+            self.next_cursor = cursor + 1;
+            self.scanned = Some(cursor);
+            if matches {
+                return Ok(Found::At(start));
+            }
+        }
+    }
+
+    /// Skips a whole block that holds nothing for this reader, without
+    /// reading it.
+    fn skip_block(&mut self, block: &Block) {
+        self.offset = block.end;
+        if block.last_cursor >= self.next_cursor {
+            let through = block.last_cursor.min(self.upper.saturating_sub(1));
+            self.next_cursor = through + 1;
+            self.scanned = Some(through);
+        }
+    }
+
+    /// Makes sure the record at `self.offset` is in the buffer (as far as
+    /// `block` reaches) and returns where it starts there.
+    fn fill(&mut self, segment: &Segment, block: &Block) -> Result<usize, StoreError> {
+        let buffered_end = self.buf_start + self.buf.len() as u64;
+        let have_header = self.offset >= self.buf_start && self.offset + record::HEADER_LEN as u64 <= buffered_end;
+        if have_header {
+            let start = (self.offset - self.buf_start) as usize;
+            let len = u32::from_le_bytes(self.buf[start..start + 4].try_into().unwrap()) as u64;
+            if self.offset + record::HEADER_LEN as u64 + len <= buffered_end {
+                return Ok(start);
+            }
+        }
+        // Read from this record on; never past the block's visible end, so
+        // the buffer never holds bytes that were not yet published.
+        let available = block.end - self.offset;
+        let mut want = (READ_BYTES as u64).min(available);
+        if available >= record::HEADER_LEN as u64 {
+            let mut header = [0u8; 4];
+            segment
+                .file
+                .read_exact_at_checked(&mut header, self.offset, &segment.path)?;
+            let record_len = record::HEADER_LEN as u64 + u32::from_le_bytes(header) as u64;
+            want = want.max(record_len.min(available));
+        }
+        if self.buf.capacity() > 4 * READ_BYTES && (want as usize) <= READ_BYTES {
+            self.buf = Vec::with_capacity(READ_BYTES);
+        }
+        segment.read_into(&mut self.buf, self.offset, want as usize)?;
+        self.buf_start = self.offset;
+        Ok(0)
+    }
+
+    /// Positions a forward reader inside `segment` at `next_cursor`.
+    fn enter_forward(&mut self, segment: Arc<Segment>) {
+        {
+            let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
+            let at = index.block_for(self.next_cursor);
+            if let Some(block) = index.blocks.get(at) {
+                self.block = Some(at);
+                self.offset = block.offset;
+            } else if let Some(last) = index.blocks.last() {
+                // Past everything visible: wait at the end of the last block,
+                // which may still grow.
+                self.block = Some(index.blocks.len() - 1);
+                self.offset = last.end;
+            } else {
+                self.block = Some(0);
+                self.offset = 0;
+            }
+        }
+        self.buf.clear();
+        self.segment = Some(segment);
+    }
+
+    /// Moves a forward reader from a sealed segment to the one after it,
+    /// unless retention deleted what it still needed.
+    fn next_segment(&mut self, current: &Segment) -> Result<(), StoreError> {
+        let oldest = self.shared.oldest_cursor();
+        if self.next_cursor < oldest {
+            // Cursors this reader has not read yet are gone: say so rather
+            // than skip over them.
+            return Err(StoreError::CursorDeleted {
+                requested: self.next_cursor.saturating_sub(1),
+                oldest,
+            });
+        }
+        match self.shared.segment_after(current.base_cursor) {
+            Some(next) => self.enter_forward(next),
+            None => self.segment = None,
+        }
+        Ok(())
+    }
+
+    /// Positions a backward reader at the newest block that may hold an
+    /// entry below `upper`.
+    fn position_backward(&mut self) {
+        let Some(target) = self.upper.checked_sub(1) else {
+            self.done = true;
+            return;
+        };
+        let Some(segment) = self.shared.segment_for(target) else {
+            self.done = true;
+            return;
+        };
+        let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
+        let at = index.block_for(target);
+        self.block = index.blocks.len().checked_sub(1).map(|last| at.min(last));
+        drop(index);
+        self.segment = Some(segment);
+    }
+
+    fn find_backward(&mut self, budget: usize) -> Result<Found, StoreError> {
+        let mut spent = 0usize;
+        let after = self.options.after;
+        loop {
+            if spent >= budget {
+                return Ok(Found::Pending);
+            }
+            if self.pending > 0 {
+                self.pending -= 1;
+                let start = self.starts[self.pending];
+                let (entry, _) = record::decode_checked(&self.buf[start..])
+                    .map_err(|error| self.corrupt(self.buf_start + start as u64, error))?;
+                spent += 1;
+                if entry.cursor >= self.upper {
+                    continue;
+                }
+                if after.is_some_and(|after| entry.cursor <= after) {
+                    self.done = true;
+                    self.pending = 0;
+                    return Ok(Found::End);
+                }
+                self.scanned = Some(entry.cursor);
+                if passes(&self.options.filter, &entry) {
+                    return Ok(Found::At(start));
+                }
+                continue;
+            }
+            if self.done {
+                return Ok(Found::End);
+            }
+            let Some(segment) = self.segment.clone() else {
+                return Ok(Found::End);
+            };
+            let Some(at) = self.block else {
+                // This segment is done: go to the one before it.
+                match self.shared.segment_before(segment.base_cursor) {
+                    Some(previous) => {
+                        let len = previous.index.read().unwrap_or_else(|e| e.into_inner()).blocks.len();
+                        self.block = len.checked_sub(1);
+                        self.segment = Some(previous);
+                    }
+                    None => self.done = true,
+                }
+                continue;
+            };
+            let block = segment.index.read().unwrap_or_else(|e| e.into_inner()).blocks[at];
+            self.block = at.checked_sub(1);
+            spent += 1;
+            if block.first_cursor >= self.upper {
+                continue;
+            }
+            if after.is_some_and(|after| block.last_cursor <= after) {
+                self.done = true;
+                return Ok(Found::End);
+            }
+            if !block.may_match(&self.options.filter) {
+                self.scanned = Some(block.first_cursor.max(after.map_or(0, |a| a + 1)));
+                continue;
+            }
+            self.load_block(&segment, &block)?;
+        }
+    }
+
+    /// Reads a whole block into the buffer, checking every record, and
+    /// notes where each starts.
+    fn load_block(&mut self, segment: &Segment, block: &Block) -> Result<(), StoreError> {
+        segment.read_into(&mut self.buf, block.offset, (block.end - block.offset) as usize)?;
+        self.buf_start = block.offset;
+        self.starts.clear();
+        let mut pos = 0;
+        while pos < self.buf.len() {
+            let (_, len) = record::decode(&self.buf[pos..]).map_err(|error| segment::corrupt(segment, block.offset + pos as u64, error))?;
+            self.starts.push(pos);
+            pos += len;
+        }
+        self.pending = self.starts.len();
+        Ok(())
+    }
+
+    fn corrupt(&self, offset: u64, error: DecodeError) -> StoreError {
+        match &self.segment {
+            Some(segment) => segment::corrupt(segment, offset, error),
+            None => StoreError::Corrupt {
+                path: self.shared_dir(),
+                offset,
+                reason: "record unreadable",
+            },
+        }
+    }
+
+    fn shared_dir(&self) -> std::path::PathBuf {
+        self.shared.dir().to_path_buf()
+    }
+}
+
+/// Where a search through the store stopped.
+enum Found {
+    /// A matching record starts at this offset in the buffer.
+    At(usize),
+    Pending,
+    End,
+}
+
+/// Positional exact reads that report the file they failed on.
+trait ReadExactAt {
+    fn read_exact_at_checked(&self, buf: &mut [u8], offset: u64, path: &std::path::Path) -> Result<(), StoreError>;
+}
+
+impl ReadExactAt for std::fs::File {
+    fn read_exact_at_checked(&self, buf: &mut [u8], offset: u64, path: &std::path::Path) -> Result<(), StoreError> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset).map_err(|e| StoreError::io("reading a segment", path, e))
     }
 }

@@ -1,0 +1,250 @@
+//! A segment file and its in-memory index of block summaries.
+//!
+//! Records are grouped into blocks of about `StoreConfig::block_bytes`. Each block's
+//! summary (cursor range, time range, count per level) lets readers skip it
+//! without reading it, and lets counts add whole blocks up. Summaries live
+//! only in memory; they are rebuilt from the file on open, so the file is
+//! the single source of truth.
+
+use crate::reader::Filter;
+use crate::record::{self, DecodeError};
+use crate::recovery::RecoveryEvent;
+use crate::{Level, StoreError};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// The summary of a run of consecutive records in one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Block {
+    /// File offset of the block's first record.
+    pub offset: u64,
+    /// File offset just past its last record.
+    pub end: u64,
+    pub first_cursor: u64,
+    pub last_cursor: u64,
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+    /// Entries per level, indexed by `Level as usize`.
+    pub counts: [u32; Level::COUNT],
+}
+
+impl Block {
+    pub fn new(offset: u64, entry_cursor: u64, timestamp: i64) -> Block {
+        Block {
+            offset,
+            end: offset,
+            first_cursor: entry_cursor,
+            last_cursor: entry_cursor,
+            min_timestamp: timestamp,
+            max_timestamp: timestamp,
+            counts: [0; Level::COUNT],
+        }
+    }
+
+    /// Adds a record that follows the block's last one.
+    pub fn add(&mut self, cursor: u64, timestamp: i64, level: Level, record_len: u64) {
+        self.end += record_len;
+        self.last_cursor = cursor;
+        self.min_timestamp = self.min_timestamp.min(timestamp);
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        self.counts[level as usize] += 1;
+    }
+
+    /// Whether the block has reached `block_bytes` and the next record
+    /// starts a new one.
+    pub fn is_full(&self, block_bytes: u64) -> bool {
+        self.end - self.offset >= block_bytes
+    }
+
+    /// Entries at `min_level` and above.
+    pub fn count_from(&self, min_level: Option<Level>) -> u64 {
+        let from = min_level.map_or(0, |level| level as usize);
+        self.counts[from..].iter().map(|&n| n as u64).sum()
+    }
+
+    /// False only when no entry of the block can pass `filter`.
+    pub fn may_match(&self, filter: &Filter) -> bool {
+        self.count_from(filter.min_level) > 0
+            && filter.since.is_none_or(|since| self.max_timestamp >= since)
+            && filter.until.is_none_or(|until| self.min_timestamp < until)
+    }
+
+    /// True when every entry of the block is inside `filter`'s time range.
+    pub fn within_time(&self, filter: &Filter) -> bool {
+        filter.since.is_none_or(|since| self.min_timestamp >= since)
+            && filter.until.is_none_or(|until| self.max_timestamp < until)
+    }
+}
+
+/// What readers may see of a segment: only records made durable (under the
+/// sync policy) are in here.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentIndex {
+    /// Summaries in file order; the last one may still grow.
+    pub blocks: Vec<Block>,
+    /// Set once the writer has moved to a newer segment and everything it
+    /// wrote here is visible: readers may then move on to the next segment.
+    pub sealed: bool,
+}
+
+impl SegmentIndex {
+    /// Index of the first block that may hold `cursor` or anything after it.
+    pub fn block_for(&self, cursor: u64) -> usize {
+        self.blocks.partition_point(|block| block.last_cursor < cursor)
+    }
+}
+
+/// One segment file: named after the first cursor it may hold.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub path: PathBuf,
+    /// Opened for reading; readers share it through positional reads, so a
+    /// thousand readers cost no file descriptors of their own. It stays
+    /// readable after retention unlinks the file, until the last reader drops.
+    pub file: File,
+    /// The cursor in the file name: the first this segment may hold.
+    pub base_cursor: u64,
+    pub index: RwLock<SegmentIndex>,
+}
+
+impl Segment {
+    pub fn file_name(base_cursor: u64) -> String {
+        format!("{base_cursor:020}.seg")
+    }
+
+    /// The base cursor named by a segment file name, if it is one.
+    pub fn parse_file_name(name: &str) -> Option<u64> {
+        let digits = name.strip_suffix(".seg")?;
+        (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse().ok())
+            .flatten()
+    }
+
+    /// Creates an empty segment file (the caller syncs the directory).
+    pub fn create(dir: &Path, base_cursor: u64) -> Result<(Segment, File), StoreError> {
+        let path = dir.join(Segment::file_name(base_cursor));
+        let writer = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io("creating a segment", &path, e))?;
+        let reader = File::open(&path).map_err(|e| StoreError::io("opening a segment", &path, e))?;
+        let segment = Segment {
+            path,
+            file: reader,
+            base_cursor,
+            index: RwLock::new(SegmentIndex::default()),
+        };
+        Ok((segment, writer))
+    }
+
+    /// Reads `len` bytes at `offset` into `buf` (replacing its contents).
+    pub fn read_into(&self, buf: &mut Vec<u8>, offset: u64, len: usize) -> Result<(), StoreError> {
+        buf.clear();
+        buf.resize(len, 0);
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| StoreError::io("reading a segment", &self.path, e))
+    }
+}
+
+/// What scanning a segment file found.
+pub(crate) struct Scan {
+    pub blocks: Vec<Block>,
+    /// Offset just past the last valid record: where appends may continue.
+    pub valid_end: u64,
+    /// Bytes after `valid_end` that hold no valid record.
+    pub garbage_tail: u64,
+    pub events: Vec<RecoveryEvent>,
+}
+
+/// Scans a whole segment file, checking every record, building the block
+/// summaries, and stepping over corrupt stretches to the next valid record.
+/// `after` is the newest cursor of earlier segments: every record here must
+/// come after it, and after the previous record.
+pub(crate) fn scan(path: &Path, data: &[u8], mut after: u64, block_bytes: u64) -> Scan {
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut events = Vec::new();
+    let mut open: Option<Block> = None;
+    let mut pos = 0usize;
+    let mut valid_end = 0u64;
+    while pos < data.len() {
+        match record::decode(&data[pos..]) {
+            Ok((entry, len)) if entry.cursor > after => {
+                let block = open.get_or_insert_with(|| Block::new(pos as u64, entry.cursor, entry.timestamp));
+                block.add(entry.cursor, entry.timestamp, entry.level, len as u64);
+                if block.is_full(block_bytes) {
+                    blocks.extend(open.take());
+                }
+                after = entry.cursor;
+                pos += len;
+                valid_end = pos as u64;
+            }
+            _ => match resync(data, pos + 1, after) {
+                Some(next) => {
+                    events.push(RecoveryEvent::SkippedCorruption {
+                        path: path.to_path_buf(),
+                        offset: pos as u64,
+                        bytes: (next - pos) as u64,
+                    });
+                    // A block covers consecutive records only: the gap closes it.
+                    blocks.extend(open.take());
+                    pos = next;
+                }
+                None => break,
+            },
+        }
+    }
+    blocks.extend(open);
+    Scan {
+        blocks,
+        valid_end,
+        garbage_tail: data.len() as u64 - valid_end,
+        events,
+    }
+}
+
+/// The first offset at or after `from` where a valid record with a cursor
+/// after `after` starts. Cheap checks (cursor range) come before the CRC.
+fn resync(data: &[u8], from: usize, after: u64) -> Option<usize> {
+    (from..data.len()).find(|&pos| {
+        let bytes = &data[pos..];
+        let plausible = record::peek_cursor(bytes)
+            .is_some_and(|cursor| cursor > after && cursor - after < (1 << 40));
+        plausible
+            && matches!(record::decode(bytes), Ok((entry, _)) if entry.cursor > after)
+    })
+}
+
+/// Decodes every record of `block` into `buf` and calls `visit` on each.
+pub(crate) fn for_each_in_block(
+    segment: &Segment,
+    block: &Block,
+    buf: &mut Vec<u8>,
+    mut visit: impl FnMut(crate::EntryRef<'_>),
+) -> Result<(), StoreError> {
+    segment.read_into(buf, block.offset, (block.end - block.offset) as usize)?;
+    let mut pos = 0;
+    while pos < buf.len() {
+        let (entry, len) = record::decode(&buf[pos..]).map_err(|error| corrupt(segment, block.offset + pos as u64, error))?;
+        visit(entry);
+        pos += len;
+    }
+    Ok(())
+}
+
+/// The error for a record that was valid at open but is not now.
+pub(crate) fn corrupt(segment: &Segment, offset: u64, error: DecodeError) -> StoreError {
+    StoreError::Corrupt {
+        path: segment.path.clone(),
+        offset,
+        reason: match error {
+            DecodeError::Incomplete { .. } => "record cut short",
+            DecodeError::Corrupt(reason) => reason,
+        },
+    }
+}

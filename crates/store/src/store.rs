@@ -1,9 +1,23 @@
-//! The store handle: append, read, count, wait, retention.
+//! The store handle: append with group commit, publish, count, retention.
+//!
+//! Writing and making visible are two steps. An append encodes its batch and
+//! writes it with one positional write under the writer lock, then leaves
+//! the lock and asks for a commit. Commits are serialised by the sync lock:
+//! the first appender in takes every batch written so far, fsyncs once, and
+//! publishes them all, so concurrent batches share one fsync (group commit).
+//! Readers see only published blocks, so they never see an entry that is
+//! not yet durable, nor half of a batch.
 
 use crate::reader::{ReadOptions, Reader};
-use crate::recovery::RecoveryReport;
-use crate::{NewEntry, StoreConfig, StoreError};
-use std::time::Duration;
+use crate::recovery::{RecoveryEvent, RecoveryReport};
+use crate::segment::{self, Block, Segment};
+use crate::{record, NewEntry, StoreConfig, StoreError, SyncPolicy};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What an append stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +33,9 @@ pub struct AppendReceipt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StoreStats {
     pub segments: u64,
+    /// Bytes of segment files, visible or not yet.
     pub bytes: u64,
+    /// Visible entries.
     pub entries: u64,
     /// Oldest cursor still held (the next cursor when the store is empty).
     pub oldest_cursor: u64,
@@ -29,31 +45,218 @@ pub struct StoreStats {
 
 /// A handle on an open store; cheap to clone, shared by every thread.
 #[derive(Clone)]
-pub struct Store {}
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+}
+
+type CommitHook = Box<dyn Fn(u64) + Send + Sync>;
+
+pub(crate) struct Shared {
+    config: StoreConfig,
+    /// Oldest first. The last one is the one being written.
+    pub(crate) segments: RwLock<Vec<Arc<Segment>>>,
+    writer: Mutex<Writer>,
+    /// Held while committing, so commits publish in write order and one
+    /// fsync serves every batch written before it started.
+    sync: Mutex<SyncState>,
+    /// Newest published cursor: what readers may see.
+    visible: AtomicU64,
+    /// Wakes `wait_for` callers on every publish.
+    wake: (Mutex<()>, Condvar),
+    hooks: RwLock<Vec<CommitHook>>,
+    /// Bytes of all segment files (written, not only published).
+    bytes: AtomicU64,
+    /// Published entries still held.
+    entries: AtomicU64,
+    recovery: RecoveryReport,
+}
+
+/// The state only the appending side touches.
+struct Writer {
+    segment: Arc<Segment>,
+    /// The segment's file opened for writing; shared with the committer,
+    /// which fsyncs it outside the writer lock.
+    file: Arc<File>,
+    /// Bytes written to the current segment.
+    written: u64,
+    next_cursor: u64,
+    /// The current segment's last block as written (maybe not yet visible).
+    open_block: Option<Block>,
+    /// Written but not yet published, in write order.
+    staged: Vec<Staged>,
+    /// Reused encoding buffer: appends allocate nothing once warm.
+    buf: Vec<u8>,
+    /// Set when a failure left the file in a state the store cannot vouch
+    /// for; appends are refused until the store is reopened.
+    poisoned: Option<String>,
+}
+
+/// Block summaries to publish for one segment, or the note that it is sealed.
+struct Staged {
+    segment: Arc<Segment>,
+    /// Each replaces the segment's last visible block if it starts at the
+    /// same offset, and is pushed otherwise.
+    blocks: Vec<Block>,
+    seal: bool,
+}
+
+struct SyncState {
+    last_sync: Instant,
+    /// Newest cursor known to be fsynced. Under `SyncPolicy::Interval` it
+    /// trails `visible`; the background syncer closes the gap.
+    durable: u64,
+}
 
 impl Store {
     /// Opens (creating if needed) the store in `config.dir`, recovering from
     /// a crash: torn or corrupt records are cut or skipped, and
     /// [`Store::recovery_report`] says what.
     pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
-        let _ = config;
-        todo!()
+        let dir = config.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("creating the data directory", &dir, e))?;
+        let mut bases = list_segments(&dir)?;
+        bases.sort_unstable();
+        let mut segments = Vec::with_capacity(bases.len() + 1);
+        let mut events = Vec::new();
+        let mut after = 0u64;
+        let mut bytes = 0u64;
+        let mut entries = 0u64;
+        let mut tail_end = 0u64;
+        for (i, &base) in bases.iter().enumerate() {
+            let is_last = i + 1 == bases.len();
+            let path = dir.join(Segment::file_name(base));
+            let data = std::fs::read(&path).map_err(|e| StoreError::io("reading a segment", &path, e))?;
+            let scan = segment::scan(&path, &data, after.max(base.saturating_sub(1)), config.block_bytes);
+            events.extend(scan.events);
+            let mut len = data.len() as u64;
+            if scan.garbage_tail > 0 {
+                if is_last {
+                    // A torn write at the end of the newest file: cut it off so
+                    // appends continue right after the last whole record.
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| StoreError::io("opening a segment to repair it", &path, e))?;
+                    file.set_len(scan.valid_end)
+                        .and_then(|()| file.sync_all())
+                        .map_err(|e| StoreError::io("cutting a torn tail", &path, e))?;
+                    events.push(RecoveryEvent::TruncatedTail {
+                        path: path.clone(),
+                        offset: scan.valid_end,
+                        bytes: scan.garbage_tail,
+                    });
+                    len = scan.valid_end;
+                } else {
+                    events.push(RecoveryEvent::SkippedCorruption {
+                        path: path.clone(),
+                        offset: scan.valid_end,
+                        bytes: scan.garbage_tail,
+                    });
+                }
+            }
+            if let Some(last) = scan.blocks.last() {
+                after = last.last_cursor;
+            }
+            after = after.max(base.saturating_sub(1));
+            bytes += len;
+            entries += scan.blocks.iter().map(|b| b.count_from(None)).sum::<u64>();
+            tail_end = len;
+            let file = File::open(&path).map_err(|e| StoreError::io("opening a segment", &path, e))?;
+            let sealed = !is_last;
+            segments.push(Arc::new(Segment {
+                path,
+                file,
+                base_cursor: base,
+                index: RwLock::new(segment::SegmentIndex {
+                    blocks: scan.blocks,
+                    sealed,
+                }),
+            }));
+        }
+        for event in &events {
+            tracing::warn!(?event, "Recovery cut or skipped bytes that are not whole, valid records.");
+        }
+        let next_cursor = after + 1;
+        let (segment, file, written) = match segments.last() {
+            Some(last) => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&last.path)
+                    .map_err(|e| StoreError::io("opening the newest segment", &last.path, e))?;
+                (Arc::clone(last), file, tail_end)
+            }
+            None => {
+                let (segment, file) = Segment::create(&dir, next_cursor)?;
+                sync_dir(&dir)?;
+                let segment = Arc::new(segment);
+                segments.push(Arc::clone(&segment));
+                (segment, file, 0)
+            }
+        };
+        // Appends continue the last block only if it ends where they start.
+        let open_block = {
+            let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
+            index.blocks.last().copied().filter(|b| b.end == written && !b.is_full(config.block_bytes))
+        };
+        let shared = Arc::new(Shared {
+            writer: Mutex::new(Writer {
+                segment,
+                file: Arc::new(file),
+                written,
+                next_cursor,
+                open_block,
+                staged: Vec::new(),
+                buf: Vec::new(),
+                poisoned: None,
+            }),
+            segments: RwLock::new(segments),
+            sync: Mutex::new(SyncState {
+                last_sync: Instant::now(),
+                durable: after,
+            }),
+            visible: AtomicU64::new(after),
+            wake: (Mutex::new(()), Condvar::new()),
+            hooks: RwLock::new(Vec::new()),
+            bytes: AtomicU64::new(bytes),
+            entries: AtomicU64::new(entries),
+            recovery: RecoveryReport { events },
+            config,
+        });
+        if let SyncPolicy::Interval(interval) = shared.config.sync {
+            spawn_interval_syncer(Arc::downgrade(&shared), interval);
+        }
+        let store = Store { shared };
+        store.shared.enforce_retention();
+        Ok(store)
     }
 
     /// Appends a batch with one write and at most one fsync (shared with
     /// concurrent batches), and returns once it is durable under the sync
     /// policy; only then do readers see it.
     pub fn append(&self, entries: &[NewEntry]) -> Result<AppendReceipt, StoreError> {
-        let _ = entries;
-        todo!()
+        if entries.is_empty() {
+            return Ok(AppendReceipt {
+                first_cursor: 0,
+                last_cursor: 0,
+                count: 0,
+            });
+        }
+        let receipt = self.shared.write(entries)?;
+        let fsync = match self.shared.config.sync {
+            SyncPolicy::EveryBatch => true,
+            SyncPolicy::Never => false,
+            SyncPolicy::Interval(interval) => lock(&self.shared.sync).last_sync.elapsed() >= interval,
+        };
+        self.shared.commit(receipt.last_cursor, fsync)?;
+        Ok(receipt)
     }
 
     /// A reader positioned by `options`. Fails with
     /// [`StoreError::CursorDeleted`] when `options.after` is older than what
     /// retention kept.
     pub fn reader(&self, options: ReadOptions) -> Result<Reader, StoreError> {
-        let _ = options;
-        todo!()
+        self.check_not_deleted(options.after)?;
+        Ok(Reader::new(Arc::clone(&self.shared), options))
     }
 
     /// The exact number of entries a reader with these options would yield
@@ -61,48 +264,389 @@ impl Store {
     /// Costs O(blocks): whole blocks are counted from their summaries; only
     /// blocks straddling a time or cursor bound are decoded.
     pub fn count(&self, options: &ReadOptions) -> Result<u64, StoreError> {
-        let _ = options;
-        todo!()
+        self.check_not_deleted(options.after)?;
+        let low = options.after.map_or(0, |after| after.saturating_add(1));
+        let visible_end = self.last_cursor().saturating_add(1);
+        let high = options.before.map_or(visible_end, |before| before.min(visible_end));
+        let filter = &options.filter;
+        let segments: Vec<Arc<Segment>> = self.shared.segments().clone();
+        let mut total = 0u64;
+        let mut buf = Vec::new();
+        for segment in &segments {
+            let blocks: Vec<Block> = {
+                let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
+                let from = index.block_for(low);
+                index.blocks[from..]
+                    .iter()
+                    .take_while(|block| block.first_cursor < high)
+                    .filter(|block| block.may_match(filter))
+                    .copied()
+                    .collect()
+            };
+            for block in &blocks {
+                if block.first_cursor >= low && block.last_cursor < high && block.within_time(filter) {
+                    total += block.count_from(filter.min_level);
+                } else {
+                    segment::for_each_in_block(segment, block, &mut buf, |entry| {
+                        let in_range = (low..high).contains(&entry.cursor);
+                        if in_range && crate::reader::passes(filter, &entry) {
+                            total += 1;
+                        }
+                    })?;
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// Newest visible cursor; 0 when nothing was ever stored.
     pub fn last_cursor(&self) -> u64 {
-        todo!()
+        self.shared.visible.load(Ordering::Acquire)
     }
 
     /// Oldest cursor still held; resuming after `oldest_cursor() - 1` is the
     /// earliest resume that loses nothing.
     pub fn oldest_cursor(&self) -> u64 {
-        todo!()
+        self.shared.oldest_cursor()
     }
 
     /// Blocks until an entry after `cursor` is visible or `timeout` passes;
     /// returns the newest visible cursor.
     pub fn wait_for(&self, cursor: u64, timeout: Duration) -> u64 {
-        let _ = (cursor, timeout);
-        todo!()
+        let deadline = Instant::now() + timeout;
+        let (mutex, condvar) = &self.shared.wake;
+        let mut guard = lock(mutex);
+        loop {
+            let last = self.last_cursor();
+            let now = Instant::now();
+            if last > cursor || now >= deadline {
+                return last;
+            }
+            guard = condvar
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Calls `hook` with the newest visible cursor after every append that
     /// became visible. Hooks run on the appending thread, so they must be
     /// quick (e.g. send on a `tokio::sync::watch`).
     pub fn on_commit(&self, hook: impl Fn(u64) + Send + Sync + 'static) {
-        let _ = hook;
-        todo!()
+        self.shared
+            .hooks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(hook));
     }
 
-    /// Forces everything written to disk (for shutdown under a lazy policy).
+    /// Forces everything written to disk and visible (for shutdown under a
+    /// lazy policy).
     pub fn sync(&self) -> Result<(), StoreError> {
-        todo!()
+        let written = lock(&self.shared.writer).next_cursor - 1;
+        self.shared.commit(written, true)
     }
 
     /// Sizes and cursor bounds.
     pub fn stats(&self) -> StoreStats {
-        todo!()
+        StoreStats {
+            segments: self.shared.segments().len() as u64,
+            bytes: self.shared.bytes.load(Ordering::Relaxed),
+            entries: self.shared.entries.load(Ordering::Relaxed),
+            oldest_cursor: self.shared.oldest_cursor(),
+            last_cursor: self.last_cursor(),
+        }
     }
 
     /// What recovery cut or skipped when the store was opened.
     pub fn recovery_report(&self) -> RecoveryReport {
-        todo!()
+        self.shared.recovery.clone()
     }
+
+    fn check_not_deleted(&self, after: Option<u64>) -> Result<(), StoreError> {
+        let oldest = self.oldest_cursor();
+        match after {
+            Some(after) if after.saturating_add(1) < oldest => Err(StoreError::CursorDeleted {
+                requested: after,
+                oldest,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn segments(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Segment>>> {
+        self.segments.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn visible(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    /// The segment that may hold `cursor`: the last whose base is at or
+    /// before it, or the oldest when `cursor` is older than every base.
+    pub(crate) fn segment_for(&self, cursor: u64) -> Option<Arc<Segment>> {
+        let segments = self.segments();
+        let after = segments.partition_point(|s| s.base_cursor <= cursor);
+        segments.get(after.saturating_sub(1)).cloned()
+    }
+
+    pub(crate) fn segment_after(&self, base_cursor: u64) -> Option<Arc<Segment>> {
+        let segments = self.segments();
+        let at = segments.partition_point(|s| s.base_cursor <= base_cursor);
+        segments.get(at).cloned()
+    }
+
+    pub(crate) fn segment_before(&self, base_cursor: u64) -> Option<Arc<Segment>> {
+        let segments = self.segments();
+        let at = segments.partition_point(|s| s.base_cursor < base_cursor);
+        at.checked_sub(1).and_then(|i| segments.get(i).cloned())
+    }
+
+    pub(crate) fn oldest_cursor(&self) -> u64 {
+        let segments = self.segments();
+        for segment in segments.iter() {
+            let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(first) = index.blocks.first() {
+                return first.first_cursor;
+            }
+        }
+        self.visible.load(Ordering::Acquire) + 1
+    }
+
+    /// Step one of an append: assign cursors, encode, write.
+    fn write(&self, entries: &[NewEntry]) -> Result<AppendReceipt, StoreError> {
+        let mut writer = lock(&self.writer);
+        if let Some(reason) = &writer.poisoned {
+            return Err(StoreError::Poisoned(reason.clone()));
+        }
+        if writer.written >= self.config.segment_bytes {
+            self.roll(&mut writer)?;
+        }
+        let first_cursor = writer.next_cursor;
+        let writer = &mut *writer;
+        writer.buf.clear();
+        let mut cursor = first_cursor;
+        let mut staged_blocks = Vec::new();
+        let mut block = writer.open_block;
+        let mut offset = writer.written;
+        for entry in entries {
+            let start = writer.buf.len();
+            record::encode(&mut writer.buf, cursor, entry)?;
+            let len = (writer.buf.len() - start) as u64;
+            let current = block.get_or_insert_with(|| Block::new(offset, cursor, entry.timestamp));
+            current.add(cursor, entry.timestamp, entry.level, len);
+            if current.is_full(self.config.block_bytes) {
+                staged_blocks.push(*current);
+                block = None;
+            }
+            offset += len;
+            cursor += 1;
+        }
+        staged_blocks.extend(block);
+        if let Err(error) = writer.file.write_all_at(&writer.buf, writer.written) {
+            // Cut back whatever part of the batch reached the file, so the
+            // next append starts on a record boundary and nothing half
+            // written is ever scanned as data.
+            if let Err(cut) = writer.file.set_len(writer.written) {
+                writer.poisoned = Some(format!("a failed write could not be cut back: {cut}"));
+            }
+            return Err(StoreError::io("writing a batch", &writer.segment.path, error));
+        }
+        writer.written = offset;
+        writer.open_block = block;
+        writer.next_cursor = cursor;
+        self.bytes.fetch_add(writer.buf.len() as u64, Ordering::Relaxed);
+        let segment = Arc::clone(&writer.segment);
+        writer.staged.push(Staged {
+            segment,
+            blocks: staged_blocks,
+            seal: false,
+        });
+        Ok(AppendReceipt {
+            first_cursor,
+            last_cursor: cursor - 1,
+            count: entries.len() as u64,
+        })
+    }
+
+    /// Seals the current segment (durably, unless the policy never syncs)
+    /// and starts a new one named after the next cursor.
+    fn roll(&self, writer: &mut Writer) -> Result<(), StoreError> {
+        if self.config.sync != SyncPolicy::Never {
+            writer
+                .file
+                .sync_data()
+                .map_err(|e| StoreError::io("syncing a segment before rolling", &writer.segment.path, e))?;
+        }
+        let (segment, file) = Segment::create(&self.config.dir, writer.next_cursor)?;
+        sync_dir(&self.config.dir)?;
+        let segment = Arc::new(segment);
+        let old = std::mem::replace(&mut writer.segment, Arc::clone(&segment));
+        writer.staged.push(Staged {
+            segment: old,
+            blocks: Vec::new(),
+            seal: true,
+        });
+        writer.file = Arc::new(file);
+        writer.written = 0;
+        writer.open_block = None;
+        self.segments.write().unwrap_or_else(|e| e.into_inner()).push(segment);
+        Ok(())
+    }
+
+    /// Step two: make everything written up to `cursor` durable (one fsync
+    /// for all batches waiting) and visible.
+    fn commit(&self, cursor: u64, fsync: bool) -> Result<(), StoreError> {
+        let mut sync = lock(&self.sync);
+        let visible = self.visible.load(Ordering::Acquire);
+        if visible >= cursor && (!fsync || sync.durable >= cursor) {
+            return Ok(());
+        }
+        let (staged, file, path, target) = {
+            let mut writer = lock(&self.writer);
+            if let Some(reason) = &writer.poisoned {
+                return Err(StoreError::Poisoned(reason.clone()));
+            }
+            let staged = std::mem::take(&mut writer.staged);
+            (staged, Arc::clone(&writer.file), writer.segment.path.clone(), writer.next_cursor - 1)
+        };
+        if fsync {
+            if let Err(error) = file.sync_data() {
+                // After a failed fsync the kernel may have dropped the dirty
+                // pages: the store cannot say what is on disk, so it stops
+                // writing until reopened, where recovery finds out.
+                lock(&self.writer).poisoned = Some(format!("fsync failed: {error}"));
+                return Err(StoreError::io("syncing a segment", &path, error));
+            }
+            sync.last_sync = Instant::now();
+            sync.durable = target;
+        }
+        if target > visible || !staged.is_empty() {
+            self.publish(staged, target);
+        }
+        drop(sync);
+        self.enforce_retention();
+        Ok(())
+    }
+
+    fn publish(&self, staged: Vec<Staged>, target: u64) {
+        let mut published = 0u64;
+        for item in staged {
+            let mut index = item.segment.index.write().unwrap_or_else(|e| e.into_inner());
+            for block in item.blocks {
+                match index.blocks.last_mut() {
+                    Some(last) if last.offset == block.offset => {
+                        published += block.count_from(None) - last.count_from(None);
+                        *last = block;
+                    }
+                    _ => {
+                        published += block.count_from(None);
+                        index.blocks.push(block);
+                    }
+                }
+            }
+            index.sealed |= item.seal;
+        }
+        self.entries.fetch_add(published, Ordering::Relaxed);
+        self.visible.store(target, Ordering::Release);
+        {
+            let _guard = lock(&self.wake.0);
+            self.wake.1.notify_all();
+        }
+        for hook in self.hooks.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            hook(target);
+        }
+    }
+
+    /// Deletes whole oldest segments beyond the size or age limit. Only
+    /// sealed segments go; the newest one always stays.
+    fn enforce_retention(&self) {
+        let retention = self.config.retention;
+        if retention.max_bytes.is_none() && retention.max_age.is_none() {
+            return;
+        }
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let mut segments = self.segments.write().unwrap_or_else(|e| e.into_inner());
+        while segments.len() > 1 {
+            let oldest = &segments[0];
+            let (sealed, max_ts, count) = {
+                let index = oldest.index.read().unwrap_or_else(|e| e.into_inner());
+                let max_ts = index.blocks.iter().map(|b| b.max_timestamp).max();
+                (index.sealed, max_ts, index.blocks.iter().map(|b| b.count_from(None)).sum::<u64>())
+            };
+            let too_big = retention
+                .max_bytes
+                .is_some_and(|max| self.bytes.load(Ordering::Relaxed) > max);
+            let too_old = retention.max_age.is_some_and(|age| {
+                max_ts.is_none_or(|ts| ts < now_ns.saturating_sub(age.as_nanos() as i64))
+            });
+            if !sealed || !(too_big || too_old) {
+                break;
+            }
+            let size = oldest.file.metadata().map_or(0, |m| m.len());
+            if let Err(error) = std::fs::remove_file(&oldest.path) {
+                tracing::warn!(path = %oldest.path.display(), %error, "Retention could not delete a segment.");
+                break;
+            }
+            tracing::info!(path = %oldest.path.display(), bytes = size, entries = count, "Retention deleted the oldest segment.");
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            self.entries.fetch_sub(count, Ordering::Relaxed);
+            segments.remove(0);
+        }
+    }
+}
+
+/// Under `SyncPolicy::Interval`, makes sure nothing waits longer than one
+/// interval for its fsync even when no further append comes to trigger it.
+/// Holds only a weak reference, so it ends once the store is dropped.
+fn spawn_interval_syncer(shared: Weak<Shared>, interval: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("logtap-store-sync".into())
+        .spawn(move || loop {
+            std::thread::sleep(interval);
+            let Some(shared) = shared.upgrade() else { return };
+            let written = lock(&shared.writer).next_cursor - 1;
+            let dirty = lock(&shared.sync).durable < written;
+            if dirty {
+                if let Err(error) = shared.commit(written, true) {
+                    tracing::error!(%error, "The periodic fsync failed.");
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "Could not start the periodic fsync thread; appends will sync themselves.");
+    }
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io("listing the data directory", dir, e))?;
+    let mut bases = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io("listing the data directory", dir, e))?;
+        if let Some(base) = entry.file_name().to_str().and_then(Segment::parse_file_name) {
+            bases.push(base);
+        }
+    }
+    Ok(bases)
+}
+
+/// Makes a file's creation durable: its directory entry is data too.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("syncing the data directory", dir, e))
+}
+
+/// Locks a mutex, recovering from poisoning: the data it guards is kept
+/// consistent by the code itself, not by unwinding.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -1,0 +1,34 @@
+//! Helpers shared by the store's integration tests.
+#![allow(dead_code)]
+
+use logtap_store::{Entry, Level, NewEntry, ReadOptions, Store, StoreConfig, SyncPolicy};
+use std::path::Path;
+
+/// A config with tiny segments and blocks, so a few hundred entries span
+/// many of both.
+pub fn small_config(dir: &Path) -> StoreConfig {
+    let mut config = StoreConfig::new(dir);
+    config.segment_bytes = 2048;
+    config.block_bytes = 256;
+    config.sync = SyncPolicy::Never;
+    config
+}
+
+pub fn entry(i: u64) -> NewEntry {
+    NewEntry {
+        timestamp: 1_000 + i as i64,
+        level: Level::ALL[(i % 6) as usize],
+        message: format!("message number {i}"),
+        labels: vec![("host".into(), format!("h{}", i % 3))],
+    }
+}
+
+/// Everything a reader with `options` yields, owned.
+pub fn read_all(store: &Store, options: ReadOptions) -> Vec<Entry> {
+    let mut reader = store.reader(options).expect("reader");
+    let mut out = Vec::new();
+    while let Some(entry) = reader.next_entry().expect("read") {
+        out.push(entry.to_entry());
+    }
+    out
+}

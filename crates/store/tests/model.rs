@@ -1,0 +1,129 @@
+//! The whole store against a simple in-memory model: append, read from any
+//! cursor in both directions with every filter, count, and reopen.
+
+mod common;
+
+use common::read_all;
+use logtap_store::{Direction, Entry, Filter, Level, NewEntry, ReadOptions, Store, StoreConfig, SyncPolicy};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(Vec<NewEntry>),
+    Reopen,
+    Read {
+        after: Option<u16>,
+        before: Option<u16>,
+        backward: bool,
+        min_level: Option<u8>,
+        since: Option<i64>,
+        until: Option<i64>,
+    },
+}
+
+fn arb_entry() -> impl Strategy<Value = NewEntry> {
+    (0u8..6, 0i64..100, "[a-z ]{0,60}", proptest::option::of("[a-z]{1,5}")).prop_map(|(level, timestamp, message, label)| NewEntry {
+        timestamp,
+        level: Level::from_byte(level).unwrap(),
+        message,
+        labels: label.into_iter().map(|v| ("k".to_string(), v)).collect(),
+    })
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => proptest::collection::vec(arb_entry(), 0..40).prop_map(Op::Append),
+        1 => Just(Op::Reopen),
+        4 => (
+            proptest::option::of(any::<u16>()),
+            proptest::option::of(any::<u16>()),
+            any::<bool>(),
+            proptest::option::of(0u8..6),
+            proptest::option::of(0i64..100),
+            proptest::option::of(0i64..100),
+        )
+            .prop_map(|(after, before, backward, min_level, since, until)| Op::Read { after, before, backward, min_level, since, until }),
+    ]
+}
+
+fn config(dir: &std::path::Path, sync: SyncPolicy) -> StoreConfig {
+    let mut config = StoreConfig::new(dir);
+    config.segment_bytes = 1500;
+    config.block_bytes = 200;
+    config.sync = sync;
+    config
+}
+
+fn run(ops: Vec<Op>, sync: SyncPolicy) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(config(dir.path(), sync)).unwrap();
+    let mut model: Vec<Entry> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Append(batch) => {
+                let receipt = store.append(&batch).unwrap();
+                prop_assert_eq!(receipt.count, batch.len() as u64);
+                for (i, new) in batch.into_iter().enumerate() {
+                    let cursor = model.len() as u64 + 1;
+                    prop_assert_eq!(receipt.first_cursor + i as u64, cursor);
+                    model.push(Entry { cursor, timestamp: new.timestamp, level: new.level, message: new.message, labels: new.labels });
+                }
+                prop_assert_eq!(store.last_cursor(), model.len() as u64);
+            }
+            Op::Reopen => {
+                drop(store);
+                store = Store::open(config(dir.path(), sync)).unwrap();
+                prop_assert!(store.recovery_report().events.is_empty());
+                prop_assert_eq!(store.last_cursor(), model.len() as u64);
+            }
+            Op::Read { after, before, backward, min_level, since, until } => {
+                // Cursors are drawn around the model's range so that both
+                // ends and the middle are hit.
+                let span = model.len() as u64 + 3;
+                let after = after.map(|a| a as u64 % span);
+                let before = before.map(|b| b as u64 % span);
+                let filter = Filter { min_level: min_level.and_then(Level::from_byte), since, until };
+                let options = ReadOptions {
+                    after,
+                    before,
+                    direction: if backward { Direction::Backward } else { Direction::Forward },
+                    filter,
+                };
+                let mut expected: Vec<Entry> = model
+                    .iter()
+                    .filter(|e| after.is_none_or(|a| e.cursor > a))
+                    .filter(|e| before.is_none_or(|b| e.cursor < b))
+                    .filter(|e| filter.min_level.is_none_or(|l| e.level >= l))
+                    .filter(|e| since.is_none_or(|s| e.timestamp >= s))
+                    .filter(|e| until.is_none_or(|u| e.timestamp < u))
+                    .cloned()
+                    .collect();
+                if backward {
+                    expected.reverse();
+                }
+                let got = read_all(&store, options);
+                prop_assert_eq!(&got, &expected);
+                prop_assert_eq!(store.count(&options).unwrap(), expected.len() as u64);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn store_matches_model_without_fsync(ops in proptest::collection::vec(arb_op(), 1..40)) {
+        run(ops, SyncPolicy::Never)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    #[test]
+    fn store_matches_model_with_fsync_per_batch(ops in proptest::collection::vec(arb_op(), 1..20)) {
+        run(ops, SyncPolicy::EveryBatch)?;
+    }
+}
