@@ -347,6 +347,13 @@ impl Store {
         self.shared.commit(written, true)
     }
 
+    /// Applies the retention limits now. Appends do this themselves; a
+    /// server calls it periodically too, so age limits apply while no
+    /// entries arrive.
+    pub fn enforce_retention(&self) {
+        self.shared.enforce_retention();
+    }
+
     /// Sizes and cursor bounds.
     pub fn stats(&self) -> StoreStats {
         StoreStats {
