@@ -1,1 +1,42 @@
+//! logtap's server: every answer is a stream.
+//!
+//! One TCP port carries gRPC (HTTP/2), gRPC-Web (HTTP/1.1 or HTTP/2) and
+//! plain HTTP/1.1. The gRPC side serves logtap's own API (`logtap.v1`) and
+//! the seed's contract (`example`) from the same core: a [`tail`] stream that
+//! reads the store step by step and hands each match to the transport as
+//! soon as it is found, so nothing is ever collected before it is sent.
+//!
+//! The layout follows tokio's mini-redis: one file per concept.
+//!
+//! - [`config`]: what the command line can change.
+//! - [`error`]: every error, and the one place that maps them to gRPC codes
+//!   and HTTP statuses.
+//! - [`query`]: turns a request into store read options and a predicate.
+//! - [`tail`]: the per-request entry stream, transport-neutral.
+//! - [`live`]: wakes following streams when the store commits.
+//! - [`idle`]: ends responses whose client accepts nothing for too long.
+//! - [`metadata`]: header and trailer names, request ids, the CRC.
+//! - [`metrics`]: the Prometheus registry.
+//! - [`state`]: what every request handler shares.
+//! - [`grpc`], [`seed`]: the two gRPC services.
+//! - [`http`]: plain HTTP routes (`/metrics`, `/healthz`).
+//! - [`server`]: binding, the accept loop, shutdown.
 
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod idle;
+pub mod live;
+pub mod metadata;
+pub mod metrics;
+pub mod query;
+pub mod seed;
+pub mod server;
+pub mod state;
+pub mod tail;
+
+pub use config::ServerConfig;
+pub use error::{ServeError, ServerError};
+pub use server::Server;
+pub use state::Shared;

@@ -11,18 +11,27 @@ use std::time::{Duration, Instant};
 const RUNS: usize = 5;
 
 fn entries() -> u64 {
-    std::env::var("LOGTAP_BENCH_ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
+    std::env::var("LOGTAP_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
 }
 
 /// A 100-byte message; one entry in `error_every` is an error.
 fn make(i: u64, error_every: u64) -> NewEntry {
-    let mut message = format!("GET /api/v1/items/{i:010} 200 OK user=alice latency_ms=12 region=eu-west-1 trace=");
+    let mut message = format!(
+        "GET /api/v1/items/{i:010} 200 OK user=alice latency_ms=12 region=eu-west-1 trace="
+    );
     while message.len() < 100 {
         message.push('x');
     }
     NewEntry {
         timestamp: 1_700_000_000_000_000_000 + i as i64 * 1000,
-        level: if i % error_every == error_every - 1 { Level::Error } else { Level::Info },
+        level: if i % error_every == error_every - 1 {
+            Level::Error
+        } else {
+            Level::Info
+        },
         message,
         labels: Vec::new(),
     }
@@ -68,8 +77,13 @@ fn main() {
         let mut config = StoreConfig::new(dir.path());
         config.sync = SyncPolicy::EveryBatch;
         let store = Store::open(config).unwrap();
-        let batches: Vec<Vec<NewEntry>> =
-            (0..n / 1000).map(|b| (b * 1000..(b + 1) * 1000).map(|i| make(i, 10_000)).collect()).collect();
+        let batches: Vec<Vec<NewEntry>> = (0..n / 1000)
+            .map(|b| {
+                (b * 1000..(b + 1) * 1000)
+                    .map(|i| make(i, 10_000))
+                    .collect()
+            })
+            .collect();
         let start = Instant::now();
         for batch in &batches {
             store.append(batch).unwrap();
@@ -123,7 +137,13 @@ fn main() {
             batch.clear();
         }
     }
-    let errors = ReadOptions { filter: Filter { min_level: Some(Level::Error), ..Default::default() }, ..Default::default() };
+    let errors = ReadOptions {
+        filter: Filter {
+            min_level: Some(Level::Error),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let mut micros = Vec::new();
     for _ in 0..=RUNS * 4 {
         let start = Instant::now();
@@ -150,6 +170,11 @@ fn main() {
     report("exact count of errors (summaries)", "µs", micros);
 
     let stats = store.stats();
-    println!("storage: {} bytes for {} entries: {:.1} bytes/entry for 100-byte messages", stats.bytes, stats.entries, stats.bytes as f64 / stats.entries as f64);
+    println!(
+        "storage: {} bytes for {} entries: {:.1} bytes/entry for 100-byte messages",
+        stats.bytes,
+        stats.entries,
+        stats.bytes as f64 / stats.entries as f64
+    );
     let _ = Duration::ZERO;
 }

@@ -15,7 +15,9 @@ pub enum StoreError {
         source: io::Error,
     },
     /// A reader asked to resume after a cursor that retention has deleted.
-    #[error("cursor {requested} is older than anything kept: the oldest cursor still held is {oldest}")]
+    #[error(
+        "cursor {requested} is older than anything kept: the oldest cursor still held is {oldest}"
+    )]
     CursorDeleted { requested: u64, oldest: u64 },
     /// A record inside a sealed segment failed its checksum while being read:
     /// the file changed under the store after it was opened.

@@ -100,7 +100,9 @@ mod tests {
     #[test]
     fn unknown_names_are_rejected_with_the_valid_ones_listed() {
         let error = Level::parse("loud").unwrap_err();
-        assert!(error.to_string().contains("trace, debug, info, warn, error, fatal"));
+        assert!(error
+            .to_string()
+            .contains("trace, debug, info, warn, error, fatal"));
         assert_eq!(Level::parse(""), Err(UnknownLevel(String::new())));
         assert_eq!(Level::from_byte(6), None);
     }

@@ -197,7 +197,11 @@ impl Reader {
             let (block, is_last, sealed) = {
                 let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
                 let at = self.block.unwrap_or(0);
-                (index.blocks.get(at).copied(), at + 1 >= index.blocks.len(), index.sealed)
+                (
+                    index.blocks.get(at).copied(),
+                    at + 1 >= index.blocks.len(),
+                    index.sealed,
+                )
             };
             let Some(block) = block else {
                 if !sealed {
@@ -228,7 +232,12 @@ impl Reader {
             let start = self.fill(&segment, &block)?;
             let (entry, len) = match record::decode(&self.buf[start..]) {
                 Ok(decoded) => decoded,
-                Err(DecodeError::Incomplete { .. }) => return Err(self.corrupt(self.offset, DecodeError::Corrupt("record runs past its block"))),
+                Err(DecodeError::Incomplete { .. }) => {
+                    return Err(self.corrupt(
+                        self.offset,
+                        DecodeError::Corrupt("record runs past its block"),
+                    ))
+                }
                 Err(error) => return Err(self.corrupt(self.offset, error)),
             };
             spent += 1;
@@ -265,7 +274,8 @@ impl Reader {
     /// `block` reaches) and returns where it starts there.
     fn fill(&mut self, segment: &Segment, block: &Block) -> Result<usize, StoreError> {
         let buffered_end = self.buf_start + self.buf.len() as u64;
-        let have_header = self.offset >= self.buf_start && self.offset + record::HEADER_LEN as u64 <= buffered_end;
+        let have_header = self.offset >= self.buf_start
+            && self.offset + record::HEADER_LEN as u64 <= buffered_end;
         if have_header {
             let start = (self.offset - self.buf_start) as usize;
             let len = u32::from_le_bytes(self.buf[start..start + 4].try_into().unwrap()) as u64;
@@ -389,7 +399,12 @@ impl Reader {
                 // This segment is done: go to the one before it.
                 match self.shared.segment_before(segment.base_cursor) {
                     Some(previous) => {
-                        let len = previous.index.read().unwrap_or_else(|e| e.into_inner()).blocks.len();
+                        let len = previous
+                            .index
+                            .read()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .blocks
+                            .len();
                         self.block = len.checked_sub(1);
                         self.segment = Some(previous);
                     }
@@ -397,7 +412,11 @@ impl Reader {
                 }
                 continue;
             };
-            let block = segment.index.read().unwrap_or_else(|e| e.into_inner()).blocks[at];
+            let block = segment
+                .index
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .blocks[at];
             self.block = at.checked_sub(1);
             spent += 1;
             if block.first_cursor >= self.upper {
@@ -418,12 +437,17 @@ impl Reader {
     /// Reads a whole block into the buffer, checking every record, and
     /// notes where each starts.
     fn load_block(&mut self, segment: &Segment, block: &Block) -> Result<(), StoreError> {
-        segment.read_into(&mut self.buf, block.offset, (block.end - block.offset) as usize)?;
+        segment.read_into(
+            &mut self.buf,
+            block.offset,
+            (block.end - block.offset) as usize,
+        )?;
         self.buf_start = block.offset;
         self.starts.clear();
         let mut pos = 0;
         while pos < self.buf.len() {
-            let (_, len) = record::decode(&self.buf[pos..]).map_err(|error| segment::corrupt(segment, block.offset + pos as u64, error))?;
+            let (_, len) = record::decode(&self.buf[pos..])
+                .map_err(|error| segment::corrupt(segment, block.offset + pos as u64, error))?;
             self.starts.push(pos);
             pos += len;
         }
@@ -457,11 +481,22 @@ enum Found {
 
 /// Positional exact reads that report the file they failed on.
 trait ReadExactAt {
-    fn read_exact_at_checked(&self, buf: &mut [u8], offset: u64, path: &std::path::Path) -> Result<(), StoreError>;
+    fn read_exact_at_checked(
+        &self,
+        buf: &mut [u8],
+        offset: u64,
+        path: &std::path::Path,
+    ) -> Result<(), StoreError>;
 }
 
 impl ReadExactAt for std::fs::File {
-    fn read_exact_at_checked(&self, buf: &mut [u8], offset: u64, path: &std::path::Path) -> Result<(), StoreError> {
-        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset).map_err(|e| StoreError::io("reading a segment", path, e))
+    fn read_exact_at_checked(
+        &self,
+        buf: &mut [u8],
+        offset: u64,
+        path: &std::path::Path,
+    ) -> Result<(), StoreError> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+            .map_err(|e| StoreError::io("reading a segment", path, e))
     }
 }

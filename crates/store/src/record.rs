@@ -131,8 +131,8 @@ fn parse_payload(payload: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
         .checked_add(message_len)
         .filter(|end| end + 4 <= payload.len())
         .ok_or(corrupt("message length past the record's end"))?;
-    let message =
-        std::str::from_utf8(&payload[21..message_end]).map_err(|_| corrupt("message is not UTF-8"))?;
+    let message = std::str::from_utf8(&payload[21..message_end])
+        .map_err(|_| corrupt("message is not UTF-8"))?;
     let labels_len =
         u32::from_le_bytes(payload[message_end..message_end + 4].try_into().unwrap()) as usize;
     let labels = &payload[message_end + 4..];
@@ -231,7 +231,10 @@ mod tests {
             message: "m".into(),
             labels: vec![("k".into(), "v".repeat(70_000))],
         };
-        assert!(matches!(encode(&mut out, 1, &entry), Err(StoreError::EntryTooLarge(_))));
+        assert!(matches!(
+            encode(&mut out, 1, &entry),
+            Err(StoreError::EntryTooLarge(_))
+        ));
         assert_eq!(out, vec![1, 2, 3]);
     }
 }

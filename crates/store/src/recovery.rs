@@ -6,10 +6,18 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecoveryEvent {
     /// The newest segment ended in a torn or corrupt tail, cut off.
-    TruncatedTail { path: PathBuf, offset: u64, bytes: u64 },
+    TruncatedTail {
+        path: PathBuf,
+        offset: u64,
+        bytes: u64,
+    },
     /// Bytes inside a segment that are not valid records, skipped over; the
     /// valid records after them are kept.
-    SkippedCorruption { path: PathBuf, offset: u64, bytes: u64 },
+    SkippedCorruption {
+        path: PathBuf,
+        offset: u64,
+        bytes: u64,
+    },
 }
 
 /// Everything recovery did on open; empty after a clean shutdown.

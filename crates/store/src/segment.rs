@@ -92,7 +92,8 @@ pub(crate) struct SegmentIndex {
 impl SegmentIndex {
     /// Index of the first block that may hold `cursor` or anything after it.
     pub fn block_for(&self, cursor: u64) -> usize {
-        self.blocks.partition_point(|block| block.last_cursor < cursor)
+        self.blocks
+            .partition_point(|block| block.last_cursor < cursor)
     }
 }
 
@@ -132,7 +133,8 @@ impl Segment {
             .write(true)
             .open(&path)
             .map_err(|e| StoreError::io("creating a segment", &path, e))?;
-        let reader = File::open(&path).map_err(|e| StoreError::io("opening a segment", &path, e))?;
+        let reader =
+            File::open(&path).map_err(|e| StoreError::io("opening a segment", &path, e))?;
         let segment = Segment {
             path,
             file: reader,
@@ -175,7 +177,8 @@ pub(crate) fn scan(path: &Path, data: &[u8], mut after: u64, block_bytes: u64) -
     while pos < data.len() {
         match record::decode(&data[pos..]) {
             Ok((entry, len)) if entry.cursor > after => {
-                let block = open.get_or_insert_with(|| Block::new(pos as u64, entry.cursor, entry.timestamp));
+                let block = open
+                    .get_or_insert_with(|| Block::new(pos as u64, entry.cursor, entry.timestamp));
                 block.add(entry.cursor, entry.timestamp, entry.level, len as u64);
                 if block.is_full(block_bytes) {
                     blocks.extend(open.take());
@@ -215,8 +218,7 @@ fn resync(data: &[u8], from: usize, after: u64) -> Option<usize> {
         let bytes = &data[pos..];
         let plausible = record::peek_cursor(bytes)
             .is_some_and(|cursor| cursor > after && cursor - after < (1 << 40));
-        plausible
-            && matches!(record::decode(bytes), Ok((entry, _)) if entry.cursor > after)
+        plausible && matches!(record::decode(bytes), Ok((entry, _)) if entry.cursor > after)
     })
 }
 
@@ -230,7 +232,8 @@ pub(crate) fn for_each_in_block(
     segment.read_into(buf, block.offset, (block.end - block.offset) as usize)?;
     let mut pos = 0;
     while pos < buf.len() {
-        let (entry, len) = record::decode(&buf[pos..]).map_err(|error| corrupt(segment, block.offset + pos as u64, error))?;
+        let (entry, len) = record::decode(&buf[pos..])
+            .map_err(|error| corrupt(segment, block.offset + pos as u64, error))?;
         visit(entry);
         pos += len;
     }

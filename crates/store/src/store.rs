@@ -113,7 +113,8 @@ impl Store {
     /// [`Store::recovery_report`] says what.
     pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
         let dir = config.dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("creating the data directory", &dir, e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::io("creating the data directory", &dir, e))?;
         let mut bases = list_segments(&dir)?;
         bases.sort_unstable();
         let mut segments = Vec::with_capacity(bases.len() + 1);
@@ -125,8 +126,14 @@ impl Store {
         for (i, &base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
             let path = dir.join(Segment::file_name(base));
-            let data = std::fs::read(&path).map_err(|e| StoreError::io("reading a segment", &path, e))?;
-            let scan = segment::scan(&path, &data, after.max(base.saturating_sub(1)), config.block_bytes);
+            let data =
+                std::fs::read(&path).map_err(|e| StoreError::io("reading a segment", &path, e))?;
+            let scan = segment::scan(
+                &path,
+                &data,
+                after.max(base.saturating_sub(1)),
+                config.block_bytes,
+            );
             events.extend(scan.events);
             let mut len = data.len() as u64;
             if scan.garbage_tail > 0 {
@@ -161,7 +168,8 @@ impl Store {
             bytes += len;
             entries += scan.blocks.iter().map(|b| b.count_from(None)).sum::<u64>();
             tail_end = len;
-            let file = File::open(&path).map_err(|e| StoreError::io("opening a segment", &path, e))?;
+            let file =
+                File::open(&path).map_err(|e| StoreError::io("opening a segment", &path, e))?;
             let sealed = !is_last;
             segments.push(Arc::new(Segment {
                 path,
@@ -174,7 +182,10 @@ impl Store {
             }));
         }
         for event in &events {
-            tracing::warn!(?event, "Recovery cut or skipped bytes that are not whole, valid records.");
+            tracing::warn!(
+                ?event,
+                "Recovery cut or skipped bytes that are not whole, valid records."
+            );
         }
         let next_cursor = after + 1;
         let (segment, file, written) = match segments.last() {
@@ -196,7 +207,11 @@ impl Store {
         // Appends continue the last block only if it ends where they start.
         let open_block = {
             let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
-            index.blocks.last().copied().filter(|b| b.end == written && !b.is_full(config.block_bytes))
+            index
+                .blocks
+                .last()
+                .copied()
+                .filter(|b| b.end == written && !b.is_full(config.block_bytes))
         };
         let shared = Arc::new(Shared {
             writer: Mutex::new(Writer {
@@ -245,7 +260,9 @@ impl Store {
         let fsync = match self.shared.config.sync {
             SyncPolicy::EveryBatch => true,
             SyncPolicy::Never => false,
-            SyncPolicy::Interval(interval) => lock(&self.shared.sync).last_sync.elapsed() >= interval,
+            SyncPolicy::Interval(interval) => {
+                lock(&self.shared.sync).last_sync.elapsed() >= interval
+            }
         };
         self.shared.commit(receipt.last_cursor, fsync)?;
         Ok(receipt)
@@ -267,7 +284,9 @@ impl Store {
         self.check_not_deleted(options.after)?;
         let low = options.after.map_or(0, |after| after.saturating_add(1));
         let visible_end = self.last_cursor().saturating_add(1);
-        let high = options.before.map_or(visible_end, |before| before.min(visible_end));
+        let high = options
+            .before
+            .map_or(visible_end, |before| before.min(visible_end));
         let filter = &options.filter;
         let segments: Vec<Arc<Segment>> = self.shared.segments().clone();
         let mut total = 0u64;
@@ -284,7 +303,10 @@ impl Store {
                     .collect()
             };
             for block in &blocks {
-                if block.first_cursor >= low && block.last_cursor < high && block.within_time(filter) {
+                if block.first_cursor >= low
+                    && block.last_cursor < high
+                    && block.within_time(filter)
+                {
                     total += block.count_from(filter.min_level);
                 } else {
                     segment::for_each_in_block(segment, block, &mut buf, |entry| {
@@ -463,12 +485,17 @@ impl Shared {
             if let Err(cut) = writer.file.set_len(writer.written) {
                 writer.poisoned = Some(format!("a failed write could not be cut back: {cut}"));
             }
-            return Err(StoreError::io("writing a batch", &writer.segment.path, error));
+            return Err(StoreError::io(
+                "writing a batch",
+                &writer.segment.path,
+                error,
+            ));
         }
         writer.written = offset;
         writer.open_block = block;
         writer.next_cursor = cursor;
-        self.bytes.fetch_add(writer.buf.len() as u64, Ordering::Relaxed);
+        self.bytes
+            .fetch_add(writer.buf.len() as u64, Ordering::Relaxed);
         let segment = Arc::clone(&writer.segment);
         writer.staged.push(Staged {
             segment,
@@ -486,10 +513,9 @@ impl Shared {
     /// and starts a new one named after the next cursor.
     fn roll(&self, writer: &mut Writer) -> Result<(), StoreError> {
         if self.config.sync != SyncPolicy::Never {
-            writer
-                .file
-                .sync_data()
-                .map_err(|e| StoreError::io("syncing a segment before rolling", &writer.segment.path, e))?;
+            writer.file.sync_data().map_err(|e| {
+                StoreError::io("syncing a segment before rolling", &writer.segment.path, e)
+            })?;
         }
         let (segment, file) = Segment::create(&self.config.dir, writer.next_cursor)?;
         sync_dir(&self.config.dir)?;
@@ -503,7 +529,10 @@ impl Shared {
         writer.file = Arc::new(file);
         writer.written = 0;
         writer.open_block = None;
-        self.segments.write().unwrap_or_else(|e| e.into_inner()).push(segment);
+        self.segments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(segment);
         Ok(())
     }
 
@@ -521,7 +550,12 @@ impl Shared {
                 return Err(StoreError::Poisoned(reason.clone()));
             }
             let staged = std::mem::take(&mut writer.staged);
-            (staged, Arc::clone(&writer.file), writer.segment.path.clone(), writer.next_cursor - 1)
+            (
+                staged,
+                Arc::clone(&writer.file),
+                writer.segment.path.clone(),
+                writer.next_cursor - 1,
+            )
         };
         if fsync {
             if let Err(error) = file.sync_data() {
@@ -545,7 +579,11 @@ impl Shared {
     fn publish(&self, staged: Vec<Staged>, target: u64) {
         let mut published = 0u64;
         for item in staged {
-            let mut index = item.segment.index.write().unwrap_or_else(|e| e.into_inner());
+            let mut index = item
+                .segment
+                .index
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             for block in item.blocks {
                 match index.blocks.last_mut() {
                     Some(last) if last.offset == block.offset => {
@@ -587,7 +625,11 @@ impl Shared {
             let (sealed, max_ts, count) = {
                 let index = oldest.index.read().unwrap_or_else(|e| e.into_inner());
                 let max_ts = index.blocks.iter().map(|b| b.max_timestamp).max();
-                (index.sealed, max_ts, index.blocks.iter().map(|b| b.count_from(None)).sum::<u64>())
+                (
+                    index.sealed,
+                    max_ts,
+                    index.blocks.iter().map(|b| b.count_from(None)).sum::<u64>(),
+                )
             };
             let too_big = retention
                 .max_bytes
@@ -619,7 +661,9 @@ fn spawn_interval_syncer(shared: Weak<Shared>, interval: Duration) {
         .name("logtap-store-sync".into())
         .spawn(move || loop {
             std::thread::sleep(interval);
-            let Some(shared) = shared.upgrade() else { return };
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
             let written = lock(&shared.writer).next_cursor - 1;
             let dirty = lock(&shared.sync).durable < written;
             if dirty {
@@ -634,11 +678,16 @@ fn spawn_interval_syncer(shared: Weak<Shared>, interval: Duration) {
 }
 
 fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io("listing the data directory", dir, e))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| StoreError::io("listing the data directory", dir, e))?;
     let mut bases = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| StoreError::io("listing the data directory", dir, e))?;
-        if let Some(base) = entry.file_name().to_str().and_then(Segment::parse_file_name) {
+        if let Some(base) = entry
+            .file_name()
+            .to_str()
+            .and_then(Segment::parse_file_name)
+        {
             bases.push(base);
         }
     }

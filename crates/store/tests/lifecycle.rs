@@ -12,13 +12,20 @@ use std::time::Duration;
 fn retention_by_size_deletes_whole_oldest_segments_and_readers_are_told() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = small_config(dir.path());
-    config.retention = Retention { max_bytes: Some(8 * 1024), max_age: None };
+    config.retention = Retention {
+        max_bytes: Some(8 * 1024),
+        max_age: None,
+    };
     let store = Store::open(config.clone()).unwrap();
     for i in 0..500 {
         store.append(&[entry(i)]).unwrap();
     }
     let stats = store.stats();
-    assert!(stats.bytes <= 8 * 1024 + config.segment_bytes + 200, "bytes {}", stats.bytes);
+    assert!(
+        stats.bytes <= 8 * 1024 + config.segment_bytes + 200,
+        "bytes {}",
+        stats.bytes
+    );
     let oldest = store.oldest_cursor();
     assert!(oldest > 1);
     // What is held is exactly oldest..=500.
@@ -27,14 +34,39 @@ fn retention_by_size_deletes_whole_oldest_segments_and_readers_are_told() {
     assert_eq!(all.len() as u64, 500 - oldest + 1);
     assert_eq!(stats.entries, all.len() as u64);
     // Resuming after a deleted cursor names the oldest still held.
-    match store.reader(ReadOptions { after: Some(1), ..Default::default() }) {
-        Err(StoreError::CursorDeleted { requested: 1, oldest: o }) => assert_eq!(o, oldest),
+    match store.reader(ReadOptions {
+        after: Some(1),
+        ..Default::default()
+    }) {
+        Err(StoreError::CursorDeleted {
+            requested: 1,
+            oldest: o,
+        }) => assert_eq!(o, oldest),
         other => panic!("expected CursorDeleted, got {:?}", other.map(|_| ())),
     }
-    let error = store.count(&ReadOptions { after: Some(0), ..Default::default() }).unwrap_err();
-    assert!(error.to_string().contains(&format!("oldest cursor still held is {oldest}")), "{error}");
+    let error = store
+        .count(&ReadOptions {
+            after: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("oldest cursor still held is {oldest}")),
+        "{error}"
+    );
     // Resuming right before the oldest loses nothing.
-    assert_eq!(read_all(&store, ReadOptions { after: Some(oldest - 1), ..Default::default() }), all);
+    assert_eq!(
+        read_all(
+            &store,
+            ReadOptions {
+                after: Some(oldest - 1),
+                ..Default::default()
+            }
+        ),
+        all
+    );
     // Retention holds across a restart.
     drop(store);
     let store = Store::open(config).unwrap();
@@ -45,19 +77,39 @@ fn retention_by_size_deletes_whole_oldest_segments_and_readers_are_told() {
 fn retention_by_age_deletes_segments_whose_newest_entry_is_too_old() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = small_config(dir.path());
-    config.retention = Retention { max_bytes: None, max_age: Some(Duration::from_secs(3600)) };
+    config.retention = Retention {
+        max_bytes: None,
+        max_age: Some(Duration::from_secs(3600)),
+    };
     let store = Store::open(config).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
-    let old = |i: u64| NewEntry { timestamp: 1_000 + i as i64, ..entry(i) };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let old = |i: u64| NewEntry {
+        timestamp: 1_000 + i as i64,
+        ..entry(i)
+    };
     for i in 0..100 {
         store.append(&[old(i)]).unwrap();
     }
     for i in 100..200 {
-        store.append(&[NewEntry { timestamp: now, ..entry(i) }]).unwrap();
+        store
+            .append(&[NewEntry {
+                timestamp: now,
+                ..entry(i)
+            }])
+            .unwrap();
     }
     let all = read_all(&store, ReadOptions::default());
-    assert!(all.iter().all(|e| e.cursor > 50), "old segments were not deleted");
-    assert!(all.iter().filter(|e| e.timestamp == now).count() == 100, "recent entries must stay");
+    assert!(
+        all.iter().all(|e| e.cursor > 50),
+        "old segments were not deleted"
+    );
+    assert!(
+        all.iter().filter(|e| e.timestamp == now).count() == 100,
+        "recent entries must stay"
+    );
 }
 
 #[test]
@@ -101,7 +153,8 @@ fn concurrent_appenders_and_a_live_reader_see_every_entry_exactly_once_in_order(
             let store = store.clone();
             std::thread::spawn(move || {
                 for i in 0..50 {
-                    let batch: Vec<NewEntry> = (0..5).map(|k| entry(t * 1000 + i * 5 + k)).collect();
+                    let batch: Vec<NewEntry> =
+                        (0..5).map(|k| entry(t * 1000 + i * 5 + k)).collect();
                     let receipt = store.append(&batch).unwrap();
                     assert_eq!(receipt.last_cursor - receipt.first_cursor, 4);
                 }
@@ -115,7 +168,10 @@ fn concurrent_appenders_and_a_live_reader_see_every_entry_exactly_once_in_order(
             Step::Entry(e) => cursors.push(e.cursor),
             Step::Pending => {}
             Step::End => {
-                store.wait_for(cursors.last().copied().unwrap_or(0), Duration::from_millis(50));
+                store.wait_for(
+                    cursors.last().copied().unwrap_or(0),
+                    Duration::from_millis(50),
+                );
             }
         }
     }
@@ -130,11 +186,25 @@ fn concurrent_appenders_and_a_live_reader_see_every_entry_exactly_once_in_order(
 fn a_rare_match_is_found_by_skipping_blocks_and_the_budget_yields() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(small_config(dir.path())).unwrap();
-    let info = |i: u64| NewEntry { level: Level::Info, ..entry(i) };
+    let info = |i: u64| NewEntry {
+        level: Level::Info,
+        ..entry(i)
+    };
     let batch: Vec<NewEntry> = (0..3000).map(info).collect();
     store.append(&batch).unwrap();
-    store.append(&[NewEntry { level: Level::Error, ..entry(3000) }]).unwrap();
-    let options = ReadOptions { filter: Filter { min_level: Some(Level::Error), ..Default::default() }, ..Default::default() };
+    store
+        .append(&[NewEntry {
+            level: Level::Error,
+            ..entry(3000)
+        }])
+        .unwrap();
+    let options = ReadOptions {
+        filter: Filter {
+            min_level: Some(Level::Error),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     assert_eq!(store.count(&options).unwrap(), 1);
     let mut reader = store.reader(options).unwrap();
     let mut steps = 0;
@@ -158,7 +228,10 @@ fn a_rare_match_is_found_by_skipping_blocks_and_the_budget_yields() {
 fn entries_too_large_for_the_format_are_refused_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(small_config(dir.path())).unwrap();
-    let big_label = NewEntry { labels: vec![("k".into(), "v".repeat(70_000))], ..entry(1) };
+    let big_label = NewEntry {
+        labels: vec![("k".into(), "v".repeat(70_000))],
+        ..entry(1)
+    };
     let error = store.append(&[entry(0), big_label]).unwrap_err();
     assert!(matches!(error, StoreError::EntryTooLarge(_)), "{error}");
     assert_eq!(store.last_cursor(), 0);

@@ -4,7 +4,9 @@
 mod common;
 
 use common::read_all;
-use logtap_store::{Direction, Entry, Filter, Level, NewEntry, ReadOptions, Store, StoreConfig, SyncPolicy};
+use logtap_store::{
+    Direction, Entry, Filter, Level, NewEntry, ReadOptions, Store, StoreConfig, SyncPolicy,
+};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -22,12 +24,18 @@ enum Op {
 }
 
 fn arb_entry() -> impl Strategy<Value = NewEntry> {
-    (0u8..6, 0i64..100, "[a-z ]{0,60}", proptest::option::of("[a-z]{1,5}")).prop_map(|(level, timestamp, message, label)| NewEntry {
-        timestamp,
-        level: Level::from_byte(level).unwrap(),
-        message,
-        labels: label.into_iter().map(|v| ("k".to_string(), v)).collect(),
-    })
+    (
+        0u8..6,
+        0i64..100,
+        "[a-z ]{0,60}",
+        proptest::option::of("[a-z]{1,5}"),
+    )
+        .prop_map(|(level, timestamp, message, label)| NewEntry {
+            timestamp,
+            level: Level::from_byte(level).unwrap(),
+            message,
+            labels: label.into_iter().map(|v| ("k".to_string(), v)).collect(),
+        })
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -66,7 +74,13 @@ fn run(ops: Vec<Op>, sync: SyncPolicy) -> Result<(), TestCaseError> {
                 for (i, new) in batch.into_iter().enumerate() {
                     let cursor = model.len() as u64 + 1;
                     prop_assert_eq!(receipt.first_cursor + i as u64, cursor);
-                    model.push(Entry { cursor, timestamp: new.timestamp, level: new.level, message: new.message, labels: new.labels });
+                    model.push(Entry {
+                        cursor,
+                        timestamp: new.timestamp,
+                        level: new.level,
+                        message: new.message,
+                        labels: new.labels,
+                    });
                 }
                 prop_assert_eq!(store.last_cursor(), model.len() as u64);
             }
@@ -76,17 +90,32 @@ fn run(ops: Vec<Op>, sync: SyncPolicy) -> Result<(), TestCaseError> {
                 prop_assert!(store.recovery_report().events.is_empty());
                 prop_assert_eq!(store.last_cursor(), model.len() as u64);
             }
-            Op::Read { after, before, backward, min_level, since, until } => {
+            Op::Read {
+                after,
+                before,
+                backward,
+                min_level,
+                since,
+                until,
+            } => {
                 // Cursors are drawn around the model's range so that both
                 // ends and the middle are hit.
                 let span = model.len() as u64 + 3;
                 let after = after.map(|a| a as u64 % span);
                 let before = before.map(|b| b as u64 % span);
-                let filter = Filter { min_level: min_level.and_then(Level::from_byte), since, until };
+                let filter = Filter {
+                    min_level: min_level.and_then(Level::from_byte),
+                    since,
+                    until,
+                };
                 let options = ReadOptions {
                     after,
                     before,
-                    direction: if backward { Direction::Backward } else { Direction::Forward },
+                    direction: if backward {
+                        Direction::Backward
+                    } else {
+                        Direction::Forward
+                    },
                     filter,
                 };
                 let mut expected: Vec<Entry> = model

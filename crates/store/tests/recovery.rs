@@ -64,17 +64,30 @@ fn a_tail_torn_at_every_byte_of_the_last_record_is_cut_back_to_the_record_before
         let copy = tempfile::tempdir().unwrap();
         copy_dir(dir.path(), copy.path());
         let torn = copy.path().join(newest.file_name().unwrap());
-        fs::OpenOptions::new().write(true).open(&torn).unwrap().set_len(cut).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&torn)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
 
         let store = Store::open(small_config(copy.path())).unwrap();
-        assert_eq!(read_all(&store, ReadOptions::default()), all[..all.len() - 1], "cut at {cut}");
+        assert_eq!(
+            read_all(&store, ReadOptions::default()),
+            all[..all.len() - 1],
+            "cut at {cut}"
+        );
         let report = store.recovery_report();
         if cut == record_start {
             assert!(report.events.is_empty(), "a clean cut needs no repair");
         } else {
             assert_eq!(
                 report.events,
-                vec![RecoveryEvent::TruncatedTail { path: torn.clone(), offset: record_start, bytes: cut - record_start }]
+                vec![RecoveryEvent::TruncatedTail {
+                    path: torn.clone(),
+                    offset: record_start,
+                    bytes: cut - record_start
+                }]
             );
         }
         // Appends continue right after the last whole record, and the
@@ -92,7 +105,10 @@ fn a_tail_torn_at_every_byte_of_the_last_record_is_cut_back_to_the_record_before
 fn a_flipped_byte_anywhere_loses_only_its_own_record() {
     let (dir, all) = build(120);
     let files = segments(dir.path());
-    assert!(files.len() >= 3, "the test needs an older and a newest segment");
+    assert!(
+        files.len() >= 3,
+        "the test needs an older and a newest segment"
+    );
     // An older segment and the newest one.
     for victim in [&files[0], files.last().unwrap()] {
         let len = fs::metadata(victim).unwrap().len();
@@ -109,18 +125,30 @@ fn a_flipped_byte_anywhere_loses_only_its_own_record() {
             // Never a corrupt entry: whatever is served is an original, in order.
             let mut originals = all.iter();
             for entry in &served {
-                assert!(originals.any(|o| o == entry), "byte {at}: served something that was never stored: {entry:?}");
+                assert!(
+                    originals.any(|o| o == entry),
+                    "byte {at}: served something that was never stored: {entry:?}"
+                );
             }
             let lost = all.len() - served.len();
             let report = store.recovery_report();
-            assert!(!report.events.is_empty(), "byte {at} of {}: nothing reported", victim.display());
+            assert!(
+                !report.events.is_empty(),
+                "byte {at} of {}: nothing reported",
+                victim.display()
+            );
             let is_newest = victim == files.last().unwrap();
             if is_newest && at >= len - last_record_len(&all) {
                 // The last record of the newest file is indistinguishable
                 // from a torn write: it is cut.
                 assert_eq!(lost, 1);
             } else {
-                assert_eq!(lost, 1, "byte {at} of {}: lost {lost}, report {report:?}", victim.display());
+                assert_eq!(
+                    lost,
+                    1,
+                    "byte {at} of {}: lost {lost}, report {report:?}",
+                    victim.display()
+                );
             }
         }
     }
