@@ -20,7 +20,7 @@ pub mod time;
 use logtap_store::NewEntry;
 
 pub use json::JsonLineError;
-pub use time::{parse_epoch, parse_time, TimeError};
+pub use time::{parse_duration, parse_epoch, parse_time, DurationError, TimeError};
 
 /// Why a line could not be turned into an entry.
 ///

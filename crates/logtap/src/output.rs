@@ -1,0 +1,193 @@
+//! How `logtap logs` prints entries: text for people, JSON for programs.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use anstyle::{AnsiColor, Effects, Style};
+use chrono::{DateTime, Local};
+use logtap_proto::v1::LogEntry;
+use serde::Serialize;
+
+/// The `--output` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Local time, level, message, labels; coloured on a terminal.
+    Text,
+    /// One JSON object a line: {"cursor","timestamp","level","message","labels"},
+    /// the HTTP API's form.
+    Json,
+}
+
+/// Writes entries in one format to one writer.
+pub struct Printer<W> {
+    out: W,
+    format: Format,
+    color: bool,
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(out: W, format: Format, color: bool) -> Self {
+        Printer { out, format, color }
+    }
+
+    pub fn entry(&mut self, entry: &LogEntry) -> io::Result<()> {
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut self.out, &JsonEntry::from(entry))?;
+                self.out.write_all(b"\n")
+            }
+            Format::Text => write_text(&mut self.out, entry, self.color),
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The HTTP API's JSON form of an entry. Labels are sorted by name: the
+/// gRPC map has no order, and a stable one makes output diffable.
+#[derive(Serialize)]
+pub struct JsonEntry<'a> {
+    pub cursor: u64,
+    pub timestamp: i64,
+    pub level: &'a str,
+    pub message: &'a str,
+    pub labels: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> From<&'a LogEntry> for JsonEntry<'a> {
+    fn from(entry: &'a LogEntry) -> Self {
+        JsonEntry {
+            cursor: entry.cursor,
+            timestamp: entry.timestamp,
+            level: &entry.level,
+            message: &entry.message,
+            labels: entry
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        }
+    }
+}
+
+/// `2024-05-01 14:00:00.123 ERROR message k=v`, the time in the local zone
+/// (people read their own clock), millisecond precision.
+fn write_text(out: &mut impl Write, entry: &LogEntry, color: bool) -> io::Result<()> {
+    let time = DateTime::from_timestamp_nanos(entry.timestamp)
+        .with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S%.3f");
+    let style = level_style(&entry.level);
+    let dim = Style::new().effects(Effects::DIMMED);
+    let (dim, style) = if color {
+        (dim, style)
+    } else {
+        (Style::new(), Style::new())
+    };
+    write!(
+        out,
+        "{dim}{time}{dim:#} {style}{:<5} {}{style:#}",
+        entry.level.to_uppercase(),
+        entry.message
+    )?;
+    let mut labels: Vec<_> = entry.labels.iter().collect();
+    labels.sort();
+    for (name, value) in labels {
+        write!(out, " {dim}{name}={}{dim:#}", quote_if_needed(value))?;
+    }
+    out.write_all(b"\n")
+}
+
+/// Red for errors (bold for fatal), yellow for warnings, dim for debug and
+/// trace: "Show Errors" should look like it.
+fn level_style(level: &str) -> Style {
+    match level {
+        "fatal" => Style::new()
+            .fg_color(Some(AnsiColor::Red.into()))
+            .effects(Effects::BOLD),
+        "error" => Style::new().fg_color(Some(AnsiColor::Red.into())),
+        "warn" => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+        "debug" | "trace" => Style::new().effects(Effects::DIMMED),
+        _ => Style::new(),
+    }
+}
+
+/// Label values with spaces, quotes, `=` or control characters are quoted
+/// as JSON strings, so each `name=value` stays one readable token.
+fn quote_if_needed(value: &str) -> String {
+    let plain = !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '=');
+    if plain {
+        value.to_string()
+    } else {
+        serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
+    }
+}
+
+/// Writes a line to standard output. A reader that went away is not an
+/// error: `logtap push ... | head -0` should not fail for it.
+pub fn print_line(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(error),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> LogEntry {
+        LogEntry {
+            message: "disk full".into(),
+            timestamp: 1_714_564_800_123_000_000,
+            level: "error".into(),
+            cursor: 7,
+            labels: [
+                ("host".to_string(), "a 1".to_string()),
+                ("app".into(), "db".into()),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    fn print(format: Format, color: bool) -> String {
+        let mut printer = Printer::new(Vec::new(), format, color);
+        printer.entry(&entry()).unwrap();
+        String::from_utf8(printer.out).unwrap()
+    }
+
+    #[test]
+    fn json_is_the_http_api_form() {
+        let line = print(Format::Json, false);
+        assert_eq!(
+            line,
+            "{\"cursor\":7,\"timestamp\":1714564800123000000,\"level\":\"error\",\"message\":\"disk full\",\"labels\":{\"app\":\"db\",\"host\":\"a 1\"}}\n"
+        );
+    }
+
+    #[test]
+    fn text_has_time_level_message_and_sorted_labels() {
+        let line = print(Format::Text, false);
+        let expected_time = DateTime::from_timestamp_nanos(1_714_564_800_123_000_000)
+            .with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M:%S%.3f")
+            .to_string();
+        assert_eq!(
+            line,
+            format!("{expected_time} ERROR disk full app=db host=\"a 1\"\n")
+        );
+        assert!(!line.contains('\x1b'));
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let line = print(Format::Text, true);
+        assert!(line.contains("\x1b[31m"), "{line:?}");
+    }
+}
