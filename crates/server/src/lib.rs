@@ -13,6 +13,7 @@
 //!   and HTTP statuses.
 //! - [`query`]: turns a request into store read options and a predicate.
 //! - [`tail`]: the per-request entry stream, transport-neutral.
+//! - [`ingest`]: appending from async code.
 //! - [`live`]: wakes following streams when the store commits.
 //! - [`idle`]: ends responses whose client accepts nothing for too long.
 //! - [`metadata`]: header and trailer names, request ids, the CRC.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod idle;
+pub mod ingest;
 pub mod live;
 pub mod metadata;
 pub mod metrics;

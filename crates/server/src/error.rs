@@ -1,0 +1,239 @@
+//! Every error the server can meet, and the one place that decides what a
+//! client sees for each: a gRPC code (for the gRPC and gRPC-Web services) or
+//! an HTTP status (for the plain HTTP routes).
+
+use crate::query::QueryError;
+use http::StatusCode;
+use logtap_store::{StoreError, UnknownLevel};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tonic::{Code, Status};
+
+/// Why [`crate::Server::bind`] or [`crate::Server::run`] failed. These stop
+/// the whole server, so they carry what an operator needs to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened (permissions, a bad directory, ...).
+    #[error("could not open the store in {dir}: {source}")]
+    OpenStore {
+        dir: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    /// The listening socket could not be bound (address in use, ...).
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The final fsync at shutdown failed: what was acknowledged under a lazy
+    /// sync policy may not be on disk.
+    #[error("could not sync the store at shutdown: {0}")]
+    Sync(#[source] StoreError),
+    /// A blocking task the server relies on panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Why one request failed. Each variant maps to one gRPC code in
+/// [`ServeError::code`] and one HTTP status in [`ServeError::http_status`].
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The request's filters do not make sense (bad level, bad time range,
+    /// bad pattern, ...).
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// An entry pushed with a level nobody knows.
+    #[error("entry {index} of the batch: {source}")]
+    UnknownLevel {
+        /// The entry's position in its batch, from 0.
+        index: usize,
+        #[source]
+        source: UnknownLevel,
+    },
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A message from the client could not be read (too large, malformed,
+    /// or the client went away mid-request).
+    #[error("{}", inbound_message(.0))]
+    Inbound(Status),
+    /// A Push failed part-way; earlier batches stayed stored.
+    #[error("{cause}; {stored} entries were stored before this batch (last cursor {last_cursor}) and nothing of this batch")]
+    PushFailed {
+        /// Entries stored by the earlier batches of the same Push.
+        stored: u64,
+        /// The cursor of the last entry stored (0 when nothing was).
+        last_cursor: u64,
+        /// What went wrong with the failing batch.
+        cause: Box<ServeError>,
+    },
+    /// The server is shutting down and takes no new work.
+    #[error("the server is shutting down; retry against another instance or once it is back")]
+    ShuttingDown,
+    /// The limit on reading streams open at once is reached.
+    #[error("too many streams open (the limit is {limit}); retry later")]
+    TooManyStreams { limit: usize },
+    /// A blocking task panicked or was cancelled; a bug, not the client's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// tonic reports an over-large message as OUT_OF_RANGE with this text; the
+/// product contract says RESOURCE_EXHAUSTED, like every other gRPC server.
+fn is_message_too_large(status: &Status) -> bool {
+    status.code() == Code::OutOfRange && status.message().contains("message length too large")
+}
+
+fn inbound_message(status: &Status) -> String {
+    if is_message_too_large(status) {
+        format!("message too large: {}", status.message())
+    } else {
+        status.message().to_string()
+    }
+}
+
+/// The gRPC code for a store error.
+pub fn store_error_code(error: &StoreError) -> Code {
+    match error {
+        // A resume point older than retention: the client lost entries and
+        // must decide what to do; the message names the oldest cursor held.
+        StoreError::CursorDeleted { .. } => Code::DataLoss,
+        StoreError::Corrupt { .. } => Code::DataLoss,
+        // A full disk clears once space returns, so the client may retry.
+        error if error.is_disk_full() => Code::ResourceExhausted,
+        // An entry the record format cannot hold will never be stored,
+        // however often it is sent.
+        StoreError::EntryTooLarge(_) => Code::InvalidArgument,
+        StoreError::Io { .. } | StoreError::Poisoned(_) => Code::Internal,
+    }
+}
+
+/// The HTTP status that corresponds to a gRPC code, for the HTTP fallbacks.
+pub fn http_status_for_code(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        // The entries the client asked for are gone for good.
+        Code::DataLoss => StatusCode::GONE,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::Cancelled => StatusCode::REQUEST_TIMEOUT,
+        Code::Unknown | Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl ServeError {
+    /// The gRPC code a client sees.
+    pub fn code(&self) -> Code {
+        match self {
+            ServeError::Query(_) | ServeError::UnknownLevel { .. } => Code::InvalidArgument,
+            ServeError::Store(error) => store_error_code(error),
+            ServeError::Inbound(status) if is_message_too_large(status) => Code::ResourceExhausted,
+            ServeError::Inbound(status) => status.code(),
+            ServeError::PushFailed { cause, .. } => cause.code(),
+            ServeError::ShuttingDown => Code::Unavailable,
+            ServeError::TooManyStreams { .. } => Code::ResourceExhausted,
+            ServeError::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The HTTP status a plain-HTTP client sees. Finer than the gRPC code
+    /// where HTTP has a better word: a full disk is 507, a too-large body 413.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            ServeError::Store(error) if error.is_disk_full() => StatusCode::INSUFFICIENT_STORAGE,
+            ServeError::Inbound(status) if is_message_too_large(status) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ServeError::PushFailed { cause, .. } => cause.http_status(),
+            error => http_status_for_code(error.code()),
+        }
+    }
+
+    /// The gRPC status a client sees, message included.
+    pub fn to_status(&self) -> Status {
+        Status::new(self.code(), self.to_string())
+    }
+
+    /// Wraps a task join failure (a panic or a cancelled blocking task).
+    pub(crate) fn join(error: tokio::task::JoinError) -> ServeError {
+        ServeError::Internal(format!("a blocking task failed: {error}"))
+    }
+}
+
+impl From<ServeError> for Status {
+    fn from(error: ServeError) -> Status {
+        error.to_status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn io_error(kind: io::ErrorKind) -> StoreError {
+        StoreError::Io {
+            context: "appending",
+            path: PathBuf::from("/data/00000000000000000001.seg"),
+            source: io::Error::from(kind),
+        }
+    }
+
+    #[test]
+    fn store_errors_map_to_the_contract_codes_and_http_statuses() {
+        let full = ServeError::Store(io_error(io::ErrorKind::StorageFull));
+        assert_eq!(full.code(), Code::ResourceExhausted);
+        assert_eq!(full.http_status(), StatusCode::INSUFFICIENT_STORAGE);
+
+        let deleted = ServeError::Store(StoreError::CursorDeleted {
+            requested: 3,
+            oldest: 40,
+        });
+        assert_eq!(deleted.code(), Code::DataLoss);
+        assert_eq!(deleted.http_status(), StatusCode::GONE);
+        assert!(deleted.to_status().message().contains("40"));
+
+        let other = ServeError::Store(io_error(io::ErrorKind::PermissionDenied));
+        assert_eq!(other.code(), Code::Internal);
+        assert_eq!(other.http_status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn a_failed_push_keeps_the_code_of_its_cause_and_says_what_was_stored() {
+        let error = ServeError::PushFailed {
+            stored: 5,
+            last_cursor: 12,
+            cause: Box::new(ServeError::Store(io_error(io::ErrorKind::StorageFull))),
+        };
+        assert_eq!(error.code(), Code::ResourceExhausted);
+        assert_eq!(error.http_status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert!(error.to_string().contains("5 entries were stored"));
+    }
+
+    #[test]
+    fn an_over_large_message_is_resource_exhausted() {
+        let status = Status::out_of_range(
+            "Error, decoded message length too large: found 9 bytes, the limit is: 4 bytes",
+        );
+        let error = ServeError::Inbound(status);
+        assert_eq!(error.code(), Code::ResourceExhausted);
+        assert_eq!(error.http_status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(error.to_string().starts_with("message too large"));
+        assert_eq!(ServeError::ShuttingDown.code(), Code::Unavailable);
+        assert_eq!(
+            http_status_for_code(Code::Unimplemented),
+            StatusCode::NOT_IMPLEMENTED
+        );
+    }
+}

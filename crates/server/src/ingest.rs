@@ -1,0 +1,37 @@
+//! Appending to the store from async code, for every transport that takes
+//! entries in (gRPC Push, the HTTP push route).
+
+use crate::error::ServeError;
+use crate::state::Shared;
+use logtap_store::{AppendReceipt, NewEntry};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now, as Unix epoch nanoseconds: the timestamp of an entry pushed without
+/// one. Saturates far in the future; 0 for a clock set before 1970.
+pub fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Appends one batch and returns once it is durable under the sync policy.
+///
+/// The append writes and fsyncs, so it runs on tokio's blocking pool; the
+/// store shares one fsync among concurrent batches, so many pushes at once
+/// cost little more than one.
+pub async fn append(shared: &Shared, entries: Vec<NewEntry>) -> Result<AppendReceipt, ServeError> {
+    if entries.is_empty() {
+        return Ok(AppendReceipt {
+            first_cursor: 0,
+            last_cursor: 0,
+            count: 0,
+        });
+    }
+    let store = shared.store.clone();
+    let receipt = tokio::task::spawn_blocking(move || store.append(&entries))
+        .await
+        .map_err(ServeError::join)??;
+    shared.metrics.entries_stored.inc_by(receipt.count);
+    Ok(receipt)
+}

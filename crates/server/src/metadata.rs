@@ -1,0 +1,167 @@
+//! Header and trailer names (part of the contract), request ids, and the
+//! CRC a client checks the stream against.
+
+use crate::tail::Summary;
+use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+
+/// Header and trailer: the client's request id, echoed, or a new one.
+pub const REQUEST_ID: &str = "x-request-id";
+/// Header on GetLogs without follow, when the filter is level/time/cursor
+/// only: exactly how many entries the stream will carry.
+pub const TOTAL_COUNT: &str = "logtap-total-count";
+/// Trailer: how many entries the stream carried.
+pub const SENT: &str = "logtap-sent";
+/// Trailer: the cursor to resume after.
+pub const NEXT_CURSOR: &str = "logtap-next-cursor";
+/// Trailer: CRC-32C over every entry sent; see [`Crc`].
+pub const CRC32C: &str = "logtap-crc32c";
+/// On a failed Push: how many entries the earlier batches stored.
+pub const STORED: &str = "logtap-stored";
+/// On a failed Push: the cursor of the last entry stored.
+pub const LAST_CURSOR: &str = "logtap-last-cursor";
+
+/// The longest client request id echoed; a longer one is replaced, so a
+/// client cannot make every log line and trailer arbitrarily large.
+const MAX_REQUEST_ID: usize = 128;
+
+/// A request's id, safe to put in a header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// The client's `x-request-id` when it is short printable ASCII, else a
+    /// new UUID v4.
+    pub fn from_headers(headers: &http::HeaderMap) -> RequestId {
+        headers
+            .get(REQUEST_ID)
+            .and_then(|value| value.to_str().ok())
+            .and_then(RequestId::accept)
+            .unwrap_or_else(RequestId::generate)
+    }
+
+    /// Like [`RequestId::from_headers`], for gRPC request metadata.
+    pub fn from_metadata(metadata: &MetadataMap) -> RequestId {
+        metadata
+            .get(REQUEST_ID)
+            .and_then(|value| value.to_str().ok())
+            .and_then(RequestId::accept)
+            .unwrap_or_else(RequestId::generate)
+    }
+
+    /// A new random id.
+    pub fn generate() -> RequestId {
+        RequestId(uuid::Uuid::new_v4().to_string())
+    }
+
+    fn accept(id: &str) -> Option<RequestId> {
+        let printable = id.bytes().all(|b| b.is_ascii_graphic());
+        (!id.is_empty() && id.len() <= MAX_REQUEST_ID && printable)
+            .then(|| RequestId(id.to_string()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Adds the id to `metadata` (headers, trailers, or an error status').
+    pub fn insert_into(&self, metadata: &mut MetadataMap) {
+        // The id was checked to be printable ASCII, so this cannot fail; if
+        // it ever did, the answer goes out without the id rather than not
+        // at all.
+        if let Ok(value) = AsciiMetadataValue::try_from(self.0.as_str()) {
+            metadata.insert(REQUEST_ID, value);
+        }
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// CRC-32C (Castagnoli) over the entries of one stream, in the order sent,
+/// each as its timestamp's 8 bytes (little-endian two's complement) followed
+/// by its message's UTF-8 bytes. Only timestamp and message count, so a
+/// client that speaks only the seed's contract can check it too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Crc(u32);
+
+impl Crc {
+    /// Adds one entry.
+    pub fn add(&mut self, timestamp: i64, message: &str) {
+        self.0 = crc32c::crc32c_append(self.0, &timestamp.to_le_bytes());
+        self.0 = crc32c::crc32c_append(self.0, message.as_bytes());
+    }
+
+    /// The CRC so far.
+    pub fn value(self) -> u32 {
+        self.0
+    }
+
+    /// The trailer form: 8 lowercase hex digits.
+    pub fn to_hex(self) -> String {
+        format!("{:08x}", self.0)
+    }
+}
+
+/// Puts a number in metadata; digits are always valid ASCII.
+fn insert_number(metadata: &mut MetadataMap, name: &'static str, value: u64) {
+    metadata.insert(name, AsciiMetadataValue::from(value));
+}
+
+/// The response headers of a reading stream.
+pub fn stream_headers(request_id: &RequestId, total_count: Option<u64>) -> MetadataMap {
+    let mut headers = MetadataMap::new();
+    request_id.insert_into(&mut headers);
+    if let Some(count) = total_count {
+        insert_number(&mut headers, TOTAL_COUNT, count);
+    }
+    headers
+}
+
+/// The trailers of a reading stream.
+pub fn stream_trailers(request_id: &RequestId, summary: &Summary) -> MetadataMap {
+    let mut trailers = MetadataMap::new();
+    request_id.insert_into(&mut trailers);
+    insert_number(&mut trailers, SENT, summary.sent);
+    insert_number(&mut trailers, NEXT_CURSOR, summary.next_cursor);
+    if let Ok(value) = AsciiMetadataValue::try_from(summary.crc.to_hex()) {
+        trailers.insert(CRC32C, value);
+    }
+    trailers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc_is_castagnoli_over_timestamp_then_message() {
+        // The check value of CRC-32C over "123456789" is e3069283.
+        let direct = Crc(crc32c::crc32c_append(0, b"123456789"));
+        assert_eq!(direct.to_hex(), "e3069283");
+        let mut crc = Crc::default();
+        crc.add(1, "a");
+        let mut bytes = 1i64.to_le_bytes().to_vec();
+        bytes.push(b'a');
+        assert_eq!(crc.value(), crc32c::crc32c(&bytes));
+        assert_eq!(Crc::default().to_hex(), "00000000");
+    }
+
+    #[test]
+    fn client_request_ids_are_echoed_only_when_safe() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(REQUEST_ID, http::HeaderValue::from_static("abc-123"));
+        assert_eq!(RequestId::from_headers(&headers).as_str(), "abc-123");
+        headers.insert(REQUEST_ID, http::HeaderValue::from_static("has space"));
+        assert_ne!(RequestId::from_headers(&headers).as_str(), "has space");
+        let long = "x".repeat(MAX_REQUEST_ID + 1);
+        headers.insert(
+            REQUEST_ID,
+            http::HeaderValue::from_str(&long).expect("ascii"),
+        );
+        assert_eq!(RequestId::from_headers(&headers).as_str().len(), 36);
+    }
+}

@@ -1,0 +1,198 @@
+//! The Prometheus registry behind `/metrics`.
+//!
+//! prometheus-client appends `_total` to counter names itself, so counters
+//! are registered without it and exposed as `logtap_entries_stored_total` and
+//! so on.
+
+use crate::error::ServeError;
+use logtap_store::StoreStats;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Every metric the server exposes, and the registry that renders them.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Renders every metric below in the text exposition format.
+    registry: Registry,
+    /// Reading streams open now, on every transport. Moved only by
+    /// [`StreamGuard`], so it cannot drift when a stream ends in an odd way.
+    pub active_streams: Gauge,
+    /// Entries made durable by pushes, on every transport.
+    pub entries_stored: Counter,
+    /// Entries handed to a transport by reading streams.
+    pub entries_sent: Counter,
+    /// Reading streams dropped before they ended themselves: the client
+    /// cancelled or vanished, or the idle timeout reset them.
+    pub streams_cancelled: Counter,
+    /// Bytes of segment files, refreshed at every scrape.
+    store_bytes: Gauge,
+    /// Segment files, refreshed at every scrape.
+    store_segments: Gauge,
+    /// Entries held, refreshed at every scrape.
+    store_entries: Gauge,
+    /// The newest visible cursor, refreshed at every scrape.
+    store_last_cursor: Gauge,
+    /// The oldest cursor still held, refreshed at every scrape.
+    store_oldest_cursor: Gauge,
+}
+
+impl Metrics {
+    /// A registry with every metric at zero.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let metrics = Metrics {
+            active_streams: Gauge::default(),
+            entries_stored: Counter::default(),
+            entries_sent: Counter::default(),
+            streams_cancelled: Counter::default(),
+            store_bytes: Gauge::default(),
+            store_segments: Gauge::default(),
+            store_entries: Gauge::default(),
+            store_last_cursor: Gauge::default(),
+            store_oldest_cursor: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "logtap_active_streams",
+            "Reading streams open now, on every transport",
+            metrics.active_streams.clone(),
+        );
+        registry.register(
+            "logtap_entries_stored",
+            "Entries made durable by pushes",
+            metrics.entries_stored.clone(),
+        );
+        registry.register(
+            "logtap_entries_sent",
+            "Entries sent by reading streams",
+            metrics.entries_sent.clone(),
+        );
+        registry.register(
+            "logtap_streams_cancelled",
+            "Reading streams dropped before they ended themselves",
+            metrics.streams_cancelled.clone(),
+        );
+        registry.register(
+            "logtap_store_bytes",
+            "Bytes of segment files",
+            metrics.store_bytes.clone(),
+        );
+        registry.register(
+            "logtap_store_segments",
+            "Segment files",
+            metrics.store_segments.clone(),
+        );
+        registry.register(
+            "logtap_store_entries",
+            "Entries held by the store",
+            metrics.store_entries.clone(),
+        );
+        registry.register(
+            "logtap_store_last_cursor",
+            "The newest visible cursor",
+            metrics.store_last_cursor.clone(),
+        );
+        registry.register(
+            "logtap_store_oldest_cursor",
+            "The oldest cursor still held",
+            metrics.store_oldest_cursor.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Counts a new reading stream, or refuses it when `limit` are open.
+    pub fn open_stream(&self, limit: usize) -> Result<StreamGuard, ServeError> {
+        let before = self.active_streams.inc();
+        let guard = StreamGuard {
+            active: self.active_streams.clone(),
+        };
+        if usize::try_from(before).unwrap_or(usize::MAX) >= limit {
+            // Dropping the guard takes the count back down.
+            drop(guard);
+            return Err(ServeError::TooManyStreams { limit });
+        }
+        Ok(guard)
+    }
+
+    /// The text exposition, with the store's sizes as of now.
+    pub fn render(&self, stats: StoreStats) -> String {
+        let clamp = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.store_bytes.set(clamp(stats.bytes));
+        self.store_segments.set(clamp(stats.segments));
+        self.store_entries.set(clamp(stats.entries));
+        self.store_last_cursor.set(clamp(stats.last_cursor));
+        self.store_oldest_cursor.set(clamp(stats.oldest_cursor));
+        let mut text = String::new();
+        if let Err(error) = encode(&mut text, &self.registry) {
+            // Writing into a String cannot fail; if the library ever says
+            // otherwise, a partial page is still better than none.
+            tracing::error!(error = %error, "Could not encode the metrics.");
+        }
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Holds one unit of `logtap_active_streams` for as long as a stream lives.
+#[derive(Debug)]
+pub struct StreamGuard {
+    /// The gauge to take back down on drop.
+    active: Gauge,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.active.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_exactly_the_contract_names() {
+        let metrics = Metrics::new();
+        let guard = metrics.open_stream(10).expect("under the limit");
+        metrics.entries_stored.inc_by(3);
+        let text = metrics.render(StoreStats::default());
+        for line in [
+            "logtap_active_streams 1",
+            "logtap_entries_stored_total 3",
+            "logtap_entries_sent_total 0",
+            "logtap_streams_cancelled_total 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from:\n{text}"
+            );
+        }
+        drop(guard);
+        assert!(metrics
+            .render(StoreStats::default())
+            .contains("logtap_active_streams 0"));
+    }
+
+    #[test]
+    fn the_stream_limit_refuses_one_more_and_leaves_the_gauge_alone() {
+        let metrics = Metrics::new();
+        let first = metrics.open_stream(1).expect("first");
+        assert!(matches!(
+            metrics.open_stream(1),
+            Err(ServeError::TooManyStreams { limit: 1 })
+        ));
+        assert_eq!(metrics.active_streams.get(), 1);
+        drop(first);
+        assert_eq!(metrics.active_streams.get(), 0);
+    }
+}

@@ -1,0 +1,313 @@
+//! Turns a request into what the store filters itself (level, time, cursor:
+//! whole blocks are skipped on their summaries) and what the server checks
+//! per entry (text and labels).
+//!
+//! Every transport builds a [`RawQuery`] from its own request form (a gRPC
+//! message, HTTP query parameters) and calls [`Query::parse`], so they all
+//! accept and refuse exactly the same things.
+
+use logtap_store::{EntryRef, Level, UnknownLevel};
+use memchr::memmem;
+use regex::{Regex, RegexBuilder};
+
+/// How much memory a compiled pattern may take. A pattern like `a{1000}{1000}`
+/// would otherwise compile into gigabytes; over the limit it is refused.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Which call a query is for: they differ in where a stream starts and
+/// whether it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The stored history, then the end (or live with `follow`).
+    GetLogs,
+    /// A live tail from now (or from a cursor or a time) until cancelled.
+    StreamLogs,
+}
+
+/// A request's filters as the client wrote them, before any checking. The
+/// field meanings are those of `logtap.v1.LogRequest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawQuery {
+    /// This level and above; empty means all.
+    pub level: String,
+    /// `timestamp >= since` (ns); 0 leaves it open.
+    pub since: i64,
+    /// `timestamp < until` (ns); 0 leaves it open.
+    pub until: i64,
+    /// Message text to look for; empty means any message.
+    pub grep: String,
+    /// Whether `grep` is a regular expression rather than plain text.
+    pub regex: bool,
+    /// Labels every entry must carry, with these exact values.
+    pub labels: Vec<(String, String)>,
+    /// Only entries after this cursor.
+    pub after_cursor: Option<u64>,
+    /// At most this many entries; 0 means no limit.
+    pub limit: u64,
+    /// Newest first (GetLogs without follow only).
+    pub reverse: bool,
+    /// GetLogs: go on live after the history.
+    pub follow: bool,
+}
+
+/// Why a query was refused. Every message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The level is none of the names or aliases; the message lists them.
+    #[error(transparent)]
+    UnknownLevel(#[from] UnknownLevel),
+    /// `since` is not before `until`, so nothing could ever match.
+    #[error("empty time range: since ({since}) must be before until ({until}); both are Unix epoch nanoseconds, 0 leaves a side open")]
+    EmptyTimeRange { since: i64, until: i64 },
+    /// The regular expression does not compile (or is too large).
+    #[error("bad pattern {pattern:?}: {reason}")]
+    BadPattern { pattern: String, reason: String },
+    /// Newest-first and live cannot be combined: a live stream has no end to
+    /// start from.
+    #[error("reverse cannot be combined with follow: a live stream goes oldest first")]
+    ReverseWithFollow,
+    /// StreamLogs is live, so it cannot go newest first.
+    #[error("reverse is not allowed on StreamLogs, a live tail goes oldest first; use GetLogs with reverse")]
+    ReverseOnLive,
+}
+
+/// The text an entry's message must contain or match.
+#[derive(Debug, Clone)]
+enum TextPattern {
+    /// Plain text, found with a precomputed substring searcher (SIMD where
+    /// the CPU has it), because most greps are plain words.
+    Substring(Box<memmem::Finder<'static>>),
+    /// A regular expression, when the client asked for one.
+    Regex(Regex),
+}
+
+/// The filters the store cannot apply itself: checked per entry, in the
+/// stream, on entries the store already matched by level, time and cursor.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    /// The message filter, if any.
+    text: Option<TextPattern>,
+    /// Every one of these `(name, value)` pairs must be on the entry.
+    labels: Vec<(String, String)>,
+}
+
+impl Matcher {
+    /// Whether every entry passes, so the store's own count is exact.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_none() && self.labels.is_empty()
+    }
+
+    /// Whether `entry` passes the text and label filters.
+    pub fn matches(&self, entry: &EntryRef<'_>) -> bool {
+        let text_ok = match &self.text {
+            None => true,
+            Some(TextPattern::Substring(finder)) => finder.find(entry.message.as_bytes()).is_some(),
+            Some(TextPattern::Regex(regex)) => regex.is_match(entry.message),
+        };
+        text_ok
+            && self
+                .labels
+                .iter()
+                .all(|(name, value)| entry.has_label(name, value))
+    }
+}
+
+/// A checked query: what the store filters, what the server filters, and
+/// where the stream starts and stops.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Which call this query is for.
+    pub kind: Kind,
+    /// This level and above.
+    pub min_level: Option<Level>,
+    /// `timestamp >= since`.
+    pub since: Option<i64>,
+    /// `timestamp < until`.
+    pub until: Option<i64>,
+    /// Only entries after this cursor.
+    pub after_cursor: Option<u64>,
+    /// At most this many entries.
+    pub limit: Option<u64>,
+    /// Newest first.
+    pub reverse: bool,
+    /// Whether the stream goes on live once the history is sent. Always true
+    /// for StreamLogs.
+    pub follow: bool,
+    /// The text and label filters, checked per entry.
+    pub matcher: Matcher,
+}
+
+impl Query {
+    /// Checks `raw` for `kind`, refusing anything that cannot make sense.
+    pub fn parse(kind: Kind, raw: RawQuery) -> Result<Query, QueryError> {
+        let min_level = match raw.level.trim() {
+            "" => None,
+            name => Some(Level::parse(name)?),
+        };
+        let since = (raw.since != 0).then_some(raw.since);
+        let until = (raw.until != 0).then_some(raw.until);
+        if let (Some(since), Some(until)) = (since, until) {
+            if since >= until {
+                return Err(QueryError::EmptyTimeRange { since, until });
+            }
+        }
+        let text = if raw.grep.is_empty() {
+            None
+        } else if raw.regex {
+            let regex = RegexBuilder::new(&raw.grep)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|error| QueryError::BadPattern {
+                    pattern: raw.grep.clone(),
+                    reason: error.to_string(),
+                })?;
+            Some(TextPattern::Regex(regex))
+        } else {
+            Some(TextPattern::Substring(Box::new(
+                memmem::Finder::new(raw.grep.as_bytes()).into_owned(),
+            )))
+        };
+        let follow = match kind {
+            Kind::GetLogs => raw.follow,
+            Kind::StreamLogs => true,
+        };
+        if raw.reverse {
+            match kind {
+                Kind::StreamLogs => return Err(QueryError::ReverseOnLive),
+                Kind::GetLogs if follow => return Err(QueryError::ReverseWithFollow),
+                Kind::GetLogs => {}
+            }
+        }
+        let mut labels = raw.labels;
+        // Sorted so that logs and tests show the same filter whatever order a
+        // client's map iterated in; matching does not depend on it.
+        labels.sort();
+        Ok(Query {
+            kind,
+            min_level,
+            since,
+            until,
+            after_cursor: raw.after_cursor,
+            limit: (raw.limit != 0).then_some(raw.limit),
+            reverse: raw.reverse,
+            follow,
+            matcher: Matcher { text, labels },
+        })
+    }
+
+    /// The seed's request: a level and nothing else.
+    pub fn from_level(kind: Kind, level: &str) -> Result<Query, QueryError> {
+        Query::parse(
+            kind,
+            RawQuery {
+                level: level.to_string(),
+                ..RawQuery::default()
+            },
+        )
+    }
+}
+
+impl From<logtap_proto::v1::LogRequest> for RawQuery {
+    fn from(request: logtap_proto::v1::LogRequest) -> RawQuery {
+        RawQuery {
+            level: request.level,
+            since: request.since,
+            until: request.until,
+            grep: request.grep,
+            regex: request.regex,
+            labels: request.labels.into_iter().collect(),
+            after_cursor: request.after_cursor,
+            limit: request.limit,
+            reverse: request.reverse,
+            follow: request.follow,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(raw: RawQuery) -> Result<Query, QueryError> {
+        Query::parse(Kind::GetLogs, raw)
+    }
+
+    #[test]
+    fn levels_and_aliases_parse_and_unknown_ones_list_the_valid_names() {
+        let query = Query::from_level(Kind::GetLogs, "ERR").expect("alias");
+        assert_eq!(query.min_level, Some(Level::Error));
+        assert_eq!(
+            Query::from_level(Kind::GetLogs, "")
+                .expect("empty")
+                .min_level,
+            None
+        );
+        let error = Query::from_level(Kind::GetLogs, "loud").expect_err("unknown");
+        assert!(error
+            .to_string()
+            .contains("trace, debug, info, warn, error, fatal"));
+    }
+
+    #[test]
+    fn empty_time_ranges_are_refused_and_zero_leaves_a_side_open() {
+        let raw = |since, until| RawQuery {
+            since,
+            until,
+            ..RawQuery::default()
+        };
+        assert!(matches!(
+            get(raw(5, 5)),
+            Err(QueryError::EmptyTimeRange { .. })
+        ));
+        assert!(matches!(
+            get(raw(6, 5)),
+            Err(QueryError::EmptyTimeRange { .. })
+        ));
+        let open = get(raw(5, 0)).expect("open until");
+        assert_eq!((open.since, open.until), (Some(5), None));
+        assert!(get(raw(-10, 5)).is_ok());
+    }
+
+    #[test]
+    fn bad_and_huge_patterns_are_refused() {
+        let raw = |grep: &str| RawQuery {
+            grep: grep.into(),
+            regex: true,
+            ..RawQuery::default()
+        };
+        assert!(matches!(get(raw("(")), Err(QueryError::BadPattern { .. })));
+        assert!(matches!(
+            get(raw("a{1000}{1000}")),
+            Err(QueryError::BadPattern { .. })
+        ));
+        assert!(get(raw("time(out)?")).is_ok());
+        // Plain text is never compiled, so any text is fine.
+        assert!(get(RawQuery {
+            grep: "(".into(),
+            ..RawQuery::default()
+        })
+        .is_ok());
+    }
+
+    #[test]
+    fn reverse_is_refused_where_it_cannot_work() {
+        let reverse = RawQuery {
+            reverse: true,
+            ..RawQuery::default()
+        };
+        assert!(get(reverse.clone()).is_ok());
+        let follow = RawQuery {
+            follow: true,
+            ..reverse.clone()
+        };
+        assert_eq!(
+            get(follow).expect_err("follow"),
+            QueryError::ReverseWithFollow
+        );
+        assert_eq!(
+            Query::parse(Kind::StreamLogs, reverse).expect_err("live"),
+            QueryError::ReverseOnLive
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! Binding, the accept loop, and shutdown.
+//!
+//! One port carries everything. hyper-util's `auto` builder reads the first
+//! bytes of each connection and speaks HTTP/2 (gRPC, gRPC-Web) or HTTP/1.1
+//! (gRPC-Web, plain routes) accordingly; one axum router holds the gRPC
+//! services and the plain routes side by side, and requests whose content
+//! type is gRPC-Web go through tonic-web's translation first.
+//!
+//! Shutdown happens in order: stop accepting; tell health checks NOT_SERVING;
+//! cancel the shared token, so every reading stream ends at once with OK and
+//! its trailers and new requests get UNAVAILABLE; let connections drain
+//! (HTTP/2 GOAWAY, HTTP/1.1 closes after the response in flight) for up to
+//! the drain timeout, then cut what is left; finally sync the store.
+
+use crate::config::ServerConfig;
+use crate::error::ServerError;
+use crate::idle::StreamExecutor;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::state::Shared;
+use crate::{grpc, http};
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use logtap_store::Store;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+use tower::{Layer, ServiceExt};
+
+/// A bound server, ready to [`run`](Server::run).
+pub struct Server {
+    /// The bound socket; nothing is accepted before `run`.
+    listener: TcpListener,
+    /// The address actually bound (the port is known even for port 0).
+    local_addr: SocketAddr,
+    /// What every handler shares.
+    shared: Shared,
+    /// Every route: gRPC services and plain HTTP.
+    router: Router,
+    /// Turned to NOT_SERVING when shutdown begins.
+    health: HealthReporter,
+    /// Timeouts and limits.
+    config: ServerConfig,
+}
+
+impl Server {
+    /// Opens the store (recovering it if the last run crashed) and binds the
+    /// listening socket.
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        let store_config = config.store.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+            .await
+            .map_err(|error| ServerError::Internal(format!("opening the store: {error}")))?
+            .map_err(|source| ServerError::OpenStore {
+                dir: config.store.dir.clone(),
+                source,
+            })?;
+        let report = store.recovery_report();
+        if !report.events.is_empty() {
+            tracing::warn!(
+                bytes_lost = report.bytes_lost(),
+                events = ?report.events,
+                "The store was not closed cleanly; recovery cut or skipped damaged records."
+            );
+        }
+        let live = Live::attach(&store);
+        let shared = Shared {
+            store,
+            live,
+            shutdown: CancellationToken::new(),
+            metrics: Arc::new(Metrics::new()),
+            max_streams: config.max_streams,
+        };
+        let (grpc_routes, health) = grpc::routes(&shared, &config).await;
+        let router = app(&shared, grpc_routes);
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        tracing::info!(
+            address = %local_addr,
+            data = %config.store.dir.display(),
+            last_cursor = shared.store.last_cursor(),
+            "Listening for gRPC, gRPC-Web and HTTP on one port."
+        );
+        Ok(Server {
+            listener,
+            local_addr,
+            shared,
+            router,
+            health,
+            config,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// What the handlers share, for callers that add their own routes or
+    /// want to watch the store.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Serves until `shutdown` resolves, then ends every stream cleanly (OK,
+    /// with trailers), drains the connections and syncs the store.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Server {
+            listener,
+            shared,
+            router,
+            health,
+            config,
+            ..
+        } = self;
+        let tracker = TaskTracker::new();
+        let force_close = CancellationToken::new();
+        let graceful = GracefulShutdown::new();
+        let executor =
+            StreamExecutor::new(config.idle_timeout, tracker.clone(), force_close.clone());
+        let builder = connection_builder(&config, executor.clone());
+        if config.store.retention != logtap_store::Retention::default() {
+            tracker.spawn(enforce_retention(shared.clone(), config.retention_interval));
+        }
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        configure_socket(&tcp, &config);
+                        let service = connection_service(router.clone(), peer);
+                        let connection = builder
+                            .serve_connection(TokioIo::new(tcp), service)
+                            .into_owned();
+                        let connection = graceful.watch(connection);
+                        executor.spawn(async move {
+                            if let Err(error) = connection.await {
+                                tracing::debug!(peer = %peer, error = %error, "A connection ended with an error.");
+                            }
+                        });
+                    }
+                    Err(error) => {
+                        // Usually out of file descriptors: back off instead of
+                        // spinning, and keep serving the connections we have.
+                        tracing::warn!(error = %error, "Could not accept a connection; retrying shortly.");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        tracing::info!("Shutting down: ending every stream, then draining connections.");
+        for name in ["", "logtap.v1.LogService", crate::seed::SERVICE_NAME] {
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        shared.shutdown.cancel();
+        if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                drain_timeout = ?config.drain_timeout,
+                "Connections did not drain in time; closing them."
+            );
+        }
+        force_close.cancel();
+        tracker.close();
+        if tokio::time::timeout(config.drain_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = tracker.len(),
+                "Some connection tasks did not stop; syncing the store anyway."
+            );
+        }
+        drop(router);
+        let store = shared.store.clone();
+        drop(shared);
+        tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .map_err(|error| ServerError::Internal(format!("syncing the store: {error}")))?
+            .map_err(ServerError::Sync)?;
+        tracing::info!("Stopped; the store is synced.");
+        Ok(())
+    }
+}
+
+/// Applies the store's retention limits every `interval` until shutdown.
+async fn enforce_retention(shared: Shared, interval: Duration) {
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let store = shared.store.clone();
+        // Deleting segment files is blocking work.
+        if let Err(error) = tokio::task::spawn_blocking(move || store.enforce_retention()).await {
+            tracing::error!(error = %error, "Applying the retention limits failed.");
+        }
+    }
+}
+
+/// Every route of the one port: plain HTTP and gRPC side by side, and a
+/// fallback that answers unknown gRPC methods with UNIMPLEMENTED and other
+/// unknown paths with 404.
+///
+/// New plain routes (the `/api/v1/...` fallbacks, the viewer at `/`) are
+/// merged here, each from its own module.
+pub fn app(shared: &Shared, grpc_routes: Router) -> Router {
+    Router::new()
+        .merge(http::routes(shared.clone()))
+        .merge(grpc_routes)
+        .fallback(fallback)
+}
+
+/// Whether a request speaks gRPC or gRPC-Web, by its content type.
+fn content_type_starts_with(headers: &axum::http::HeaderMap, prefix: &str) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with(prefix))
+}
+
+/// Unknown paths: UNIMPLEMENTED for gRPC clients (as every gRPC server
+/// answers an unknown method), 404 for everyone else.
+async fn fallback(request: axum::extract::Request) -> Response {
+    if content_type_starts_with(request.headers(), "application/grpc") {
+        let status = tonic::Status::unimplemented(format!(
+            "unknown method {}: this server serves logtap.v1.LogService and example.LogService",
+            request.uri().path()
+        ));
+        status.into_http::<axum::body::Body>()
+    } else {
+        (axum::http::StatusCode::NOT_FOUND, "not found").into_response()
+    }
+}
+
+/// The hyper builder for every connection: HTTP/1.1 and HTTP/2 on the same
+/// socket, HTTP/2 keep-alive pings so a peer that vanished is noticed even
+/// on a quiet live tail, and HTTP/2 streams spawned through the watching
+/// executor.
+fn connection_builder(
+    config: &ServerConfig,
+    executor: StreamExecutor,
+) -> auto::Builder<StreamExecutor> {
+    let mut builder = auto::Builder::new(executor);
+    builder.http1().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(config.keepalive_interval))
+        .keep_alive_timeout(config.keepalive_timeout)
+        .max_concurrent_streams(config.max_concurrent_streams_per_connection);
+    builder
+}
+
+/// Socket options for an accepted connection.
+fn configure_socket(tcp: &TcpStream, config: &ServerConfig) {
+    // Entries are small and must go out as soon as they are found.
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %error, "Could not set TCP_NODELAY.");
+    }
+    // HTTP/1.1 has no pings: TCP keep-alive finds peers that vanished while
+    // a stream waits for entries.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(config.keepalive_interval)
+        .with_interval(config.keepalive_interval);
+    if let Err(error) = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %error, "Could not set TCP keep-alive.");
+    }
+}
+
+/// The hyper service of one connection: records the peer's address (for
+/// handlers that want it, via axum's `ConnectInfo`) and sends gRPC-Web
+/// requests through tonic-web's translation, everything else straight to
+/// the router.
+fn connection_service(
+    router: Router,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    ::http::Request<Incoming>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>,
+> {
+    hyper::service::service_fn(move |mut request: ::http::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let router = router.clone();
+        Box::pin(async move {
+            if content_type_starts_with(request.headers(), "application/grpc-web") {
+                let response = tonic_web::GrpcWebLayer::new()
+                    .layer(router)
+                    .oneshot(request)
+                    .await?;
+                Ok(response.map(axum::body::Body::new))
+            } else {
+                router.oneshot(request).await
+            }
+        }) as futures::future::BoxFuture<'static, _>
+    })
+}

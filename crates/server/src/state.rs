@@ -1,0 +1,37 @@
+//! What every request handler shares, on every transport.
+
+use crate::live::Live;
+use crate::metrics::Metrics;
+use logtap_store::Store;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Handles on the server's shared parts; cheap to clone (every field is a
+/// handle), so each route and service keeps its own copy.
+#[derive(Clone)]
+pub struct Shared {
+    /// The embedded store every request reads from or appends to.
+    pub store: Store,
+    /// Commit notifications, so following streams wake without polling.
+    pub live: Live,
+    /// Cancelled once when the server starts shutting down: every stream
+    /// selects on it and ends cleanly, with trailers; new requests are
+    /// refused with UNAVAILABLE.
+    pub shutdown: CancellationToken,
+    /// The Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The most reading streams open at once, across every transport.
+    pub max_streams: usize,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The store has no Debug form; what matters when debugging a handler
+        // is where the live cursor is and whether shutdown has begun.
+        f.debug_struct("Shared")
+            .field("newest_cursor", &self.live.newest())
+            .field("shutting_down", &self.shutdown.is_cancelled())
+            .field("max_streams", &self.max_streams)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,400 @@
+//! The per-request entry stream: the tap, not the bucket.
+//!
+//! A [`TailStream`] reads the store directly, step by step, inside the
+//! response body: each match is handed to the transport as soon as it is
+//! found, and the stream is only polled when the transport can take more
+//! (HTTP/2 flow control is the backpressure). Nothing is collected, no task
+//! is spawned and no channel sits in between, so the memory of a stream is
+//! the reader's own buffer plus one entry, and when a client goes away the
+//! transport drops the stream and every bit of work stops at once.
+//!
+//! The stream is transport-neutral: it yields [`Item::Entry`] for each entry
+//! and one final [`Item::End`] carrying what the trailers need; the gRPC
+//! services and the HTTP routes turn those into their own forms.
+
+use crate::error::ServeError;
+use crate::idle::Probe;
+use crate::metadata::{Crc, RequestId};
+use crate::metrics::{Metrics, StreamGuard};
+use crate::query::{Kind, Matcher, Query};
+use crate::state::Shared;
+use futures::Stream;
+use logtap_store::{Direction, EntryRef, Filter, ReadOptions, Reader, Step, Store, StoreError};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// How many records one step of the reader may scan (a skipped block counts
+/// as one), and how many entries a stream handles (sent or rejected by its
+/// text and label filters) before it yields to the runtime. Small enough that
+/// a long skip never holds a worker thread for long, large enough that the
+/// yields cost nothing measurable.
+pub const READ_BUDGET: usize = 1024;
+
+/// What the trailers report when a stream ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Entries sent.
+    pub sent: u64,
+    /// The cursor to resume after: everything up to it was either sent or
+    /// considered and rejected by the filters.
+    pub next_cursor: u64,
+    /// CRC-32C over the entries sent.
+    pub crc: Crc,
+}
+
+/// Why a stream ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The history was sent in full.
+    Complete,
+    /// The request's limit was reached.
+    Limit,
+    /// The server is shutting down.
+    Shutdown,
+    /// The store failed; see [`End::error`].
+    Failed,
+}
+
+/// The last item of every stream that ends by itself.
+#[derive(Debug)]
+pub struct End {
+    /// What the trailers carry.
+    pub summary: Summary,
+    /// Why the stream ended.
+    pub reason: EndReason,
+    /// The error, when the stream ended because of one.
+    pub error: Option<ServeError>,
+}
+
+/// One item of a [`TailStream`].
+#[derive(Debug)]
+pub enum Item<T> {
+    /// An entry, already in the transport's form.
+    Entry(T),
+    /// The end; nothing follows.
+    End(End),
+}
+
+/// A stream ready to be returned, and the header values known up front.
+pub struct Opened<T> {
+    /// Exactly how many entries the stream will carry, when that is known
+    /// before the first is read (history only, level/time/cursor filters
+    /// only).
+    pub total_count: Option<u64>,
+    /// The entries.
+    pub stream: TailStream<T>,
+}
+
+/// Where a stream starts and when it stops, fixed when it is opened.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Newest first.
+    reverse: bool,
+    /// Keep going live after catching up, instead of ending.
+    follow: bool,
+    /// Stop after this many entries.
+    limit: Option<u64>,
+    /// The cursor the stream starts after; the resume point when nothing
+    /// else was considered.
+    start: u64,
+    /// For a history read, the newest cursor when the request came in: the
+    /// stream carries exactly the entries up to it, and once it has read to
+    /// the end everything up to it has been considered.
+    snapshot: Option<u64>,
+}
+
+/// Opens a stream for `query`, turning each entry into a `T` with `map`.
+///
+/// Errors that can be known before the first entry (shutting down, too many
+/// streams, a cursor older than retention) are returned here, so the
+/// transport can answer with a plain error status instead of a stream.
+pub async fn open<T, F>(
+    shared: &Shared,
+    request_id: RequestId,
+    query: Query,
+    map: F,
+) -> Result<Opened<T>, ServeError>
+where
+    T: Send + 'static,
+    F: FnMut(&EntryRef<'_>) -> T + Send + 'static,
+{
+    if shared.shutdown.is_cancelled() {
+        return Err(ServeError::ShuttingDown);
+    }
+    let guard = shared.metrics.open_stream(shared.max_streams)?;
+    let store = shared.store.clone();
+    // Counting and positioning a reader may read segment files, so they run
+    // where blocking is allowed.
+    let (prepared, query) = tokio::task::spawn_blocking(move || {
+        let prepared = prepare(&store, &query);
+        (prepared, query)
+    })
+    .await
+    .map_err(ServeError::join)?;
+    let (reader, plan, total_count) = prepared?;
+    tracing::debug!(
+        request_id = %request_id,
+        kind = ?query.kind,
+        after = plan.start,
+        follow = plan.follow,
+        reverse = plan.reverse,
+        total_count = ?total_count,
+        "A reading stream opened."
+    );
+    let inner = read(shared.clone(), reader, plan, query.matcher, map);
+    Ok(Opened {
+        total_count,
+        stream: TailStream {
+            inner: Box::pin(inner),
+            probe: Probe::default(),
+            metrics: Arc::clone(&shared.metrics),
+            request_id,
+            ended: false,
+            _guard: guard,
+        },
+    })
+}
+
+/// Works out the read options, counts when the count will be exact, and
+/// positions the reader. Blocking.
+fn prepare(store: &Store, query: &Query) -> Result<(Reader, Plan, Option<u64>), StoreError> {
+    let filter = Filter {
+        min_level: query.min_level,
+        since: query.since,
+        until: query.until,
+    };
+    let (after, before, snapshot) = match (query.kind, query.follow) {
+        // History: take the newest cursor now and read up to it, so the
+        // stream carries exactly what was counted even while pushes go on.
+        (Kind::GetLogs, false) => {
+            let last = store.last_cursor();
+            (query.after_cursor, last.checked_add(1), Some(last))
+        }
+        // History then live: one forward reader from the start, which keeps
+        // seeing new entries as they become visible, so the hand-over has no
+        // gap and no duplicate by construction.
+        (Kind::GetLogs, true) => (query.after_cursor, None, None),
+        // Live tail: after the given cursor; else from the given time; else
+        // from now.
+        (Kind::StreamLogs, _) => match (query.after_cursor, query.since) {
+            (Some(cursor), _) => (Some(cursor), None, None),
+            (None, Some(_)) => (None, None, None),
+            (None, None) => (Some(store.last_cursor()), None, None),
+        },
+    };
+    let options = ReadOptions {
+        after,
+        before,
+        direction: if query.reverse {
+            Direction::Backward
+        } else {
+            Direction::Forward
+        },
+        filter,
+    };
+    let total_count = if !query.follow && query.matcher.is_empty() {
+        let count = store.count(&options)?;
+        Some(query.limit.map_or(count, |limit| count.min(limit)))
+    } else {
+        None
+    };
+    let reader = store.reader(options)?;
+    let plan = Plan {
+        reverse: query.reverse,
+        follow: query.follow,
+        limit: query.limit,
+        start: after.unwrap_or(0),
+        snapshot,
+    };
+    Ok((reader, plan, total_count))
+}
+
+/// What one step of the reader led to, decided while the entry is still
+/// borrowed from the reader, acted on after.
+enum Outcome<T> {
+    /// A match, in the transport's form, and its cursor.
+    Send(T, u64),
+    /// An entry the text or label filters rejected.
+    Rejected,
+    /// The reader spent its budget on entries that did not match.
+    Pending,
+    /// Nothing more for now.
+    CaughtUp,
+    /// The store failed.
+    Failed(StoreError),
+}
+
+/// The reading loop. A generator, so that its state lives in the response
+/// body itself: dropping the body drops the reader and stops everything.
+fn read<T, F>(
+    shared: Shared,
+    mut reader: Reader,
+    plan: Plan,
+    matcher: Matcher,
+    mut map: F,
+) -> impl Stream<Item = Item<T>> + Send + 'static
+where
+    T: Send + 'static,
+    F: FnMut(&EntryRef<'_>) -> T + Send + 'static,
+{
+    async_stream::stream! {
+        let mut commits = shared.live.subscribe();
+        let mut sent = 0u64;
+        let mut crc = Crc::default();
+        let mut last_sent = 0u64;
+        // The newest cursor the reader is known to have considered
+        // everything up to, from the moments it caught up.
+        let mut caught_up = 0u64;
+        // Work done since the last yield to the runtime.
+        let mut work = 0usize;
+        let mut error = None;
+        let reason = loop {
+            if plan.limit.is_some_and(|limit| sent >= limit) {
+                break EndReason::Limit;
+            }
+            if shared.shutdown.is_cancelled() {
+                break EndReason::Shutdown;
+            }
+            // The newest cursor published before this step: the commit hook
+            // runs after an entry is visible, so if this step catches up, the
+            // reader has considered everything up to it. Reading it also
+            // marks it seen, so the wait below wakes for anything newer.
+            let visible = *commits.borrow_and_update();
+            let outcome = match reader.step(READ_BUDGET) {
+                Err(error) => Outcome::Failed(error),
+                Ok(Step::Pending) => Outcome::Pending,
+                Ok(Step::End) => Outcome::CaughtUp,
+                Ok(Step::Entry(entry)) => {
+                    if matcher.matches(&entry) {
+                        crc.add(entry.timestamp, entry.message);
+                        Outcome::Send(map(&entry), entry.cursor)
+                    } else {
+                        Outcome::Rejected
+                    }
+                }
+            };
+            match outcome {
+                Outcome::Send(item, cursor) => {
+                    sent += 1;
+                    last_sent = cursor;
+                    yield Item::Entry(item);
+                    work += 1;
+                }
+                Outcome::Rejected => work += 1,
+                Outcome::Pending => work = READ_BUDGET,
+                Outcome::CaughtUp => {
+                    caught_up = caught_up.max(plan.snapshot.unwrap_or(visible));
+                    if !plan.follow {
+                        break EndReason::Complete;
+                    }
+                    tokio::select! {
+                        biased;
+                        () = shared.shutdown.cancelled() => break EndReason::Shutdown,
+                        changed = commits.changed() => {
+                            if changed.is_err() {
+                                // The store's hook is gone, so the store is:
+                                // nothing more will come.
+                                break EndReason::Shutdown;
+                            }
+                        }
+                    }
+                    work = 0;
+                }
+                Outcome::Failed(failure) => {
+                    error = Some(ServeError::Store(failure));
+                    break EndReason::Failed;
+                }
+            }
+            if work >= READ_BUDGET {
+                // Let other tasks run: a long skip or a fast client must not
+                // hold this worker thread.
+                work = 0;
+                tokio::task::yield_now().await;
+            }
+        };
+        let next_cursor = if plan.reverse {
+            // Newest first: everything up to the snapshot was considered or
+            // lies beyond the limit, and what comes next is newer.
+            plan.start.max(plan.snapshot.unwrap_or(0))
+        } else {
+            let scanned = reader.scanned_through().unwrap_or(0);
+            plan.start.max(last_sent).max(scanned).max(caught_up)
+        };
+        yield Item::End(End {
+            summary: Summary { sent, next_cursor, crc },
+            reason,
+            error,
+        });
+    }
+}
+
+/// A reading stream, with the accounting every transport needs: the active
+/// streams gauge, the sent and cancelled counters, and the idle probe.
+pub struct TailStream<T> {
+    /// The reading loop.
+    inner: Pin<Box<dyn Stream<Item = Item<T>> + Send>>,
+    /// Tells the idle watchdog when this stream is polled (see
+    /// [`crate::idle`]).
+    probe: Probe,
+    /// For the sent and cancelled counters.
+    metrics: Arc<Metrics>,
+    /// For the log lines about this stream.
+    request_id: RequestId,
+    /// Whether the stream ended by itself; if it is dropped before, the
+    /// client cancelled (or was reset for being idle).
+    ended: bool,
+    /// Holds one unit of the active streams gauge until the stream is gone.
+    _guard: StreamGuard,
+}
+
+impl<T> Stream for TailStream<T> {
+    type Item = Item<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item<T>>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        this.probe.polled();
+        let poll = this.inner.as_mut().poll_next(cx);
+        match &poll {
+            Poll::Ready(Some(Item::Entry(_))) => {
+                this.metrics.entries_sent.inc();
+                this.probe.produced(true);
+            }
+            Poll::Ready(Some(Item::End(end))) => {
+                this.ended = true;
+                this.probe.finish();
+                tracing::debug!(
+                    request_id = %this.request_id,
+                    reason = ?end.reason,
+                    sent = end.summary.sent,
+                    next_cursor = end.summary.next_cursor,
+                    "A reading stream ended."
+                );
+                if let Some(error) = &end.error {
+                    tracing::warn!(request_id = %this.request_id, error = %error, "A reading stream failed.");
+                }
+            }
+            Poll::Ready(None) => {
+                this.ended = true;
+                this.probe.finish();
+            }
+            Poll::Pending => this.probe.produced(false),
+        }
+        poll
+    }
+}
+
+impl<T> Drop for TailStream<T> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.metrics.streams_cancelled.inc();
+            tracing::debug!(
+                request_id = %self.request_id,
+                "A reading stream was dropped before it ended: the client cancelled or went away."
+            );
+        }
+    }
+}

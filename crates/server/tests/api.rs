@@ -1,0 +1,737 @@
+//! The gRPC API at the boundary a user touches: real server, real clients.
+
+mod common;
+
+use common::*;
+use logtap_proto::example;
+use logtap_proto::v1::LogRequest;
+use prost::Message;
+use std::time::Duration;
+use tonic::{Code, Request};
+
+/// One entry of each level, oldest first, timestamps 1..=6.
+async fn push_each_level(server: &TestServer) {
+    let mut client = server.client().await;
+    let entries = ["trace", "debug", "info", "warn", "error", "fatal"]
+        .iter()
+        .enumerate()
+        .map(|(i, level)| entry(level, &format!("{level} message"), i as i64 + 1))
+        .collect();
+    push(&mut client, vec![entries]).await;
+}
+
+fn levels(entries: &[logtap_proto::v1::LogEntry]) -> Vec<&str> {
+    entries.iter().map(|e| e.level.as_str()).collect()
+}
+
+fn cursors(entries: &[logtap_proto::v1::LogEntry]) -> Vec<u64> {
+    entries.iter().map(|e| e.cursor).collect()
+}
+
+fn level(name: &str) -> LogRequest {
+    LogRequest {
+        level: name.into(),
+        ..LogRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn pushed_entries_come_back_in_order_with_cursors_headers_and_trailers() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut labeled = entry("warn", "disk almost full", 1_000);
+    labeled.labels.insert("host".into(), "a".into());
+    let before_push = logtap_server::ingest::now_nanos();
+    let reply = push(
+        &mut client,
+        vec![
+            vec![
+                entry("info", "started", 100),
+                entry("", "no level given", 200),
+            ],
+            vec![labeled, entry("ERROR", "boom", 0)],
+        ],
+    )
+    .await;
+    assert_eq!((reply.stored, reply.last_cursor), (4, 4));
+
+    let mut request = Request::new(LogRequest::default());
+    request
+        .metadata_mut()
+        .insert("x-request-id", "test-123".parse().expect("ascii"));
+    let response = client.get_logs(request).await.expect("get_logs");
+    assert_eq!(text(response.metadata(), "x-request-id"), "test-123");
+    assert_eq!(number(response.metadata(), "logtap-total-count"), 4);
+    let (entries, trailers) = drain(&mut response.into_inner()).await;
+
+    assert_eq!(cursors(&entries), vec![1, 2, 3, 4]);
+    assert_eq!(levels(&entries), vec!["info", "info", "warn", "error"]);
+    let messages: Vec<&str> = entries.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        vec!["started", "no level given", "disk almost full", "boom"]
+    );
+    assert_eq!(entries[0].timestamp, 100);
+    assert_eq!(entries[2].labels.get("host").map(String::as_str), Some("a"));
+    assert!(
+        entries[3].timestamp >= before_push,
+        "a zero timestamp becomes the receive time"
+    );
+
+    assert_eq!(text(&trailers, "x-request-id"), "test-123");
+    assert_eq!(number(&trailers, "logtap-sent"), 4);
+    assert_eq!(number(&trailers, "logtap-next-cursor"), 4);
+    let crc = expected_crc(entries.iter().map(|e| (e.timestamp, e.message.as_str())));
+    assert_eq!(text(&trailers, "logtap-crc32c"), crc);
+
+    // Without a client id, the server makes one (a UUID) and uses it twice.
+    let (_, headers, trailers) = get_all(&mut client, LogRequest::default()).await;
+    let id = text(&headers, "x-request-id");
+    assert_eq!(id.len(), 36);
+    assert_eq!(text(&trailers, "x-request-id"), id);
+}
+
+#[tokio::test]
+async fn a_level_filter_means_this_level_and_above_with_aliases() {
+    let server = TestServer::start().await;
+    push_each_level(&server).await;
+    let mut client = server.client().await;
+    for (name, expected) in [
+        ("error", vec!["error", "fatal"]),
+        ("ERR", vec!["error", "fatal"]),
+        ("warning", vec!["warn", "error", "fatal"]),
+        ("crit", vec!["fatal"]),
+        ("panic", vec!["fatal"]),
+        ("critical", vec!["fatal"]),
+        ("", vec!["trace", "debug", "info", "warn", "error", "fatal"]),
+    ] {
+        let (entries, headers, trailers) = get_all(&mut client, level(name)).await;
+        assert_eq!(levels(&entries), expected, "level {name:?}");
+        assert_eq!(
+            number(&headers, "logtap-total-count"),
+            expected.len() as u64
+        );
+        assert_eq!(number(&trailers, "logtap-sent"), expected.len() as u64);
+        // Everything up to the newest entry was considered, matching or not.
+        assert_eq!(number(&trailers, "logtap-next-cursor"), 6, "level {name:?}");
+    }
+}
+
+#[tokio::test]
+async fn requests_that_cannot_make_sense_are_invalid_arguments() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut seed = server.seed_client().await;
+
+    let error = client.get_logs(level("loud")).await.expect_err("bad level");
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error
+            .message()
+            .contains("trace, debug, info, warn, error, fatal"),
+        "{}",
+        error.message()
+    );
+    assert!(error.metadata().get("x-request-id").is_some());
+    let error = client
+        .stream_logs(level("loud"))
+        .await
+        .expect_err("bad level");
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let error = seed
+        .get_logs(example::LogRequest {
+            level: "loud".into(),
+        })
+        .await
+        .expect_err("bad level");
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(error.message().contains("fatal"));
+
+    let bad_regex = LogRequest {
+        grep: "(unclosed".into(),
+        regex: true,
+        ..LogRequest::default()
+    };
+    let error = client.get_logs(bad_regex).await.expect_err("bad regex");
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().contains("bad pattern"),
+        "{}",
+        error.message()
+    );
+
+    for (since, until) in [(10, 10), (20, 10)] {
+        let request = LogRequest {
+            since,
+            until,
+            ..LogRequest::default()
+        };
+        let error = client.get_logs(request).await.expect_err("empty range");
+        assert_eq!(error.code(), Code::InvalidArgument);
+        assert!(error.message().contains("since"));
+    }
+
+    let reverse_follow = LogRequest {
+        reverse: true,
+        follow: true,
+        ..LogRequest::default()
+    };
+    let error = client
+        .get_logs(reverse_follow)
+        .await
+        .expect_err("reverse+follow");
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let reverse_live = LogRequest {
+        reverse: true,
+        ..LogRequest::default()
+    };
+    let error = client
+        .stream_logs(reverse_live)
+        .await
+        .expect_err("reverse live");
+    assert_eq!(error.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn grep_regex_and_labels_filter_on_the_server() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let with_labels = |message: &str, host: &str, env: &str| {
+        let mut e = entry("info", message, 1);
+        e.labels.insert("host".into(), host.into());
+        e.labels.insert("env".into(), env.into());
+        e
+    };
+    push(
+        &mut client,
+        vec![vec![
+            with_labels("connection timeout", "a", "prod"),
+            with_labels("timed out waiting", "b", "prod"),
+            with_labels("all good", "a", "dev"),
+            with_labels("Timeout in caps", "a", "prod"),
+        ]],
+    )
+    .await;
+    let messages = |entries: Vec<logtap_proto::v1::LogEntry>| -> Vec<String> {
+        entries.into_iter().map(|e| e.message).collect()
+    };
+
+    let (entries, headers, trailers) = get_all(
+        &mut client,
+        LogRequest {
+            grep: "timeout".into(),
+            ..LogRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(messages(entries), vec!["connection timeout"]);
+    assert!(
+        headers.get("logtap-total-count").is_none(),
+        "no exact count with a text filter"
+    );
+    assert_eq!(number(&trailers, "logtap-next-cursor"), 4);
+
+    let (entries, _, _) = get_all(
+        &mut client,
+        LogRequest {
+            grep: "(?i)time(d)? ?out".into(),
+            regex: true,
+            ..LogRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        messages(entries),
+        vec!["connection timeout", "timed out waiting", "Timeout in caps"]
+    );
+
+    let (entries, headers, _) = get_all(
+        &mut client,
+        LogRequest {
+            labels: [("host".to_string(), "a".to_string())].into(),
+            ..LogRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        messages(entries),
+        vec!["connection timeout", "all good", "Timeout in caps"]
+    );
+    assert!(headers.get("logtap-total-count").is_none());
+
+    let (entries, _, _) = get_all(
+        &mut client,
+        LogRequest {
+            labels: [
+                ("host".to_string(), "a".to_string()),
+                ("env".to_string(), "prod".to_string()),
+            ]
+            .into(),
+            grep: "caps".into(),
+            ..LogRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(messages(entries), vec!["Timeout in caps"]);
+}
+
+#[tokio::test]
+async fn limit_and_reverse() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let batch = (1..=10)
+        .map(|i| {
+            entry(
+                if i % 2 == 0 { "error" } else { "info" },
+                &format!("m{i}"),
+                i,
+            )
+        })
+        .collect();
+    push(&mut client, vec![batch]).await;
+
+    let (entries, headers, trailers) = get_all(
+        &mut client,
+        LogRequest {
+            limit: 3,
+            ..LogRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(cursors(&entries), vec![1, 2, 3]);
+    assert_eq!(number(&headers, "logtap-total-count"), 3);
+    assert_eq!(number(&trailers, "logtap-sent"), 3);
+    assert_eq!(number(&trailers, "logtap-next-cursor"), 3);
+
+    let (entries, headers, trailers) = get_all(
+        &mut client,
+        LogRequest {
+            reverse: true,
+            ..LogRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(cursors(&entries), (1..=10).rev().collect::<Vec<_>>());
+    assert_eq!(number(&headers, "logtap-total-count"), 10);
+    assert_eq!(number(&trailers, "logtap-next-cursor"), 10);
+    let crc = expected_crc(entries.iter().map(|e| (e.timestamp, e.message.as_str())));
+    assert_eq!(
+        text(&trailers, "logtap-crc32c"),
+        crc,
+        "the CRC follows the order sent"
+    );
+
+    let (entries, headers, _) = get_all(
+        &mut client,
+        LogRequest {
+            reverse: true,
+            limit: 3,
+            level: "error".into(),
+            ..LogRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(cursors(&entries), vec![10, 8, 6]);
+    assert_eq!(number(&headers, "logtap-total-count"), 3);
+}
+
+#[tokio::test]
+async fn resuming_after_the_next_cursor_has_no_gap_and_no_duplicate() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let batch = (1..=20)
+        .map(|i| {
+            entry(
+                if i % 3 == 0 { "error" } else { "info" },
+                &format!("m{i}"),
+                i,
+            )
+        })
+        .collect();
+    push(&mut client, vec![batch]).await;
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let (entries, _, trailers) = get_all(
+            &mut client,
+            LogRequest {
+                level: "error".into(),
+                limit: 2,
+                after_cursor: after,
+                ..LogRequest::default()
+            },
+        )
+        .await;
+        let next = number(&trailers, "logtap-next-cursor");
+        if entries.is_empty() {
+            assert_eq!(next, 20, "an empty page still moves to the end");
+            break;
+        }
+        seen.extend(cursors(&entries));
+        after = Some(next);
+    }
+    assert_eq!(seen, vec![3, 6, 9, 12, 15, 18]);
+
+    // A cursor beyond everything gives nothing and keeps the cursor.
+    let (entries, headers, trailers) = get_all(
+        &mut client,
+        LogRequest {
+            after_cursor: Some(50),
+            ..LogRequest::default()
+        },
+    )
+    .await;
+    assert!(entries.is_empty());
+    assert_eq!(number(&headers, "logtap-total-count"), 0);
+    assert_eq!(number(&trailers, "logtap-next-cursor"), 50);
+}
+
+#[tokio::test]
+async fn headers_arrive_before_any_entry_exists() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+
+    // A live tail on an empty store: the call returns with its headers while
+    // there is nothing to send.
+    let response = tokio::time::timeout(Duration::from_secs(3), client.stream_logs(level("")))
+        .await
+        .expect("headers without waiting for an entry")
+        .expect("stream_logs");
+    assert!(response.metadata().get("x-request-id").is_some());
+    assert!(response.metadata().get("logtap-total-count").is_none());
+
+    // The same for a follow whose filter matches nothing yet.
+    let follow = LogRequest {
+        follow: true,
+        grep: "never".into(),
+        ..LogRequest::default()
+    };
+    let response = tokio::time::timeout(Duration::from_secs(3), client.get_logs(follow))
+        .await
+        .expect("headers without waiting for an entry")
+        .expect("get_logs");
+    assert!(response.metadata().get("x-request-id").is_some());
+
+    // And a history read of an empty store: count 0, then a clean end.
+    let (entries, headers, trailers) = get_all(&mut client, level("")).await;
+    assert!(entries.is_empty());
+    assert_eq!(number(&headers, "logtap-total-count"), 0);
+    assert_eq!(number(&trailers, "logtap-sent"), 0);
+    assert_eq!(number(&trailers, "logtap-next-cursor"), 0);
+    assert_eq!(text(&trailers, "logtap-crc32c"), "00000000");
+}
+
+#[tokio::test]
+async fn follow_hands_over_from_history_to_live_without_gap_or_duplicate() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let history = (1..=50)
+        .map(|i| entry("info", &format!("h{i}"), i))
+        .collect();
+    push(&mut client, vec![history]).await;
+
+    let follow = LogRequest {
+        follow: true,
+        ..LogRequest::default()
+    };
+    let response = client.get_logs(follow).await.expect("get_logs");
+    assert!(response.metadata().get("logtap-total-count").is_none());
+    let mut stream = response.into_inner();
+    // Push while the history is being read: the hand-over happens mid-push.
+    let mut pusher = server.client().await;
+    let pushing = tokio::spawn(async move {
+        for batch in 0..10 {
+            let entries = (0..5)
+                .map(|i| entry("info", &format!("l{batch}-{i}"), 100 + batch * 5 + i))
+                .collect();
+            push(&mut pusher, vec![entries]).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 100 {
+        seen.push(next(&mut stream).await.cursor);
+    }
+    pushing.await.expect("pusher");
+    assert_eq!(seen, (1..=100).collect::<Vec<_>>());
+    // Nothing more arrives: no duplicate after the last.
+    let extra = tokio::time::timeout(Duration::from_millis(200), stream.message()).await;
+    assert!(extra.is_err(), "no entry beyond the 100 pushed: {extra:?}");
+}
+
+#[tokio::test]
+async fn stream_logs_is_a_live_tail_from_now_a_cursor_or_a_time() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    push(
+        &mut client,
+        vec![vec![
+            entry("info", "old1", 10),
+            entry("info", "old2", 20),
+            entry("info", "old3", 30),
+        ]],
+    )
+    .await;
+
+    let mut from_now = client
+        .stream_logs(level(""))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut after_one = client
+        .stream_logs(LogRequest {
+            after_cursor: Some(1),
+            ..LogRequest::default()
+        })
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut since_20 = client
+        .stream_logs(LogRequest {
+            since: 20,
+            ..LogRequest::default()
+        })
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut errors_only = client
+        .stream_logs(level("error"))
+        .await
+        .expect("stream")
+        .into_inner();
+
+    push(
+        &mut client,
+        vec![vec![entry("info", "new4", 40), entry("error", "new5", 50)]],
+    )
+    .await;
+
+    let new4 = next(&mut from_now).await;
+    assert_eq!((new4.cursor, new4.message.as_str()), (4, "new4"));
+    assert_eq!(next(&mut from_now).await.cursor, 5);
+
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(next(&mut after_one).await.cursor);
+    }
+    assert_eq!(got, vec![2, 3, 4, 5]);
+
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(next(&mut since_20).await.message);
+    }
+    assert_eq!(got, vec!["old2", "old3", "new4", "new5"]);
+
+    assert_eq!(next(&mut errors_only).await.message, "new5");
+}
+
+#[tokio::test]
+async fn the_seed_client_works_with_headers_and_trailers() {
+    let server = TestServer::start().await;
+    push_each_level(&server).await;
+    let mut seed = server.seed_client().await;
+
+    let mut request = Request::new(example::LogRequest {
+        level: "error".into(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "seed-1".parse().expect("ascii"));
+    let response = seed.get_logs(request).await.expect("seed get_logs");
+    assert_eq!(text(response.metadata(), "x-request-id"), "seed-1");
+    assert_eq!(number(response.metadata(), "logtap-total-count"), 2);
+    let (entries, trailers) = drain(&mut response.into_inner()).await;
+    let got: Vec<(&str, i64)> = entries
+        .iter()
+        .map(|e| (e.message.as_str(), e.timestamp))
+        .collect();
+    assert_eq!(got, vec![("error message", 5), ("fatal message", 6)]);
+    assert_eq!(text(&trailers, "x-request-id"), "seed-1");
+    assert_eq!(number(&trailers, "logtap-sent"), 2);
+    assert_eq!(number(&trailers, "logtap-next-cursor"), 6);
+    let crc = expected_crc(entries.iter().map(|e| (e.timestamp, e.message.as_str())));
+    assert_eq!(text(&trailers, "logtap-crc32c"), crc);
+
+    let live = seed
+        .stream_logs(example::LogRequest { level: "".into() })
+        .await
+        .expect("seed stream_logs");
+    assert!(live.metadata().get("x-request-id").is_some());
+    let mut live = live.into_inner();
+    let mut client = server.client().await;
+    push(&mut client, vec![vec![entry("info", "live one", 77)]]).await;
+    let got = next(&mut live).await;
+    assert_eq!((got.message.as_str(), got.timestamp), ("live one", 77));
+}
+
+#[tokio::test]
+async fn unknown_methods_are_unimplemented_and_unknown_pages_404() {
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    for path in ["/made.up.Service/Nope", "/logtap.v1.LogService/Nope"] {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.expect("ready");
+        let codec = tonic_prost::ProstCodec::<(), ()>::default();
+        let status = grpc
+            .unary(
+                Request::new(()),
+                tonic::codegen::http::uri::PathAndQuery::from_static(path),
+                codec,
+            )
+            .await
+            .expect_err("unknown method");
+        assert_eq!(status.code(), Code::Unimplemented, "{path}: {status:?}");
+    }
+    let (status, _) = server.http_get("/no/such/page").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_bad_batch_stores_nothing_of_itself_and_says_what_was_stored() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let status = try_push(
+        &mut client,
+        vec![
+            vec![entry("info", "kept", 1)],
+            vec![entry("info", "dropped", 2), entry("loud", "bad", 3)],
+        ],
+    )
+    .await
+    .expect_err("bad level");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("valid levels are"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status
+            .message()
+            .contains("1 entries were stored before this batch"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(text(status.metadata(), "logtap-stored"), "1");
+    assert_eq!(text(status.metadata(), "logtap-last-cursor"), "1");
+    let (entries, _, _) = get_all(&mut client, level("")).await;
+    let messages: Vec<&str> = entries.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages, vec!["kept"]);
+    assert_eq!(server.metric("logtap_entries_stored_total").await, 1);
+}
+
+#[tokio::test]
+async fn health_reflection_healthz_and_metrics_are_served() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["", "logtap.v1.LogService", "example.LogService"] {
+        let reply = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health check")
+            .into_inner();
+        assert_eq!(reply.status, ServingStatus::Serving as i32, "{service:?}");
+    }
+
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let reply = next(&mut replies).await;
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("not a service list: {reply:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for name in [
+        "logtap.v1.LogService",
+        "example.LogService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} missing from {names:?}"
+        );
+    }
+
+    let (status, body) = server.http_get("/healthz").await;
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, body) = server.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    for name in [
+        "logtap_active_streams",
+        "logtap_entries_stored_total",
+        "logtap_entries_sent_total",
+        "logtap_streams_cancelled_total",
+    ] {
+        assert!(
+            metric_value(&body, name).is_some(),
+            "{name} missing from:\n{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn grpc_web_over_http1_streams_entries_and_trailers_on_the_same_port() {
+    let server = TestServer::start().await;
+    push_each_level(&server).await;
+    let message = level("error").encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&message);
+    let mut request = format!(
+        "POST /logtap.v1.LogService/GetLogs HTTP/1.1\r\nHost: {}\r\nContent-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nx-request-id: web-1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.addr,
+        frame.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&frame);
+    let (status, headers, body) = http1(server.addr, &request).await;
+    assert_eq!(status, 200);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert!(header("content-type").starts_with("application/grpc-web"));
+    assert_eq!(header("x-request-id"), "web-1");
+
+    let mut rest = &body[..];
+    let mut messages = Vec::new();
+    let mut trailers = String::new();
+    while rest.len() >= 5 {
+        let flag = rest[0];
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let payload = &rest[5..5 + len];
+        if flag & 0x80 == 0 {
+            let entry = logtap_proto::v1::LogEntry::decode(payload).expect("entry");
+            messages.push(entry.message);
+        } else {
+            trailers = String::from_utf8_lossy(payload).to_lowercase();
+        }
+        rest = &rest[5 + len..];
+    }
+    assert_eq!(messages, vec!["error message", "fatal message"]);
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    assert!(trailers.contains("logtap-sent:2"), "{trailers}");
+    assert!(trailers.contains("logtap-next-cursor:6"), "{trailers}");
+}

@@ -1,0 +1,339 @@
+//! Streams that end in other ways: client cancellation, server shutdown,
+//! restart, idle clients, the stream limit.
+
+mod common;
+
+use common::*;
+use logtap_proto::v1::log_service_client::LogServiceClient;
+use logtap_proto::v1::LogRequest;
+use std::time::Duration;
+use tonic::transport::Endpoint;
+use tonic::Code;
+
+#[tokio::test]
+async fn cancelled_streams_stop_and_are_counted() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    push(&mut client, vec![vec![entry("info", "one", 1)]]).await;
+
+    let mut streams = Vec::new();
+    for i in 0..200 {
+        // Half live tails waiting for entries, half follows that sent one.
+        let request = LogRequest {
+            follow: i % 2 == 0,
+            ..LogRequest::default()
+        };
+        let response = if i % 2 == 0 {
+            client.get_logs(request).await
+        } else {
+            client.stream_logs(request).await
+        };
+        streams.push(response.expect("open").into_inner());
+    }
+    server
+        .wait_for_metric("logtap_active_streams", |n| n == 200)
+        .await;
+    drop(streams);
+    server
+        .wait_for_metric("logtap_active_streams", |n| n == 0)
+        .await;
+    let cancelled = server.metric("logtap_streams_cancelled_total").await;
+    assert!(cancelled >= 200, "cancelled {cancelled}");
+    // Streams that end by themselves are not counted as cancelled.
+    let (entries, _, _) = get_all(&mut client, LogRequest::default()).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        server.metric("logtap_streams_cancelled_total").await,
+        cancelled
+    );
+    assert!(server.metric("logtap_entries_sent_total").await >= 101);
+}
+
+#[tokio::test]
+async fn shutdown_ends_live_streams_with_ok_and_trailers() {
+    let mut server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut live = client
+        .stream_logs(LogRequest::default())
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut follow = client
+        .get_logs(LogRequest {
+            follow: true,
+            ..LogRequest::default()
+        })
+        .await
+        .expect("follow")
+        .into_inner();
+    push(
+        &mut client,
+        vec![vec![entry("info", "a", 1), entry("warn", "b", 2)]],
+    )
+    .await;
+    assert_eq!(next(&mut live).await.message, "a");
+    assert_eq!(next(&mut live).await.message, "b");
+
+    let shutting_down = tokio::spawn(async move {
+        server.shutdown().await;
+        server
+    });
+    let (rest, trailers) = drain(&mut live).await;
+    assert!(rest.is_empty());
+    assert_eq!(number(&trailers, "logtap-sent"), 2);
+    assert_eq!(number(&trailers, "logtap-next-cursor"), 2);
+    assert_eq!(
+        text(&trailers, "logtap-crc32c"),
+        expected_crc([(1, "a"), (2, "b")])
+    );
+    assert!(trailers.get("x-request-id").is_some());
+
+    let (entries, trailers) = drain(&mut follow).await;
+    assert_eq!(entries.len(), 2);
+    assert_eq!(number(&trailers, "logtap-sent"), 2);
+    let _server = shutting_down.await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_restart_serves_every_acknowledged_entry_with_the_same_cursor() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = TestServer::start_in(dir.path(), |_| {}).await;
+    let mut client = server.client().await;
+    let mut acknowledged = Vec::new();
+    for batch in 0..5 {
+        let entries = (0..4)
+            .map(|i| entry("info", &format!("b{batch}-{i}"), batch * 10 + i + 1))
+            .collect();
+        let reply = push(&mut client, vec![entries]).await;
+        acknowledged.push(reply.last_cursor);
+    }
+    assert_eq!(acknowledged, vec![4, 8, 12, 16, 20]);
+    let (before, _, _) = get_all(&mut client, LogRequest::default()).await;
+    drop(client);
+    server.shutdown().await;
+
+    let mut server = TestServer::start_in(dir.path(), |_| {}).await;
+    let mut client = server.client().await;
+    let (after, _, _) = get_all(&mut client, LogRequest::default()).await;
+    assert_eq!(after, before);
+    // New entries continue the sequence.
+    let reply = push(&mut client, vec![vec![entry("info", "after restart", 99)]]).await;
+    assert_eq!(reply.last_cursor, 21);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_accepts_nothing_is_reset_after_the_idle_timeout() {
+    let server = TestServer::start_with(|config| {
+        config.idle_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut client = server.client().await;
+    // About 1 MiB of entries: far more than a 64 KiB window.
+    let big = "x".repeat(4096);
+    for _ in 0..4 {
+        let batch = (0..64).map(|i| entry("info", &big, i + 1)).collect();
+        push(&mut client, vec![batch]).await;
+    }
+    let channel = Endpoint::from_shared(server.url())
+        .expect("endpoint")
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .expect("connect");
+    let mut stalled = LogServiceClient::new(channel);
+    let response = stalled
+        .get_logs(LogRequest::default())
+        .await
+        .expect("get_logs");
+    // A live tail with nothing to send is waiting for entries, not for the
+    // client: it must survive the idle timeout.
+    let mut quiet = client
+        .stream_logs(LogRequest::default())
+        .await
+        .expect("stream")
+        .into_inner();
+    server
+        .wait_for_metric("logtap_active_streams", |n| n == 2)
+        .await;
+    // The stalled stream is reset; the quiet one is not.
+    server
+        .wait_for_metric("logtap_streams_cancelled_total", |n| n >= 1)
+        .await;
+    server
+        .wait_for_metric("logtap_active_streams", |n| n == 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(server.metric("logtap_active_streams").await, 1);
+    push(&mut client, vec![vec![entry("info", "still here", 1)]]).await;
+    assert_eq!(next(&mut quiet).await.message, "still here");
+
+    // The stalled client finds its stream reset once it reads its buffer.
+    let mut stream = response.into_inner();
+    let mut read = 0;
+    let error = loop {
+        match tokio::time::timeout(DEADLINE, stream.message()).await {
+            Ok(Ok(Some(_))) => read += 1,
+            Ok(Ok(None)) => panic!("the stalled stream ended cleanly after {read} entries"),
+            Ok(Err(status)) => break status,
+            Err(_) => panic!("no reset within the deadline"),
+        }
+    };
+    assert!(read < 256, "read {read}");
+    assert_eq!(error.code(), Code::Cancelled, "{error:?}");
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_throttled_not_reset() {
+    let server = TestServer::start_with(|config| {
+        config.idle_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut client = server.client().await;
+    let big = "y".repeat(4096);
+    let batch = (0..64).map(|i| entry("info", &big, i + 1)).collect();
+    push(&mut client, vec![batch]).await;
+    let channel = Endpoint::from_shared(server.url())
+        .expect("endpoint")
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .expect("connect");
+    let mut slow = LogServiceClient::new(channel);
+    let mut stream = slow
+        .get_logs(LogRequest::default())
+        .await
+        .expect("get_logs")
+        .into_inner();
+    let mut read = 0;
+    while let Some(_entry) = tokio::time::timeout(DEADLINE, stream.message())
+        .await
+        .expect("within the deadline")
+        .expect("no reset")
+    {
+        read += 1;
+        // Well under the idle timeout between reads.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(read, 64);
+    assert_eq!(server.metric("logtap_streams_cancelled_total").await, 0);
+}
+
+#[tokio::test]
+async fn streams_beyond_the_limit_are_refused_with_resource_exhausted() {
+    let server = TestServer::start_with(|config| config.max_streams = 2).await;
+    let mut client = server.client().await;
+    let first = client
+        .stream_logs(LogRequest::default())
+        .await
+        .expect("first");
+    let second = client
+        .stream_logs(LogRequest::default())
+        .await
+        .expect("second");
+    let third = client
+        .stream_logs(LogRequest::default())
+        .await
+        .expect_err("third");
+    assert_eq!(third.code(), Code::ResourceExhausted);
+    drop((first, second));
+    server
+        .wait_for_metric("logtap_active_streams", |n| n == 0)
+        .await;
+    client
+        .stream_logs(LogRequest::default())
+        .await
+        .expect("room again");
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_holds_the_server_at_its_window() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    // 2 MiB of history; the client's window is 64 KiB.
+    let big = "z".repeat(4096);
+    for _ in 0..8 {
+        let batch = (0..64).map(|i| entry("info", &big, i + 1)).collect();
+        push(&mut client, vec![batch]).await;
+    }
+    let channel = Endpoint::from_shared(server.url())
+        .expect("endpoint")
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .expect("connect");
+    let mut stalled = LogServiceClient::new(channel);
+    let response = stalled
+        .get_logs(LogRequest::default())
+        .await
+        .expect("get_logs");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // What the server read and handed to HTTP/2 is bounded by the window and
+    // the transport's buffers, not by the size of the history.
+    let sent = server.metric("logtap_entries_sent_total").await;
+    assert!(
+        sent < 200,
+        "the server ran {sent} of 512 entries ahead of its client"
+    );
+    // Reading resumes the stream where it stopped, every entry once.
+    let (entries, trailers) = drain(&mut response.into_inner()).await;
+    assert_eq!(entries.len(), 512);
+    assert_eq!(number(&trailers, "logtap-sent"), 512);
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_retention_is_data_loss_naming_the_oldest_kept() {
+    let server = TestServer::start_with(|config| {
+        config.store.segment_bytes = 4096;
+        config.store.retention.max_bytes = Some(16 * 1024);
+    })
+    .await;
+    let mut client = server.client().await;
+    let text_of = "r".repeat(200);
+    for i in 0..100 {
+        push(&mut client, vec![vec![entry("info", &text_of, i + 1)]]).await;
+    }
+    let oldest = server.metric("logtap_store_oldest_cursor").await;
+    assert!(oldest > 2, "retention deleted nothing (oldest {oldest})");
+    let error = client
+        .get_logs(LogRequest {
+            after_cursor: Some(1),
+            ..LogRequest::default()
+        })
+        .await
+        .expect_err("deleted cursor");
+    assert_eq!(error.code(), Code::DataLoss);
+    assert!(
+        error.message().contains(&oldest.to_string()),
+        "{} does not name {oldest}",
+        error.message()
+    );
+    // Resuming right before the oldest kept loses nothing, so it is fine.
+    let (entries, _, _) = get_all(
+        &mut client,
+        LogRequest {
+            after_cursor: Some(oldest - 1),
+            ..LogRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(entries.first().map(|e| e.cursor), Some(oldest));
+}
+
+#[tokio::test]
+async fn a_push_larger_than_the_message_limit_is_resource_exhausted() {
+    let server = TestServer::start_with(|config| config.max_message_bytes = 1024).await;
+    let mut client = server.client().await;
+    let status = try_push(&mut client, vec![vec![entry("info", &"q".repeat(2048), 1)]])
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("too large"),
+        "{}",
+        status.message()
+    );
+}
