@@ -1,0 +1,516 @@
+#!/usr/bin/env node
+// End-to-end check of the browser viewer against a real `logtap` server.
+//
+//   node ui/tests/e2e.mjs                       # LOGTAP_BIN defaults to target/debug/logtap
+//   LOGTAP_BIN=target/release/logtap node ui/tests/e2e.mjs
+//
+// Starts `logtap serve --data <tmp> --listen 127.0.0.1:<free port>`, waits for
+// /healthz, pushes thousands of mixed lines with `logtap push`, then, in
+// headless Chromium (playwright-core, /usr/bin/chromium, no browser download),
+// for each transport (gRPC-Web, ?transport=sse, ?transport=poll): loads the
+// page, clicks "Show Errors", checks that only error/fatal rows arrive (all of
+// them), that they are red, how soon the first one shows, that a newly pushed
+// error appears live, and that the server's logtap_active_streams falls back
+// when the filter changes and when the page is closed. Also checks the
+// gRPC-Web trailers (logtap-crc32c → "checksum ok") and the total-count header
+// on a non-follow query. Screenshot: ui/tests/artifacts/viewer.png.
+// Env: LOGTAP_BIN, CHROMIUM (default /usr/bin/chromium), E2E_LINES (default 6000),
+// E2E_TRANSPORTS (default "grpc-web,sse,poll").
+// While the server's `/` does not serve the viewer yet, that check fails and
+// the harness serves ui/dist itself on another port, proxying everything else
+// to the server (E2E_NO_PROXY=1 stops there instead), so the rest still runs.
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer, request as httpRequest } from "node:http";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve(HERE, "../..");
+const BIN = (() => {
+  const b = process.env.LOGTAP_BIN ?? "target/debug/logtap";
+  return isAbsolute(b) ? b : resolve(REPO, b);
+})();
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const LINES = Number(process.env.E2E_LINES ?? 6000);
+const TRANSPORTS = (process.env.E2E_TRANSPORTS ?? "grpc-web,sse,poll").split(",").map((s) => s.trim()).filter(Boolean);
+const ARTIFACTS = join(HERE, "artifacts");
+const OVERALL_TIMEOUT_MS = 240_000;
+
+const results = []; // { name, ok, detail }
+const figures = []; // [label, value]
+let server = null;
+let serverLog = "";
+let browser = null;
+const proxies = [];
+let livePushes = 0;
+const tmp = mkdtempSync(join(tmpdir(), "logtap-e2e-"));
+
+function record(name, ok, detail = "") {
+  results.push({ name, ok, detail });
+  console.log(`${ok ? "  ok  " : "  FAIL"}  ${name}${detail ? " — " + detail : ""}`);
+  return ok;
+}
+
+function cmd(args) {
+  // A .mjs/.js LOGTAP_BIN (the mock) runs under node.
+  return /\.(m?js)$/.test(BIN) ? [process.execPath, [BIN, ...args]] : [BIN, args];
+}
+
+function run(args, timeoutMs = 60_000) {
+  return new Promise((res) => {
+    const [exe, argv] = cmd(args);
+    const p = spawn(exe, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (out += d));
+    const t = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+    p.on("error", (e) => {
+      clearTimeout(t);
+      res({ code: -1, out: String(e) });
+    });
+    p.on("close", (code) => {
+      clearTimeout(t);
+      res({ code, out });
+    });
+  });
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, fn, timeoutMs = 10_000, everyMs = 50) {
+  const t0 = Date.now();
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ` (${last.message})` : ""}`);
+    await sleep(everyMs);
+  }
+}
+
+async function activeStreams(base) {
+  const r = await fetch(base + "/metrics");
+  const text = await r.text();
+  const m = /^logtap_active_streams(?:\{[^}]*\})?\s+([0-9.eE+-]+)/m.exec(text);
+  if (!m) throw new Error("no logtap_active_streams in /metrics");
+  return Number(m[1]);
+}
+
+// ---- test data ----
+function makeLines(n) {
+  const now = Date.now();
+  const lines = [];
+  let errors = 0;
+  const services = ["api", "worker", "billing", "auth"];
+  const msgs = {
+    INFO: ["request served path=/v1/items status=200", "cache warmed entries=512", "user signed in"],
+    DEBUG: ["cache lookup key=session:42 hit=true", "pool stats idle=4 busy=2"],
+    WARN: ["slow query took 812ms", "retrying upstream call attempt=2", "disk usage at 81%"],
+    ERROR: ["payment declined: card expired", "upstream timeout after 30s", "failed to write segment: disk full"],
+  };
+  for (let i = 0; i < n; i++) {
+    const ts = new Date(now - (n - i) * 250).toISOString();
+    const r = i % 20;
+    const svc = services[i % services.length];
+    if (r === 3 || r === 11) {
+      // plain ERROR line
+      lines.push(`${ts} ERROR ${msgs.ERROR[i % 3]} (#${i})`);
+      errors++;
+    } else if (r === 7) {
+      lines.push(JSON.stringify({ level: "error", message: `${msgs.ERROR[(i + 1) % 3]} (#${i})`, timestamp: ts, service: svc, host: `node-${i % 3}` }));
+      errors++;
+    } else if (r === 17 && i % 100 === 17) {
+      lines.push(JSON.stringify({ level: "fatal", message: `panic: invariant violated (#${i})`, timestamp: ts, service: svc }));
+      errors++;
+    } else if (r === 5 || r === 13) {
+      lines.push(`${ts} WARN ${msgs.WARN[i % 3]} (#${i})`);
+    } else if (r === 9) {
+      lines.push(JSON.stringify({ level: "warning", message: `${msgs.WARN[(i + 2) % 3]} (#${i})`, timestamp: ts, service: svc }));
+    } else if (r === 1 || r === 19) {
+      lines.push(`${ts} DEBUG ${msgs.DEBUG[i % 2]} (#${i})`);
+    } else if (r % 4 === 0) {
+      lines.push(JSON.stringify({ level: "info", message: `${msgs.INFO[i % 3]} (#${i})`, timestamp: ts, service: svc, region: "eu-west-1" }));
+    } else {
+      lines.push(`${ts} INFO ${msgs.INFO[i % 3]} (#${i})`);
+    }
+  }
+  return { text: lines.join("\n") + "\n", errors };
+}
+
+function isRed(rgb) {
+  const m = /rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)(?:,\s*([\d.]+))?\)/.exec(rgb);
+  if (!m) return false;
+  const [r, g, b] = [+m[1], +m[2], +m[3]];
+  return r >= 150 && r - g >= 50 && r - b >= 50;
+}
+
+async function viewerState(page) {
+  return page.evaluate(() => {
+    const l = window.__logtap;
+    const txt = (id) => document.getElementById(id)?.textContent ?? "";
+    return {
+      state: l?.state,
+      received: l?.received,
+      transport: l?.transport,
+      firstMs: l?.firstMs,
+      headMs: l?.headMs,
+      firstArrivalMs: l?.firstArrivalMs,
+      statusState: txt("status-state"),
+      statusTransport: txt("status-transport"),
+      statusTotal: txt("status-total"),
+      statusChecksum: txt("status-checksum"),
+    };
+  });
+}
+
+async function checkTransport(ctx, pageBase, base, transport, expectedErrors, screenshot) {
+  const tag = `[${transport}]`;
+  if (transport !== "grpc-web") {
+    const path = transport === "sse" ? "/api/v1/sse?follow=false" : "/api/v1/poll?wait=0s&follow=false";
+    const ac = new AbortController();
+    const r = await fetch(base + path, { signal: ac.signal }).catch((e) => ({ status: String(e), ok: false }));
+    ac.abort();
+    if (!r.ok) {
+      record(`${tag} GET ${path.split("?")[0]} available on the server`, false, `HTTP ${r.status} (pending on the server)`);
+      return;
+    }
+  }
+  const page = await ctx.newPage();
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  try {
+    const url = pageBase + "/" + (transport === "grpc-web" ? "" : `?transport=${transport}`);
+    const baseline = await activeStreams(base);
+    await page.goto(url, { waitUntil: "domcontentloaded" });
+    await page.waitForSelector("#show-errors", { timeout: 10_000 });
+    // The "All" stream starts by itself and fills the screen.
+    await waitFor(`${tag} rows for the "All" view`, () => page.$(".row"), 15_000);
+    const st0 = await viewerState(page);
+    record(`${tag} page loads, streams all levels`, st0.statusTransport === transport && st0.received > 0, `transport=${st0.statusTransport}, received=${st0.received}, state=${st0.statusState}`);
+
+    // Show Errors: measure click → first red row, in the page.
+    const clickToFirst = await page.evaluate(
+      () =>
+        new Promise((res) => {
+          const vp = document.getElementById("viewport");
+          let t0 = 0;
+          const check = () => {
+            const r = vp.querySelector('.row[data-level="error"], .row[data-level="fatal"]');
+            if (r) {
+              obs.disconnect();
+              requestAnimationFrame(() => res(performance.now() - t0));
+              return true;
+            }
+            return false;
+          };
+          const obs = new MutationObserver(check);
+          obs.observe(vp, { subtree: true, childList: true, attributes: true, characterData: true });
+          t0 = performance.now();
+          document.getElementById("show-errors").click();
+          setTimeout(() => {
+            obs.disconnect();
+            res(-1);
+          }, 15_000);
+        }),
+    );
+    const firstMsViewer = await waitFor(`${tag} time-to-first-line in the status bar`, async () => (await viewerState(page)).firstMs, 5000);
+    figures.push([`${transport}: Show Errors click → first red row painted`, `${clickToFirst.toFixed(1)} ms`]);
+    const fs = await viewerState(page);
+    figures.push([`${transport}: viewer's "first line" (request start → first row rendered)`, `${Number(firstMsViewer).toFixed(1)} ms (headers ${Number(fs.headMs).toFixed(1)} ms, first entry decoded ${Number(fs.firstArrivalMs).toFixed(1)} ms)`]);
+    record(`${tag} first error row after Show Errors`, clickToFirst >= 0 && clickToFirst < 1000, `${clickToFirst.toFixed(1)} ms (viewer: ${Number(firstMsViewer).toFixed(1)} ms)`);
+
+    await waitFor(`${tag} all ${expectedErrors} errors received`, async () => (await viewerState(page)).received >= expectedErrors, 30_000);
+    await sleep(300);
+    const st1 = await viewerState(page);
+    record(`${tag} exactly the stored error+fatal entries arrive`, st1.received === expectedErrors, `received ${st1.received}, expected ${expectedErrors}`);
+
+    const levels = await page.$$eval(".row", (rows) => rows.map((r) => r.dataset.level));
+    const bad = levels.filter((l) => l !== "error" && l !== "fatal");
+    record(`${tag} only error/fatal rows rendered`, levels.length > 0 && bad.length === 0, `${levels.length} rows in the DOM, ${bad.length} others${bad.length ? ": " + [...new Set(bad)].join(",") : ""}`);
+    // Scroll to the top and check again: the virtual list renders other rows there.
+    await page.evaluate(() => (document.getElementById("viewport").scrollTop = 0));
+    await sleep(150);
+    const levelsTop = await page.$$eval(".row", (rows) => rows.map((r) => r.dataset.level));
+    record(`${tag} only error/fatal rows at the top too`, levelsTop.every((l) => l === "error" || l === "fatal"), `${levelsTop.length} rows`);
+    const domRows = await page.$$eval(".row", (r) => r.length);
+    record(`${tag} list is virtualised`, domRows < 200, `${domRows} row elements for ${st1.received} entries`);
+    await page.evaluate(() => {
+      const v = document.getElementById("viewport");
+      v.scrollTop = v.scrollHeight;
+    });
+    await sleep(150);
+
+    const colours = await page.$eval('.row[data-level="error"]', (r) => {
+      const s = getComputedStyle(r);
+      const m = getComputedStyle(r.querySelector(".msg"));
+      return { color: m.color, rowColor: s.color, background: s.backgroundColor, border: s.borderLeftColor };
+    });
+    record(`${tag} error rows are red`, isRed(colours.color) && isRed(colours.border), `text ${colours.color}, background ${colours.background}, edge ${colours.border}`);
+
+    // Filter change cancelled the "All" stream: one stream open for this page.
+    const during = await waitFor(`${tag} one active stream after the filter change`, async () => ((await activeStreams(base)) === baseline + 1 ? baseline + 1 : null), 8000).catch(() => null);
+    record(`${tag} changing the filter cancelled the previous stream`, during === baseline + 1, `logtap_active_streams=${await activeStreams(base)} (baseline ${baseline})`);
+
+    // Live: push a new error and see it appear.
+    const token = `live-${transport}-${Math.random().toString(36).slice(2, 8)}`;
+    const f = join(tmp, `live-${transport}.log`);
+    writeFileSync(f, `${new Date().toISOString()} ERROR ${token} happened just now\n`);
+    const t0 = Date.now();
+    const pushed = await run(["push", "--server", base, f]);
+    if (pushed.code !== 0) record(`${tag} logtap push (live)`, false, pushed.out.trim());
+    else livePushes++;
+    const seen = await waitFor(`${tag} live error row`, () => page.$(`.row[data-level="error"] >> text=${token}`), 10_000).then(
+      () => true,
+      () => false,
+    );
+    figures.push([`${transport}: push → live row visible`, `${Date.now() - t0} ms (incl. the push process)`]);
+    record(`${tag} newly pushed error appears live`, seen, `${Date.now() - t0} ms`);
+
+    // Pause, push 3 errors, resume: they arrive once each (after_cursor = last cursor).
+    const before = (await viewerState(page)).received;
+    await page.click("#pause");
+    await waitFor(`${tag} paused`, async () => (await viewerState(page)).state === "paused", 5000);
+    const pf = join(tmp, `pause-${transport}.log`);
+    writeFileSync(pf, [1, 2, 3].map((k) => `${new Date().toISOString()} ERROR while-paused-${transport}-${k}`).join("\n") + "\n");
+    const p2 = await run(["push", "--server", base, pf]);
+    if (p2.code === 0) livePushes += 3;
+    await sleep(300);
+    const whilePaused = (await viewerState(page)).received;
+    await page.click("#pause");
+    const resumed = await waitFor(`${tag} resumed entries`, async () => ((await viewerState(page)).received >= before + 3 ? true : null), 10_000).then(
+      () => true,
+      () => false,
+    );
+    await sleep(400);
+    const afterResume = await viewerState(page);
+    const cursors = await page.$$eval(".row", (rows) => rows.map((r) => r.dataset.cursor));
+    const dupes = cursors.length - new Set(cursors).size;
+    record(
+      `${tag} pause/resume: nothing lost or duplicated`,
+      resumed && whilePaused === before && afterResume.received === before + 3 && dupes === 0 && afterResume.state !== "error",
+      `before ${before}, while paused ${whilePaused}, after resume ${afterResume.received} (want ${before + 3}), duplicate cursors on screen ${dupes}, state ${afterResume.statusState}`,
+    );
+
+    if (screenshot) {
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, "viewer.png") });
+    }
+
+    if (pageErrors.length) record(`${tag} no page errors`, false, pageErrors.join(" | "));
+
+    // Closing the page cancels the stream on the server.
+    await page.close();
+    const after = await waitFor(`${tag} logtap_active_streams back to ${baseline}`, async () => ((await activeStreams(base)) <= baseline ? true : null), 8000).then(
+      () => true,
+      () => false,
+    );
+    record(`${tag} closing the page ends the stream on the server`, after, `logtap_active_streams=${await activeStreams(base)}`);
+  } catch (e) {
+    record(`${tag} run`, false, e.message);
+    if (!page.isClosed()) await page.close().catch(() => {});
+  }
+}
+
+// Through a proxy that answers 415 to gRPC-Web: the viewer must fall back by
+// itself (to SSE, else long-polling) and still stream errors live.
+async function checkFallback(ctx, pageBase, base, expectedErrors) {
+  const page = await ctx.newPage();
+  try {
+    await page.goto(pageBase + "/?level=error", { waitUntil: "domcontentloaded" });
+    await waitFor("fallback rows (or the viewer giving up)", async () => (await page.$('.row[data-level="error"]')) || (await viewerState(page)).state === "error", 20_000);
+    if ((await viewerState(page)).state === "error") throw new Error("no transport worked");
+    const st = await viewerState(page);
+    record("[fallback] gRPC-Web blocked by a proxy: viewer falls back by itself", st.statusTransport === "sse" || st.statusTransport === "poll", `transport=${st.statusTransport}, state=${st.statusState}`);
+    await waitFor("fallback: all errors", async () => (await viewerState(page)).received >= expectedErrors, 20_000).catch(() => {});
+    const st2 = await viewerState(page);
+    record("[fallback] same errors through the fallback", st2.received === expectedErrors, `received ${st2.received}, expected ${expectedErrors}`);
+  } catch (e) {
+    const st = await viewerState(page).catch(() => ({}));
+    record("[fallback] gRPC-Web blocked by a proxy: viewer falls back by itself", false, `${e.message}; status: ${st.statusState ?? "?"} via ${st.statusTransport ?? "?"}`);
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
+async function checkTrailers(ctx, base, expectedErrors) {
+  const page = await ctx.newPage();
+  try {
+    await page.goto(base + "/?level=error&follow=0", { waitUntil: "domcontentloaded" });
+    await waitFor("non-follow stream to end", async () => (await viewerState(page)).state === "ended", 20_000);
+    const st = await viewerState(page);
+    record("[grpc-web] non-follow stream ends with trailers, checksum ok", st.statusChecksum === "checksum ok", `${st.statusChecksum}; received ${st.received}`);
+    record("[grpc-web] logtap-total-count header shown", st.statusTotal.replace(/,/g, "") === String(st.received) && st.received >= expectedErrors, `total ${st.statusTotal}, received ${st.received}`);
+    // Everything (all levels, thousands of lines): time to first line and checksum.
+    await page.goto(base + "/?follow=0", { waitUntil: "domcontentloaded" });
+    await waitFor("all-levels non-follow stream to end", async () => (await viewerState(page)).state === "ended", 30_000);
+    const all = await viewerState(page);
+    figures.push([`grpc-web: all ${all.received} lines (non-follow), first line`, `${Number(all.firstMs).toFixed(1)} ms (headers ${Number(all.headMs).toFixed(1)} ms, first entry decoded ${Number(all.firstArrivalMs).toFixed(1)} ms)`]);
+    record("[grpc-web] all levels, non-follow: checksum ok", all.statusChecksum === "checksum ok", `${all.statusChecksum}; received ${all.received}`);
+    // Bounded memory: ?max=1000 keeps the newest 1000 and says how many were dropped.
+    await page.goto(base + "/?follow=0&max=1000", { waitUntil: "domcontentloaded" });
+    await waitFor("max=1000 stream to end", async () => (await viewerState(page)).state === "ended", 30_000);
+    const kept = await page.evaluate(() => ({ kept: window.__logtap.kept, received: window.__logtap.received, dropped: document.getElementById("status-dropped").textContent, hidden: document.getElementById("status-dropped").hidden }));
+    const wantDropped = (kept.received - 1000).toLocaleString("en-US");
+    record("?max=1000 keeps 1000 lines, shows the dropped count", kept.kept === 1000 && !kept.hidden && kept.dropped.startsWith(`${wantDropped} older lines dropped`), `kept ${kept.kept} of ${kept.received}; "${kept.dropped}"`);
+    // Search: typed into the box, filtered on the server, highlighted.
+    await page.goto(base + "/", { waitUntil: "domcontentloaded" });
+    await waitFor("rows", () => page.$(".row"), 10_000);
+    await page.fill("#search", "disk");
+    await page.press("#search", "Enter");
+    await waitFor("search results", () => page.$(".row mark"), 10_000);
+    await sleep(300);
+    const found = await page.$$eval(".row", (rows) => rows.map((r) => [r.querySelector(".msg").textContent, r.querySelectorAll("mark").length]));
+    record("search: server-side grep, matches highlighted", found.length > 0 && found.every(([t, m]) => t.includes("disk") && m > 0) && page.url().includes("grep=disk"), `${found.length} rows, all contain and highlight "disk"`);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, "viewer-search.png") });
+  } catch (e) {
+    record("[grpc-web] trailers/checksum", false, e.message);
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
+// Serves ui/dist and proxies everything else to the server (streaming, and
+// closing the upstream request when the browser goes away).
+// With blockGrpcWeb it plays a proxy that does not let gRPC-Web through
+// (answers 415), to check that the viewer falls back by itself.
+async function startProxy(base, { serveDist = true, blockGrpcWeb = false } = {}) {
+  const dist = join(HERE, "../dist");
+  if (serveDist && !existsSync(join(dist, "index.html"))) throw new Error("ui/dist is not built (npm run build in ui/)");
+  const up = new URL(base);
+  const port = await freePort();
+  const mime = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css" };
+  const server = createHttpServer((req, res) => {
+    const path = new URL(req.url, "http://x").pathname;
+    if (blockGrpcWeb && path.startsWith("/logtap.v1.")) {
+      res.writeHead(415, { "content-type": "text/plain" });
+      return res.end("this proxy does not pass gRPC-Web\n");
+    }
+    const file = !serveDist ? null : path === "/" ? "index.html" : path.startsWith("/assets/") ? path.slice(1) : null;
+    if (req.method === "GET" && file && !file.includes("..") && existsSync(join(dist, file))) {
+      res.writeHead(200, { "content-type": mime[file.slice(file.lastIndexOf("."))] ?? "application/octet-stream" });
+      return res.end(readFileSync(join(dist, file)));
+    }
+    const upstream = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    upstream.on("error", (e) => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end(String(e));
+    });
+    res.on("close", () => upstream.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise((r) => server.listen(port, "127.0.0.1", r));
+  proxies.push(server);
+  return `http://127.0.0.1:${port}`;
+}
+
+async function main() {
+  console.log(`logtap viewer e2e: LOGTAP_BIN=${BIN}`);
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const data = join(tmp, "data");
+  const [exe, argv] = cmd(["serve", "--data", data, "--listen", `127.0.0.1:${port}`]);
+  server = spawn(exe, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  server.stdout.on("data", (d) => (serverLog += d));
+  server.stderr.on("data", (d) => (serverLog += d));
+  const exited = new Promise((r) => server.on("exit", (code) => r(code)));
+  server.on("error", (e) => (serverLog += String(e)));
+  const healthy = await Promise.race([
+    waitFor("/healthz", async () => (await fetch(base + "/healthz")).ok, 20_000, 100).then(() => true, () => false),
+    exited.then(() => false),
+  ]);
+  if (!record("server starts and /healthz answers 200", healthy, base)) return;
+
+  const page0 = await fetch(base + "/");
+  const html = await page0.text();
+  let pageBase = base;
+  const servesViewer = page0.ok && html.includes('id="show-errors"');
+  if (!record("GET / serves the viewer", servesViewer, `HTTP ${page0.status}`)) {
+    if (process.env.E2E_NO_PROXY) return;
+    pageBase = await startProxy(base, { serveDist: true });
+    console.log(`        (serving ui/dist from ${pageBase}, proxying the rest to ${base}, to go on)`);
+  }
+
+  const { text, errors } = makeLines(LINES);
+  const file = join(tmp, "mixed.log");
+  writeFileSync(file, text);
+  const t0 = Date.now();
+  const pushed = await run(["push", "--server", base, file], 120_000);
+  if (!record(`logtap push ${LINES} mixed lines`, pushed.code === 0, `${Date.now() - t0} ms; ${pushed.out.trim().split("\n").pop()}`)) return;
+
+  const userDataDir = join(tmp, "chromium-profile");
+  browser = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1400, height: 800 },
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  for (const [i, t] of TRANSPORTS.entries()) {
+    await checkTransport(browser, pageBase, base, t, errors + livePushes, i === 0);
+  }
+  if (TRANSPORTS.includes("grpc-web")) await checkTrailers(browser, pageBase, errors + livePushes);
+  if (!process.env.E2E_NO_FALLBACK) {
+    const blocked = await startProxy(base, { serveDist: !servesViewer, blockGrpcWeb: true });
+    await checkFallback(browser, blocked, base, errors + livePushes);
+  }
+}
+
+const timer = setTimeout(() => {
+  record("overall time limit", false, `${OVERALL_TIMEOUT_MS} ms`);
+  finish().then(() => process.exit(1));
+}, OVERALL_TIMEOUT_MS);
+
+async function finish() {
+  clearTimeout(timer);
+  await browser?.close().catch(() => {});
+  for (const p of proxies) {
+    p.closeAllConnections?.();
+    p.close();
+  }
+  if (server && server.exitCode === null) {
+    server.kill("SIGTERM");
+    await Promise.race([new Promise((r) => server.once("exit", r)), sleep(3000)]);
+    if (server.exitCode === null) server.kill("SIGKILL");
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+try {
+  await main();
+} catch (e) {
+  record("harness", false, e.stack ?? String(e));
+}
+await finish();
+const failed = results.filter((r) => !r.ok);
+console.log("\n==== logtap viewer e2e summary ====");
+for (const [k, v] of figures) console.log(`  ${k}: ${v}`);
+console.log(`  screenshot: ${join(ARTIFACTS, "viewer.png")}`);
+if (failed.length) {
+  console.log("\nfailures:");
+  for (const f of failed) console.log(`  - ${f.name}: ${f.detail}`);
+  if (serverLog) console.log("\nserver output (last 40 lines):\n" + serverLog.trim().split("\n").slice(-40).join("\n"));
+}
+console.log(`\n${results.length - failed.length} passed, ${failed.length} failed`);
+process.exit(failed.length ? 1 : 0);
