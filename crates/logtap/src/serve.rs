@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use logtap_server::tls::TlsFiles;
 use logtap_server::{Server, ServerConfig};
 use logtap_store::{Retention, SyncPolicy};
 
@@ -17,10 +18,13 @@ pub struct ServeArgs {
     #[arg(long, default_value = "./logtap-data", value_name = "DIR")]
     pub data: PathBuf,
 
-    /// The address to listen on (port 0 picks a free port; the address
-    /// taken is logged).
-    #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
-    pub listen: SocketAddr,
+    /// The address to listen on [default: 127.0.0.1:50051] (port 0 picks a
+    /// free port; the address taken is logged). Without
+    /// --auth-token-file, an address beyond loopback (0.0.0.0, a LAN
+    /// address) is served only when named here, with a warning that anyone
+    /// who reaches it can read and push logs.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
 
     /// When stored entries are forced to disk: `batch` (every push batch;
     /// nothing acknowledged is lost on power failure), `interval:MS` (at
@@ -39,7 +43,37 @@ pub struct ServeArgs {
     /// Delete segments whose newest entry is older than this (7d, 12h, ...).
     #[arg(long, value_name = "AGE", value_parser = parse_age)]
     pub retention_age: Option<Duration>,
+
+    /// Serve TLS (https://, gRPC over TLS) with this PEM certificate chain:
+    /// the server's certificate first, then intermediates.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert (PKCS#8, RSA or EC).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require bearer tokens listed in FILE, one a line as `TOKEN SCOPE`
+    /// (SCOPE: read, write, or read,write; `#` comments and blank lines
+    /// allowed). `read` reads logs and /metrics; `write` pushes only.
+    /// /healthz, gRPC health and reflection, and the viewer's page stay
+    /// open. Clients send `authorization: Bearer TOKEN` (logtap: --token).
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Serve /metrics without a token even when --auth-token-file is on.
+    #[arg(long)]
+    pub metrics_public: bool,
+
+    /// Let pages from ORIGIN (scheme://host[:port], or * for any) call the
+    /// API from a browser (CORS: gRPC-Web and the HTTP API); repeat for
+    /// several. Without it, only the viewer this server serves can.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
 }
+
+/// Where the server listens when --listen is not given: loopback only.
+const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
 /// The `--sync` policy as typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +104,24 @@ fn parse_age(text: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let mut config = ServerConfig::new(args.listen, args.data.clone());
+    let listen = match args.listen {
+        Some(listen) => listen,
+        None => DEFAULT_LISTEN.parse().context("the default address")?,
+    };
+    let mut config = ServerConfig::new(listen, args.data.clone());
+    config.listen_explicit = args.listen.is_some();
+    config.tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => None,
+    };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    config.auth_token_file = args.auth_token_file;
+    config.metrics_public = args.metrics_public;
+    config.cors_origins = args.cors_origins;
     config.store.sync = args.sync.0;
     config.store.segment_bytes = args.segment_mb << 20;
     config.store.retention = Retention {
@@ -81,11 +132,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let server = Server::bind(config).await.with_context(|| {
         format!(
             "could not start the server on {} with data in {}",
-            args.listen,
+            listen,
             args.data.display()
         )
     })?;
-    tracing::info!("logtap is listening on http://{}", server.local_addr());
+    tracing::info!("logtap is listening on {scheme}://{}", server.local_addr());
     server
         .run(shutdown_signal())
         .await

@@ -1,5 +1,6 @@
 //! What the command line can change about a running server.
 
+use crate::tls::TlsFiles;
 use logtap_store::StoreConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,9 +41,49 @@ pub struct ServerConfig {
     /// store applies them on every append too), so an age limit holds on a
     /// quiet server.
     pub retention_interval: Duration,
+    /// Serve TLS with this certificate and key; plain TCP when `None`.
+    /// See [`crate::tls`].
+    pub tls: Option<TlsFiles>,
+    /// Require bearer tokens from this file; every request is open when
+    /// `None`. See [`crate::auth`] for the format and what needs which scope.
+    pub auth_token_file: Option<PathBuf>,
+    /// Serve `/metrics` without a token even when tokens are on (for a
+    /// scraper on a trusted network).
+    pub metrics_public: bool,
+    /// Browser origins allowed to call the API (CORS), as `scheme://host[:port]`
+    /// or `*`; empty means same origin only (no CORS headers). See
+    /// [`crate::cors`].
+    pub cors_origins: Vec<String>,
+    /// Whether the operator named `listen` (`--listen`), rather than it
+    /// coming from a default. Without tokens the server listens beyond
+    /// loopback only when it was named; see [`ServerConfig::exposure`].
+    pub listen_explicit: bool,
+    /// How often a Server-Sent Events stream with nothing to send writes a
+    /// `: keepalive` comment, so proxies that close quiet connections keep it
+    /// open and a client that vanished is noticed at the next write.
+    pub sse_heartbeat: Duration,
+    /// The largest body `POST /api/v1/push` accepts, in bytes; a larger one
+    /// is answered 413. The body is read line by line and stored in batches,
+    /// so this bounds what one request may add, not the memory it takes.
+    pub max_push_body_bytes: u64,
 }
 
+/// How many bytes an entry's LogEntry going out may exceed the PushRequest
+/// that brought it in: a cursor (up to 11 bytes with its tag), a level name
+/// where the push left it empty (up to 7), and a receive-time timestamp
+/// where the push sent 0 (up to 11). Rounded up.
+const ENCODING_HEADROOM: usize = 64;
+
 impl ServerConfig {
+    /// The largest gRPC message the server sends: a little over
+    /// `max_message_bytes`, so that every entry a push could carry can be
+    /// read back. With the same limit both ways, an entry pushed at the
+    /// limit was stored but failed every read that reached it
+    /// (OUT_OF_RANGE, "encoded message length too large").
+    pub fn max_encoded_message_bytes(&self) -> usize {
+        self.max_message_bytes.saturating_add(ENCODING_HEADROOM)
+    }
+
     /// A server on `listen` with its data in `data_dir` and the defaults a
     /// newcomer should get: fsync every batch, 5-minute idle timeout, 30 s
     /// keep-alive pings.
@@ -58,6 +99,103 @@ impl ServerConfig {
             max_concurrent_streams_per_connection: 1024,
             max_message_bytes: 4 << 20,
             retention_interval: Duration::from_secs(60),
+            tls: None,
+            auth_token_file: None,
+            metrics_public: false,
+            cors_origins: Vec::new(),
+            // The caller named the address by passing it in; the command
+            // line clears this when --listen was not given.
+            listen_explicit: true,
+            sse_heartbeat: Duration::from_secs(15),
+            max_push_body_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Who can reach the server without a token, as [`ServerConfig::exposure`]
+/// decides at startup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// Loopback only: processes on this machine.
+    Loopback,
+    /// Any address, but every request that touches logs needs a token.
+    Tokens,
+    /// Any address and no tokens: anyone who can reach the port can read and
+    /// push. Allowed because the operator named the address; logged as a
+    /// warning.
+    Open,
+}
+
+/// A non-loopback address without tokens that the operator did not name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refusing to listen on {addr} without --auth-token-file: anyone who can reach it could read and push logs; pass --listen {addr} explicitly to accept that, or set up tokens")]
+pub struct ExposureError {
+    /// The address that would have been exposed.
+    pub addr: SocketAddr,
+}
+
+impl ServerConfig {
+    /// The loopback rule. Without a token file the server listens only on
+    /// loopback (127.0.0.0/8, ::1, and ::ffff:127.0.0.0/104), unless the
+    /// operator named the address (`listen_explicit`): then it is allowed,
+    /// as [`Exposure::Open`], and `bind` logs a warning. With a token file
+    /// any address is fine. The port plays no part.
+    pub fn exposure(&self) -> Result<Exposure, ExposureError> {
+        if self.listen.ip().to_canonical().is_loopback() {
+            Ok(Exposure::Loopback)
+        } else if self.auth_token_file.is_some() {
+            Ok(Exposure::Tokens)
+        } else if self.listen_explicit {
+            Ok(Exposure::Open)
+        } else {
+            Err(ExposureError { addr: self.listen })
+        }
+    }
+}
+
+#[cfg(test)]
+mod exposure_tests {
+    use super::*;
+
+    fn config(listen: &str, tokens: bool, explicit: bool) -> ServerConfig {
+        let mut config = ServerConfig::new(listen.parse().unwrap(), "/nowhere");
+        config.auth_token_file = tokens.then(|| PathBuf::from("tokens.txt"));
+        config.listen_explicit = explicit;
+        config
+    }
+
+    #[test]
+    fn loopback_is_always_fine() {
+        for listen in [
+            "127.0.0.1:50051",
+            "127.9.9.9:1",
+            "[::1]:0",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            for (tokens, explicit) in [(false, false), (false, true), (true, false)] {
+                assert_eq!(
+                    config(listen, tokens, explicit).exposure(),
+                    Ok(Exposure::Loopback),
+                    "{listen}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn beyond_loopback_needs_tokens_or_an_explicit_address() {
+        for listen in [
+            "0.0.0.0:50051",
+            "[::]:50051",
+            "192.0.2.7:1",
+            "[::ffff:192.0.2.7]:1",
+        ] {
+            assert_eq!(config(listen, true, false).exposure(), Ok(Exposure::Tokens));
+            assert_eq!(config(listen, false, true).exposure(), Ok(Exposure::Open));
+            let error = config(listen, false, false).exposure().unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("--auth-token-file"), "{message}");
+            assert!(message.contains("--listen"), "{message}");
         }
     }
 }

@@ -34,6 +34,18 @@ pub enum ServerError {
     /// A blocking task the server relies on panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
+    /// `--tls-cert` / `--tls-key` cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The token file cannot be read or has a malformed line.
+    #[error(transparent)]
+    Tokens(#[from] crate::auth::TokenFileError),
+    /// A `--cors-origin` is not an origin.
+    #[error(transparent)]
+    Cors(#[from] crate::cors::CorsError),
+    /// A non-loopback address without tokens that was not named explicitly.
+    #[error(transparent)]
+    Exposed(#[from] crate::config::ExposureError),
 }
 
 /// Why one request failed. Each variant maps to one gRPC code in
@@ -69,6 +81,28 @@ pub enum ServeError {
         /// What went wrong with the failing batch.
         cause: Box<ServeError>,
     },
+    /// An HTTP push body over `max_push_body_bytes`.
+    #[error("the body is over the limit of {limit} bytes; split it into several pushes")]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// One line of an HTTP push longer than the largest entry accepted.
+    #[error("line {line} is over {limit} bytes, the longest line accepted")]
+    LineTooLong {
+        /// The line's number in the body, from 1.
+        line: u64,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// An HTTP push body in a content coding the server does not decode;
+    /// storing it as text would store the compressed bytes.
+    #[error("the body is {0}-encoded; send it uncompressed (no Content-Encoding, or identity)")]
+    UnsupportedEncoding(String),
+    /// An HTTP request body could not be read (the client went away, or
+    /// its framing is broken).
+    #[error("could not read the request body: {0}")]
+    BadBody(String),
     /// The server is shutting down and takes no new work.
     #[error("the server is shutting down; retry against another instance or once it is back")]
     ShuttingDown,
@@ -92,6 +126,60 @@ fn inbound_message(status: &Status) -> String {
     } else {
         status.message().to_string()
     }
+}
+
+/// Rewrites tonic's OUT_OF_RANGE for an over-large request message into
+/// RESOURCE_EXHAUSTED, and returns whether it did.
+///
+/// tonic checks `max_decoding_message_size` while decoding the request of a
+/// unary or server-streaming call, before any handler runs, and answers
+/// with a trailers-only response (the status in the headers). Push maps the
+/// same error itself (see [`ServeError::code`]); this catches the others, so
+/// every over-large message gets the contract's code.
+pub fn remap_message_too_large<B>(response: &mut http::Response<B>) -> bool {
+    let headers = response.headers_mut();
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|code| code.as_bytes() == b"11");
+    // grpc-message is percent-encoded, spaces included.
+    let message = headers
+        .get("grpc-message")
+        .and_then(|message| message.to_str().ok())
+        .filter(|message| message.contains("message%20length%20too%20large"))
+        .map(str::to_string);
+    let Some(message) = message.filter(|_| out_of_range) else {
+        return false;
+    };
+    headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    if let Ok(value) = http::HeaderValue::from_str(&format!("message%20too%20large:%20{message}")) {
+        headers.insert("grpc-message", value);
+    }
+    true
+}
+
+/// The longest status message sent, in bytes.
+const MAX_STATUS_MESSAGE: usize = 1024;
+
+/// Cuts `text` to [`MAX_STATUS_MESSAGE`] bytes (on a character boundary),
+/// saying how much was cut.
+///
+/// Messages quote what the client sent, and a gRPC status message travels
+/// in an HTTP/2 header: a client's 2 MiB pattern echoed back made a header
+/// that clients refuse (h2 resets the connection after too many
+/// CONTINUATION frames; grpc-go's default header list limit is 16 KiB), so
+/// the client never learned why it was refused.
+pub fn clip_message(mut text: String) -> String {
+    if text.len() <= MAX_STATUS_MESSAGE {
+        return text;
+    }
+    let mut cut = MAX_STATUS_MESSAGE;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let more = text.len() - cut;
+    text.truncate(cut);
+    text.push_str(&format!("... ({more} more bytes)"));
+    text
 }
 
 /// The gRPC code for a store error.
@@ -136,7 +224,13 @@ impl ServeError {
     /// The gRPC code a client sees.
     pub fn code(&self) -> Code {
         match self {
-            ServeError::Query(_) | ServeError::UnknownLevel { .. } => Code::InvalidArgument,
+            ServeError::Query(_)
+            | ServeError::UnknownLevel { .. }
+            | ServeError::BadBody(_)
+            | ServeError::UnsupportedEncoding(_) => Code::InvalidArgument,
+            ServeError::BodyTooLarge { .. } | ServeError::LineTooLong { .. } => {
+                Code::ResourceExhausted
+            }
             ServeError::Store(error) => store_error_code(error),
             ServeError::Inbound(status) if is_message_too_large(status) => Code::ResourceExhausted,
             ServeError::Inbound(status) => status.code(),
@@ -155,14 +249,21 @@ impl ServeError {
             ServeError::Inbound(status) if is_message_too_large(status) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            ServeError::BodyTooLarge { .. } | ServeError::LineTooLong { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            // RFC 7694: the answer to a content coding the server cannot
+            // decode.
+            ServeError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::PushFailed { cause, .. } => cause.http_status(),
             error => http_status_for_code(error.code()),
         }
     }
 
-    /// The gRPC status a client sees, message included.
+    /// The gRPC status a client sees, message included (clipped, see
+    /// [`clip_message`]).
     pub fn to_status(&self) -> Status {
-        Status::new(self.code(), self.to_string())
+        Status::new(self.code(), clip_message(self.to_string()))
     }
 
     /// Wraps a task join failure (a panic or a cancelled blocking task).
@@ -219,6 +320,31 @@ mod tests {
         assert_eq!(error.code(), Code::ResourceExhausted);
         assert_eq!(error.http_status(), StatusCode::INSUFFICIENT_STORAGE);
         assert!(error.to_string().contains("5 entries were stored"));
+    }
+
+    #[test]
+    fn an_over_large_request_refused_by_tonic_becomes_resource_exhausted() {
+        let status = Status::out_of_range(
+            "Error, decoded message length too large: found 9 bytes, the limit is: 4 bytes",
+        );
+        let mut response = status.into_http::<()>();
+        assert!(remap_message_too_large(&mut response));
+        let back = Status::from_header_map(response.headers()).expect("a status");
+        assert_eq!(back.code(), Code::ResourceExhausted);
+        assert!(back.message().starts_with("message too large: Error"), "{back:?}");
+        // Anything else is left alone.
+        let mut other = Status::out_of_range("past the end").into_http::<()>();
+        assert!(!remap_message_too_large(&mut other));
+    }
+
+    #[test]
+    fn status_messages_are_clipped_to_fit_in_a_header() {
+        let error = ServeError::Internal("é".repeat(3000));
+        let message = error.to_status().message().to_string();
+        assert!(message.len() < 1100, "{}", message.len());
+        assert!(message.ends_with("more bytes)"), "{message}");
+        let short = ServeError::Internal("short".into());
+        assert_eq!(short.to_status().message(), "internal error: short");
     }
 
     #[test]

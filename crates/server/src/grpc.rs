@@ -221,7 +221,12 @@ impl LogService for LogApi {
             let batch = match batch {
                 Ok(Some(batch)) => batch,
                 Ok(None) => break,
-                Err(status) => return Err(pushed.failed(&request_id, ServeError::Inbound(status))),
+                Err(status) => {
+                    let error = ServeError::Inbound(status);
+                    // An over-large batch is the message-size limit at work.
+                    self.shared.metrics.count_refusal(&error);
+                    return Err(pushed.failed(&request_id, error));
+                }
             };
             let entries = batch_entries(batch.entries, now_nanos())
                 .map_err(|error| pushed.failed(&request_id, error))?;
@@ -283,12 +288,13 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 /// uses to say NOT_SERVING.
 pub async fn routes(shared: &Shared, config: &ServerConfig) -> (Router, HealthReporter) {
     let limit = config.max_message_bytes;
+    let out_limit = config.max_encoded_message_bytes();
     let v1 = LogServiceServer::new(LogApi::new(shared.clone()))
         .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+        .max_encoding_message_size(out_limit);
     let seed = crate::seed::server(shared.clone())
         .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+        .max_encoding_message_size(out_limit);
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in [
         <LogServiceServer<LogApi> as NamedService>::NAME,
@@ -314,5 +320,21 @@ pub async fn routes(shared: &Shared, config: &ServerConfig) -> (Router, HealthRe
             tracing::warn!(error = %error, "Could not build the reflection service (v1alpha); older grpcurl will need the .proto files.")
         }
     }
+    let router = router.layer(axum::middleware::map_response_with_state(
+        std::sync::Arc::clone(&shared.metrics),
+        message_too_large,
+    ));
     (router, health)
+}
+
+/// RESOURCE_EXHAUSTED, counted, for a request message tonic refused as too
+/// large before any handler ran (see `error::remap_message_too_large`).
+async fn message_too_large(
+    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<crate::metrics::Metrics>>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if crate::error::remap_message_too_large(&mut response) {
+        metrics.limit_hit(crate::metrics::Limit::MessageSize);
+    }
+    response
 }

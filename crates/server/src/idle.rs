@@ -58,6 +58,10 @@ pub struct TaskState {
     polls: AtomicU64,
     /// Whether the last poll of an attached stream produced an item.
     wants_poll: AtomicBool,
+    /// Set when the watchdog cuts the task for the idle timeout, just before
+    /// the streams in it are dropped, so they can count the reset as the
+    /// idle limit at work rather than as a client's cancel.
+    idle_reset: AtomicBool,
 }
 
 /// A stream's side of the watchdog. Attaches itself to the task it is first
@@ -91,6 +95,14 @@ impl Probe {
         if let Some(task) = &self.task {
             task.wants_poll.store(item, Ordering::Relaxed);
         }
+    }
+
+    /// Whether the watchdog is dropping this stream's task for the idle
+    /// timeout (true only while the stream is being dropped for it).
+    pub fn idle_reset(&self) -> bool {
+        self.task
+            .as_ref()
+            .is_some_and(|task| task.idle_reset.load(Ordering::Relaxed))
     }
 
     /// Call once the stream has ended: it no longer needs the client.
@@ -176,6 +188,7 @@ impl<F: Future> Future for Watched<F> {
                 idle_timeout = ?this.idle_timeout,
                 "Reset a response whose client accepted nothing for the idle timeout."
             );
+            this.state.idle_reset.store(true, Ordering::Relaxed);
             return Poll::Ready(None);
         }
         let timer = this

@@ -31,7 +31,14 @@ pub async fn append(shared: &Shared, entries: Vec<NewEntry>) -> Result<AppendRec
     let store = shared.store.clone();
     let receipt = tokio::task::spawn_blocking(move || store.append(&entries))
         .await
-        .map_err(ServeError::join)??;
+        .map_err(ServeError::join)?
+        .map_err(|error| {
+            // A full disk is a limit an operator must see in /metrics, not
+            // only in the clients' errors.
+            let error = ServeError::Store(error);
+            shared.metrics.count_refusal(&error);
+            error
+        })?;
     shared.metrics.entries_stored.inc_by(receipt.count);
     Ok(receipt)
 }

@@ -21,10 +21,18 @@
 //! - [`state`]: what every request handler shares.
 //! - [`grpc`], [`seed`]: the two gRPC services.
 //! - [`http`]: plain HTTP routes (`/metrics`, `/healthz`).
+//! - [`fallback`]: the HTTP fallbacks (`/api/v1/logs` NDJSON, `/api/v1/poll`,
+//!   `/api/v1/sse`, `POST /api/v1/push`) over the same query core.
+//! - [`viewer`]: the browser viewer at `/`, embedded in the binary.
 //! - [`server`]: binding, the accept loop, shutdown.
+//! - [`auth`], [`tls`], [`cors`]: bearer tokens and scopes, TLS, and which
+//!   browser origins may call.
 
+pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod error;
+pub mod fallback;
 pub mod grpc;
 pub mod http;
 pub mod idle;
@@ -37,6 +45,8 @@ pub mod seed;
 pub mod server;
 pub mod state;
 pub mod tail;
+pub mod tls;
+pub mod viewer;
 
 pub use config::ServerConfig;
 pub use error::{ServeError, ServerError};

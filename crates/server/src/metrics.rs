@@ -5,9 +5,10 @@
 //! so on.
 
 use crate::error::ServeError;
-use logtap_store::StoreStats;
+use logtap_store::{RecoveryReport, StoreStats};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -36,6 +37,49 @@ pub struct Metrics {
     store_last_cursor: Gauge,
     /// The oldest cursor still held, refreshed at every scrape.
     store_oldest_cursor: Gauge,
+    /// Torn tails cut and corrupt stretches skipped when the store was
+    /// opened: an operator alerting on this learns of damage that only a log
+    /// line would otherwise tell.
+    recovery_events: Gauge,
+    /// Bytes those recovery events cut or skipped.
+    recovery_bytes_skipped: Gauge,
+    /// Requests refused or streams ended because a limit was reached, by
+    /// limit (see [`Limit`]), so an operator can tell a limit set too low
+    /// from clients misbehaving.
+    limit_rejections: Family<[(&'static str, &'static str); 1], Counter>,
+}
+
+/// The limits counted in `logtap_limit_rejections_total{limit="..."}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_streams`: reading streams open at once, every transport.
+    Streams,
+    /// `max_message_bytes`: a gRPC message over the size limit.
+    MessageSize,
+    /// `idle_timeout`: a response whose client accepted nothing, reset.
+    IdleTimeout,
+    /// The disk (or quota) is full: an append was refused.
+    DiskFull,
+}
+
+impl Limit {
+    /// Every limit, so each shows in /metrics at 0 before it is first hit.
+    pub const ALL: [Limit; 4] = [
+        Limit::Streams,
+        Limit::MessageSize,
+        Limit::IdleTimeout,
+        Limit::DiskFull,
+    ];
+
+    /// The value of the `limit` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::Streams => "streams",
+            Limit::MessageSize => "message_size",
+            Limit::IdleTimeout => "idle_timeout",
+            Limit::DiskFull => "disk_full",
+        }
+    }
 }
 
 impl Metrics {
@@ -52,6 +96,9 @@ impl Metrics {
             store_entries: Gauge::default(),
             store_last_cursor: Gauge::default(),
             store_oldest_cursor: Gauge::default(),
+            recovery_events: Gauge::default(),
+            recovery_bytes_skipped: Gauge::default(),
+            limit_rejections: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -99,10 +146,39 @@ impl Metrics {
             "The oldest cursor still held",
             metrics.store_oldest_cursor.clone(),
         );
+        registry.register(
+            "logtap_recovery_events",
+            "Torn tails cut and corrupt stretches skipped when the store was opened",
+            metrics.recovery_events.clone(),
+        );
+        registry.register(
+            "logtap_recovery_bytes_skipped",
+            "Bytes cut or skipped by recovery when the store was opened",
+            metrics.recovery_bytes_skipped.clone(),
+        );
+        registry.register(
+            "logtap_limit_rejections",
+            "Requests refused or streams ended because a limit was reached",
+            metrics.limit_rejections.clone(),
+        );
+        // Touch every label, so each limit shows at 0 before it is hit.
+        for limit in Limit::ALL {
+            let _ = metrics
+                .limit_rejections
+                .get_or_create(&[("limit", limit.label())]);
+        }
         Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// A registry with every metric at zero but the recovery gauges, which
+    /// say what opening the store cut or skipped.
+    pub fn after_recovery(report: &RecoveryReport) -> Metrics {
+        let metrics = Metrics::new();
+        metrics.record_recovery(report);
+        metrics
     }
 
     /// Counts a new reading stream, or refuses it when `limit` are open.
@@ -114,9 +190,40 @@ impl Metrics {
         if usize::try_from(before).unwrap_or(usize::MAX) >= limit {
             // Dropping the guard takes the count back down.
             drop(guard);
+            self.limit_hit(Limit::Streams);
             return Err(ServeError::TooManyStreams { limit });
         }
         Ok(guard)
+    }
+
+    /// Counts one refusal (or reset) because `limit` was reached.
+    pub fn limit_hit(&self, limit: Limit) {
+        self.limit_rejections
+            .get_or_create(&[("limit", limit.label())])
+            .inc();
+    }
+
+    /// Counts `error` under its limit, if it is a limit being reached;
+    /// other errors are not counted here.
+    pub fn count_refusal(&self, error: &ServeError) {
+        let limit = match error {
+            ServeError::PushFailed { cause, .. } => return self.count_refusal(cause),
+            ServeError::Inbound(_) if error.code() == tonic::Code::ResourceExhausted => {
+                Limit::MessageSize
+            }
+            ServeError::Store(store) if store.is_disk_full() => Limit::DiskFull,
+            // Counted where the limit is checked, in `open_stream`.
+            ServeError::TooManyStreams { .. } => return,
+            _ => return,
+        };
+        self.limit_hit(limit);
+    }
+
+    /// Records what recovery cut or skipped when the store was opened.
+    pub fn record_recovery(&self, report: &RecoveryReport) {
+        let clamp = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.recovery_events.set(clamp(report.events.len() as u64));
+        self.recovery_bytes_skipped.set(clamp(report.bytes_lost()));
     }
 
     /// The text exposition, with the store's sizes as of now.
@@ -194,5 +301,36 @@ mod tests {
         assert_eq!(metrics.active_streams.get(), 1);
         drop(first);
         assert_eq!(metrics.active_streams.get(), 0);
+        let text = metrics.render(StoreStats::default());
+        assert!(
+            text.lines()
+                .any(|l| l == r#"logtap_limit_rejections_total{limit="streams"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_limit_and_the_recovery_gauges_show_before_anything_happens() {
+        let metrics = Metrics::after_recovery(&RecoveryReport {
+            events: vec![logtap_store::RecoveryEvent::TruncatedTail {
+                path: "/data/00000000000000000001.seg".into(),
+                offset: 100,
+                bytes: 17,
+            }],
+        });
+        let text = metrics.render(StoreStats::default());
+        for line in [
+            "logtap_recovery_events 1",
+            "logtap_recovery_bytes_skipped 17",
+            r#"logtap_limit_rejections_total{limit="streams"} 0"#,
+            r#"logtap_limit_rejections_total{limit="message_size"} 0"#,
+            r#"logtap_limit_rejections_total{limit="idle_timeout"} 0"#,
+            r#"logtap_limit_rejections_total{limit="disk_full"} 0"#,
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from:\n{text}"
+            );
+        }
     }
 }

@@ -14,6 +14,39 @@ use regex::{Regex, RegexBuilder};
 /// would otherwise compile into gigabytes; over the limit it is refused.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// The longest regular expression accepted, in bytes. The size limit
+/// above bounds what a pattern compiles into, but only after the whole
+/// pattern was parsed: a 2 MiB pattern held a runtime worker thread for
+/// seconds before being refused. Nobody types a 64 KiB pattern.
+const MAX_PATTERN_BYTES: usize = 64 << 10;
+
+/// How much of a client's own text an error message quotes back.
+const QUOTE_BYTES: usize = 120;
+
+/// The first [`QUOTE_BYTES`] of `text` (on a character boundary), with a
+/// note of the length when it was cut.
+fn clip_quote(text: &str) -> String {
+    if text.len() <= QUOTE_BYTES {
+        return text.to_string();
+    }
+    let mut cut = QUOTE_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}... ({} bytes in all)", &text[..cut], text.len())
+}
+
+/// A regex error, short: the regex crate quotes the whole pattern with a
+/// caret under the fault, then `error: what`; for a long pattern only that
+/// last line is worth sending.
+fn clip_reason(reason: String) -> String {
+    if reason.len() <= 4 * QUOTE_BYTES {
+        return reason;
+    }
+    let last = reason.lines().last().unwrap_or_default();
+    clip_quote(last)
+}
+
 /// Which call a query is for: they differ in where a stream starts and
 /// whether it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +102,25 @@ pub enum QueryError {
     /// StreamLogs is live, so it cannot go newest first.
     #[error("reverse is not allowed on StreamLogs, a live tail goes oldest first; use GetLogs with reverse")]
     ReverseOnLive,
+    /// An HTTP query parameter (or header) whose value cannot be read; the
+    /// reason says what is accepted.
+    #[error("bad {name}: {reason}")]
+    BadParameter {
+        /// The parameter as the client wrote it (`since`, `Last-Event-ID`).
+        name: String,
+        /// What is wrong with the value, and what would be right.
+        reason: String,
+    },
+    /// An HTTP query parameter the endpoint does not know, refused rather
+    /// than ignored so that a typo (`levle=error`) does not silently return
+    /// everything.
+    #[error("unknown query parameter {name:?}; this endpoint takes {known}")]
+    UnknownParameter {
+        /// The parameter as the client wrote it.
+        name: String,
+        /// The parameters the endpoint takes, for the message.
+        known: &'static str,
+    },
 }
 
 /// The text an entry's message must contain or match.
@@ -154,13 +206,25 @@ impl Query {
         let text = if raw.grep.is_empty() {
             None
         } else if raw.regex {
+            if raw.grep.len() > MAX_PATTERN_BYTES {
+                return Err(QueryError::BadPattern {
+                    pattern: clip_quote(&raw.grep),
+                    reason: format!(
+                        "the pattern is {} bytes, over the limit of {MAX_PATTERN_BYTES}",
+                        raw.grep.len()
+                    ),
+                });
+            }
             let regex = RegexBuilder::new(&raw.grep)
                 .size_limit(REGEX_SIZE_LIMIT)
                 .dfa_size_limit(REGEX_SIZE_LIMIT)
                 .build()
                 .map_err(|error| QueryError::BadPattern {
-                    pattern: raw.grep.clone(),
-                    reason: error.to_string(),
+                    // Quoted clipped: the whole message must fit in a
+                    // status header, reason included (see
+                    // `error::clip_message`).
+                    pattern: clip_quote(&raw.grep),
+                    reason: clip_reason(error.to_string()),
                 })?;
             Some(TextPattern::Regex(regex))
         } else {
@@ -282,6 +346,11 @@ mod tests {
             Err(QueryError::BadPattern { .. })
         ));
         assert!(get(raw("time(out)?")).is_ok());
+        // Refused before parsing, so it costs nothing; quoted clipped.
+        let started = std::time::Instant::now();
+        let error = get(raw(&"x".repeat(4 << 20))).expect_err("too long");
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        assert!(error.to_string().len() < 400, "{}", error.to_string().len());
         // Plain text is never compiled, so any text is fine.
         assert!(get(RawQuery {
             grep: "(".into(),

@@ -12,26 +12,27 @@
 //! (HTTP/2 GOAWAY, HTTP/1.1 closes after the response in flight) for up to
 //! the drain timeout, then cut what is left; finally sync the store.
 
-use crate::config::ServerConfig;
+use crate::config::{Exposure, ServerConfig};
 use crate::error::ServerError;
 use crate::idle::StreamExecutor;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::state::Shared;
-use crate::{grpc, http};
+use crate::{auth, cors, grpc, http, tls};
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use logtap_store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic_health::server::HealthReporter;
@@ -52,12 +53,27 @@ pub struct Server {
     health: HealthReporter,
     /// Timeouts and limits.
     config: ServerConfig,
+    /// The TLS handshake for every connection, when TLS is on.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
     /// Opens the store (recovering it if the last run crashed) and binds the
     /// listening socket.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        // Security settings first: a bad certificate, token file or origin,
+        // or an address that would expose the logs, stops the server before
+        // it creates or touches the data directory.
+        let exposure = config.exposure()?;
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let guard = match &config.auth_token_file {
+            Some(path) => Some(auth::Guard::new(
+                auth::TokenSet::load(path)?,
+                config.metrics_public,
+            )),
+            None => None,
+        };
+        let cors_origins = cors::parse_origins(&config.cors_origins)?;
         let store_config = config.store.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(store_config))
             .await
@@ -79,11 +95,16 @@ impl Server {
             store,
             live,
             shutdown: CancellationToken::new(),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::after_recovery(&report)),
             max_streams: config.max_streams,
         };
         let (grpc_routes, health) = grpc::routes(&shared, &config).await;
-        let router = app(&shared, grpc_routes);
+        // CORS outside the token check: preflights carry no token, and a
+        // refusal must still carry CORS headers for the page to read it.
+        let router = cors::apply(
+            auth::protect(app(&shared, &config, grpc_routes), guard),
+            cors_origins.as_ref(),
+        );
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -99,8 +120,21 @@ impl Server {
             address = %local_addr,
             data = %config.store.dir.display(),
             last_cursor = shared.store.last_cursor(),
+            tls = tls.is_some(),
+            tokens = config.auth_token_file.is_some(),
             "Listening for gRPC, gRPC-Web and HTTP on one port."
         );
+        match exposure {
+            Exposure::Open => tracing::warn!(
+                address = %local_addr,
+                "Listening beyond loopback without tokens: anyone who can reach this port can read and push logs. Use --auth-token-file to require tokens."
+            ),
+            Exposure::Tokens if tls.is_none() => tracing::warn!(
+                address = %local_addr,
+                "Tokens are on but TLS is off: tokens and logs cross the network in clear text. Use --tls-cert and --tls-key."
+            ),
+            _ => {}
+        }
         Ok(Server {
             listener,
             local_addr,
@@ -108,6 +142,7 @@ impl Server {
             router,
             health,
             config,
+            tls,
         })
     }
 
@@ -134,6 +169,7 @@ impl Server {
             router,
             health,
             config,
+            tls,
             ..
         } = self;
         let tracker = TaskTracker::new();
@@ -153,15 +189,31 @@ impl Server {
                     Ok((tcp, peer)) => {
                         configure_socket(&tcp, &config);
                         let service = connection_service(router.clone(), peer);
-                        let connection = builder
-                            .serve_connection(TokioIo::new(tcp), service)
-                            .into_owned();
-                        let connection = graceful.watch(connection);
-                        executor.spawn(async move {
-                            if let Err(error) = connection.await {
-                                tracing::debug!(peer = %peer, error = %error, "A connection ended with an error.");
+                        // Taken now, before shutdown can begin, so a
+                        // connection still in its TLS handshake is waited
+                        // for and then told to drain like the others.
+                        let watcher = graceful.watcher();
+                        match &tls {
+                            None => executor.spawn(serve_io(&builder, TokioIo::new(tcp), service, watcher, peer)),
+                            Some(acceptor) => {
+                                let acceptor = acceptor.clone();
+                                let builder = builder.clone();
+                                let stopping = shared.shutdown.clone();
+                                // The handshake runs in the connection's
+                                // task: a slow client never stalls accepting.
+                                // Shutdown abandons it rather than wait for
+                                // a client that may never finish it.
+                                executor.spawn(async move {
+                                    let stream = tokio::select! {
+                                        stream = tls::accept(&acceptor, tcp) => stream,
+                                        () = stopping.cancelled() => None,
+                                    };
+                                    if let Some(stream) = stream {
+                                        serve_io(&builder, TokioIo::new(stream), service, watcher, peer).await;
+                                    }
+                                });
                             }
-                        });
+                        }
                     }
                     Err(error) => {
                         // Usually out of file descriptors: back off instead of
@@ -212,6 +264,29 @@ impl Server {
     }
 }
 
+/// Serves one connection (plain or TLS) until it ends, draining on
+/// shutdown through `watcher`.
+fn serve_io<I, S>(
+    builder: &auto::Builder<StreamExecutor>,
+    io: I,
+    service: S,
+    watcher: Watcher,
+    peer: SocketAddr,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<::http::Request<Incoming>, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = watcher.watch(builder.serve_connection(io, service).into_owned());
+    async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(peer = %peer, error = %error, "A connection ended with an error.");
+        }
+    }
+}
+
 /// Applies the store's retention limits every `interval` until shutdown.
 async fn enforce_retention(shared: Shared, interval: Duration) {
     loop {
@@ -233,9 +308,11 @@ async fn enforce_retention(shared: Shared, interval: Duration) {
 ///
 /// New plain routes (the `/api/v1/...` fallbacks, the viewer at `/`) are
 /// merged here, each from its own module.
-pub fn app(shared: &Shared, grpc_routes: Router) -> Router {
+pub fn app(shared: &Shared, config: &ServerConfig, grpc_routes: Router) -> Router {
     Router::new()
         .merge(http::routes(shared.clone()))
+        .merge(crate::fallback::routes(shared.clone(), config))
+        .merge(crate::viewer::routes())
         .merge(grpc_routes)
         .fallback(fallback)
 }

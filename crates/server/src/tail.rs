@@ -15,7 +15,7 @@
 use crate::error::ServeError;
 use crate::idle::Probe;
 use crate::metadata::{Crc, RequestId};
-use crate::metrics::{Metrics, StreamGuard};
+use crate::metrics::{Limit, Metrics, StreamGuard};
 use crate::query::{Kind, Matcher, Query};
 use crate::state::Shared;
 use futures::Stream;
@@ -391,6 +391,9 @@ impl<T> Drop for TailStream<T> {
     fn drop(&mut self) {
         if !self.ended {
             self.metrics.streams_cancelled.inc();
+            if self.probe.idle_reset() {
+                self.metrics.limit_hit(Limit::IdleTimeout);
+            }
             tracing::debug!(
                 request_id = %self.request_id,
                 "A reading stream was dropped before it ended: the client cancelled or went away."

@@ -62,9 +62,26 @@ impl Level {
             "warn" | "warning" => Level::Warn,
             "error" | "err" => Level::Error,
             "fatal" | "critical" | "crit" | "panic" => Level::Fatal,
-            _ => return Err(UnknownLevel(name.to_string())),
+            // The name is echoed in error messages a server sends back; a
+            // client's megabyte of "level" must not become a megabyte of
+            // error, so only its start is kept.
+            _ => return Err(UnknownLevel(clip(name))),
         })
     }
+}
+
+/// The first 64 bytes of `name` (on a character boundary), with a note of
+/// the length when it was cut.
+fn clip(name: &str) -> String {
+    const KEEP: usize = 64;
+    if name.len() <= KEEP {
+        return name.to_string();
+    }
+    let mut cut = KEEP;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}... ({} bytes in all)", &name[..cut], name.len())
 }
 
 impl FromStr for Level {
@@ -83,6 +100,15 @@ impl fmt::Display for Level {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_name_is_quoted_clipped() {
+        let long = "é".repeat(100_000);
+        let error = Level::parse(&long).unwrap_err();
+        assert!(error.to_string().len() < 300, "{}", error.to_string().len());
+        assert!(error.0.ends_with("(200000 bytes in all)"), "{}", error.0);
+        assert_eq!(Level::parse("loud").unwrap_err().0, "loud");
+    }
 
     #[test]
     fn names_and_aliases_parse_case_insensitively() {

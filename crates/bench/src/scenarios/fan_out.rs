@@ -1,0 +1,372 @@
+//! fan-out: 1,000 concurrent StreamLogs clients while 10,000 entries/s are
+//! pushed for 10 s. Every client must get every entry, in order, with no gap
+//! and no duplicate; each entry carries its send time as its timestamp, so
+//! the push-to-receipt latency of every delivery is measured on one clock.
+//! Server RSS is sampled throughout.
+//!
+//! All clients live in this process, multiplexed over a few HTTP/2
+//! connections, and decode entries the lean way (no copy of the message):
+//! on a 2-core machine they share the CPU with the server, so the client's
+//! own CPU use is reported next to the server's, and a note says when the
+//! client was what set the pace.
+//!
+//! Entries are pushed in batches of rate/100 every 10 ms on one Push call,
+//! with the default sync policy (an fsync per batch), as a shipper would.
+
+use crate::client::{self, lean_call, message_seq, now_nanos, LeanEntry, STREAM_LOGS};
+use crate::report::{median, Histogram, Target};
+use crate::server::{self, RssSampler, ServerProcess, SyncPolicy};
+use crate::Ctx;
+use anyhow::bail;
+use logtap_proto::v1::{LogEntry, PushRequest};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+
+const SCENARIO: &str = "fan-out";
+
+const MIB: f64 = (1 << 20) as f64;
+
+/// The shape of one fan-out run.
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub clients: usize,
+    /// HTTP/2 connections the clients share.
+    pub connections: usize,
+    /// Entries pushed per second.
+    pub rate: u64,
+    pub seconds: u64,
+    /// How long after the last push the clients may take to catch up
+    /// before the run counts as incomplete.
+    pub drain: Duration,
+}
+
+/// What one run measured.
+struct Sample {
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    /// Clients that got every entry, in order.
+    complete: usize,
+    /// Clients that got an entry out of order, twice, or after a gap.
+    disordered: usize,
+    /// Clients still catching up when the run's time was up.
+    late: usize,
+    /// Entries delivered per second over all clients, from the first push
+    /// to the last receipt.
+    deliveries_per_s: f64,
+    /// The push rate actually reached.
+    pushed_per_s: f64,
+    rss_open_mib: f64,
+    rss_peak_mib: f64,
+    server_cores: f64,
+    client_cores: f64,
+}
+
+pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let mut target = ctx.size(
+        Params {
+            clients: 1000,
+            connections: 8,
+            rate: 10_000,
+            seconds: 10,
+            drain: Duration::from_secs(120),
+        },
+        Params {
+            clients: 20,
+            connections: 2,
+            rate: 500,
+            seconds: 1,
+            drain: Duration::from_secs(10),
+        },
+    );
+    let (clients, rate, seconds) = ctx.fan_out;
+    target.clients = clients.unwrap_or(target.clients);
+    target.rate = rate.unwrap_or(target.rate);
+    target.seconds = seconds.unwrap_or(target.seconds);
+    // Warm-up: a short run of the same shape.
+    once(
+        ctx,
+        Params {
+            seconds: 2.min(target.seconds),
+            ..target
+        },
+    )
+    .await?;
+    // At the target shape a run lasts over a minute on 2 cores (the
+    // clients catch up long after the pushing stops), so at most 3.
+    let mut samples = Vec::new();
+    for _ in 0..ctx.runs.min(3) {
+        samples.push(once(ctx, target).await?);
+    }
+    add_figures(ctx, "logtap", &samples, target, true)?;
+
+    Ok(())
+}
+
+/// Adds one set of figures; `targets` puts the targets on them.
+fn add_figures(
+    ctx: &mut Ctx,
+    subject: &str,
+    samples: &[Sample],
+    params: Params,
+    targets: bool,
+) -> anyhow::Result<()> {
+    let pick = |f: fn(&Sample) -> f64| samples.iter().map(f).collect::<Vec<_>>();
+    let target = |t: Target| if targets { t } else { Target::None };
+    let report = &mut ctx.report;
+    report.add(
+        SCENARIO,
+        subject,
+        "clients that got every entry",
+        &format!("of {}", params.clients),
+        pick(|s| s.complete as f64),
+        target(Target::AtLeast(params.clients as f64)),
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
+        "clients with a gap, duplicate or disorder",
+        "clients",
+        pick(|s| s.disordered as f64),
+        target(Target::AtMost(0.0)),
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
+        "clients still behind at the deadline",
+        "clients",
+        pick(|s| s.late as f64),
+        Target::None,
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
+        "latency p50",
+        "ms",
+        pick(|s| s.p50_ms),
+        Target::None,
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
+        "latency p99",
+        "ms",
+        pick(|s| s.p99_ms),
+        target(Target::AtMost(50.0)),
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
+        "latency max",
+        "ms",
+        pick(|s| s.max_ms),
+        Target::None,
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
+        "push rate reached",
+        "entries/s",
+        pick(|s| s.pushed_per_s),
+        Target::None,
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
+        "deliveries",
+        "entries/s",
+        pick(|s| s.deliveries_per_s),
+        Target::None,
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
+        "server RSS, streams open, idle",
+        "MiB",
+        pick(|s| s.rss_open_mib),
+        Target::None,
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
+        "server RSS peak",
+        "MiB",
+        pick(|s| s.rss_peak_mib),
+        target(Target::AtMost(256.0)),
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
+        "server CPU",
+        "cores",
+        pick(|s| s.server_cores),
+        Target::None,
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
+        "client CPU",
+        "cores",
+        pick(|s| s.client_cores),
+        Target::None,
+    )?;
+    let client_cores = median(&pick(|s| s.client_cores));
+    let server_cores = median(&pick(|s| s.server_cores));
+    report.note(format!(
+        "fan-out ({subject}): {} clients over {} connections, {} entries/s for {} s ({} deliveries/s asked); server used {server_cores:.2} cores, this client {client_cores:.2}, of {}{}",
+        params.clients,
+        params.connections,
+        params.rate,
+        params.seconds,
+        params.rate * params.clients as u64,
+        report.machine().nproc,
+        if client_cores + server_cores > 0.9 * report.machine().nproc as f64 {
+            ": the machine was saturated, so the client's own share of the CPU limited what the server could do"
+        } else {
+            ""
+        }
+    ));
+    Ok(())
+}
+
+/// One receiver's findings.
+struct Received {
+    histogram: Histogram,
+    count: u64,
+    in_order: bool,
+    last: Instant,
+}
+
+/// Reads until `total` entries came, checking order, recording latency.
+async fn receive(
+    mut stream: Streaming<LeanEntry>,
+    total: u64,
+    deadline: tokio::time::Instant,
+) -> Received {
+    let mut received = Received {
+        histogram: Histogram::default(),
+        count: 0,
+        in_order: true,
+        last: Instant::now(),
+    };
+    while received.count < total {
+        let message = match tokio::time::timeout_at(deadline, stream.message()).await {
+            Ok(Ok(Some(entry))) => entry,
+            // Ended, failed or out of time: the count tells.
+            _ => break,
+        };
+        let latency_us = (now_nanos() - message.timestamp).max(0) as u64 / 1000;
+        received.histogram.record(latency_us);
+        if message_seq(&message.message) != Some(received.count) {
+            received.in_order = false;
+        }
+        received.count += 1;
+    }
+    received.last = Instant::now();
+    received
+}
+
+/// One run on a fresh server.
+async fn once(ctx: &Ctx, params: Params) -> anyhow::Result<Sample> {
+    let dir = ctx.tempdir("fan-out")?;
+    let server = ServerProcess::logtap(&ctx.logtap, dir.path(), SyncPolicy::Batch)?;
+    let mut channels = Vec::new();
+    for _ in 0..params.connections {
+        channels.push(server.wide_channel().await?);
+    }
+    let streams = futures::future::try_join_all(
+        (0..params.clients).map(|i| lean_call(&channels[i % channels.len()], STREAM_LOGS, "")),
+    )
+    .await?;
+    // Let the server finish setting up every stream before the baseline.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_open = server.rss()?;
+
+    let per_tick = (params.rate / 100).max(1);
+    let ticks = params.rate * params.seconds / per_tick;
+    let total = ticks * per_tick;
+    let sampler = RssSampler::start(server.pid());
+    let server_cpu = server.cpu_seconds()?;
+    let client_cpu = server::self_cpu_seconds();
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(params.seconds) + params.drain;
+    let receivers: Vec<_> = streams
+        .into_iter()
+        .map(|stream| tokio::spawn(receive(stream, total, deadline)))
+        .collect();
+
+    // One Push call fed batch by batch, each stamped with its send time.
+    let (batches, outgoing) = mpsc::channel::<PushRequest>(1024);
+    // The shipper is another client: its own connection, not one shared
+    // with hundreds of busy streams.
+    let mut push_client = client::v1_client(server.channel().await?);
+    let push = tokio::spawn(async move { push_client.push(ReceiverStream::new(outgoing)).await });
+    let mut ticker = tokio::time::interval(Duration::from_millis(10));
+    for tick in 0..ticks {
+        ticker.tick().await;
+        let sent_at = now_nanos();
+        let first = tick * per_tick;
+        let entries = (first..first + per_tick)
+            .map(|seq| LogEntry {
+                message: client::message(seq),
+                timestamp: sent_at,
+                level: "info".to_string(),
+                cursor: 0,
+                labels: Default::default(),
+            })
+            .collect();
+        if batches.send(PushRequest { entries }).await.is_err() {
+            break;
+        }
+    }
+    drop(batches);
+    let stored = push.await??.into_inner().stored;
+    let push_seconds = start.elapsed().as_secs_f64();
+    if stored != total {
+        bail!("the server stored {stored} of {total} pushed entries");
+    }
+
+    let mut histogram = Histogram::default();
+    let mut complete = 0;
+    let mut disordered = 0;
+    let mut late = 0;
+    let mut delivered = 0;
+    let mut last = start;
+    for receiver in receivers {
+        let received = receiver.await?;
+        histogram.merge(&received.histogram);
+        delivered += received.count;
+        if !received.in_order {
+            disordered += 1;
+        } else if received.count < total {
+            late += 1;
+        } else {
+            complete += 1;
+        }
+        last = last.max(received.last);
+    }
+    if histogram.count() != delivered {
+        bail!("{delivered} deliveries but {} latencies", histogram.count());
+    }
+    let elapsed = last.duration_since(start).as_secs_f64();
+    let server_cpu = server.cpu_seconds()? - server_cpu;
+    let client_cpu = server::self_cpu_seconds() - client_cpu;
+    let peak = sampler.finish();
+    server.stop()?;
+    Ok(Sample {
+        p50_ms: histogram.quantile(0.5) as f64 / 1e3,
+        p99_ms: histogram.quantile(0.99) as f64 / 1e3,
+        max_ms: histogram.max() as f64 / 1e3,
+        complete,
+        disordered,
+        late,
+        deliveries_per_s: delivered as f64 / elapsed,
+        pushed_per_s: total as f64 / push_seconds,
+        rss_open_mib: rss_open as f64 / MIB,
+        rss_peak_mib: peak as f64 / MIB,
+        server_cores: server_cpu / elapsed,
+        client_cores: client_cpu / elapsed,
+    })
+}

@@ -1,0 +1,823 @@
+//! Bearer tokens: the token file, what each request needs, and the
+//! middleware that checks every request on every transport.
+//!
+//! # The token file (`--auth-token-file`)
+//!
+//! One token a line, `TOKEN SCOPE`, fields separated by blanks. Blank lines
+//! and lines whose first non-blank character is `#` are ignored (so a token
+//! cannot start with `#`). A token is visible ASCII (it travels in an
+//! `authorization` header). SCOPE is `read`, `write`, or `read,write`:
+//!
+//! - `read` reads: GetLogs and StreamLogs (logtap.v1 and the seed's
+//!   service), `GET /api/v1/*` (NDJSON, poll, SSE), `/metrics` unless
+//!   `--metrics-public`.
+//! - `write` pushes, and only pushes: gRPC `Push`, and any non-GET request
+//!   under `/api/v1/` (`POST /api/v1/push`). It does **not** imply read, so
+//!   the token a fleet of log shippers carries cannot read anyone's logs
+//!   back when one host leaks it. A client that must do both gets
+//!   `read,write`.
+//!
+//! A malformed line stops the server at startup with the file and line
+//! number; the message never repeats the line, since it may hold a token.
+//!
+//! # What each request needs ([`required_access`])
+//!
+//! Open: `/healthz`, the gRPC health and reflection services (they tell
+//! nothing about the logs), the viewer's page and assets (`/`,
+//! `/index.html`, `/favicon.ico`, `/assets/*`: the page holds no data; its
+//! API calls carry the token), and `/metrics` with `--metrics-public`.
+//! Everything else needs `read`, unknown paths included, so a route added
+//! later is closed until someone decides otherwise; writes need `write`.
+//!
+//! # Where the token comes from
+//!
+//! `authorization: Bearer TOKEN` on every transport (gRPC, gRPC-Web, HTTP).
+//! A browser's `EventSource` cannot set headers, so `GET /api/v1/sse` and
+//! `GET /api/v1/poll` also take `?access_token=TOKEN` (RFC 6750 §2.3). The
+//! parameter is removed from every request's URI before routing, so no
+//! handler or log line ever sees it; elsewhere it is not honoured, because
+//! URLs end up in proxy logs and browser history.
+//!
+//! # Checking a token
+//!
+//! The presented token and every configured token are compared as SHA-256
+//! digests with `subtle`'s constant-time equality, against every token
+//! without stopping at a match: neither the position of the match, nor how
+//! many leading bytes were right, nor the configured tokens' lengths show in
+//! the time taken. Tokens are never logged.
+
+use crate::metadata::RequestId;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Method, StatusCode, Uri};
+use ring::digest::{digest, SHA256};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use subtle::{Choice, ConstantTimeEq};
+use tonic::Code;
+
+/// Tokens shorter than this draw a warning at startup: easy to guess.
+const SHORT_TOKEN: usize = 16;
+
+/// The query parameter that carries a token where headers cannot.
+pub const ACCESS_TOKEN_PARAM: &str = "access_token";
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Grant {
+    /// May read entries (and `/metrics` when it is not public).
+    pub read: bool,
+    /// May push entries.
+    pub write: bool,
+}
+
+impl Grant {
+    /// The scope as written in the token file.
+    fn name(self) -> &'static str {
+        match (self.read, self.write) {
+            (true, true) => "read,write",
+            (true, false) => "read",
+            (false, true) => "write",
+            (false, false) => "none",
+        }
+    }
+}
+
+/// What a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone may ask.
+    Open,
+    /// A token with scope `read`.
+    Read,
+    /// A token with scope `write`.
+    Write,
+}
+
+impl Access {
+    /// Whether `grant` allows it.
+    fn allowed(self, grant: Grant) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Read => grant.read,
+            Access::Write => grant.write,
+        }
+    }
+}
+
+/// One line of the token file, kept as the digest of its token.
+struct TokenEntry {
+    /// SHA-256 of the token; the token itself is not kept.
+    digest: [u8; 32],
+    /// What the token may do.
+    grant: Grant,
+    /// The line it came from, for warnings.
+    line: usize,
+    /// Whether the token is shorter than [`SHORT_TOKEN`].
+    short: bool,
+}
+
+/// The tokens the server accepts. Its `Debug` form shows how many there are,
+/// never the tokens.
+pub struct TokenSet {
+    /// Every token, in file order.
+    entries: Vec<TokenEntry>,
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("tokens", &self.entries.len())
+            .finish()
+    }
+}
+
+/// Why the token file cannot be used. Messages name the file and line and
+/// never repeat the line's text, which may hold a token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// The file could not be read.
+    // The system's error is in the message and not a `source`: callers
+    // print the whole chain, and it would show twice.
+    #[error("could not read the token file {}: {error}", path.display())]
+    Read {
+        /// The file as given.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+    },
+    /// A line is not `TOKEN SCOPE`.
+    #[error("the token file {}, line {line}: {reason}", path.display())]
+    Line {
+        /// The file as given.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Nothing but comments and blank lines: every request would be refused.
+    #[error("the token file {} holds no token: add lines `TOKEN read`, `TOKEN write` or `TOKEN read,write`", path.display())]
+    Empty {
+        /// The file as given.
+        path: PathBuf,
+    },
+}
+
+/// SHA-256 of a token, the form in which tokens are compared.
+fn token_digest(token: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, token).as_ref());
+    out
+}
+
+/// A scope field: `read`, `write`, or both separated by a comma.
+fn parse_scope(field: &str) -> Option<Grant> {
+    let mut grant = Grant::default();
+    for part in field.split(',') {
+        match part.trim().to_ascii_lowercase().as_str() {
+            "read" => grant.read = true,
+            "write" => grant.write = true,
+            _ => return None,
+        }
+    }
+    Some(grant)
+}
+
+impl TokenSet {
+    /// Reads and parses the token file at `path`, logging a warning for
+    /// short tokens and for a file other users can read.
+    pub fn load(path: &Path) -> Result<TokenSet, TokenFileError> {
+        let text = std::fs::read_to_string(path).map_err(|error| TokenFileError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let tokens = TokenSet::parse(&text, path)?;
+        for entry in tokens.entries.iter().filter(|entry| entry.short) {
+            tracing::warn!(
+                file = %path.display(),
+                line = entry.line,
+                "A token is shorter than {SHORT_TOKEN} characters and easy to guess; use a long random one (openssl rand -hex 32)."
+            );
+        }
+        warn_if_others_can_read(path);
+        Ok(tokens)
+    }
+
+    /// Parses the token file's text; `path` only names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<TokenSet, TokenFileError> {
+        let line_error = |line: usize, reason: &str| TokenFileError::Line {
+            path: path.to_path_buf(),
+            line,
+            reason: reason.to_string(),
+        };
+        let mut entries: Vec<TokenEntry> = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = index + 1;
+            let content = raw.trim();
+            if content.is_empty() || content.starts_with('#') {
+                continue;
+            }
+            let fields: Vec<&str> = content.split_whitespace().collect();
+            let [token, scope] = fields[..] else {
+                return Err(line_error(
+                    line,
+                    &format!(
+                        "expected `TOKEN SCOPE` (SCOPE is read, write or read,write), found {} field{}",
+                        fields.len(),
+                        if fields.len() == 1 { "" } else { "s" }
+                    ),
+                ));
+            };
+            if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(line_error(
+                    line,
+                    "the token has characters other than visible ASCII, which cannot travel in an `authorization` header",
+                ));
+            }
+            let grant = parse_scope(scope).ok_or_else(|| {
+                line_error(
+                    line,
+                    "the second field must be the scope: read, write or read,write",
+                )
+            })?;
+            let token_digest = token_digest(token.as_bytes());
+            // Startup only: a plain comparison is fine here.
+            if let Some(first) = entries.iter().find(|entry| entry.digest == token_digest) {
+                return Err(line_error(
+                    line,
+                    &format!(
+                        "the same token is already on line {}; give it one line with scope read,write",
+                        first.line
+                    ),
+                ));
+            }
+            entries.push(TokenEntry {
+                digest: token_digest,
+                grant,
+                line,
+                short: token.len() < SHORT_TOKEN,
+            });
+        }
+        if entries.is_empty() {
+            return Err(TokenFileError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(TokenSet { entries })
+    }
+
+    /// How many tokens there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is no token (never true of a parsed file).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// What `token` may do, or `None` when it is not one of ours. Takes the
+    /// same time whichever token matches, or none.
+    pub fn grant_for(&self, token: &str) -> Option<Grant> {
+        let presented = token_digest(token.as_bytes());
+        let mut found = Choice::from(0);
+        let mut read = Choice::from(0);
+        let mut write = Choice::from(0);
+        for entry in &self.entries {
+            let equal = entry.digest.ct_eq(&presented);
+            found |= equal;
+            read |= equal & Choice::from(u8::from(entry.grant.read));
+            write |= equal & Choice::from(u8::from(entry.grant.write));
+        }
+        bool::from(found).then(|| Grant {
+            read: read.into(),
+            write: write.into(),
+        })
+    }
+}
+
+/// A token file others can read is a token file others can use.
+#[cfg(unix)]
+fn warn_if_others_can_read(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(metadata) = std::fs::metadata(path) {
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{mode:o}"),
+                "The token file can be read by other users; chmod 600 it."
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_others_can_read(_path: &Path) {}
+
+/// Whether a gRPC method of logtap.v1 or the seed's service only reads.
+fn is_read_method(method: &str) -> bool {
+    matches!(method, "GetLogs" | "StreamLogs")
+}
+
+/// What a request for `path` with `method` needs. See the module docs.
+pub fn required_access(method: &Method, path: &str, metrics_public: bool) -> Access {
+    const OPEN_GRPC: [&str; 3] = [
+        "/grpc.health.v1.Health/",
+        "/grpc.reflection.v1.ServerReflection/",
+        "/grpc.reflection.v1alpha.ServerReflection/",
+    ];
+    if path == "/healthz"
+        || path == "/"
+        || path == "/index.html"
+        || path == "/favicon.ico"
+        || path.starts_with("/assets/")
+        || OPEN_GRPC.iter().any(|prefix| path.starts_with(prefix))
+    {
+        return Access::Open;
+    }
+    if path == "/metrics" {
+        return if metrics_public {
+            Access::Open
+        } else {
+            Access::Read
+        };
+    }
+    for service in ["/logtap.v1.LogService/", "/example.LogService/"] {
+        if let Some(rpc) = path.strip_prefix(service) {
+            // Anything but the known read methods needs write: a write
+            // method added later cannot slip through with a read token.
+            return if is_read_method(rpc) {
+                Access::Read
+            } else {
+                Access::Write
+            };
+        }
+    }
+    if path.starts_with("/api/") && !(method == Method::GET || method == Method::HEAD) {
+        return Access::Write;
+    }
+    Access::Read
+}
+
+/// Whether a path takes its token from the query string too.
+fn takes_query_token(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && matches!(path, "/api/v1/sse" | "/api/v1/poll")
+}
+
+/// Decodes `%XX` escapes; `+` stays `+` (tokens never hold spaces, and
+/// base64 tokens do hold `+`). `None` for a broken escape or non-UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Removes every `access_token` parameter from `uri`, returning the URI
+/// without it and the last value found (decoded).
+fn strip_query_token(uri: &Uri) -> Option<(Uri, Option<String>)> {
+    let query = uri.query()?;
+    let mut token = None;
+    let mut kept: Vec<&str> = Vec::new();
+    let mut found = false;
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name == ACCESS_TOKEN_PARAM {
+            found = true;
+            token = percent_decode(value);
+        } else {
+            kept.push(pair);
+        }
+    }
+    if !found {
+        return None;
+    }
+    let path = uri.path();
+    let path_and_query = if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    let stripped = Uri::from_parts(parts).ok()?;
+    Some((stripped, token))
+}
+
+/// The credentials a request carries.
+#[derive(PartialEq, Eq)]
+enum Presented {
+    /// None at all.
+    Nothing,
+    /// An `authorization` header that is not `Bearer TOKEN`.
+    Malformed,
+    /// A bearer token.
+    Token(String),
+}
+
+/// The bearer token in an `authorization` header value.
+fn bearer(value: &HeaderValue) -> Presented {
+    let Ok(text) = value.to_str() else {
+        return Presented::Malformed;
+    };
+    let text = text.trim();
+    match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let token = token.trim();
+            if token.is_empty() {
+                Presented::Malformed
+            } else {
+                Presented::Token(token.to_string())
+            }
+        }
+        _ => Presented::Malformed,
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// No credentials at all.
+    Missing,
+    /// An `authorization` header that is not `Bearer TOKEN`.
+    Malformed,
+    /// A token that is not in the token file.
+    Invalid,
+    /// A valid token without the scope the request needs.
+    Scope {
+        /// What the request needed.
+        need: Access,
+        /// What the token may do.
+        grant: Grant,
+    },
+}
+
+impl Refusal {
+    /// A sentence the client can act on.
+    fn message(self) -> String {
+        match self {
+            Refusal::Missing => {
+                "this server requires a bearer token: send `authorization: Bearer TOKEN`".into()
+            }
+            Refusal::Malformed => "the authorization header is not `Bearer TOKEN`".into(),
+            Refusal::Invalid => "the bearer token is not valid for this server".into(),
+            Refusal::Scope { need, grant } => {
+                let (verb, scope) = match need {
+                    Access::Write => ("push logs", "write"),
+                    _ => ("read logs", "read"),
+                };
+                format!(
+                    "this token may not {verb} (its scope is {}); that needs a token with scope {scope}",
+                    grant.name()
+                )
+            }
+        }
+    }
+
+    /// The gRPC code: UNAUTHENTICATED without a valid token,
+    /// PERMISSION_DENIED with one that lacks the scope.
+    fn code(self) -> Code {
+        match self {
+            Refusal::Scope { .. } => Code::PermissionDenied,
+            _ => Code::Unauthenticated,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3).
+    fn challenge(self) -> &'static str {
+        match self {
+            Refusal::Missing => r#"Bearer realm="logtap""#,
+            Refusal::Malformed => r#"Bearer realm="logtap", error="invalid_request""#,
+            Refusal::Invalid => r#"Bearer realm="logtap", error="invalid_token""#,
+            Refusal::Scope {
+                need: Access::Write,
+                ..
+            } => r#"Bearer realm="logtap", error="insufficient_scope", scope="write""#,
+            Refusal::Scope { .. } => {
+                r#"Bearer realm="logtap", error="insufficient_scope", scope="read""#
+            }
+        }
+    }
+
+    /// Short name for the debug log.
+    fn reason(self) -> &'static str {
+        match self {
+            Refusal::Missing => "no token",
+            Refusal::Malformed => "malformed authorization header",
+            Refusal::Invalid => "unknown token",
+            Refusal::Scope { .. } => "insufficient scope",
+        }
+    }
+}
+
+/// Checks every request; shared by all connections.
+#[derive(Clone)]
+pub struct Guard {
+    /// The accepted tokens.
+    tokens: Arc<TokenSet>,
+    /// Whether `/metrics` is open to anyone.
+    metrics_public: bool,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("tokens", &self.tokens.len())
+            .field("metrics_public", &self.metrics_public)
+            .finish()
+    }
+}
+
+impl Guard {
+    /// A guard accepting `tokens`.
+    pub fn new(tokens: TokenSet, metrics_public: bool) -> Guard {
+        Guard {
+            tokens: Arc::new(tokens),
+            metrics_public,
+        }
+    }
+}
+
+/// `router` behind the guard; unchanged when tokens are off.
+pub fn protect(router: Router, guard: Option<Guard>) -> Router {
+    match guard {
+        Some(guard) => router.layer(axum::middleware::from_fn_with_state(guard, check)),
+        None => router.layer(axum::middleware::from_fn(strip_only)),
+    }
+}
+
+/// Without tokens, `access_token` still never reaches a handler or a log.
+async fn strip_only(mut request: Request, next: Next) -> Response {
+    if let Some((uri, _)) = strip_query_token(request.uri()) {
+        *request.uri_mut() = uri;
+    }
+    next.run(request).await
+}
+
+/// The middleware: finds the token, decides, and either passes the request
+/// on or answers for the handler.
+async fn check(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
+    let query_token = match strip_query_token(request.uri()) {
+        Some((uri, token)) => {
+            *request.uri_mut() = uri;
+            token
+        }
+        None => None,
+    };
+    let need = required_access(request.method(), request.uri().path(), guard.metrics_public);
+    if need == Access::Open {
+        return next.run(request).await;
+    }
+    let presented = match request.headers().get(AUTHORIZATION) {
+        Some(value) => bearer(value),
+        None => match query_token {
+            Some(token) if takes_query_token(request.method(), request.uri().path()) => {
+                Presented::Token(token)
+            }
+            _ => Presented::Nothing,
+        },
+    };
+    let refusal = match presented {
+        Presented::Nothing => Refusal::Missing,
+        Presented::Malformed => Refusal::Malformed,
+        Presented::Token(token) => match guard.tokens.grant_for(&token) {
+            None => Refusal::Invalid,
+            Some(grant) if need.allowed(grant) => {
+                request.extensions_mut().insert(grant);
+                return next.run(request).await;
+            }
+            Some(grant) => Refusal::Scope { need, grant },
+        },
+    };
+    refuse(&request, refusal)
+}
+
+/// The answer to a refused request: a gRPC status for gRPC and gRPC-Web
+/// (tonic-web has translated the latter to gRPC by now), else HTTP 401/403
+/// with a `WWW-Authenticate` challenge and a JSON body.
+fn refuse(request: &Request, refusal: Refusal) -> Response {
+    let request_id = RequestId::from_headers(request.headers());
+    // The path only: the query could hold anything.
+    tracing::debug!(
+        request_id = %request_id,
+        path = request.uri().path(),
+        reason = refusal.reason(),
+        "A request was refused."
+    );
+    let is_grpc = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"));
+    if is_grpc {
+        let mut status = tonic::Status::new(refusal.code(), refusal.message());
+        request_id.insert_into(status.metadata_mut());
+        return status.into_http::<axum::body::Body>();
+    }
+    let status = match refusal.code() {
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    let body = format!("{{\"error\":{}}}\n", json_string(&refusal.message()));
+    let mut response = (
+        status,
+        [
+            (
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(refusal.challenge()),
+            ),
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        ],
+        body,
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        response
+            .headers_mut()
+            .insert(crate::metadata::REQUEST_ID, value);
+    }
+    response
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<TokenSet, TokenFileError> {
+        TokenSet::parse(text, Path::new("tokens.txt"))
+    }
+
+    #[test]
+    fn the_file_format_with_comments_blank_lines_and_scopes() {
+        let tokens = parse(
+            "# shippers\n\n  reader-0123456789abcdef read\nwriter-0123456789abcdef\twrite  \n\
+             both-0123456789abcdef READ,Write\n   # indented comment\n",
+        )
+        .unwrap();
+        assert_eq!(tokens.len(), 3);
+        let read = Grant {
+            read: true,
+            write: false,
+        };
+        let write = Grant {
+            read: false,
+            write: true,
+        };
+        let both = Grant {
+            read: true,
+            write: true,
+        };
+        assert_eq!(tokens.grant_for("reader-0123456789abcdef"), Some(read));
+        assert_eq!(tokens.grant_for("writer-0123456789abcdef"), Some(write));
+        assert_eq!(tokens.grant_for("both-0123456789abcdef"), Some(both));
+        assert_eq!(tokens.grant_for("reader-0123456789abcde"), None);
+        assert_eq!(tokens.grant_for(""), None);
+        assert!(!format!("{tokens:?}").contains("reader"));
+    }
+
+    #[test]
+    fn malformed_lines_name_the_line_and_never_the_token() {
+        let cases = [
+            ("ok-token-0123456789 read\nsecret-one\n", 2, "found 1 field"),
+            ("secret-two read extra\n", 1, "found 3 fields"),
+            ("\n\nsecret-three admin\n", 3, "read, write or read,write"),
+            ("read secret-four\n", 1, "read, write or read,write"),
+            ("secret-five read,\n", 1, "read, write or read,write"),
+            ("sécret read\n", 1, "visible ASCII"),
+            (
+                "secret-six read\n#\nsecret-six write\n",
+                3,
+                "already on line 1",
+            ),
+        ];
+        for (text, line, reason) in cases {
+            let error = parse(text).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("tokens.txt, line {line}:")),
+                "{message}"
+            );
+            assert!(message.contains(reason), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+        let empty = parse("# nothing\n\n").unwrap_err().to_string();
+        assert!(empty.contains("holds no token"), "{empty}");
+    }
+
+    #[test]
+    fn what_each_request_needs() {
+        let get = Method::GET;
+        let post = Method::POST;
+        for open in [
+            "/healthz",
+            "/",
+            "/index.html",
+            "/assets/app-1234.js",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert_eq!(required_access(&get, open, false), Access::Open, "{open}");
+        }
+        assert_eq!(required_access(&get, "/metrics", false), Access::Read);
+        assert_eq!(required_access(&get, "/metrics", true), Access::Open);
+        for read in [
+            "/logtap.v1.LogService/GetLogs",
+            "/logtap.v1.LogService/StreamLogs",
+            "/example.LogService/GetLogs",
+            "/api/v1/logs",
+            "/api/v1/sse",
+            "/nowhere",
+            "/healthz/",
+        ] {
+            assert_eq!(
+                required_access(&post, read, false),
+                if read.starts_with("/api/") {
+                    Access::Write
+                } else {
+                    Access::Read
+                },
+                "{read}"
+            );
+            assert_eq!(required_access(&get, read, false), Access::Read, "{read}");
+        }
+        for write in [
+            "/logtap.v1.LogService/Push",
+            "/logtap.v1.LogService/Delete",
+            "/example.LogService/Anything",
+        ] {
+            assert_eq!(
+                required_access(&post, write, false),
+                Access::Write,
+                "{write}"
+            );
+        }
+        assert_eq!(required_access(&post, "/api/v1/push", false), Access::Write);
+    }
+
+    #[test]
+    fn the_query_token_is_removed_and_decoded() {
+        let uri: Uri = "/api/v1/sse?level=error&access_token=a%2Bb%3D&after=3"
+            .parse()
+            .unwrap();
+        let (stripped, token) = strip_query_token(&uri).unwrap();
+        assert_eq!(stripped, "/api/v1/sse?level=error&after=3");
+        assert_eq!(token.as_deref(), Some("a+b="));
+        let uri: Uri = "/api/v1/poll?access_token=t".parse().unwrap();
+        let (stripped, token) = strip_query_token(&uri).unwrap();
+        assert_eq!(stripped, "/api/v1/poll");
+        assert_eq!(token.as_deref(), Some("t"));
+        assert!(strip_query_token(&"/api/v1/poll?after=1".parse().unwrap()).is_none());
+        assert!(takes_query_token(&Method::GET, "/api/v1/sse"));
+        assert!(!takes_query_token(&Method::GET, "/api/v1/logs"));
+        assert!(!takes_query_token(&Method::POST, "/api/v1/poll"));
+    }
+
+    #[test]
+    fn bearer_headers() {
+        let token = |text: &str| bearer(&HeaderValue::from_str(text).unwrap());
+        assert!(token("Bearer abc") == Presented::Token("abc".into()));
+        assert!(token("bearer   abc ") == Presented::Token("abc".into()));
+        assert!(token("Basic abc") == Presented::Malformed);
+        assert!(token("Bearer ") == Presented::Malformed);
+        assert!(token("abc") == Presented::Malformed);
+    }
+
+    #[test]
+    fn json_bodies_are_escaped() {
+        assert_eq!(json_string("a \"b\" \\ \n"), "\"a \\\"b\\\" \\\\ \\u000a\"");
+    }
+}

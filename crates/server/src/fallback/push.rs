@@ -1,0 +1,297 @@
+//! `POST /api/v1/push`: NDJSON in, in the line format of `logtap push`, and
+//! `{"stored":N,"last_cursor":C}` out.
+//!
+//! The body is read as it arrives and split into lines; every 1,000 entries
+//! (or about 1 MiB of them) are stored as one batch through
+//! [`ingest::append`], so a body of any size takes the memory of one batch
+//! and one line, and a slow disk slows the client down instead of piling
+//! the body up in memory. Each line is read as `logtap push` reads it:
+//!
+//! - bytes that are not UTF-8 become U+FFFD (one stray byte never costs a
+//!   line);
+//! - a JSON object gives its fields, any other line is plain text with its
+//!   level recognised ([`logtap_lines::parse_line`]); blank lines are
+//!   skipped; an entry without a time of its own gets the receive time;
+//! - a JSON line the parser rejects (a timestamp that is not a time) is
+//!   stored as plain text, the whole line as the message, as `logtap push`
+//!   does, so no line is ever lost; the answer's `logtap-stored-as-text`
+//!   header counts them;
+//! - labels are sorted by name and a name given twice keeps its last value,
+//!   which is what the same line pushed by `logtap push` (through gRPC's
+//!   label map) becomes, so both ways store the same entry.
+//!
+//! A body with a `Content-Encoding` (gzip, ...) is refused with 415 rather
+//! than stored as the compressed bytes. Limits answer 413: a `Content-Length` over `max_push_body_bytes` before
+//! anything is read, a body that grows past it while read, and a line
+//! longer than `max_message_bytes` (the largest gRPC message, so no
+//! transport takes an entry another would refuse). Batches stored before a
+//! failure stay stored; the error says how many, as gRPC Push does, in the
+//! body (`stored`, `last_cursor`) and in the `logtap-stored` /
+//! `logtap-last-cursor` headers.
+
+use super::{error_response, Fallback};
+use crate::error::ServeError;
+use crate::ingest::{self, now_nanos};
+use crate::metadata::{self, RequestId};
+use crate::metrics::Limit;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use logtap_store::NewEntry;
+
+/// A batch is stored once it holds this many entries...
+const BATCH_ENTRIES: usize = 1_000;
+/// ... or about this many bytes of messages and labels.
+const BATCH_BYTES: usize = 1 << 20;
+/// The answer header that counts JSON lines stored as plain text.
+pub const STORED_AS_TEXT: &str = "logtap-stored-as-text";
+
+/// What a push has done so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pushed {
+    /// Entries stored.
+    stored: u64,
+    /// The cursor of the last entry stored (0 while none is).
+    last_cursor: u64,
+    /// JSON lines the parser rejected, stored as plain text.
+    as_text: u64,
+}
+
+/// `POST /api/v1/push` with an NDJSON body.
+pub async fn push(State(state): State<Fallback>, headers: HeaderMap, body: Body) -> Response {
+    let request_id = RequestId::from_headers(&headers);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > state.max_push_body_bytes) {
+        state.shared.metrics.limit_hit(Limit::MessageSize);
+        let error = ServeError::BodyTooLarge {
+            limit: state.max_push_body_bytes,
+        };
+        return error_response(&request_id, &error);
+    }
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_string())
+        .filter(|value| !value.is_empty() && !value.eq_ignore_ascii_case("identity"));
+    if let Some(encoding) = encoding {
+        return error_response(&request_id, &ServeError::UnsupportedEncoding(encoding));
+    }
+    let mut pushed = Pushed::default();
+    if let Err(cause) = ingest_body(&state, body, &mut pushed).await {
+        if matches!(
+            cause,
+            ServeError::BodyTooLarge { .. } | ServeError::LineTooLong { .. }
+        ) {
+            state.shared.metrics.limit_hit(Limit::MessageSize);
+        }
+        let error = ServeError::PushFailed {
+            stored: pushed.stored,
+            last_cursor: pushed.last_cursor,
+            cause: Box::new(cause),
+        };
+        return error_response(&request_id, &error);
+    }
+    tracing::debug!(
+        request_id = %request_id,
+        stored = pushed.stored,
+        last_cursor = pushed.last_cursor,
+        stored_as_text = pushed.as_text,
+        "An HTTP push was stored."
+    );
+    let mut response_headers = HeaderMap::new();
+    response_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response_headers.insert(STORED_AS_TEXT, HeaderValue::from(pushed.as_text));
+    super::set_header(
+        &mut response_headers,
+        metadata::REQUEST_ID,
+        request_id.as_str(),
+    );
+    let body = format!(
+        "{{\"stored\":{},\"last_cursor\":{}}}",
+        pushed.stored, pushed.last_cursor
+    );
+    (response_headers, body).into_response()
+}
+
+/// The batch being filled.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The entries parsed so far.
+    entries: Vec<NewEntry>,
+    /// Roughly the bytes they hold.
+    bytes: usize,
+}
+
+/// Reads the body line by line, storing a batch whenever one is full and
+/// what is left at the end. `pushed` says what was stored, also on error.
+async fn ingest_body(state: &Fallback, body: Body, pushed: &mut Pushed) -> Result<(), ServeError> {
+    let shared = &state.shared;
+    let mut chunks = body.into_data_stream();
+    let mut batch = Batch::default();
+    // The start of a line whose end has not arrived yet.
+    let mut partial: Vec<u8> = Vec::new();
+    let mut line_number = 0u64;
+    let mut total = 0u64;
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            () = shared.shutdown.cancelled() => return Err(ServeError::ShuttingDown),
+            chunk = chunks.next() => chunk,
+        };
+        let chunk = match chunk {
+            None => break,
+            Some(Ok(chunk)) => chunk,
+            Some(Err(error)) => return Err(ServeError::BadBody(error.to_string())),
+        };
+        total = total.saturating_add(chunk.len() as u64);
+        if total > state.max_push_body_bytes {
+            return Err(ServeError::BodyTooLarge {
+                limit: state.max_push_body_bytes,
+            });
+        }
+        let mut rest = &chunk[..];
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            line_number += 1;
+            let piece = &rest[..end];
+            rest = &rest[end + 1..];
+            if partial.len() + piece.len() > state.max_line_bytes {
+                return Err(ServeError::LineTooLong {
+                    line: line_number,
+                    limit: state.max_line_bytes,
+                });
+            }
+            if partial.is_empty() {
+                add_line(&mut batch, piece, pushed);
+            } else {
+                partial.extend_from_slice(piece);
+                add_line(&mut batch, &partial, pushed);
+                partial.clear();
+            }
+            if batch.entries.len() >= BATCH_ENTRIES || batch.bytes >= BATCH_BYTES {
+                store(shared, &mut batch, pushed).await?;
+            }
+        }
+        if partial.len() + rest.len() > state.max_line_bytes {
+            return Err(ServeError::LineTooLong {
+                line: line_number + 1,
+                limit: state.max_line_bytes,
+            });
+        }
+        partial.extend_from_slice(rest);
+    }
+    // A last line without a newline is a line all the same.
+    if !partial.is_empty() {
+        add_line(&mut batch, &partial, pushed);
+    }
+    store(shared, &mut batch, pushed).await
+}
+
+/// Parses one line (without its `\n`) into the batch.
+fn add_line(batch: &mut Batch, line: &[u8], pushed: &mut Pushed) {
+    let text = String::from_utf8_lossy(line);
+    let received = now_nanos();
+    let entry = match logtap_lines::parse_line(&text, received) {
+        Ok(entry) => entry,
+        Err(error) => {
+            tracing::debug!(error = %error, "A pushed JSON line was stored as plain text.");
+            pushed.as_text += 1;
+            logtap_lines::parse_plain(&text, received)
+        }
+    };
+    let Some(mut entry) = entry else {
+        return;
+    };
+    normalize_labels(&mut entry.labels);
+    batch.bytes += entry.message.len()
+        + 24
+        + entry
+            .labels
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 8)
+            .sum::<usize>();
+    batch.entries.push(entry);
+}
+
+/// Sorts labels by name and keeps the last value of a name given twice.
+fn normalize_labels(labels: &mut Vec<(String, String)>) {
+    // A stable sort keeps equal names in the order written; reversed, the
+    // last written comes first in its run, which is the one dedup keeps.
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
+    labels.reverse();
+    labels.dedup_by(|later, kept| later.0 == kept.0);
+    labels.reverse();
+}
+
+/// Stores the batch (if it holds anything) and counts it.
+async fn store(
+    shared: &crate::state::Shared,
+    batch: &mut Batch,
+    pushed: &mut Pushed,
+) -> Result<(), ServeError> {
+    if batch.entries.is_empty() {
+        return Ok(());
+    }
+    let entries = std::mem::take(&mut batch.entries);
+    batch.bytes = 0;
+    let receipt = ingest::append(shared, entries).await?;
+    if receipt.count > 0 {
+        pushed.stored += receipt.count;
+        pushed.last_cursor = receipt.last_cursor;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_sorted_and_the_last_of_a_name_wins() {
+        let mut labels = vec![
+            ("host".to_string(), "a".to_string()),
+            ("app".into(), "db".into()),
+            ("host".into(), "b".into()),
+            ("zone".into(), "1".into()),
+            ("host".into(), "c".into()),
+        ];
+        normalize_labels(&mut labels);
+        assert_eq!(
+            labels,
+            vec![
+                ("app".to_string(), "db".to_string()),
+                ("host".into(), "c".into()),
+                ("zone".into(), "1".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn lines_parse_like_logtap_push_and_rejected_json_is_kept_as_text() {
+        let mut batch = Batch::default();
+        let mut pushed = Pushed::default();
+        add_line(&mut batch, b"ERROR disk full", &mut pushed);
+        add_line(&mut batch, b"   ", &mut pushed);
+        add_line(
+            &mut batch,
+            br#"{"level":"warn","msg":"slow","ts":"yesterday"}"#,
+            &mut pushed,
+        );
+        add_line(&mut batch, b"caf\xff\r", &mut pushed);
+        assert_eq!(batch.entries.len(), 3);
+        assert_eq!(pushed.as_text, 1);
+        assert_eq!(batch.entries[0].level, logtap_store::Level::Error);
+        assert_eq!(
+            batch.entries[1].message,
+            r#"{"level":"warn","msg":"slow","ts":"yesterday"}"#
+        );
+        assert_eq!(batch.entries[2].message, "caf\u{fffd}");
+    }
+}
