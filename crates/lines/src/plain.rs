@@ -1,6 +1,10 @@
-//! Plain-text lines: the whole line is the message, the receive time is the
-//! timestamp (times inside free text come in too many shapes to read them
-//! reliably), and the level is recognised from the forms loggers commonly
+//! Plain-text lines: the whole line is the message, kept as written. The
+//! timestamp is the line's own when the line starts with an RFC 3339 time
+//! that has an offset (`2024-05-01T12:00:00.123Z app started`, also in
+//! brackets, or with a space between date and time): see
+//! [`leading_timestamp`]. Anything else gets the receive time: times inside
+//! free text, or without an offset, come in too many shapes to read them
+//! reliably. The level is recognised from the forms loggers commonly
 //! write. [`detect_level`] tries, in this order:
 //!
 //! 1. A key naming the level, anywhere: `level=error`, `level="warn"`,
@@ -33,11 +37,39 @@ use logtap_store::{Level, NewEntry};
 /// A plain-text line as an entry: see the module's rules.
 pub fn parse_plain_text(line: &str, received_ns: i64) -> NewEntry {
     NewEntry {
-        timestamp: received_ns,
+        timestamp: leading_timestamp(line).unwrap_or(received_ns),
         level: detect_level(line).unwrap_or(Level::Info),
         message: line.to_string(),
         labels: Vec::new(),
     }
+}
+
+/// The time a line starts with, in Unix epoch nanoseconds, when it is an
+/// RFC 3339 time with an offset: the first word (brackets around it are
+/// ignored), or the first two words joined, for `2024-05-01 12:00:00Z`.
+pub fn leading_timestamp(line: &str) -> Option<i64> {
+    let mut words = line.split_whitespace();
+    let first = words.next()?;
+    let unbracket = |word: &str| {
+        word.trim_start_matches(['[', '(', '<'])
+            .trim_end_matches([']', ')', '>', ':', ','])
+            .to_string()
+    };
+    let rfc3339 = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .and_then(|time| time.timestamp_nanos_opt())
+    };
+    // Only a word that starts like a date is worth parsing.
+    let looks_like_date = |word: &str| word.len() >= 10 && word.as_bytes()[4] == b'-';
+    let word = unbracket(first);
+    if !looks_like_date(&word) {
+        return None;
+    }
+    rfc3339(&word).or_else(|| {
+        let second = unbracket(words.next()?);
+        rfc3339(&format!("{word}T{second}"))
+    })
 }
 
 /// The level a plain-text line states, if it states one (see the module's
@@ -418,5 +450,40 @@ mod tests {
         assert_eq!(entry.timestamp, 99);
         assert_eq!(entry.level, Level::Info);
         assert!(entry.labels.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod leading_timestamp_tests {
+    use super::*;
+
+    const T: i64 = 1_714_564_800_123_000_000; // 2024-05-01T12:00:00.123Z
+
+    #[test]
+    fn a_line_that_starts_with_an_rfc3339_time_takes_it_and_keeps_its_text() {
+        for line in [
+            "2024-05-01T12:00:00.123Z ERROR disk full",
+            "[2024-05-01T12:00:00.123Z] ERROR disk full",
+            "2024-05-01T14:00:00.123+02:00 ERROR disk full",
+            "2024-05-01 12:00:00.123Z ERROR disk full",
+        ] {
+            let entry = parse_plain_text(line, 7);
+            assert_eq!(entry.timestamp, T, "{line}");
+            assert_eq!(entry.message, line);
+            assert_eq!(entry.level, Level::Error);
+        }
+    }
+
+    #[test]
+    fn other_lines_keep_the_receive_time() {
+        for line in [
+            "ERROR 2024-05-01T12:00:00Z later in the line",
+            "2024-05-01 12:00:00 no offset, so no time zone to trust",
+            "2024-13-45T99:00:00Z impossible",
+            "12345 not a date",
+            "",
+        ] {
+            assert_eq!(parse_plain_text(line, 7).timestamp, 7, "{line}");
+        }
     }
 }
