@@ -1,5 +1,6 @@
 // Wiring: controls → query → one stream at a time → batched rendering → status bar.
 import "./style.css";
+import { authMessage, normalizeToken, sessionStorageOrNull, takeTokenFromUrl, TokenStore } from "./auth.ts";
 import { RingBuffer } from "./buffer.ts";
 import { Crc32c } from "./crc32c.ts";
 import { VirtualList } from "./list.ts";
@@ -17,6 +18,19 @@ import {
 import { isAbort, openStream, StreamError, type Entry, type StreamTail } from "./transport/index.ts";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+// ---- the token (a server with --auth-token-file) ----
+// `?token=` is taken out of the address bar before anything else happens, so
+// it is neither left on screen nor in a bookmark; it lives on in this tab's
+// sessionStorage only.
+const tokens = new TokenStore(sessionStorageOrNull());
+{
+  const { token, cleaned } = takeTokenFromUrl(location.href);
+  if (cleaned != null) {
+    history.replaceState(history.state, "", cleaned);
+    if (token) tokens.set(token);
+  }
+}
 
 const cfg = parsePageParams(location.search);
 let query: Query = cfg.query;
@@ -121,12 +135,14 @@ function start(resume: boolean): void {
   requestId = "";
   checksum = { text: "checksum —", ok: null };
   tStart = performance.now();
+  const token = tokens.get();
   setState("connecting");
   openStream(
     q,
     {
       onHead(h) {
         if (my !== gen) return;
+        hideAuth();
         if (h.total !== undefined) total = h.total;
         if (h.requestId) requestId = h.requestId;
         if (headMs == null && !resume) headMs = performance.now() - tStart;
@@ -150,6 +166,7 @@ function start(resume: boolean): void {
     c.signal,
     {
       forced: cfg.transport,
+      token,
       onTransport(name, why) {
         if (my !== gen) return;
         transport = name;
@@ -173,6 +190,13 @@ function start(resume: boolean): void {
       if (my !== gen || isAbort(err)) return;
       ctl = null;
       flush();
+      if (err instanceof StreamError && err.auth) {
+        // The server refused the token (or its absence): ask for one.
+        const msg = authMessage(err.auth, token != null);
+        showAuth(msg);
+        setState("error", msg);
+        return;
+      }
       const msg = err instanceof StreamError ? (err.code ? `${err.code}: ${err.message}` : err.message) : String(err);
       setState("error", msg);
     },
@@ -228,8 +252,8 @@ function renderStatus(): void {
   st.pause.disabled = !(active || state === "paused" || (state === "error" && lastCursor != null));
   if (state === "error" && lastCursor != null) setText(st.pause, "Resume");
   st.pause.classList.toggle("on", state === "paused");
-  // Empty-state hint.
-  if (buffer.size === 0) {
+  // Empty-state hint (the token prompt says it all when it is up).
+  if (buffer.size === 0 && authForm.hidden) {
     emptyEl.hidden = false;
     const hint =
       state === "connecting"
@@ -257,6 +281,40 @@ function renderJump(): void {
   jump.hidden = list.sticky;
   setText($("jump-count"), newBelow ? `${formatCount(newBelow)} new ·` : "");
 }
+
+// ---- token prompt ----
+const authForm = $<HTMLFormElement>("auth");
+const authMsg = $("auth-message");
+const tokenInput = $<HTMLInputElement>("token");
+
+function showAuth(msg: string): void {
+  setText(authMsg, msg);
+  const wasHidden = authForm.hidden;
+  authForm.hidden = false;
+  emptyEl.hidden = true;
+  const a = document.activeElement;
+  if (wasHidden && (!a || a === document.body || a === viewport)) tokenInput.focus();
+}
+
+function hideAuth(): void {
+  if (authForm.hidden) return;
+  authForm.hidden = true;
+  renderStatus();
+}
+
+authForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const t = normalizeToken(tokenInput.value);
+  if (!t) {
+    tokenInput.focus();
+    return;
+  }
+  tokens.set(t);
+  tokenInput.value = "";
+  tokenInput.blur();
+  authForm.hidden = true;
+  applyQuery(query);
+});
 
 // ---- controls ----
 const levelButtons = ["level-all", "level-warn", "level-error"].map((id) => $<HTMLButtonElement>(id));
@@ -425,6 +483,13 @@ addEventListener("pageshow", (ev) => {
   },
   get kept() {
     return buffer.size;
+  },
+  /** The token prompt's message while it is shown, else null (never the token). */
+  get auth() {
+    return authForm.hidden ? null : authMsg.textContent;
+  },
+  get hasToken() {
+    return tokens.get() != null;
   },
 };
 

@@ -14,12 +14,18 @@
 // when the filter changes and when the page is closed. Also checks the
 // gRPC-Web trailers (logtap-crc32c → "checksum ok") and the total-count header
 // on a non-follow query. Screenshot: ui/tests/artifacts/viewer.png.
+// Tokens: a second server with --auth-token-file (a read and a write token):
+// without a token the page asks for one ("this server needs a read token"),
+// on every transport and without falling back; the token field and ?token=
+// both work on gRPC-Web, SSE and poll (?token= leaves the address bar); a
+// write-only token gets "this token cannot read". E2E_NO_AUTH=1 skips it.
 // Env: LOGTAP_BIN, CHROMIUM (default /usr/bin/chromium), E2E_LINES (default 6000),
 // E2E_TRANSPORTS (default "grpc-web,sse,poll").
 // While the server's `/` does not serve the viewer yet, that check fails and
 // the harness serves ui/dist itself on another port, proxying everything else
 // to the server (E2E_NO_PROXY=1 stops there instead), so the rest still runs.
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import { createServer } from "node:net";
@@ -38,12 +44,14 @@ const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const LINES = Number(process.env.E2E_LINES ?? 6000);
 const TRANSPORTS = (process.env.E2E_TRANSPORTS ?? "grpc-web,sse,poll").split(",").map((s) => s.trim()).filter(Boolean);
 const ARTIFACTS = join(HERE, "artifacts");
-const OVERALL_TIMEOUT_MS = 240_000;
+const OVERALL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 360_000);
 
 const results = []; // { name, ok, detail }
 const figures = []; // [label, value]
 let server = null;
 let serverLog = "";
+let authServer = null;
+let authServerLog = "";
 let browser = null;
 const proxies = [];
 let livePushes = 0;
@@ -168,6 +176,7 @@ async function viewerState(page) {
     const l = window.__logtap;
     const txt = (id) => document.getElementById(id)?.textContent ?? "";
     return {
+      auth: l?.auth ?? null,
       state: l?.state,
       received: l?.received,
       transport: l?.transport,
@@ -389,6 +398,161 @@ async function checkTrailers(ctx, base, expectedErrors) {
   }
 }
 
+// Starts `logtap serve` (or the mock) on a free port and waits for /healthz.
+async function startServer(extraArgs, dataDir, onLog) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const [exe, argv] = cmd(["serve", "--data", dataDir, "--listen", `127.0.0.1:${port}`, ...extraArgs]);
+  const proc = spawn(exe, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  proc.stdout.on("data", onLog);
+  proc.stderr.on("data", onLog);
+  proc.on("error", (e) => onLog(String(e)));
+  const exited = new Promise((r) => proc.on("exit", (code) => r(code)));
+  const healthy = await Promise.race([
+    waitFor("/healthz", async () => (await fetch(base + "/healthz")).ok, 20_000, 100).then(() => true, () => false),
+    exited.then(() => false),
+  ]);
+  return { proc, base, healthy };
+}
+
+async function stopServer(proc) {
+  if (!proc || proc.exitCode !== null) return;
+  proc.kill("SIGTERM");
+  await Promise.race([new Promise((r) => proc.once("exit", r)), sleep(3000)]);
+  if (proc.exitCode === null) proc.kill("SIGKILL");
+}
+
+// A server with --auth-token-file: the page is served without a token, the
+// logs are not. The viewer must ask for a token, send it on every transport,
+// take ?token= out of the address bar, and not fall back on a refusal.
+async function checkAuth(ctx, servesViewer) {
+  const readToken = `e2e-read-${randomBytes(16).toString("hex")}`;
+  const writeToken = `e2e-write-${randomBytes(16).toString("hex")}`;
+  const tokenFile = join(tmp, "tokens.txt");
+  writeFileSync(tokenFile, `# e2e tokens\n${readToken} read\n${writeToken} write\n`, { mode: 0o600 });
+  const started = await startServer(["--auth-token-file", tokenFile], join(tmp, "data-auth"), (d) => (authServerLog += d));
+  authServer = started.proc;
+  const base = started.base;
+  if (!record("[auth] server with --auth-token-file starts", started.healthy, base)) return;
+  const page0 = await fetch(base + "/");
+  record("[auth] GET / is served without a token", page0.ok || !servesViewer, `HTTP ${page0.status}`);
+  const api = await fetch(base + "/api/v1/poll?wait=0s&follow=false");
+  record("[auth] GET /api/v1/poll without a token is refused", api.status === 401, `HTTP ${api.status}`);
+  await api.text().catch(() => {});
+  const { text, errors } = makeLines(Math.min(LINES, 1200));
+  const file = join(tmp, "auth.log");
+  writeFileSync(file, text);
+  const pushed = await run(["push", "--server", base, "--token", writeToken, file], 60_000);
+  if (!record("[auth] logtap push --token (write token)", pushed.code === 0, pushed.out.trim().split("\n").pop())) return;
+  const pageBase = servesViewer ? base : await startProxy(base, { serveDist: true });
+  const url = (params) => {
+    const q = new URLSearchParams(params).toString();
+    return pageBase + "/" + (q ? "?" + q : "");
+  };
+  const forced = (t) => (t === "grpc-web" ? {} : { transport: t });
+  const promptShown = (page) => waitFor("the token prompt", async () => (await viewerState(page)).auth, 15_000);
+
+  // 1. No token: the prompt, on each transport, with no fallback.
+  for (const t of TRANSPORTS) {
+    const page = await ctx.newPage();
+    try {
+      await page.goto(url(forced(t)), { waitUntil: "domcontentloaded" });
+      await promptShown(page);
+      const st = await viewerState(page);
+      const visible = await page.isVisible("#auth");
+      const rows = await page.$$eval(".row", (r) => r.length);
+      record(
+        `[auth ${t}] no token: the page asks for one`,
+        visible && st.auth === "this server needs a read token" && st.state === "error" && st.statusState === "error: this server needs a read token" && rows === 0,
+        `prompt "${st.auth}", status "${st.statusState}", ${rows} rows`,
+      );
+      await sleep(300);
+      const st2 = await viewerState(page);
+      record(`[auth ${t}] no fallback on an auth refusal`, st2.transport === t && st2.statusTransport === t, `transport ${st2.statusTransport}`);
+      if (t === "grpc-web") {
+        // 2. The token field: type it in, and the page streams.
+        mkdirSync(ARTIFACTS, { recursive: true });
+        await page.screenshot({ path: join(ARTIFACTS, "viewer-token.png") });
+        await page.fill("#token", readToken);
+        await page.press("#token", "Enter");
+        await waitFor("rows after entering the token", () => page.$(".row"), 15_000);
+        const st3 = await viewerState(page);
+        const stored = await page.evaluate(() => ({
+          session: sessionStorage.getItem("logtap.token"),
+          local: Object.keys(localStorage).map((k) => localStorage.getItem(k)),
+          field: document.getElementById("token").value,
+          href: location.href,
+        }));
+        record(
+          "[auth] token field: the page streams, the token is kept in sessionStorage only",
+          st3.auth === null && !(await page.isVisible("#auth")) && st3.received > 0 && stored.session === readToken && !stored.local.includes(readToken) && stored.field === "" && !stored.href.includes(readToken),
+          `received ${st3.received}, state ${st3.statusState}, sessionStorage ${stored.session === readToken ? "has it" : "missing"}, localStorage ${stored.local.includes(readToken) ? "HAS IT" : "clean"}`,
+        );
+      }
+    } catch (e) {
+      record(`[auth ${t}] no token`, false, e.message);
+    } finally {
+      await page.close().catch(() => {});
+    }
+  }
+
+  // 3. ?token= on each transport: taken out of the URL; Show Errors works.
+  for (const t of TRANSPORTS) {
+    const page = await ctx.newPage();
+    try {
+      await page.goto(url({ ...forced(t), token: readToken }), { waitUntil: "domcontentloaded" });
+      await waitFor(`[auth ${t}] rows`, async () => (await page.$(".row")) || (await viewerState(page)).auth, 15_000);
+      const href = await page.evaluate(() => location.href);
+      const gone = !href.includes(readToken) && !page.url().includes(readToken) && !/[?&]token=/.test(href);
+      record(`[auth ${t}] ?token= is removed from location.href`, gone && (t === "grpc-web" || href.includes(`transport=${t}`)), href);
+      await page.click("#show-errors");
+      await waitFor(`[auth ${t}] all ${errors} errors`, async () => {
+        const st = await viewerState(page);
+        return st.received >= errors || st.state === "error";
+      }, 20_000);
+      await sleep(300);
+      const st = await viewerState(page);
+      const levels = await page.$$eval(".row", (rows) => rows.map((r) => r.dataset.level));
+      record(
+        `[auth ${t}] with ?token=, Show Errors streams exactly the errors`,
+        st.received === errors && st.auth === null && st.state !== "error" && st.statusTransport === t && levels.length > 0 && levels.every((l) => l === "error" || l === "fatal"),
+        `received ${st.received} (want ${errors}), via ${st.statusTransport}, state ${st.statusState}, ${levels.length} rows`,
+      );
+      if (t === "grpc-web") {
+        // A reload in the same tab keeps the token (sessionStorage), still not in the URL.
+        await page.reload({ waitUntil: "domcontentloaded" });
+        await waitFor("rows after a reload", async () => (await page.$(".row")) || (await viewerState(page)).auth, 15_000);
+        const r = await viewerState(page);
+        record("[auth] a reload in the same tab keeps the token", r.auth === null && r.received > 0 && !(await page.evaluate(() => location.href)).includes(readToken), `received ${r.received}, state ${r.statusState}`);
+      }
+    } catch (e) {
+      const st = await viewerState(page).catch(() => ({}));
+      record(`[auth ${t}] with ?token=`, false, `${e.message}; status: ${st.statusState ?? "?"}`);
+    } finally {
+      await page.close().catch(() => {});
+    }
+  }
+
+  // 4. A write-only token cannot read; 5. an unknown token is not accepted.
+  for (const [t, token, want] of [
+    ...TRANSPORTS.map((t) => [t, writeToken, "this token cannot read"]),
+    ["grpc-web", `e2e-unknown-${randomBytes(8).toString("hex")}`, "this server needs a read token (the token given was not accepted)"],
+  ]) {
+    const page = await ctx.newPage();
+    const what = token === writeToken ? "write-only token" : "unknown token";
+    try {
+      await page.goto(url({ ...forced(t), token }), { waitUntil: "domcontentloaded" });
+      await promptShown(page);
+      const st = await viewerState(page);
+      record(`[auth ${t}] ${what}: "${want}"`, st.auth === want && st.statusState === `error: ${want}` && st.statusTransport === t && st.received === 0, `prompt "${st.auth}", status "${st.statusState}", via ${st.statusTransport}`);
+    } catch (e) {
+      record(`[auth ${t}] ${what}`, false, e.message);
+    } finally {
+      await page.close().catch(() => {});
+    }
+  }
+}
+
 // Serves ui/dist and proxies everything else to the server (streaming, and
 // closing the upstream request when the browser goes away).
 // With blockGrpcWeb it plays a proxy that does not let gRPC-Web through
@@ -475,6 +639,7 @@ async function main() {
     const blocked = await startProxy(base, { serveDist: !servesViewer, blockGrpcWeb: true });
     await checkFallback(browser, blocked, base, errors + livePushes);
   }
+  if (!process.env.E2E_NO_AUTH) await checkAuth(browser, servesViewer);
 }
 
 const timer = setTimeout(() => {
@@ -489,11 +654,8 @@ async function finish() {
     p.closeAllConnections?.();
     p.close();
   }
-  if (server && server.exitCode === null) {
-    server.kill("SIGTERM");
-    await Promise.race([new Promise((r) => server.once("exit", r)), sleep(3000)]);
-    if (server.exitCode === null) server.kill("SIGKILL");
-  }
+  await stopServer(server);
+  await stopServer(authServer);
   rmSync(tmp, { recursive: true, force: true });
 }
 
@@ -511,6 +673,9 @@ if (failed.length) {
   console.log("\nfailures:");
   for (const f of failed) console.log(`  - ${f.name}: ${f.detail}`);
   if (serverLog) console.log("\nserver output (last 40 lines):\n" + serverLog.trim().split("\n").slice(-40).join("\n"));
+  if (authServerLog && failed.some((f) => f.name.startsWith("[auth"))) {
+    console.log("\nserver with tokens, output (last 20 lines):\n" + authServerLog.trim().split("\n").slice(-20).join("\n"));
+  }
 }
 console.log(`\n${results.length - failed.length} passed, ${failed.length} failed`);
 process.exit(failed.length ? 1 : 0);

@@ -4,7 +4,11 @@
 // It mimics the PRODUCT.md contract: `serve --data DIR --listen ADDR` with
 // gRPC-Web GetLogs (headers, trailers incl. logtap-crc32c), /api/v1/sse,
 // /api/v1/poll, /api/v1/push, /healthz, /metrics and ui/dist at /; and
-// `push --server URL FILE...` (over POST /api/v1/push). In-memory store.
+// `push --server URL [--token T] FILE...` (over POST /api/v1/push). In-memory
+// store. `serve --auth-token-file FILE` checks bearer tokens roughly like the
+// server does (`TOKEN read|write|read,write` lines; `authorization: Bearer`,
+// or `?access_token=` on /api/v1/sse and /api/v1/poll; gRPC-Web refusals as
+// grpc-status 16/7, HTTP as 401/403).
 //
 //   LOGTAP_BIN=ui/tests/mock-logtap.mjs node ui/tests/e2e.mjs
 import { createServer } from "node:http";
@@ -68,8 +72,39 @@ function parseLine(line) {
   return { level: (m && levelOf(m[1])) ?? "info", message: t, timestamp: ts, labels: {} };
 }
 
+// ---- tokens ----
+function loadTokens(file) {
+  const tokens = new Map();
+  for (const raw of readFileSync(file, "utf8").split("\n")) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const [token, scope] = line.split(/\s+/);
+    const parts = scope.toLowerCase().split(",");
+    tokens.set(token, { read: parts.includes("read"), write: parts.includes("write") });
+  }
+  return tokens;
+}
+
+/** null: let it through; else what to refuse with. */
+function checkToken(tokens, req, u) {
+  if (!tokens) return null;
+  const p = u.pathname;
+  if (p === "/healthz" || p === "/" || p === "/index.html" || p.startsWith("/assets/")) return null;
+  const need = p.startsWith("/logtap.v1.") ? (/\/(GetLogs|StreamLogs)$/.test(p) ? "read" : "write") : p.startsWith("/api/") && req.method !== "GET" ? "write" : "read";
+  let token = null;
+  const h = req.headers.authorization;
+  if (h) token = /^bearer\s+(\S+)\s*$/i.exec(h)?.[1] ?? "";
+  else if (req.method === "GET" && (p === "/api/v1/sse" || p === "/api/v1/poll")) token = u.searchParams.get("access_token");
+  if (!token) return { status: 401, grpc: 16, message: token === "" ? "malformed authorization header" : "no token" };
+  const grant = tokens.get(token);
+  if (!grant) return { status: 401, grpc: 16, message: "unknown token" };
+  if (!grant[need]) return { status: 403, grpc: 7, message: `this token lacks the ${need} scope` };
+  return null;
+}
+
 // ---- serve ----
 async function serve(args) {
+  const tokens = args["auth-token-file"] ? loadTokens(args["auth-token-file"]) : null;
   const data = args.data ?? "./logtap-data";
   mkdirSync(data, { recursive: true });
   const [host, port] = (args.listen ?? "127.0.0.1:50051").split(/:(?=\d+$)/);
@@ -193,6 +228,17 @@ async function serve(args) {
 
   const server = createServer(async (req, res) => {
     const u = new URL(req.url, "http://x");
+    const refused = checkToken(tokens, req, u);
+    u.searchParams.delete("access_token");
+    if (refused) {
+      if (String(req.headers["content-type"] ?? "").startsWith("application/grpc")) {
+        // gRPC-Web trailers-only answer.
+        res.writeHead(200, { "content-type": "application/grpc-web+proto", "grpc-status": String(refused.grpc), "grpc-message": encodeURIComponent(refused.message) });
+        return res.end();
+      }
+      res.writeHead(refused.status, { "content-type": "application/json", "www-authenticate": 'Bearer realm="logtap"' });
+      return res.end(JSON.stringify({ error: refused.message }) + "\n");
+    }
     if (u.pathname.startsWith("/logtap.v1.")) return grpc(req, res);
     if (u.pathname === "/healthz") return res.end("ok\n");
     if (u.pathname === "/metrics") {
@@ -285,7 +331,9 @@ async function serve(args) {
 async function push(args, files) {
   const server = args.server ?? process.env.LOGTAP_SERVER ?? "http://127.0.0.1:50051";
   const body = files.length ? files.map((f) => readFileSync(f, "utf8")).join("\n") : readFileSync(0, "utf8");
-  const r = await fetch(new URL("/api/v1/push", server), { method: "POST", body });
+  const token = args.token ?? process.env.LOGTAP_TOKEN;
+  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  const r = await fetch(new URL("/api/v1/push", server), { method: "POST", body, headers });
   const t = await r.text();
   if (!r.ok) {
     console.error(t);

@@ -2,6 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { authHeaders, type AuthProblem } from "../auth.ts";
 import { LogRequestSchema, LogService, type LogEntry } from "../gen/logtap/v1/logtap_pb.ts";
 import { normLevel, type Query } from "../state.ts";
 import {
@@ -10,6 +11,7 @@ import {
   StreamError,
   type Entry,
   type StreamEnd,
+  type StreamContext,
   type StreamHandlers,
   type StreamTail,
   type Transport,
@@ -23,6 +25,11 @@ export const HEADER_TIMEOUT_MS = 5000;
 const FALLBACK_CODES = new Set<Code>([Code.Unimplemented, Code.Unavailable, Code.Unknown, Code.Internal, Code.DeadlineExceeded]);
 // Failures after the stream had started that are worth resuming from.
 const RETRY_CODES = new Set<Code>([Code.Unavailable, Code.Unknown, Code.Internal, Code.Aborted]);
+// The server refused the token (or its absence): for a person to fix, not a transport failure.
+const AUTH_CODES = new Map<Code, AuthProblem>([
+  [Code.Unauthenticated, "unauthenticated"],
+  [Code.PermissionDenied, "forbidden"],
+]);
 
 function headerBigInt(h: Headers, name: string): bigint | undefined {
   const v = h.get(name);
@@ -49,11 +56,16 @@ function tailOf(t: Headers): StreamTail {
   };
 }
 
-export function createGrpcWeb(baseUrl: string): Transport {
-  const client = createClient(LogService, createGrpcWebTransport({ baseUrl }));
+export interface GrpcWebOptions {
+  /** fetch to use (tests inject one). */
+  fetch?: typeof globalThis.fetch;
+}
+
+export function createGrpcWeb(baseUrl: string, opts: GrpcWebOptions = {}): Transport {
+  const client = createClient(LogService, createGrpcWebTransport({ baseUrl, fetch: opts.fetch }));
   return {
     name: "grpc-web",
-    async openStream(query: Query, handlers: StreamHandlers, signal: AbortSignal): Promise<StreamEnd> {
+    async openStream(query: Query, handlers: StreamHandlers, signal: AbortSignal, ctx: StreamContext = {}): Promise<StreamEnd> {
       if (signal.aborted) throw abortError();
       const req = create(LogRequestSchema, {
         level: query.level,
@@ -80,6 +92,7 @@ export function createGrpcWeb(baseUrl: string): Transport {
       try {
         const stream = client.getLogs(req, {
           signal: ctl.signal,
+          headers: authHeaders(ctx.token),
           onHeader(h) {
             gotHead = true;
             clearTimeout(timer);
@@ -103,9 +116,11 @@ export function createGrpcWeb(baseUrl: string): Transport {
         }
         const ce = ConnectError.from(err);
         const code = Code[ce.code]?.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase() ?? String(ce.code);
+        const auth = AUTH_CODES.get(ce.code);
         throw new StreamError(ce.rawMessage || code, {
           code,
-          fallback: !gotHead && FALLBACK_CODES.has(ce.code),
+          auth,
+          fallback: !gotHead && !auth && FALLBACK_CODES.has(ce.code),
           retry: gotHead && RETRY_CODES.has(ce.code),
         });
       } finally {

@@ -15,6 +15,8 @@ export interface OpenOptions {
   /** A transport is being tried; `why` tells why the previous one was left. */
   onTransport?(name: TransportName, why?: string): void;
   baseUrl?: string;
+  /** Bearer token sent on every request of every transport (see ../auth.ts). */
+  token?: string | null;
   /** Builds a transport (tests inject fakes). */
   make?(name: TransportName, baseUrl: string): Transport;
 }
@@ -68,10 +70,13 @@ export async function openStream(
     const t = opts.make ? opts.make(order[i], baseUrl) : transportFor(order[i], baseUrl);
     opts.onTransport?.(t.name, why);
     try {
-      const end = await t.openStream(q, wrapped, signal);
+      const end = await t.openStream(q, wrapped, signal, { token: opts.token ?? null });
       return { ...end, transport: t.name };
     } catch (e) {
       if (signal.aborted || !(e instanceof StreamError)) throw e;
+      // A refused token is for a person to fix: trying another transport or
+      // again would only be refused the same way (and hide the reason).
+      if (e.auth) throw e;
       if (e.fallback && i + 1 < order.length) {
         why = `${t.name}: ${e.message}`;
         leftBehind.push(why);

@@ -1,7 +1,17 @@
 // Long-polling fallback: GET /api/v1/poll?after=C&wait=25s&level=.. → {"entries":[...],"next_cursor":N}.
+import { authHeaders, authProblemOfStatus } from "../auth.ts";
 import { queryToHttpParams, type Query } from "../state.ts";
 import { parsePollJson } from "./json.ts";
-import { abortError, Slicer, sleep, StreamError, type StreamEnd, type StreamHandlers, type Transport } from "./types.ts";
+import {
+  abortError,
+  Slicer,
+  sleep,
+  StreamError,
+  type StreamContext,
+  type StreamEnd,
+  type StreamHandlers,
+  type Transport,
+} from "./types.ts";
 
 export const POLL_PATH = "/api/v1/poll";
 export const POLL_WAIT = "25s";
@@ -15,10 +25,30 @@ export function pollUrl(baseUrl: string, query: Query, after: bigint | null, wai
   return url.toString();
 }
 
-export function createPoll(baseUrl: string): Transport {
+/** The message of a refused answer: the body's `{"error"}` (or `message`), else its text. */
+export function errorBodyMessage(body: string): string {
+  const t = body.trim();
+  try {
+    const o = JSON.parse(t) as { error?: unknown; message?: unknown };
+    const m = o && typeof o === "object" ? (o.error ?? o.message) : undefined;
+    return typeof m === "string" ? m : t;
+  } catch {
+    return t; // plain text
+  }
+}
+
+export interface PollOptions {
+  /** fetch to use (tests inject one). */
+  fetch?: typeof globalThis.fetch;
+}
+
+export function createPoll(baseUrl: string, opts: PollOptions = {}): Transport {
   return {
     name: "poll",
-    async openStream(query: Query, handlers: StreamHandlers, signal: AbortSignal): Promise<StreamEnd> {
+    async openStream(query: Query, handlers: StreamHandlers, signal: AbortSignal, ctx: StreamContext = {}): Promise<StreamEnd> {
+      const doFetch = opts.fetch ?? globalThis.fetch;
+      // The token goes in the authorization header (never in the URL here).
+      const headers = { accept: "application/json", ...authHeaders(ctx.token) };
       let after = query.after;
       let first = true;
       let failures = 0;
@@ -26,9 +56,9 @@ export function createPoll(baseUrl: string): Transport {
         if (signal.aborted) throw abortError();
         let res: Response;
         try {
-          res = await fetch(pollUrl(baseUrl, query, after, query.follow ? POLL_WAIT : "0s"), {
+          res = await doFetch(pollUrl(baseUrl, query, after, query.follow ? POLL_WAIT : "0s"), {
             signal,
-            headers: { accept: "application/json" },
+            headers,
             cache: "no-store",
           });
         } catch (e) {
@@ -41,13 +71,14 @@ export function createPoll(baseUrl: string): Transport {
           continue;
         }
         if (!res.ok) {
-          const body = (await res.text().catch(() => "")).trim();
-          let msg = body;
-          try {
-            const o = JSON.parse(body) as { error?: string; message?: string };
-            msg = o.error ?? o.message ?? body;
-          } catch {
-            /* plain text */
+          const msg = errorBodyMessage(await res.text().catch(() => ""));
+          const auth = authProblemOfStatus(res.status);
+          if (auth) {
+            // Refused credentials: not a transport failure, so no fallback and no retry.
+            throw new StreamError(`HTTP ${res.status}${msg ? ": " + msg.slice(0, 300) : ""}`, {
+              code: auth === "forbidden" ? "PERMISSION_DENIED" : "UNAUTHENTICATED",
+              auth,
+            });
           }
           const retriable = res.status >= 500 || res.status === 429;
           if (retriable && !first && query.follow) {

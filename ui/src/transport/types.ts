@@ -1,4 +1,5 @@
 // The one interface every transport (gRPC-Web, SSE, long-polling) implements.
+import type { AuthProblem } from "../auth.ts";
 import type { Level, Query, TransportName } from "../state.ts";
 
 export interface Entry {
@@ -46,12 +47,14 @@ export interface StreamEnd {
 /**
  * Why a stream failed. `fallback`: the transport itself does not work here
  * (endpoint missing, stripped by a proxy...), so another one may; `retry`: a
- * transient failure after the stream had started (resume with the same one).
+ * transient failure after the stream had started (resume with the same one);
+ * `auth`: the server refused the token (or its absence). An auth refusal is
+ * never a transport failure: no fallback, no retry, whatever else is set.
  */
 export class StreamError extends Error {
   constructor(
     message: string,
-    readonly opts: { code?: string; fallback?: boolean; retry?: boolean } = {},
+    readonly opts: { code?: string; fallback?: boolean; retry?: boolean; auth?: AuthProblem } = {},
   ) {
     super(message);
     this.name = "StreamError";
@@ -60,11 +63,21 @@ export class StreamError extends Error {
     return this.opts.code;
   }
   get fallback(): boolean {
-    return !!this.opts.fallback;
+    return !!this.opts.fallback && !this.opts.auth;
   }
   get retry(): boolean {
-    return !!this.opts.retry;
+    return !!this.opts.retry && !this.opts.auth;
   }
+  /** The server refused the credentials: "unauthenticated" (401/16) or "forbidden" (403/7). */
+  get auth(): AuthProblem | undefined {
+    return this.opts.auth;
+  }
+}
+
+/** What every stream is opened with besides the query. */
+export interface StreamContext {
+  /** Bearer token for a server with `--auth-token-file`; null/undefined: none sent. */
+  token?: string | null;
 }
 
 export function abortError(): DOMException {
@@ -81,9 +94,10 @@ export interface Transport {
    * Opens a stream for `query`, calls `handlers` as it goes, and resolves
    * when the server ends it cleanly; rejects with a StreamError, or with an
    * AbortError once `signal` fires (which closes the connection, so the
-   * server sees the cancellation).
+   * server sees the cancellation). `ctx.token`, when set, goes with every
+   * request the stream makes (reconnects included).
    */
-  openStream(query: Query, handlers: StreamHandlers, signal: AbortSignal): Promise<StreamEnd>;
+  openStream(query: Query, handlers: StreamHandlers, signal: AbortSignal, ctx?: StreamContext): Promise<StreamEnd>;
 }
 
 /** Resolves after `ms`, or rejects with AbortError when the signal fires. */
