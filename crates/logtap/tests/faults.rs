@@ -158,9 +158,7 @@ async fn connect(url: &str) -> Result<LogServiceClient<Channel>, tonic::transpor
 }
 
 async fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
@@ -344,7 +342,10 @@ async fn push_booked(
         Err(_) => return Err(tonic::Status::deadline_exceeded("push took over 10 s")),
     };
     assert_eq!(reply.stored, count, "a reply acknowledges the whole batch");
-    book.lock().unwrap().acked.push((messages, reply.last_cursor));
+    book.lock()
+        .unwrap()
+        .acked
+        .push((messages, reply.last_cursor));
     Ok(())
 }
 
@@ -798,7 +799,9 @@ async fn disk_full(what: &str, mount: Mount, rng: &mut Rng) {
     // through before the next refusal: each one is booked and checked.)
     let mut again = None;
     for n in 0..100 {
-        if let Err(status) = push_booked(&mut client, &book, batch(rng, 0, &format!("full{n}"), 100)).await {
+        if let Err(status) =
+            push_booked(&mut client, &book, batch(rng, 0, &format!("full{n}"), 100)).await
+        {
             again = Some(status);
             break;
         }
@@ -812,7 +815,10 @@ async fn disk_full(what: &str, mount: Mount, rng: &mut Rng) {
     let refusals = server
         .metric(r#"logtap_limit_rejections_total{limit="disk_full"}"#)
         .await;
-    assert!(refusals >= 2, "{what}: {refusals} disk-full refusals counted");
+    assert!(
+        refusals >= 2,
+        "{what}: {refusals} disk-full refusals counted"
+    );
     // Space returns: writes resume, right after the last acknowledged cursor.
     std::fs::remove_file(&filler).unwrap();
     let last = served.last().map_or(0, |e| e.cursor);
@@ -951,7 +957,9 @@ async fn tailing_clients_resume_across_graceful_and_kill_9_restarts_exactly_once
         ));
         tailers.push((kind, received, reconnects, task));
     }
-    let restarts = ["SIGTERM", "SIGKILL", "SIGTERM", "SIGKILL", "SIGKILL", "SIGTERM"];
+    let restarts = [
+        "SIGTERM", "SIGKILL", "SIGTERM", "SIGKILL", "SIGKILL", "SIGTERM",
+    ];
     for how in restarts {
         tokio::time::sleep(Duration::from_millis(150 + rng.below(300))).await;
         url_tx.send_replace(String::new());
@@ -989,4 +997,82 @@ async fn tailing_clients_resume_across_graceful_and_kill_9_restarts_exactly_once
             reconnects.lock().unwrap()
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Hostile files to `logtap push`
+// ---------------------------------------------------------------------------
+
+/// Runs `logtap ARGS` to the end: exit code, standard output and error.
+async fn logtap(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new(BIN)
+            .args(args)
+            .env_remove("LOGTAP_SERVER")
+            .env_remove("LOGTAP_TOKEN")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("logtap ends in time")
+    .expect("run logtap");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_that_are_not_utf8_cost_no_line_and_an_oversized_line_is_refused_clearly() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), &[]).await;
+    let files = tempfile::tempdir().unwrap();
+    let hostile = files.path().join("hostile.log");
+    let mut bytes = b"first line\n".to_vec();
+    bytes.extend_from_slice(b"bad \xff\xfe bytes ERROR\n");
+    bytes.extend_from_slice(b"a NUL \x00 inside\n");
+    bytes.extend_from_slice(b"{\"msg\":\"json with \xc3\x28 broken UTF-8\",\"level\":\"warn\"}\n");
+    bytes.extend_from_slice(b"\xef\xbb\xbfBOM first\r\n");
+    bytes.extend_from_slice(b"last line without a newline");
+    std::fs::write(&hostile, &bytes).unwrap();
+    let (code, out, err) =
+        logtap(&["push", "--server", &server.url, hostile.to_str().unwrap()]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("stored 6 entries"), "{out}");
+    let (code, out, err) = logtap(&["logs", "--server", &server.url, "--output", "json"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let messages: Vec<String> = out
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            value["message"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        vec![
+            "first line",
+            "bad \u{fffd}\u{fffd} bytes ERROR",
+            "a NUL \0 inside",
+            "json with \u{fffd}( broken UTF-8",
+            "\u{feff}BOM first",
+            "last line without a newline",
+        ]
+    );
+
+    // A line over the server's 4 MiB message limit: the push fails with
+    // the server's reason, and the server goes on.
+    let huge = files.path().join("huge.log");
+    let mut bytes = b"before the huge line\n".to_vec();
+    bytes.extend(std::iter::repeat_n(b'h', 5 << 20));
+    bytes.extend_from_slice(b"\nafter the huge line\n");
+    std::fs::write(&huge, &bytes).unwrap();
+    let (code, out, err) = logtap(&["push", "--server", &server.url, huge.to_str().unwrap()]).await;
+    eprintln!("logtap push of a 5 MiB line: exit {code:?}: {out}{err}");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("too large"), "{err}");
+    assert_eq!(server.http_get("/healthz").await.0, 200);
 }

@@ -331,7 +331,10 @@ mod tests {
         assert!(remap_message_too_large(&mut response));
         let back = Status::from_header_map(response.headers()).expect("a status");
         assert_eq!(back.code(), Code::ResourceExhausted);
-        assert!(back.message().starts_with("message too large: Error"), "{back:?}");
+        assert!(
+            back.message().starts_with("message too large: Error"),
+            "{back:?}"
+        );
         // Anything else is left alone.
         let mut other = Status::out_of_range("past the end").into_http::<()>();
         assert!(!remap_message_too_large(&mut other));

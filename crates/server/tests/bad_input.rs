@@ -34,7 +34,10 @@ fn count_panics() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let thread = std::thread::current().name().unwrap_or("").to_string();
-            PANICS.lock().unwrap_or_else(|e| e.into_inner()).push(thread);
+            PANICS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(thread);
             previous(info);
         }));
     });
@@ -123,7 +126,10 @@ async fn get_refused(server: &TestServer, request: LogRequest) -> tonic::Status 
 async fn filters_that_cannot_make_sense_are_invalid_argument() {
     let server = start(|_| {}).await;
     let cases: Vec<(&str, LogRequest)> = vec![
-        ("GetLogs level=\"loud\"", request(|r| r.level = "loud".into())),
+        (
+            "GetLogs level=\"loud\"",
+            request(|r| r.level = "loud".into()),
+        ),
         (
             "GetLogs level=\"\\u{0}\" (NUL)",
             request(|r| r.level = "\0".into()),
@@ -381,9 +387,12 @@ async fn oversized_messages_lines_and_batches_are_refused_with_resource_exhauste
     let server = start(|config| config.max_message_bytes = LIMIT).await;
     let mut client = server.client().await;
 
-    let status = try_push(&mut client, vec![vec![entry("info", &"l".repeat(100 << 10), 1)]])
-        .await
-        .expect_err("a line over the limit");
+    let status = try_push(
+        &mut client,
+        vec![vec![entry("info", &"l".repeat(100 << 10), 1)]],
+    )
+    .await
+    .expect_err("a line over the limit");
     row_status("Push one 100 KiB line (limit 64 KiB)", &status);
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert!(status.message().contains("too large"), "{status:?}");
@@ -430,7 +439,11 @@ async fn oversized_messages_lines_and_batches_are_refused_with_resource_exhauste
     let pushed = logtap_proto::v1::PushRequest {
         entries: vec![biggest.clone()],
     };
-    assert_eq!(pushed.encoded_len(), LIMIT, "the push is exactly at the limit");
+    assert_eq!(
+        pushed.encoded_len(),
+        LIMIT,
+        "the push is exactly at the limit"
+    );
     push(&mut client, vec![vec![biggest]]).await;
     let (entries, _, _) = get_all(&mut client, request(|r| r.after_cursor = Some(4))).await;
     assert_eq!(entries.len(), 1, "the largest pushable entry reads back");
@@ -493,14 +506,16 @@ async fn what_the_record_format_cannot_hold_is_invalid_argument() {
 
     // The format's own bound is not an error: 65,535 labels round-trip.
     let mut most = entry("info", "most labels", 1);
-    most.labels = (0..65_535)
-        .map(|i| (format!("k{i}"), "v".into()))
-        .collect();
+    most.labels = (0..65_535).map(|i| (format!("k{i}"), "v".into())).collect();
     push(&mut client, vec![vec![most.clone()]]).await;
     let (entries, _, _) = get_all(&mut client, request(|r| r.grep = "most labels".into())).await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].labels, most.labels);
-    row("Push an entry with 65,535 labels", "Ok", "stored, read back intact");
+    row(
+        "Push an entry with 65,535 labels",
+        "Ok",
+        "stored, read back intact",
+    );
     healthy(&server, 1).await;
 }
 
@@ -574,9 +589,7 @@ async fn raw_call(
     Raw {
         http: parts.status.as_u16(),
         grpc_status: grpc_status.and_then(|s| s.parse().ok()),
-        grpc_message: grpc_message
-            .map(|m| percent_decode(&m))
-            .unwrap_or_default(),
+        grpc_message: grpc_message.map(|m| percent_decode(&m)).unwrap_or_default(),
         data,
     }
 }
@@ -738,17 +751,28 @@ async fn malformed_grpc_messages_and_frames_get_a_status_never_a_crash() {
     // at the content type (a valid frame is served), and the router answers
     // a GET with 405. Neither hurts; recorded for the table.
     for (input, method, content_type) in [
-        ("POST GetLogs with content-type application/json", "POST", Some("application/json")),
+        (
+            "POST GetLogs with content-type application/json",
+            "POST",
+            Some("application/json"),
+        ),
         ("POST GetLogs without a content-type", "POST", None),
         ("GET GetLogs", "GET", GRPC),
     ] {
         let raw = raw_call(&server, method, GET_LOGS, content_type, frame(0, &[])).await;
         row(
             input,
-            &format!("HTTP {} / grpc-status {}", raw.http, code_name(raw.grpc_status)),
+            &format!(
+                "HTTP {} / grpc-status {}",
+                raw.http,
+                code_name(raw.grpc_status)
+            ),
             &raw.grpc_message,
         );
-        assert!(raw.http >= 400 || raw.grpc_status.is_some(), "{input}: {raw:?}");
+        assert!(
+            raw.http >= 400 || raw.grpc_status.is_some(),
+            "{input}: {raw:?}"
+        );
     }
     healthy(&server, 0).await;
 }
@@ -776,7 +800,10 @@ async fn garbage_on_the_wire_closes_that_connection_only() {
             ]
             .concat(),
         ),
-        ("256 random-looking bytes", (0..=255u8).map(|b| b.wrapping_mul(97)).collect()),
+        (
+            "256 random-looking bytes",
+            (0..=255u8).map(|b| b.wrapping_mul(97)).collect(),
+        ),
         (
             "an HTTP/1.1 request line of 100 KiB",
             format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100 << 10)).into_bytes(),
@@ -826,12 +853,11 @@ async fn garbage_on_the_wire_closes_that_connection_only() {
             let mut pos = 0;
             let mut found = String::from("closed");
             while pos + 9 <= answer.len() {
-                let len = u32::from_be_bytes([0, answer[pos], answer[pos + 1], answer[pos + 2]])
-                    as usize;
+                let len =
+                    u32::from_be_bytes([0, answer[pos], answer[pos + 1], answer[pos + 2]]) as usize;
                 if answer[pos + 3] == 7 && pos + 9 + 8 <= answer.len() {
-                    let code = u32::from_be_bytes(
-                        answer[pos + 13..pos + 17].try_into().expect("4 bytes"),
-                    );
+                    let code =
+                        u32::from_be_bytes(answer[pos + 13..pos + 17].try_into().expect("4 bytes"));
                     found = format!("GOAWAY, error code {code:#x}");
                 }
                 pos += 9 + len;
@@ -861,7 +887,11 @@ async fn plain_http_endpoints_with_odd_parameters() {
         ("/%ff%fe", 404),
     ] {
         let (status, body) = server.http_get(path).await;
-        row(&format!("GET {path}"), &format!("HTTP {status}"), body.lines().next().unwrap_or(""));
+        row(
+            &format!("GET {path}"),
+            &format!("HTTP {status}"),
+            body.lines().next().unwrap_or(""),
+        );
         if path.contains("..") {
             // Normalised or not, it must not fail.
             assert!(status == 200 || status == 404, "{path}: {status}");
@@ -869,5 +899,57 @@ async fn plain_http_endpoints_with_odd_parameters() {
             assert_eq!(status, expected, "{path}: {body}");
         }
     }
-    healthy(&server, 0).await;
+    // The HTTP fallbacks: every bad parameter is 400 with a reason.
+    let long_grep = format!("/api/v1/logs?grep={}", "g".repeat(200 << 10));
+    for (path, expected) in [
+        ("/api/v1/logs?level=loud", 400),
+        ("/api/v1/logs?levle=error", 400),
+        ("/api/v1/logs?level=error&level=warn", 400),
+        ("/api/v1/logs?since=yesterday", 400),
+        ("/api/v1/logs?since=10&until=5", 400),
+        ("/api/v1/logs?grep=(&regex=true", 400),
+        ("/api/v1/logs?grep=a%7B1000%7D%7B1000%7D&regex=true", 400),
+        ("/api/v1/logs?regex=maybe", 400),
+        ("/api/v1/logs?after=-1", 400),
+        ("/api/v1/logs?after=18446744073709551616", 400),
+        ("/api/v1/logs?limit=abc", 400),
+        ("/api/v1/logs?label=novalue", 400),
+        ("/api/v1/logs?reverse=true&follow=true", 400),
+        ("/api/v1/logs?%zz=1", 400),
+        ("/api/v1/poll?wait=forever", 400),
+        ("/api/v1/poll?reverse=true", 400),
+        ("/api/v1/sse?level=loud", 400),
+        ("/api/v1/logs?limit=1&_=1714564800", 200),
+        (long_grep.as_str(), 414),
+    ] {
+        let (status, body) = server.http_get(path).await;
+        let shown: String = path.chars().take(70).collect();
+        row(
+            &format!("GET {shown}"),
+            &format!("HTTP {status}"),
+            body.lines().next().unwrap_or(""),
+        );
+        assert_eq!(status, expected, "{path}: {body}");
+    }
+    // A push body that is not UTF-8 is kept lossily, like `logtap push`;
+    // one that is not NDJSON at all is plain text.
+    let body = b"ok line\nbad \xff\xfe bytes\n";
+    let request = [
+        format!(
+            "POST /api/v1/push HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes(),
+        body.to_vec(),
+    ]
+    .concat();
+    let (status, _, answer) = http1(server.addr, &request).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    row(
+        "POST /api/v1/push with bytes that are not UTF-8",
+        &format!("HTTP {status}"),
+        &answer,
+    );
+    assert_eq!(status, 200, "{answer}");
+    healthy(&server, 2).await;
 }

@@ -329,7 +329,18 @@ impl Reader {
     /// unless retention deleted what it still needed.
     fn next_segment(&mut self, current: &Segment) -> Result<(), StoreError> {
         let oldest = self.shared.oldest_cursor();
-        if self.next_cursor < oldest {
+        // Retention deletes whole segments from the front, so cursors can
+        // only have been deleted under this reader if the segment it just
+        // read is gone too. While that segment is still held, a gap before
+        // the oldest entry is damage recovery skipped (and reported), not
+        // deletion: going on loses nothing more, and failing would make a
+        // store with a damaged oldest segment unreadable from the start.
+        let still_held = self
+            .shared
+            .segments()
+            .binary_search_by_key(&current.base_cursor, |segment| segment.base_cursor)
+            .is_ok();
+        if !still_held && self.next_cursor < oldest {
             // Cursors this reader has not read yet are gone: say so rather
             // than skip over them.
             return Err(StoreError::CursorDeleted {

@@ -18,6 +18,15 @@ pub enum RecoveryEvent {
         offset: u64,
         bytes: u64,
     },
+    /// Cursors that belong between two segments held but are in neither:
+    /// the older segment lost its end at a record boundary, or a segment
+    /// file was removed by hand. There are no bytes to skip, so without this
+    /// the loss would go unreported. `path` is the segment after the gap.
+    MissingEntries {
+        path: PathBuf,
+        first_cursor: u64,
+        last_cursor: u64,
+    },
 }
 
 /// Everything recovery did on open; empty after a clean shutdown.
@@ -34,6 +43,7 @@ impl RecoveryReport {
             .map(|event| match event {
                 RecoveryEvent::TruncatedTail { bytes, .. }
                 | RecoveryEvent::SkippedCorruption { bytes, .. } => *bytes,
+                RecoveryEvent::MissingEntries { .. } => 0,
             })
             .sum()
     }

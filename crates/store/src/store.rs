@@ -165,6 +165,18 @@ impl Store {
                 after = last.last_cursor;
             }
             after = after.max(base.saturating_sub(1));
+            // The next segment starts at the cursor after this one's last:
+            // a later start means entries that are in no file. (Before the
+            // oldest segment held, a gap is retention's doing, not damage.)
+            if let Some(&next_base) = bases.get(i + 1) {
+                if next_base > after.saturating_add(1) {
+                    events.push(RecoveryEvent::MissingEntries {
+                        path: dir.join(Segment::file_name(next_base)),
+                        first_cursor: after + 1,
+                        last_cursor: next_base - 1,
+                    });
+                }
+            }
             bytes += len;
             entries += scan.blocks.iter().map(|b| b.count_from(None)).sum::<u64>();
             tail_end = len;
@@ -394,11 +406,23 @@ impl Store {
 
     fn check_not_deleted(&self, after: Option<u64>) -> Result<(), StoreError> {
         let oldest = self.oldest_cursor();
+        // Deleted means before the oldest segment held (retention deletes
+        // whole segments from the front). Cursors after its start that no
+        // record holds were lost to damage, which recovery reported; a
+        // reader resuming among them goes on, as one reading through them
+        // does.
+        let first_held = self
+            .shared
+            .segments()
+            .first()
+            .map_or(oldest, |segment| segment.base_cursor);
         match after {
-            Some(after) if after.saturating_add(1) < oldest => Err(StoreError::CursorDeleted {
-                requested: after,
-                oldest,
-            }),
+            Some(after) if after.saturating_add(1) < oldest.min(first_held) => {
+                Err(StoreError::CursorDeleted {
+                    requested: after,
+                    oldest,
+                })
+            }
             _ => Ok(()),
         }
     }

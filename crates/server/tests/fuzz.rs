@@ -1,0 +1,251 @@
+//! Fuzzing the query parameters: arbitrary gRPC request fields through
+//! `Query::parse`, and arbitrary HTTP query strings through the fallbacks'
+//! `parse_params` and then `Query::parse`, for every endpoint. They never
+//! panic; every refusal is INVALID_ARGUMENT with a message short enough for
+//! a header; every accepted query makes sense (a non-empty time range, no
+//! reverse on a live stream). Seeds: `fuzz/corpus/query/`, one query string
+//! a line. Saved failures: `fuzz/regressions/query_*.txt`. New cases per
+//! target: `LOGTAP_FUZZ_CASES` (default 512).
+
+use logtap_server::error::ServeError;
+use logtap_server::fallback::{parse_params, Endpoint};
+use logtap_server::query::{Kind, Query, QueryError, RawQuery};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tonic::Code;
+
+const NOW: i64 = 1_714_564_800_000_000_000;
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+}
+
+fn fuzz<S: Strategy>(
+    target: &str,
+    strategy: &S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
+    let cases = std::env::var("LOGTAP_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(512);
+    let path = fuzz_dir().join(format!("regressions/{target}.txt"));
+    let path: &'static str = Box::leak(path.to_string_lossy().into_owned().into());
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(path))),
+        ..Config::default()
+    });
+    let executions = AtomicU64::new(0);
+    runner
+        .run(strategy, |value| {
+            executions.fetch_add(1, Ordering::Relaxed);
+            check(value)
+        })
+        .unwrap();
+    eprintln!("{target}: {} executions", executions.into_inner());
+}
+
+/// A refusal is the client's fault, says so with INVALID_ARGUMENT, and its
+/// message fits in a status header.
+fn check_refusal(error: QueryError) -> Result<(), TestCaseError> {
+    let error = ServeError::Query(error);
+    prop_assert_eq!(error.code(), Code::InvalidArgument, "{}", error);
+    let status = error.to_status();
+    prop_assert!(!status.message().is_empty());
+    prop_assert!(
+        status.message().len() <= 1100,
+        "a {}-byte message",
+        status.message().len()
+    );
+    Ok(())
+}
+
+fn check_query(kind: Kind, raw: RawQuery) -> Result<(), TestCaseError> {
+    match Query::parse(kind, raw.clone()) {
+        Err(error) => check_refusal(error),
+        Ok(query) => {
+            if let (Some(since), Some(until)) = (query.since, query.until) {
+                prop_assert!(since < until);
+            }
+            prop_assert!(!(query.reverse && query.follow));
+            prop_assert_eq!(query.follow, kind == Kind::StreamLogs || raw.follow);
+            prop_assert_eq!(query.limit, (raw.limit != 0).then_some(raw.limit));
+            Ok(())
+        }
+    }
+}
+
+fn check_query_string(text: &str) -> Result<(), TestCaseError> {
+    for endpoint in [Endpoint::Logs, Endpoint::Sse, Endpoint::Poll] {
+        match parse_params(Some(text), endpoint, NOW) {
+            Err(error) => check_refusal(error)?,
+            Ok(params) => check_query(Kind::GetLogs, params.raw)?,
+        }
+    }
+    Ok(())
+}
+
+/// Level names as clients write them, and anything else.
+fn level() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "", "trace", "DEBUG", "Info", " warn ", "warning", "err", "ERROR", "fatal", "crit",
+            "critical", "panic", "loud",
+        ])
+        .prop_map(str::to_string),
+        any::<String>(),
+    ]
+}
+
+/// Text that looks like regular expressions, mostly, and anything else.
+fn pattern() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => "[a-c()\\[\\]{}*+?|\\\\^$.0-9,:\\-pPwWdDsS]{0,40}",
+        1 => any::<String>(),
+        1 => Just("(a+)+$".to_string()),
+    ]
+}
+
+fn raw_query() -> impl Strategy<Value = RawQuery> {
+    (
+        level(),
+        prop_oneof![Just(0i64), any::<i64>()],
+        prop_oneof![Just(0i64), any::<i64>()],
+        pattern(),
+        any::<bool>(),
+        prop::collection::vec((".{0,8}", ".{0,8}"), 0..4),
+        any::<Option<u64>>(),
+        prop_oneof![Just(0u64), any::<u64>()],
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(level, since, until, grep, regex, labels, after_cursor, limit, reverse, follow)| {
+                RawQuery {
+                    level,
+                    since,
+                    until,
+                    grep,
+                    regex,
+                    labels,
+                    after_cursor,
+                    limit,
+                    reverse,
+                    follow,
+                }
+            },
+        )
+}
+
+/// `name=value&...` from the parameter names the endpoints know, values
+/// of the kinds they parse, percent-escapes and stray separators.
+fn query_string() -> impl Strategy<Value = String> {
+    let name = prop_oneof![
+        4 => prop::sample::select(vec![
+            "level", "grep", "regex", "label", "since", "until", "after", "limit", "reverse",
+            "follow", "wait", "_", "",
+        ])
+        .prop_map(str::to_string),
+        1 => "[a-z_%0-9]{0,6}",
+    ];
+    let value = prop_oneof![
+        "[a-zA-Z0-9=:. +%-]{0,20}",
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        prop::sample::select(vec![
+            "1h",
+            "now",
+            "2024-05-01T12:00:00Z",
+            "2024-05-01",
+            "25s",
+            "true",
+            "0",
+            "app=db",
+            "%28",
+            "%FF%FE",
+            "(a%2B)%2B%24",
+        ])
+        .prop_map(str::to_string),
+        any::<String>(),
+    ];
+    prop::collection::vec(
+        (
+            name,
+            prop::option::of(value),
+            prop::sample::select(vec!["&", "&&", ";"]),
+        ),
+        0..6,
+    )
+    .prop_map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(name, value, sep)| match value {
+                Some(value) => format!("{name}={value}{sep}"),
+                None => format!("{name}{sep}"),
+            })
+            .collect()
+    })
+}
+
+fn corpus() -> Vec<String> {
+    let dir = fuzz_dir().join("corpus/query");
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        lines.extend(text.lines().map(str::to_string));
+    }
+    assert!(!lines.is_empty(), "the seed corpus is empty");
+    lines
+}
+
+#[test]
+fn the_seed_corpus_is_parsed_or_refused_cleanly() {
+    for line in corpus() {
+        check_query_string(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    }
+}
+
+#[test]
+fn arbitrary_grpc_requests_are_parsed_or_invalid_argument() {
+    fuzz(
+        "query_grpc",
+        &(raw_query(), any::<bool>()),
+        |(raw, live)| {
+            let kind = if live {
+                Kind::StreamLogs
+            } else {
+                Kind::GetLogs
+            };
+            check_query(kind, raw)
+        },
+    );
+}
+
+#[test]
+fn arbitrary_http_query_strings_are_parsed_or_invalid_argument() {
+    fuzz("query_http", &query_string(), |text| {
+        check_query_string(&text)
+    });
+    fuzz("query_http_bytes", &any::<String>(), |text| {
+        check_query_string(&text)
+    });
+}
+
+#[test]
+fn mutated_seed_query_strings_are_parsed_or_invalid_argument() {
+    let strategy = (
+        prop::sample::select(corpus()),
+        prop::collection::vec((any::<prop::sample::Index>(), any::<char>()), 1..5),
+    );
+    fuzz("query_corpus_mutated", &strategy, |(line, edits)| {
+        let mut chars: Vec<char> = line.chars().collect();
+        for (at, c) in edits {
+            let at = at.index(chars.len() + 1);
+            chars.insert(at, c);
+        }
+        check_query_string(&chars.into_iter().collect::<String>())
+    });
+}
