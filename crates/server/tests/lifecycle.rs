@@ -130,23 +130,7 @@ async fn a_client_that_accepts_nothing_is_reset_after_the_idle_timeout() {
     .await;
     let mut client = server.client().await;
     // About 1 MiB of entries: far more than a 64 KiB window.
-    let big = "x".repeat(4096);
-    for _ in 0..4 {
-        let batch = (0..64).map(|i| entry("info", &big, i + 1)).collect();
-        push(&mut client, vec![batch]).await;
-    }
-    let channel = Endpoint::from_shared(server.url())
-        .expect("endpoint")
-        .initial_stream_window_size(65_535)
-        .initial_connection_window_size(65_535)
-        .connect()
-        .await
-        .expect("connect");
-    let mut stalled = LogServiceClient::new(channel);
-    let response = stalled
-        .get_logs(LogRequest::default())
-        .await
-        .expect("get_logs");
+    let response = server.stalled_get_logs(4).await;
     // A live tail with nothing to send is waiting for entries, not for the
     // client: it must survive the idle timeout.
     let mut quiet = client
@@ -251,25 +235,8 @@ async fn streams_beyond_the_limit_are_refused_with_resource_exhausted() {
 #[tokio::test]
 async fn a_client_that_does_not_read_holds_the_server_at_its_window() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
     // 2 MiB of history; the client's window is 64 KiB.
-    let big = "z".repeat(4096);
-    for _ in 0..8 {
-        let batch = (0..64).map(|i| entry("info", &big, i + 1)).collect();
-        push(&mut client, vec![batch]).await;
-    }
-    let channel = Endpoint::from_shared(server.url())
-        .expect("endpoint")
-        .initial_stream_window_size(65_535)
-        .initial_connection_window_size(65_535)
-        .connect()
-        .await
-        .expect("connect");
-    let mut stalled = LogServiceClient::new(channel);
-    let response = stalled
-        .get_logs(LogRequest::default())
-        .await
-        .expect("get_logs");
+    let response = server.stalled_get_logs(8).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // What the server read and handed to HTTP/2 is bounded by the window and
     // the transport's buffers, not by the size of the history.

@@ -5,11 +5,9 @@
 mod common;
 
 use common::*;
-use logtap_proto::v1::log_service_client::LogServiceClient;
 use logtap_proto::v1::LogRequest;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic::transport::Endpoint;
 use tonic::Code;
 
 fn rejections(limit: &str) -> String {
@@ -91,22 +89,7 @@ async fn the_idle_timeout_resets_a_client_that_reads_nothing_and_is_counted() {
     .await;
     let mut client = server.client().await;
     // About 1 MiB of history: far more than the 64 KiB window.
-    let big = "x".repeat(4096);
-    for _ in 0..4 {
-        let batch = (0..64).map(|i| entry("info", &big, i + 1)).collect();
-        push(&mut client, vec![batch]).await;
-    }
-    let channel = Endpoint::from_shared(server.url())
-        .expect("endpoint")
-        .initial_stream_window_size(65_535)
-        .initial_connection_window_size(65_535)
-        .connect()
-        .await
-        .expect("connect");
-    let response = LogServiceClient::new(channel)
-        .get_logs(LogRequest::default())
-        .await
-        .expect("get_logs");
+    let response = server.stalled_get_logs(4).await;
     server
         .wait_for_metric(&rejections("idle_timeout"), |n| n == 1)
         .await;

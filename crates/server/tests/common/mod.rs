@@ -78,6 +78,29 @@ impl TestServer {
             .expect("connect")
     }
 
+    /// Stores `batches` × 64 entries of 4 KiB, then opens GetLogs over a
+    /// connection whose HTTP/2 windows are 64 KiB and never reads from it:
+    /// a client that accepts nothing, for backpressure and idle tests.
+    pub async fn stalled_get_logs(&self, batches: usize) -> tonic::Response<Streaming<LogEntry>> {
+        let mut client = self.client().await;
+        let big = "x".repeat(4096);
+        for _ in 0..batches {
+            let batch = (0..64).map(|i| entry("info", &big, i + 1)).collect();
+            push(&mut client, vec![batch]).await;
+        }
+        let channel = Endpoint::from_shared(self.url())
+            .expect("endpoint")
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .connect()
+            .await
+            .expect("connect");
+        LogServiceClient::new(channel)
+            .get_logs(LogRequest::default())
+            .await
+            .expect("get_logs")
+    }
+
     pub async fn client(&self) -> LogServiceClient<Channel> {
         LogServiceClient::new(self.channel().await)
     }
