@@ -40,7 +40,9 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         channels.push(server.wide_channel().await?);
     }
     let rss_fresh = server.rss()? as f64 / MIB;
-    storm(&server, &channels, streams).await?;
+    // The first storm is also the warm-up; what it leaves behind on a fresh
+    // server is its own figure: memory the allocator kept shows there.
+    let first = storm(&server, &channels, streams).await?;
     let mut samples = Vec::new();
     for _ in 0..ctx.runs {
         samples.push(storm(&server, &channels, streams).await?);
@@ -96,6 +98,14 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         "RSS 1 s after / before the storm",
         "x",
         pick(|s| s.rss_after_mib / s.rss_before_mib),
+        Target::AtMost(1.10),
+    )?;
+    report.add(
+        SCENARIO,
+        "logtap",
+        "RSS 1 s after the first storm / fresh",
+        "x",
+        vec![first.rss_after_mib / rss_fresh],
         Target::AtMost(1.10),
     )?;
     report.add(

@@ -207,6 +207,14 @@ fn add_figures(
     report.add(
         SCENARIO,
         subject,
+        "server CPU per delivery",
+        "µs",
+        pick(|s| s.server_cores / s.deliveries_per_s * 1e6),
+        Target::None,
+    )?;
+    report.add(
+        SCENARIO,
+        subject,
         "client CPU",
         "cores",
         pick(|s| s.client_cores),

@@ -152,7 +152,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             "time to first entry ratio",
             "x",
             ratio,
-            Target::None,
+            // "About the same at 1M and 10M", read as: within 1.5x.
+            Target::AtMost(1.5),
         )?;
     }
     ctx.report.note(format!(
