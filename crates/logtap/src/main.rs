@@ -20,6 +20,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: a server that has just closed
+/// ten thousand streams gives that memory back to the operating system,
+/// where glibc's per-thread arenas keep it (measured by the cancel-storm
+/// benchmark: see bench/RESULTS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// logtap: a log server whose every answer is a stream.
 #[derive(Debug, Parser)]
 #[command(name = "logtap", version, propagate_version = true)]

@@ -253,7 +253,10 @@ where
             if plan.limit.is_some_and(|limit| sent >= limit) {
                 break EndReason::Limit;
             }
-            if shared.shutdown.is_cancelled() {
+            // Checked when a budget of work starts, not per entry: the
+            // token takes a lock that every stream shares. A shutdown is
+            // seen within one budget, and at once by a stream that waits.
+            if work == 0 && shared.shutdown.is_cancelled() {
                 break EndReason::Shutdown;
             }
             // The newest cursor published before this step: the commit hook

@@ -196,13 +196,49 @@ impl Reader {
             };
             let (block, is_last, sealed) = {
                 let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
-                let at = self.block.unwrap_or(0);
+                let mut at = self.block.unwrap_or(0);
+                // At the start of a segment that cannot match, pass over it
+                // whole: its summary stands for all its blocks.
+                if let (Some(summary), Some(first)) = (index.summary, index.blocks.first()) {
+                    let at_start = self.offset <= first.offset;
+                    let skippable = summary.last_cursor < self.next_cursor
+                        || !summary.may_match(&self.options.filter);
+                    if at_start && skippable && spent < budget && self.next_cursor < self.upper {
+                        self.skip_block(&summary);
+                        spent += 1;
+                        at = index.blocks.len() - 1;
+                    }
+                }
+                // Skip every whole block that holds nothing for this reader
+                // under this one lock: a rare match after millions of
+                // entries then costs a few nanoseconds per block.
+                while spent < budget && self.next_cursor < self.upper {
+                    let Some(block) = index.blocks.get(at) else {
+                        break;
+                    };
+                    let skippable = self.offset <= block.offset
+                        && (block.last_cursor < self.next_cursor
+                            || !block.may_match(&self.options.filter));
+                    if !skippable {
+                        break;
+                    }
+                    self.skip_block(block);
+                    spent += 1;
+                    if at + 1 == index.blocks.len() {
+                        break;
+                    }
+                    at += 1;
+                }
+                self.block = Some(at);
                 (
                     index.blocks.get(at).copied(),
                     at + 1 >= index.blocks.len(),
                     index.sealed,
                 )
             };
+            if spent >= budget {
+                return Ok(Found::Pending);
+            }
             let Some(block) = block else {
                 if !sealed {
                     return Ok(Found::End);

@@ -87,9 +87,58 @@ pub(crate) struct SegmentIndex {
     /// Set once the writer has moved to a newer segment and everything it
     /// wrote here is visible: readers may then move on to the next segment.
     pub sealed: bool,
+    /// All the blocks summed up (cursor, time and byte range, counts per
+    /// level), so that readers and counts pass over a whole segment that
+    /// cannot match in one step: a rare entry costs O(segments), not
+    /// O(blocks). `None` while the segment holds nothing visible.
+    pub summary: Option<Block>,
 }
 
 impl SegmentIndex {
+    /// The index of a segment whose blocks recovery found.
+    pub fn from_blocks(blocks: Vec<Block>, sealed: bool) -> SegmentIndex {
+        let mut index = SegmentIndex {
+            blocks: Vec::with_capacity(blocks.len()),
+            sealed,
+            summary: None,
+        };
+        for block in blocks {
+            index.publish(block);
+        }
+        index
+    }
+
+    /// Makes `block` visible: it replaces the last block when it is that
+    /// block grown (same offset), and follows it otherwise. Returns how many
+    /// entries became visible.
+    pub fn publish(&mut self, block: Block) -> u64 {
+        let replaced = match self.blocks.last_mut() {
+            Some(last) if last.offset == block.offset => Some(std::mem::replace(last, block)),
+            _ => {
+                self.blocks.push(block);
+                None
+            }
+        };
+        let added = block.count_from(None) - replaced.map_or(0, |old| old.count_from(None));
+        let summary = self.summary.get_or_insert(Block {
+            counts: [0; Level::COUNT],
+            ..block
+        });
+        if let Some(old) = replaced {
+            for (count, old) in summary.counts.iter_mut().zip(old.counts) {
+                *count -= old;
+            }
+        }
+        for (count, new) in summary.counts.iter_mut().zip(block.counts) {
+            *count += new;
+        }
+        summary.end = summary.end.max(block.end);
+        summary.last_cursor = summary.last_cursor.max(block.last_cursor);
+        summary.min_timestamp = summary.min_timestamp.min(block.min_timestamp);
+        summary.max_timestamp = summary.max_timestamp.max(block.max_timestamp);
+        added
+    }
+
     /// Index of the first block that may hold `cursor` or anything after it.
     pub fn block_for(&self, cursor: u64) -> usize {
         self.blocks

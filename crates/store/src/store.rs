@@ -187,10 +187,7 @@ impl Store {
                 path,
                 file,
                 base_cursor: base,
-                index: RwLock::new(segment::SegmentIndex {
-                    blocks: scan.blocks,
-                    sealed,
-                }),
+                index: RwLock::new(segment::SegmentIndex::from_blocks(scan.blocks, sealed)),
             }));
         }
         for event in &events {
@@ -304,30 +301,51 @@ impl Store {
         let mut total = 0u64;
         let mut buf = Vec::new();
         for segment in &segments {
-            let blocks: Vec<Block> = {
+            // Whole blocks are added up under the lock; only the few that
+            // straddle a bound are copied out, to be decoded after it.
+            let straddling: Vec<Block> = {
                 let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
+                let Some(summary) = index.summary else {
+                    continue;
+                };
+                if summary.first_cursor >= high
+                    || summary.last_cursor < low
+                    || !summary.may_match(filter)
+                {
+                    continue;
+                }
+                if summary.first_cursor >= low
+                    && summary.last_cursor < high
+                    && summary.within_time(filter)
+                {
+                    total += summary.count_from(filter.min_level);
+                    continue;
+                }
                 let from = index.block_for(low);
-                index.blocks[from..]
+                let mut straddling = Vec::new();
+                for block in index.blocks[from..]
                     .iter()
                     .take_while(|block| block.first_cursor < high)
                     .filter(|block| block.may_match(filter))
-                    .copied()
-                    .collect()
-            };
-            for block in &blocks {
-                if block.first_cursor >= low
-                    && block.last_cursor < high
-                    && block.within_time(filter)
                 {
-                    total += block.count_from(filter.min_level);
-                } else {
-                    segment::for_each_in_block(segment, block, &mut buf, |entry| {
-                        let in_range = (low..high).contains(&entry.cursor);
-                        if in_range && crate::reader::passes(filter, &entry) {
-                            total += 1;
-                        }
-                    })?;
+                    if block.first_cursor >= low
+                        && block.last_cursor < high
+                        && block.within_time(filter)
+                    {
+                        total += block.count_from(filter.min_level);
+                    } else {
+                        straddling.push(*block);
+                    }
                 }
+                straddling
+            };
+            for block in &straddling {
+                segment::for_each_in_block(segment, block, &mut buf, |entry| {
+                    let in_range = (low..high).contains(&entry.cursor);
+                    if in_range && crate::reader::passes(filter, &entry) {
+                        total += 1;
+                    }
+                })?;
             }
         }
         Ok(total)
@@ -609,16 +627,7 @@ impl Shared {
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
             for block in item.blocks {
-                match index.blocks.last_mut() {
-                    Some(last) if last.offset == block.offset => {
-                        published += block.count_from(None) - last.count_from(None);
-                        *last = block;
-                    }
-                    _ => {
-                        published += block.count_from(None);
-                        index.blocks.push(block);
-                    }
-                }
+                published += index.publish(block);
             }
             index.sealed |= item.seal;
         }

@@ -190,8 +190,12 @@ fn a_rare_match_is_found_by_skipping_blocks_and_the_budget_yields() {
         level: Level::Info,
         ..entry(i)
     };
-    let batch: Vec<NewEntry> = (0..3000).map(info).collect();
-    store.append(&batch).unwrap();
+    // Small batches, so the info entries fill many segments (segments roll
+    // between batches) as well as many blocks.
+    for start in (0..3000).step_by(10) {
+        let batch: Vec<NewEntry> = (start..start + 10).map(info).collect();
+        store.append(&batch).unwrap();
+    }
     store
         .append(&[NewEntry {
             level: Level::Error,
@@ -217,9 +221,9 @@ fn a_rare_match_is_found_by_skipping_blocks_and_the_budget_yields() {
         }
     };
     assert_eq!(found, 3001);
-    // 3000 info entries in ~60-byte records fill hundreds of 256-byte blocks
-    // over many segments: skipping costs one budget unit per block, so far
-    // fewer steps than entries, but more than one (the budget did yield).
+    // 3000 info entries in ~60-byte records fill about a hundred segments:
+    // skipping a segment (or a block) costs one budget unit, so far fewer
+    // steps than entries, but more than one (the budget did yield).
     assert!(steps > 1 && steps < 3000 / 4, "steps {steps}");
     assert!(matches!(reader.step(100).unwrap(), Step::End));
 }
