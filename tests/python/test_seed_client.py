@@ -171,6 +171,26 @@ def push(stubs, channel, entries):
     return stub.Push(iter([logtap_pb2.PushRequest(entries=batch)]), timeout=DEADLINE)
 
 
+def test_a_flood_of_one_entry_pushes_on_one_call_is_stored_whole(stubs, channel):
+    """grpcio sends each request in its own small DATA frame, as fast as it
+    can; the server must read them as fast (h2 cuts a connection on which
+    too many small frames wait unread: GOAWAY ENHANCE_YOUR_CALM)."""
+    _, _, logtap_pb2, logtap_pb2_grpc = stubs
+    run = uuid.uuid4().hex[:8]
+    count = 20_000
+    stub = logtap_pb2_grpc.LogServiceStub(channel)
+    requests = (
+        logtap_pb2.PushRequest(entries=[logtap_pb2.LogEntry(message=f"{run} {i}", timestamp=1)])
+        for i in range(count)
+    )
+    reply = stub.Push(requests, timeout=60)
+    assert reply.stored == count
+
+    call = stub.GetLogs(logtap_pb2.LogRequest(grep=run), timeout=DEADLINE * 3)
+    messages = [entry.message for entry in call]
+    assert messages == [f"{run} {i}" for i in range(count)]
+
+
 def test_get_logs_error_level_with_headers_trailers_and_crc(stubs, channel):
     seed_pb2, seed_pb2_grpc, _, _ = stubs
     run = uuid.uuid4().hex[:8]

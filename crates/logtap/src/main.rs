@@ -20,13 +20,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of the system allocator: a server that has just closed
-/// ten thousand streams gives that memory back to the operating system,
-/// where glibc's per-thread arenas keep it (measured by the cancel-storm
-/// benchmark: see bench/RESULTS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// logtap: a log server whose every answer is a stream.
 #[derive(Debug, Parser)]
 #[command(name = "logtap", version, propagate_version = true)]
@@ -49,8 +42,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(matches!(cli.command, Command::Serve(_)));
 
+    // The blocking pool runs store work (opening readers, appends and their
+    // fsyncs). Tokio's default of up to 512 threads lets a burst of ten
+    // thousand stream opens start ~100 threads, each keeping an allocator
+    // arena of memory after the burst; a few dozen are plenty for work that
+    // the store serialises anyway (one writer, group commit).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(32)
         .build()
     {
         Ok(runtime) => runtime,

@@ -11,10 +11,11 @@ use crate::query::{Kind, Query, QueryError};
 use crate::state::Shared;
 use crate::tail::{self, Item, TailStream};
 use axum::Router;
-use futures::{Stream, StreamExt};
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream, StreamExt};
 use logtap_proto::v1::log_service_server::{LogService, LogServiceServer};
 use logtap_proto::v1::{LogEntry, LogRequest, PushRequest, PushResponse};
-use logtap_store::{EntryRef, Level, NewEntry};
+use logtap_store::{AppendReceipt, EntryRef, Level, NewEntry, StoreError};
 use std::convert::Infallible;
 use std::pin::Pin;
 use tonic::server::NamedService;
@@ -177,6 +178,123 @@ impl Pushed {
     }
 }
 
+/// The most entries one Push merges into one append. High, so that for
+/// small entries the byte bound below decides: Push stops reading ahead
+/// only when a whole next batch waits behind the append in flight, and
+/// frames left unread are what h2 counts against a connection.
+const MAX_MERGED_ENTRIES: usize = 1 << 16;
+
+/// About the most memory (entries, messages and labels) one Push merges
+/// into one append; with the batch being written, a Push holds about twice
+/// this. One request alone may exceed it (up to the message size limit).
+const MAX_MERGED_BYTES: usize = 4 << 20;
+
+/// The PushRequests a Push has read and checked but not yet stored, as one
+/// batch: requests that arrive together are stored with one append (one
+/// fsync), so a client sending many small requests is read as fast as it
+/// sends and the store is not asked for one fsync per request.
+#[derive(Default)]
+struct Merged {
+    /// The entries of every request merged so far, in order.
+    entries: Vec<NewEntry>,
+    /// Roughly the bytes they hold.
+    bytes: usize,
+}
+
+impl Merged {
+    /// Whether the batch is as large as one append should be.
+    fn is_full(&self) -> bool {
+        self.entries.len() >= MAX_MERGED_ENTRIES || self.bytes >= MAX_MERGED_BYTES
+    }
+
+    /// Adds the next request of the stream (`None` at its end), if it is
+    /// good. Returns why reading stops: `Some(None)` at the end,
+    /// `Some(Some(error))` for a bad request or a failed read, which stores
+    /// nothing of itself. Each request is checked alone, before it is
+    /// merged, so one stays all or nothing and the ones before it are
+    /// stored.
+    fn take(
+        &mut self,
+        shared: &Shared,
+        next: Option<Result<PushRequest, Status>>,
+    ) -> Option<Option<ServeError>> {
+        let request = match next {
+            None => return Some(None),
+            Some(Ok(request)) => request,
+            Some(Err(status)) => {
+                let error = ServeError::Inbound(status);
+                // An over-large request is the message-size limit at work.
+                shared.metrics.count_refusal(&error);
+                return Some(Some(error));
+            }
+        };
+        let entries = match batch_entries(request.entries, now_nanos()) {
+            Ok(entries) => entries,
+            Err(error) => return Some(Some(error)),
+        };
+        let mut bytes = 0;
+        for entry in &entries {
+            if let Err(error) = storable(entry) {
+                return Some(Some(ServeError::Store(error)));
+            }
+            bytes += entry_bytes(entry);
+        }
+        self.entries.extend(entries);
+        self.bytes += bytes;
+        None
+    }
+}
+
+/// Roughly the memory `entry` takes.
+fn entry_bytes(entry: &NewEntry) -> usize {
+    let labels: usize = entry
+        .labels
+        .iter()
+        .map(|(name, value)| std::mem::size_of::<(String, String)>() + name.len() + value.len())
+        .sum();
+    std::mem::size_of::<NewEntry>() + entry.message.len() + labels
+}
+
+/// Roughly the bytes of `entry`'s record in the store.
+fn record_bytes(entry: &NewEntry) -> usize {
+    let labels: usize = entry
+        .labels
+        .iter()
+        .map(|(name, value)| 4 + name.len() + value.len())
+        .sum();
+    // Framing, cursor, timestamp, level and the two lengths.
+    33 + entry.message.len() + labels
+}
+
+/// The store's own limits on one entry (see `logtap_store`'s record
+/// encoding), checked before a request is merged: the store refuses a
+/// whole batch for one entry over them, which would also refuse the
+/// requests merged before it.
+fn storable(entry: &NewEntry) -> Result<(), StoreError> {
+    /// The largest record payload the store writes.
+    const MAX_RECORD_BYTES: usize = 1 << 30;
+    if u32::try_from(entry.message.len()).is_err() {
+        return Err(StoreError::EntryTooLarge("the message is over 4 GiB"));
+    }
+    if entry.labels.len() > usize::from(u16::MAX) {
+        return Err(StoreError::EntryTooLarge("over 65,535 labels"));
+    }
+    let too_long = |text: &String| text.len() > usize::from(u16::MAX);
+    if entry
+        .labels
+        .iter()
+        .any(|(name, value)| too_long(name) || too_long(value))
+    {
+        return Err(StoreError::EntryTooLarge(
+            "a label name or value is over 64 KiB",
+        ));
+    }
+    if record_bytes(entry) > MAX_RECORD_BYTES {
+        return Err(StoreError::EntryTooLarge("the record is over 1 GiB"));
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl LogService for LogApi {
     type GetLogsStream = GrpcStream<LogEntry>;
@@ -205,34 +323,67 @@ impl LogService for LogApi {
         request: Request<Streaming<PushRequest>>,
     ) -> Result<Response<PushResponse>, Status> {
         let request_id = RequestId::from_metadata(request.metadata());
-        let mut batches = request.into_inner();
+        let mut requests = request.into_inner();
+        let shared = &self.shared;
         let mut pushed = Pushed::default();
+        // The requests read but not yet handed to the store, as one batch.
+        let mut merged = Merged::default();
+        // The append in flight (at most one, so batches stay in order).
+        let mut writing: Option<BoxFuture<'_, Result<AppendReceipt, ServeError>>> = None;
+        // Why reading stopped: the client's end, or the error to answer
+        // with once everything read before it is stored.
+        let mut stop: Option<Option<ServeError>> = None;
         loop {
-            if self.shared.shutdown.is_cancelled() {
-                return Err(pushed.failed(&request_id, ServeError::ShuttingDown));
-            }
-            let batch = tokio::select! {
+            let Some(append) = writing.as_mut() else {
+                // Nothing is being written: take whatever else is already
+                // here, then write it all as one batch, or wait for more.
+                if stop.is_none() && shared.shutdown.is_cancelled() {
+                    stop = Some(Some(ServeError::ShuttingDown));
+                }
+                while stop.is_none() && !merged.is_full() {
+                    match requests.next().now_or_never() {
+                        Some(next) => stop = merged.take(shared, next),
+                        None => break,
+                    }
+                }
+                if !merged.entries.is_empty() {
+                    writing = Some(Box::pin(ingest::append(
+                        shared,
+                        std::mem::take(&mut merged).entries,
+                    )));
+                    continue;
+                }
+                match stop {
+                    Some(None) => break,
+                    Some(Some(error)) => return Err(pushed.failed(&request_id, error)),
+                    None => {}
+                }
+                tokio::select! {
+                    biased;
+                    () = shared.shutdown.cancelled() => stop = Some(Some(ServeError::ShuttingDown)),
+                    next = requests.next() => stop = merged.take(shared, next),
+                }
+                continue;
+            };
+            // While a batch is written (and fsynced), keep reading the
+            // next one, up to its bound, so the client's frames never wait
+            // unread behind an fsync (h2 closes a connection on which too
+            // many small frames wait: GOAWAY ENHANCE_YOUR_CALM).
+            let reading = stop.is_none() && !merged.is_full();
+            let written = tokio::select! {
                 biased;
-                () = self.shared.shutdown.cancelled() => {
-                    return Err(pushed.failed(&request_id, ServeError::ShuttingDown));
+                written = append => written,
+                () = shared.shutdown.cancelled(), if reading => {
+                    stop = Some(Some(ServeError::ShuttingDown));
+                    continue;
                 }
-                batch = batches.message() => batch,
-            };
-            let batch = match batch {
-                Ok(Some(batch)) => batch,
-                Ok(None) => break,
-                Err(status) => {
-                    let error = ServeError::Inbound(status);
-                    // An over-large batch is the message-size limit at work.
-                    self.shared.metrics.count_refusal(&error);
-                    return Err(pushed.failed(&request_id, error));
+                next = requests.next(), if reading => {
+                    stop = merged.take(shared, next);
+                    continue;
                 }
             };
-            let entries = batch_entries(batch.entries, now_nanos())
-                .map_err(|error| pushed.failed(&request_id, error))?;
-            let receipt = ingest::append(&self.shared, entries)
-                .await
-                .map_err(|error| pushed.failed(&request_id, error))?;
+            writing = None;
+            let receipt = written.map_err(|error| pushed.failed(&request_id, error))?;
             if receipt.count > 0 {
                 pushed.stored += receipt.count;
                 pushed.last_cursor = receipt.last_cursor;

@@ -354,9 +354,30 @@ fn connection_builder(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(config.keepalive_interval))
         .keep_alive_timeout(config.keepalive_timeout)
-        .max_concurrent_streams(config.max_concurrent_streams_per_connection);
+        .max_concurrent_streams(config.max_concurrent_streams_per_connection)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .initial_stream_window_size(STREAM_WINDOW);
     builder
 }
+
+/// How much request data one HTTP/2 connection may send ahead of what its
+/// handlers have read (hyper's default is 1 MiB).
+///
+/// h2 closes a connection (GOAWAY ENHANCE_YOUR_CALM "too_many_data_frames")
+/// when small DATA frames waiting unread cost more than half this window
+/// (~250 B of budget per frame), so with 1 MiB a client pushing one-entry
+/// requests had only ~2,000-3,000 frames of slack while Push was busy with
+/// an fsync. Push now reads ahead while it writes (see `grpc.rs`); the
+/// larger window is headroom for scheduling hiccups and for many streams
+/// pushing on one connection. It is also the most one connection can make
+/// the server hold unread, so it stays modest: 8 MiB per connection.
+const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// How much request data one HTTP/2 stream may send ahead of its handler
+/// (hyper's default is 1 MiB): 2 MiB, so a single Push can have a good
+/// share of the connection's window in flight, while a few streams are
+/// needed to fill the connection.
+const STREAM_WINDOW: u32 = 2 << 20;
 
 /// Socket options for an accepted connection.
 fn configure_socket(tcp: &TcpStream, config: &ServerConfig) {
