@@ -3,8 +3,9 @@
 //! Starts a real release `logtap serve` (and the seed's Go server where the
 //! scenario has a counterpart), drives it over gRPC from this process, and
 //! reports min / median / max over several runs after a warm-up, as a table
-//! and as JSON lines. See README.md in this crate for the scenarios and how
-//! to read the figures.
+//! and as JSON lines. The repository README's "Benchmarks" section lists
+//! the scenarios and how to read the figures; bench/RESULTS.md the last
+//! full run and its profiles.
 //!
 //! Run: `cargo run --release -p logtap-bench -- [--scenario NAME] [--runs N]
 //! [--json FILE] [--smoke]`.
