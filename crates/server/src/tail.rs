@@ -277,12 +277,22 @@ where
                     }
                 }
             };
+            // Charge what the reader did, not only what was sent: a scan
+            // between two rare matches must yield too, or the transport,
+            // which sends when the stream pauses, would hold the first match
+            // until the whole scan ends (the bucket, not the tap).
+            work += reader.last_step_cost();
             match outcome {
                 Outcome::Send(item, cursor) => {
                     sent += 1;
                     last_sent = cursor;
                     yield Item::Entry(item);
                     work += 1;
+                    if sent == 1 {
+                        // The first entry leaves at once: pause so the
+                        // transport sends it before the scan goes on.
+                        work = READ_BUDGET;
+                    }
                 }
                 Outcome::Rejected => work += 1,
                 Outcome::Pending => work = READ_BUDGET,

@@ -100,6 +100,10 @@ pub struct Reader {
     pending: usize,
     /// Backward: passed `after` or the oldest entry; nothing more will come.
     done: bool,
+    /// The work the last step did, in the budget's units (a record read, or
+    /// a block or segment passed over): lets callers charge it to their own
+    /// budgets, so a long scan between two matches still yields.
+    spent: usize,
 }
 
 impl Reader {
@@ -123,6 +127,7 @@ impl Reader {
             starts: Vec::new(),
             pending: 0,
             done: false,
+            spent: 0,
         };
         if options.direction == Direction::Backward {
             reader.position_backward();
@@ -167,6 +172,12 @@ impl Reader {
         }
     }
 
+    /// The work the last `step` (or `next_entry`'s last step) did, in the
+    /// budget's units: records read, plus blocks and segments passed over.
+    pub fn last_step_cost(&self) -> usize {
+        self.spent
+    }
+
     /// The cursor of the last record this reader has looked at, matching or
     /// not (in a forward reader: everything up to it has been considered);
     /// `None` before the first. Resuming after it with the same filters
@@ -176,9 +187,9 @@ impl Reader {
     }
 
     fn find_forward(&mut self, budget: usize) -> Result<Found, StoreError> {
-        let mut spent = 0usize;
+        self.spent = 0;
         loop {
-            if spent >= budget {
+            if self.spent >= budget {
                 return Ok(Found::Pending);
             }
             if self.next_cursor >= self.upper {
@@ -203,16 +214,17 @@ impl Reader {
                     let at_start = self.offset <= first.offset;
                     let skippable = summary.last_cursor < self.next_cursor
                         || !summary.may_match(&self.options.filter);
-                    if at_start && skippable && spent < budget && self.next_cursor < self.upper {
+                    if at_start && skippable && self.spent < budget && self.next_cursor < self.upper
+                    {
                         self.skip_block(&summary);
-                        spent += 1;
+                        self.spent += 1;
                         at = index.blocks.len() - 1;
                     }
                 }
                 // Skip every whole block that holds nothing for this reader
                 // under this one lock: a rare match after millions of
                 // entries then costs a few nanoseconds per block.
-                while spent < budget && self.next_cursor < self.upper {
+                while self.spent < budget && self.next_cursor < self.upper {
                     let Some(block) = index.blocks.get(at) else {
                         break;
                     };
@@ -223,7 +235,7 @@ impl Reader {
                         break;
                     }
                     self.skip_block(block);
-                    spent += 1;
+                    self.spent += 1;
                     if at + 1 == index.blocks.len() {
                         break;
                     }
@@ -236,7 +248,7 @@ impl Reader {
                     index.sealed,
                 )
             };
-            if spent >= budget {
+            if self.spent >= budget {
                 return Ok(Found::Pending);
             }
             let Some(block) = block else {
@@ -262,7 +274,7 @@ impl Reader {
                 && (block.last_cursor < self.next_cursor || !block.may_match(&self.options.filter))
             {
                 self.skip_block(&block);
-                spent += 1;
+                self.spent += 1;
                 continue;
             }
             let start = self.fill(&segment, &block)?;
@@ -276,7 +288,7 @@ impl Reader {
                 }
                 Err(error) => return Err(self.corrupt(self.offset, error)),
             };
-            spent += 1;
+            self.spent += 1;
             let cursor = entry.cursor;
             if cursor < self.next_cursor {
                 self.offset += len as u64;
@@ -410,10 +422,10 @@ impl Reader {
     }
 
     fn find_backward(&mut self, budget: usize) -> Result<Found, StoreError> {
-        let mut spent = 0usize;
+        self.spent = 0;
         let after = self.options.after;
         loop {
-            if spent >= budget {
+            if self.spent >= budget {
                 return Ok(Found::Pending);
             }
             if self.pending > 0 {
@@ -421,7 +433,7 @@ impl Reader {
                 let start = self.starts[self.pending];
                 let (entry, _) = record::decode_checked(&self.buf[start..])
                     .map_err(|error| self.corrupt(self.buf_start + start as u64, error))?;
-                spent += 1;
+                self.spent += 1;
                 if entry.cursor >= self.upper {
                     continue;
                 }
@@ -465,7 +477,7 @@ impl Reader {
                 .unwrap_or_else(|e| e.into_inner())
                 .blocks[at];
             self.block = at.checked_sub(1);
-            spent += 1;
+            self.spent += 1;
             if block.first_cursor >= self.upper {
                 continue;
             }

@@ -1,0 +1,110 @@
+//! The tap, not the bucket: a reading stream hands each match to its
+//! transport before scanning on. Transports (tonic's encoder, hyper) send
+//! what they hold when the stream pauses, so a stream that found its first
+//! match and then kept scanning without pausing would deliver nothing until
+//! the scan ended: "Show Errors" on a big store would wait for the last
+//! error before showing the first.
+
+use futures::StreamExt;
+use logtap_server::live::Live;
+use logtap_server::metadata::RequestId;
+use logtap_server::metrics::Metrics;
+use logtap_server::query::{Kind, Query};
+use logtap_server::tail::{self, Item, READ_BUDGET};
+use logtap_server::Shared;
+use logtap_store::{Level, NewEntry, Store, StoreConfig, SyncPolicy};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio_util::sync::CancellationToken;
+
+/// An error every `gap` entries, in one big block so that nothing is
+/// skipped by summaries: every entry between two errors is read.
+fn store_with_errors_every(gap: u64, errors: u64) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = StoreConfig::new(dir.path());
+    config.sync = SyncPolicy::Never;
+    config.block_bytes = 64 << 20;
+    let store = Store::open(config).expect("store");
+    let entries: Vec<NewEntry> = (0..gap * errors)
+        .map(|i| NewEntry {
+            timestamp: i as i64,
+            level: if i % gap == 0 {
+                Level::Error
+            } else {
+                Level::Info
+            },
+            message: format!("entry {i}"),
+            labels: Vec::new(),
+        })
+        .collect();
+    store.append(&entries).expect("append");
+    (dir, store)
+}
+
+/// Polls until the stream yields, counting the pauses (Pending) before it.
+/// The waker does nothing: a pause here is the stream yielding to the
+/// runtime, which wakes it at once, so polling again goes on.
+fn next_with_pauses<T>(stream: &mut tail::TailStream<T>) -> (Option<Item<T>>, usize) {
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut pauses = 0;
+    loop {
+        match stream.poll_next_unpin(&mut cx) {
+            Poll::Ready(item) => return (item, pauses),
+            Poll::Pending => pauses += 1,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_pauses_after_its_first_match_and_whenever_a_budget_of_reading_is_spent() {
+    // 400 entries between errors: each error is found within one reader
+    // step, so only counting what the reader read makes the stream pause.
+    let gap = 400;
+    let (_dir, store) = store_with_errors_every(gap, 20);
+    let shared = Shared {
+        live: Live::attach(&store),
+        store,
+        shutdown: CancellationToken::new(),
+        metrics: Arc::new(Metrics::new()),
+        max_streams: 10,
+    };
+    let query = Query::from_level(Kind::GetLogs, "error").expect("query");
+    let opened = tail::open(&shared, RequestId::generate(), query, |entry| entry.cursor)
+        .await
+        .expect("open");
+    assert_eq!(opened.total_count, Some(20));
+    let mut stream = opened.stream;
+
+    let mut cursors = Vec::new();
+    let mut pauses_before = Vec::new();
+    loop {
+        match next_with_pauses(&mut stream) {
+            (Some(Item::Entry(cursor)), pauses) => {
+                cursors.push(cursor);
+                pauses_before.push(pauses);
+            }
+            (Some(Item::End(end)), _) => {
+                assert_eq!(end.summary.sent, 20);
+                break;
+            }
+            (None, _) => panic!("the stream ended without its summary"),
+        }
+    }
+    assert_eq!(cursors, (0..20).map(|i| i * gap + 1).collect::<Vec<u64>>());
+    // The first match is handed over before anything else is read.
+    assert!(
+        pauses_before[1] >= 1,
+        "no pause after the first match: {pauses_before:?}"
+    );
+    // After that, a pause at least every READ_BUDGET records read: with
+    // `gap` records read per match, within every run of
+    // READ_BUDGET / gap + 1 matches.
+    let run = (READ_BUDGET as u64 / gap + 1) as usize;
+    for window in pauses_before[1..].windows(run) {
+        assert!(
+            window.iter().any(|&p| p > 0),
+            "a run of {run} matches without a pause: {pauses_before:?}"
+        );
+    }
+}
