@@ -1,17 +1,16 @@
 //! The real `logtap` binary, end to end: a server on a free port with its
 //! data in a temporary directory, and the client commands against it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_logtap");
-/// Generous: CI machines are slow and other builds share them.
-const DEADLINE: Duration = Duration::from_secs(60);
+mod common;
+
+use common::{wait_with_deadline, BIN, DEADLINE};
 
 /// A `logtap serve` child, killed when dropped if still running.
 struct Server {
@@ -82,63 +81,9 @@ fn send_signal(child: &Child, signal: &str) {
     assert!(status.success());
 }
 
-fn wait_with_deadline(child: &mut Child, what: &str) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("{what} did not exit in time");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Runs `logtap ARGS` to the end, with `stdin` as its standard input.
 fn logtap(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("LOGTAP_SERVER")
-        .env_remove("LOGTAP_TOKEN")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start logtap");
-    let mut input = child.stdin.take().unwrap();
-    let stdin = stdin.to_string();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(stdin.as_bytes());
-    });
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut buffer = Vec::new();
-        let _ = stdout.read_to_end(&mut buffer);
-        buffer
-    });
-    let err = std::thread::spawn(move || {
-        let mut buffer = Vec::new();
-        let _ = stderr.read_to_end(&mut buffer);
-        buffer
-    });
-    let status = wait_with_deadline(&mut child, &format!("logtap {}", args.join(" ")));
-    writer.join().unwrap();
-    let output = Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    };
-    eprintln!(
-        "$ logtap {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    common::run(args, &[], stdin)
 }
 
 fn stdout(output: &Output) -> String {

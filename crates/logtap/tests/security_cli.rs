@@ -3,16 +3,14 @@
 //! `--ca-cert`, `--token` and `$LOGTAP_TOKEN`. Certificates are made at test
 //! time with rcgen.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_logtap");
-/// Generous: CI machines are slow and other builds share them.
-const DEADLINE: Duration = Duration::from_secs(60);
+mod common;
 
+use common::{BIN, DEADLINE};
 const READ: &str = "cli-read-token-0123456789abcdef";
 const WRITE: &str = "cli-write-token-0123456789abcdef";
 
@@ -107,68 +105,10 @@ impl Drop for Server {
     }
 }
 
-fn wait_with_deadline(child: &mut Child, what: &str) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("{what} did not exit in time");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Runs `logtap ARGS` to the end with `env` set (and the client variables
 /// otherwise cleared), `stdin` as its standard input.
 fn logtap(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env_remove("LOGTAP_SERVER")
-        .env_remove("LOGTAP_TOKEN")
-        .env_remove("LOGTAP_CA_CERT")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().expect("start logtap");
-    let mut input = child.stdin.take().unwrap();
-    let stdin = stdin.to_string();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(stdin.as_bytes());
-    });
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut buffer = Vec::new();
-        let _ = stdout.read_to_end(&mut buffer);
-        buffer
-    });
-    let err = std::thread::spawn(move || {
-        let mut buffer = Vec::new();
-        let _ = stderr.read_to_end(&mut buffer);
-        buffer
-    });
-    let status = wait_with_deadline(&mut child, &format!("logtap {}", args.join(" ")));
-    writer.join().unwrap();
-    let output = Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    };
-    eprintln!(
-        "$ logtap {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    common::run(args, env, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {
