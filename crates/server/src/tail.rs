@@ -20,16 +20,19 @@ use crate::query::{Kind, Matcher, Query};
 use crate::state::Shared;
 use futures::Stream;
 use logtap_store::{Direction, EntryRef, Filter, ReadOptions, Reader, Step, Store, StoreError};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// How many records one step of the reader may scan (a skipped block counts
-/// as one), and how many entries a stream handles (sent or rejected by its
-/// text and label filters) before it yields to the runtime. Small enough that
-/// a long skip never holds a worker thread for long, large enough that the
-/// yields cost nothing measurable.
-pub const READ_BUDGET: usize = 1024;
+/// The work (records read, blocks or segments passed over, entries sent or
+/// rejected by the text and label filters) a stream does between two pauses
+/// that give its worker thread back. Small enough that a long scan never
+/// holds a worker for long (4,096 records read is about 0.4 ms), large
+/// enough that the pauses cost little: at 1,024 the stream benchmark spent
+/// 0.38 CPU-s per million entries, at 4,096 0.33. The first match always
+/// pauses at once, whatever the budget.
+pub const READ_BUDGET: usize = 4096;
 
 /// What the trailers report when a stream ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,7 +326,7 @@ where
                 // Let other tasks run: a long skip or a fast client must not
                 // hold this worker thread.
                 work = 0;
-                tokio::task::yield_now().await;
+                pause().await;
             }
         };
         let next_cursor = if plan.reverse {
@@ -339,6 +342,29 @@ where
             reason,
             error,
         });
+    }
+}
+
+/// Gives the worker thread back to the scheduler, for real.
+///
+/// `tokio::task::yield_now` is not enough here: it is ready again the next
+/// time it is polled, and hyper polls a response body again in the same
+/// task poll right after sending what it returned. The stream would then go
+/// on scanning without the task ever ending its poll, and the connection
+/// task that writes to the socket (waiting in the same worker's LIFO slot)
+/// would not run until the scan ended: the first match would reach the
+/// client with the last. The task's coop budget, once spent, stays spent
+/// until the scheduler polls the task anew, so spending it ends the poll.
+async fn pause() {
+    loop {
+        let mut unit = std::pin::pin!(tokio::task::consume_budget());
+        let spent =
+            std::future::poll_fn(|cx| Poll::Ready(unit.as_mut().poll(cx).is_pending())).await;
+        if spent {
+            // Pending until the scheduler polls this task again.
+            unit.await;
+            return;
+        }
     }
 }
 

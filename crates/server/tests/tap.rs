@@ -14,7 +14,7 @@ use logtap_server::tail::{self, Item, READ_BUDGET};
 use logtap_server::Shared;
 use logtap_store::{Level, NewEntry, Store, StoreConfig, SyncPolicy};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use tokio_util::sync::CancellationToken;
 
 /// An error every `gap` entries, in one big block so that nothing is
@@ -41,18 +41,60 @@ fn store_with_errors_every(gap: u64, errors: u64) -> (tempfile::TempDir, Store) 
     (dir, store)
 }
 
-/// Polls until the stream yields, counting the pauses (Pending) before it.
-/// The waker does nothing: a pause here is the stream yielding to the
-/// runtime, which wakes it at once, so polling again goes on.
-fn next_with_pauses<T>(stream: &mut tail::TailStream<T>) -> (Option<Item<T>>, usize) {
-    let waker = futures::task::noop_waker();
-    let mut cx = Context::from_waker(&waker);
+/// Polls until the stream yields an item, counting the pauses (Pending)
+/// before it. After a pause the test task itself yields to the scheduler,
+/// as a transport's task does, so that the pause can end.
+async fn next_with_pauses<T>(stream: &mut tail::TailStream<T>) -> (Option<Item<T>>, usize) {
     let mut pauses = 0;
     loop {
-        match stream.poll_next_unpin(&mut cx) {
+        match std::future::poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
             Poll::Ready(item) => return (item, pauses),
-            Poll::Pending => pauses += 1,
+            Poll::Pending => {
+                pauses += 1;
+                tokio::task::yield_now().await;
+            }
         }
+    }
+}
+
+/// A pause must end the task's poll: polled again at once, within the same
+/// task poll (as hyper does with a response body after sending a frame),
+/// the stream must still be pending rather than go on scanning.
+#[tokio::test]
+async fn a_pause_holds_until_the_scheduler_polls_the_task_again() {
+    let (_dir, store) = store_with_errors_every(400, 20);
+    let shared = shared(store);
+    let query = Query::from_level(Kind::GetLogs, "error").expect("query");
+    let mut stream = tail::open(&shared, RequestId::generate(), query, |entry| entry.cursor)
+        .await
+        .expect("open")
+        .stream;
+    let (first, _) = next_with_pauses(&mut stream).await;
+    assert!(matches!(first, Some(Item::Entry(1))));
+    // The pause after the first match: every poll within this one task poll
+    // stays pending.
+    std::future::poll_fn(|cx| {
+        for attempt in 0..100 {
+            assert!(
+                stream.poll_next_unpin(cx).is_pending(),
+                "the stream went on at attempt {attempt} without the task yielding"
+            );
+        }
+        Poll::Ready(())
+    })
+    .await;
+    tokio::task::yield_now().await;
+    let (second, _) = next_with_pauses(&mut stream).await;
+    assert!(matches!(second, Some(Item::Entry(401))));
+}
+
+fn shared(store: Store) -> Shared {
+    Shared {
+        live: Live::attach(&store),
+        store,
+        shutdown: CancellationToken::new(),
+        metrics: Arc::new(Metrics::new()),
+        max_streams: 10,
     }
 }
 
@@ -62,13 +104,7 @@ async fn a_stream_pauses_after_its_first_match_and_whenever_a_budget_of_reading_
     // step, so only counting what the reader read makes the stream pause.
     let gap = 400;
     let (_dir, store) = store_with_errors_every(gap, 20);
-    let shared = Shared {
-        live: Live::attach(&store),
-        store,
-        shutdown: CancellationToken::new(),
-        metrics: Arc::new(Metrics::new()),
-        max_streams: 10,
-    };
+    let shared = shared(store);
     let query = Query::from_level(Kind::GetLogs, "error").expect("query");
     let opened = tail::open(&shared, RequestId::generate(), query, |entry| entry.cursor)
         .await
@@ -79,7 +115,7 @@ async fn a_stream_pauses_after_its_first_match_and_whenever_a_budget_of_reading_
     let mut cursors = Vec::new();
     let mut pauses_before = Vec::new();
     loop {
-        match next_with_pauses(&mut stream) {
+        match next_with_pauses(&mut stream).await {
             (Some(Item::Entry(cursor)), pauses) => {
                 cursors.push(cursor);
                 pauses_before.push(pauses);
