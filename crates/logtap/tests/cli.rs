@@ -22,38 +22,7 @@ impl Server {
     /// Starts a server on a port the system picks, and reads the address it
     /// took from the line it logs.
     fn start(data: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start logtap serve");
-        let stderr = child.stderr.take().unwrap();
-        let (found, url) = mpsc::channel();
-        // Keeps draining standard error after the address line, so the
-        // server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut found = Some(found);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[serve] {line}");
-                if let Some((_, rest)) = line.split_once("logtap is listening on ") {
-                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
-                    if let Some(found) = found.take() {
-                        let _ = found.send(url);
-                    }
-                }
-            }
-        });
-        let url = match url.recv_timeout(DEADLINE) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("logtap serve did not say where it listens");
-            }
-        };
+        let (child, url) = common::start_serve(data, &[]);
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
         Server { child, url }
     }

@@ -3,14 +3,11 @@
 //! `--ca-cert`, `--token` and `$LOGTAP_TOKEN`. Certificates are made at test
 //! time with rcgen.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Output};
 
 mod common;
 
-use common::{BIN, DEADLINE};
 const READ: &str = "cli-read-token-0123456789abcdef";
 const WRITE: &str = "cli-write-token-0123456789abcdef";
 
@@ -63,37 +60,7 @@ impl Server {
     /// Starts `logtap serve --listen 127.0.0.1:0 --data DIR EXTRA...` and
     /// reads the address it took from the line it logs.
     fn start(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start logtap serve");
-        let stderr = child.stderr.take().unwrap();
-        let (found, url) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut found = Some(found);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[serve] {line}");
-                if let Some((_, rest)) = line.split_once("logtap is listening on ") {
-                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
-                    if let Some(found) = found.take() {
-                        let _ = found.send(url);
-                    }
-                }
-            }
-        });
-        let url = match url.recv_timeout(DEADLINE) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("logtap serve did not say where it listens");
-            }
-        };
+        let (child, url) = common::start_serve(data, extra);
         Server { child, url }
     }
 }

@@ -2,8 +2,10 @@
 //! end, with a deadline, and showing what it printed when a test fails.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_logtap");
@@ -74,4 +76,42 @@ pub fn run(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// Starts `logtap serve --listen 127.0.0.1:0 --data DIR EXTRA...` and reads
+/// the address it took from the line it logs. Returns the child and its URL.
+pub fn start_serve(data: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start logtap serve");
+    let stderr = child.stderr.take().unwrap();
+    let (found, url) = mpsc::channel();
+    // Keeps draining standard error after the address line, so the server
+    // never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[serve] {line}");
+            if let Some((_, rest)) = line.split_once("logtap is listening on ") {
+                let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                if let Some(found) = found.take() {
+                    let _ = found.send(url);
+                }
+            }
+        }
+    });
+    match url.recv_timeout(DEADLINE) {
+        Ok(url) => (child, url),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("logtap serve did not say where it listens");
+        }
+    }
 }
