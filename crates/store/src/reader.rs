@@ -89,6 +89,11 @@ pub struct Reader {
     offset: u64,
     /// Forward: the smallest cursor not yet considered.
     next_cursor: u64,
+    /// Forward: the published byte range of the block being read, as last
+    /// seen. Inside it (past its start, whose summary was already checked),
+    /// the next record can be read without going back to the segment's
+    /// block list: the per-record fast path.
+    block_range: std::ops::Range<u64>,
     /// The last cursor looked at, matching or not.
     scanned: Option<u64>,
     /// Bytes of the current segment starting at file offset `buf_start`.
@@ -121,6 +126,7 @@ impl Reader {
             block: None,
             offset: 0,
             next_cursor: options.after.map_or(0, |after| after.saturating_add(1)),
+            block_range: 0..0,
             scanned: None,
             buf: Vec::new(),
             buf_start: 0,
@@ -194,6 +200,15 @@ impl Reader {
             }
             if self.next_cursor >= self.upper {
                 return Ok(Found::End);
+            }
+            // Fast path: inside a block already checked, with the record
+            // already buffered.
+            let inside = self.offset > self.block_range.start && self.offset < self.block_range.end;
+            if let Some(start) = inside.then(|| self.buffered_record()).flatten() {
+                match self.consume(start)? {
+                    Some(found) => return Ok(found),
+                    None => continue,
+                }
             }
             let segment = match &self.segment {
                 Some(segment) => Arc::clone(segment),
@@ -277,34 +292,41 @@ impl Reader {
                 self.spent += 1;
                 continue;
             }
+            self.block_range = block.offset..block.end;
             let start = self.fill(&segment, &block)?;
-            let (entry, len) = match record::decode(&self.buf[start..]) {
-                Ok(decoded) => decoded,
-                Err(DecodeError::Incomplete { .. }) => {
-                    return Err(self.corrupt(
-                        self.offset,
-                        DecodeError::Corrupt("record runs past its block"),
-                    ))
-                }
-                Err(error) => return Err(self.corrupt(self.offset, error)),
-            };
-            self.spent += 1;
-            let cursor = entry.cursor;
-            if cursor < self.next_cursor {
-                self.offset += len as u64;
-                continue;
-            }
-            if cursor >= self.upper {
-                return Ok(Found::End);
-            }
-            let matches = passes(&self.options.filter, &entry);
-            self.offset += len as u64;
-            self.next_cursor = cursor + 1;
-            self.scanned = Some(cursor);
-            if matches {
-                return Ok(Found::At(start));
+            if let Some(found) = self.consume(start)? {
+                return Ok(found);
             }
         }
+    }
+
+    /// Reads the record buffered at `start` (that is, at `self.offset`),
+    /// moves past it, and says whether the search ends there.
+    fn consume(&mut self, start: usize) -> Result<Option<Found>, StoreError> {
+        let (entry, len) = match record::decode(&self.buf[start..]) {
+            Ok(decoded) => decoded,
+            Err(DecodeError::Incomplete { .. }) => {
+                return Err(self.corrupt(
+                    self.offset,
+                    DecodeError::Corrupt("record runs past its block"),
+                ))
+            }
+            Err(error) => return Err(self.corrupt(self.offset, error)),
+        };
+        self.spent += 1;
+        let cursor = entry.cursor;
+        if cursor < self.next_cursor {
+            self.offset += len as u64;
+            return Ok(None);
+        }
+        if cursor >= self.upper {
+            return Ok(Some(Found::End));
+        }
+        let matches = passes(&self.options.filter, &entry);
+        self.offset += len as u64;
+        self.next_cursor = cursor + 1;
+        self.scanned = Some(cursor);
+        Ok(matches.then_some(Found::At(start)))
     }
 
     /// Skips a whole block that holds nothing for this reader, without
@@ -318,18 +340,23 @@ impl Reader {
         }
     }
 
+    /// Where the record at `self.offset` starts in the buffer, if the whole
+    /// record is there.
+    fn buffered_record(&self) -> Option<usize> {
+        let buffered_end = self.buf_start + self.buf.len() as u64;
+        if self.offset < self.buf_start || self.offset + record::HEADER_LEN as u64 > buffered_end {
+            return None;
+        }
+        let start = (self.offset - self.buf_start) as usize;
+        let len = u32::from_le_bytes(self.buf[start..start + 4].try_into().unwrap()) as u64;
+        (self.offset + record::HEADER_LEN as u64 + len <= buffered_end).then_some(start)
+    }
+
     /// Makes sure the record at `self.offset` is in the buffer (as far as
     /// `block` reaches) and returns where it starts there.
     fn fill(&mut self, segment: &Segment, block: &Block) -> Result<usize, StoreError> {
-        let buffered_end = self.buf_start + self.buf.len() as u64;
-        let have_header = self.offset >= self.buf_start
-            && self.offset + record::HEADER_LEN as u64 <= buffered_end;
-        if have_header {
-            let start = (self.offset - self.buf_start) as usize;
-            let len = u32::from_le_bytes(self.buf[start..start + 4].try_into().unwrap()) as u64;
-            if self.offset + record::HEADER_LEN as u64 + len <= buffered_end {
-                return Ok(start);
-            }
+        if let Some(start) = self.buffered_record() {
+            return Ok(start);
         }
         // Read from this record on; never past the block's visible end, so
         // the buffer never holds bytes that were not yet published.
@@ -370,6 +397,7 @@ impl Reader {
             }
         }
         self.buf.clear();
+        self.block_range = 0..0;
         self.segment = Some(segment);
     }
 
@@ -398,7 +426,10 @@ impl Reader {
         }
         match self.shared.segment_after(current.base_cursor) {
             Some(next) => self.enter_forward(next),
-            None => self.segment = None,
+            None => {
+                self.segment = None;
+                self.block_range = 0..0;
+            }
         }
         Ok(())
     }
