@@ -7,24 +7,27 @@ use crate::config::ServerConfig;
 use crate::error::ServeError;
 use crate::ingest::{self, now_nanos};
 use crate::metadata::{self, RequestId};
+use crate::method::{Limits, Method, ServiceRoutes};
 use crate::query::{Kind, Query, QueryError};
 use crate::state::Shared;
 use crate::tail::{self, Item, TailStream};
+use crate::wire::Arena;
 use axum::Router;
+use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::{FutureExt, Stream, StreamExt};
-use logtap_proto::v1::log_service_server::{LogService, LogServiceServer};
+use futures::{FutureExt, StreamExt};
 use logtap_proto::v1::{LogEntry, LogRequest, PushRequest, PushResponse};
 use logtap_store::{AppendReceipt, EntryRef, Level, NewEntry, StoreError};
 use std::convert::Infallible;
-use std::pin::Pin;
 use tonic::server::NamedService;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-/// The response stream of every server-streaming method.
-pub type GrpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub use crate::method::GrpcStream;
+
+/// logtap.v1's service name, for routes and health checks.
+pub const SERVICE_NAME: &str = "logtap.v1.LogService";
 
 /// Opens a reading stream for a gRPC call: the response (headers included)
 /// is returned at once, before the first entry is read, and the stream ends
@@ -37,7 +40,7 @@ pub(crate) async fn open_stream<T, F>(
 ) -> Result<Response<GrpcStream<T>>, Status>
 where
     T: Send + 'static,
-    F: FnMut(&EntryRef<'_>) -> T + Send + 'static,
+    F: FnMut(&EntryRef<'_>) -> T + Send + Unpin + 'static,
 {
     let opened = match query {
         Ok(query) => tail::open(shared, request_id.clone(), query, map).await,
@@ -97,20 +100,6 @@ impl LogApi {
     /// The service over `shared`.
     pub fn new(shared: Shared) -> Self {
         LogApi { shared }
-    }
-}
-
-/// An entry in logtap.v1's form.
-pub fn v1_entry(entry: &EntryRef<'_>) -> LogEntry {
-    LogEntry {
-        message: entry.message.to_string(),
-        timestamp: entry.timestamp,
-        level: entry.level.as_str().to_string(),
-        cursor: entry.cursor,
-        labels: entry
-            .labels()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect(),
     }
 }
 
@@ -295,29 +284,23 @@ fn storable(entry: &NewEntry) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[tonic::async_trait]
-impl LogService for LogApi {
-    type GetLogsStream = GrpcStream<LogEntry>;
-    type StreamLogsStream = GrpcStream<LogEntry>;
-
-    async fn get_logs(
+impl LogApi {
+    /// GetLogs and StreamLogs: entries encoded straight from the store.
+    async fn read(
         &self,
+        kind: Kind,
         request: Request<LogRequest>,
-    ) -> Result<Response<Self::GetLogsStream>, Status> {
+    ) -> Result<Response<GrpcStream<Bytes>>, Status> {
         let request_id = RequestId::from_metadata(request.metadata());
-        let query = Query::parse(Kind::GetLogs, request.into_inner().into());
-        open_stream(&self.shared, request_id, query, v1_entry).await
+        let query = Query::parse(kind, request.into_inner().into());
+        let mut arena = Arena::default();
+        open_stream(&self.shared, request_id, query, move |entry| {
+            arena.v1(entry)
+        })
+        .await
     }
 
-    async fn stream_logs(
-        &self,
-        request: Request<LogRequest>,
-    ) -> Result<Response<Self::StreamLogsStream>, Status> {
-        let request_id = RequestId::from_metadata(request.metadata());
-        let query = Query::parse(Kind::StreamLogs, request.into_inner().into());
-        open_stream(&self.shared, request_id, query, v1_entry).await
-    }
-
+    /// Push: stores each request's entries, all of a request or none.
     async fn push(
         &self,
         request: Request<Streaming<PushRequest>>,
@@ -404,9 +387,31 @@ impl LogService for LogApi {
     }
 }
 
-/// The path prefix axum routes to a tonic service.
+/// The path prefix axum routes to a generated tonic service.
 fn service_path<S: NamedService>() -> String {
     format!("/{}/{{*rest}}", S::NAME)
+}
+
+/// logtap.v1's methods on their paths.
+fn v1_routes(router: Router, api: LogApi, limits: Limits) -> Router {
+    let reading = |kind: Kind| {
+        let api = api.clone();
+        Method::server_streaming(limits, move |request| {
+            let api = api.clone();
+            async move { api.read(kind, request).await }.boxed()
+        })
+    };
+    let get_logs = reading(Kind::GetLogs);
+    let stream_logs = reading(Kind::StreamLogs);
+    let push = Method::client_streaming(limits, move |request| {
+        let api = api.clone();
+        async move { api.push(request).await }.boxed()
+    });
+    ServiceRoutes::new(router, SERVICE_NAME)
+        .method("GetLogs", get_logs)
+        .method("StreamLogs", stream_logs)
+        .method("Push", push)
+        .finish()
 }
 
 /// Routes one tonic service's methods.
@@ -438,26 +443,18 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 /// reflection. Returns the routes and the health reporter, which shutdown
 /// uses to say NOT_SERVING.
 pub async fn routes(shared: &Shared, config: &ServerConfig) -> (Router, HealthReporter) {
-    let limit = config.max_message_bytes;
-    let out_limit = config.max_encoded_message_bytes();
-    let v1 = LogServiceServer::new(LogApi::new(shared.clone()))
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(out_limit);
-    let seed = crate::seed::server(shared.clone())
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(out_limit);
+    let limits = Limits {
+        decoding: config.max_message_bytes,
+        encoding: config.max_encoded_message_bytes(),
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
-    for name in [
-        <LogServiceServer<LogApi> as NamedService>::NAME,
-        crate::seed::SERVICE_NAME,
-    ] {
+    for name in [SERVICE_NAME, crate::seed::SERVICE_NAME] {
         health
             .set_service_status(name, ServingStatus::Serving)
             .await;
     }
-    let mut router = Router::new();
-    router = route(router, v1);
-    router = route(router, seed);
+    let mut router = v1_routes(Router::new(), LogApi::new(shared.clone()), limits);
+    router = crate::seed::routes(router, shared, limits);
     router = route(router, health_service);
     match reflection().build_v1() {
         Ok(service) => router = route(router, service),

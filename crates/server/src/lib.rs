@@ -38,7 +38,9 @@ pub mod http;
 pub mod idle;
 pub mod ingest;
 pub mod live;
+pub mod memory;
 pub mod metadata;
+pub mod method;
 pub mod metrics;
 pub mod query;
 pub mod seed;
@@ -47,6 +49,7 @@ pub mod state;
 pub mod tail;
 pub mod tls;
 pub mod viewer;
+pub mod wire;
 
 pub use config::ServerConfig;
 pub use error::{ServeError, ServerError};

@@ -181,6 +181,10 @@ impl Server {
         if config.store.retention != logtap_store::Retention::default() {
             tracker.spawn(enforce_retention(shared.clone(), config.retention_interval));
         }
+        tracker.spawn(crate::memory::trim_after_bursts(
+            Arc::clone(&shared.metrics),
+            shared.shutdown.clone(),
+        ));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {

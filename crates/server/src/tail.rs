@@ -14,16 +14,20 @@
 
 use crate::error::ServeError;
 use crate::idle::Probe;
+use crate::live::Live;
 use crate::metadata::{Crc, RequestId};
 use crate::metrics::{Limit, Metrics, StreamGuard};
 use crate::query::{Kind, Matcher, Query};
 use crate::state::Shared;
 use futures::Stream;
 use logtap_store::{Direction, EntryRef, Filter, ReadOptions, Reader, Step, Store, StoreError};
-use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
+use tokio::sync::watch;
+use tokio::task::coop;
+use tokio_util::sync::{CancellationToken, ReusableBoxFuture};
 
 /// The work (records read, blocks or segments passed over, entries sent or
 /// rejected by the text and label filters) a stream does between two pauses
@@ -120,7 +124,7 @@ pub async fn open<T, F>(
 ) -> Result<Opened<T>, ServeError>
 where
     T: Send + 'static,
-    F: FnMut(&EntryRef<'_>) -> T + Send + 'static,
+    F: FnMut(&EntryRef<'_>) -> T + Send + Unpin + 'static,
 {
     if shared.shutdown.is_cancelled() {
         return Err(ServeError::ShuttingDown);
@@ -152,6 +156,7 @@ where
             inner: Box::pin(inner),
             probe: Probe::default(),
             metrics: Arc::clone(&shared.metrics),
+            unreported: 0,
             request_id,
             ended: false,
             _guard: guard,
@@ -228,143 +233,309 @@ enum Outcome<T> {
     Failed(StoreError),
 }
 
-/// The reading loop. A generator, so that its state lives in the response
-/// body itself: dropping the body drops the reader and stops everything.
-fn read<T, F>(
-    shared: Shared,
-    mut reader: Reader,
+/// Where the reading loop is between two polls.
+enum Phase {
+    /// Reading the store.
+    Reading,
+    /// Giving the worker thread back before reading on (see [`Pause`]).
+    Paused(Pause),
+    /// Caught up and following: waiting for a commit or for shutdown.
+    Waiting,
+    /// The end was sent.
+    Ended,
+}
+
+/// How a following stream was woken.
+enum Woken {
+    /// A commit it has not seen.
+    Commit,
+    /// Shutdown, or the store is gone and nothing more will come.
+    Shutdown,
+}
+
+/// The wait of a caught-up stream. It owns the receiver and the shutdown
+/// token while it runs and gives them back, so that waiting costs no
+/// clone of either, and its box is reused from one wait to the next.
+type Wait = ReusableBoxFuture<'static, (Woken, watch::Receiver<u64>, CancellationToken)>;
+
+/// The reading loop, by hand rather than as a generator: its state is
+/// these fields, kept in the response body itself, so dropping the body
+/// drops the reader and stops everything. One poll reads until a match, a
+/// spent budget or the end, so a match costs no more than a function return.
+struct Reading<T, F> {
+    /// The newest visible cursor, read before every step.
+    live: Live,
+    /// Checked once per budget, and raced against commits while waiting.
+    shutdown: CancellationToken,
+    /// Commit notifications; lent to the wait while the stream waits.
+    commits: Option<watch::Receiver<u64>>,
+    /// The wait while the stream is [`Phase::Waiting`].
+    wait: Wait,
+    reader: Reader,
     plan: Plan,
     matcher: Matcher,
-    mut map: F,
-) -> impl Stream<Item = Item<T>> + Send + 'static
+    /// Turns a matching entry into the transport's form.
+    map: F,
+    phase: Phase,
+    /// Entries sent.
+    sent: u64,
+    /// Over the entries sent, for the trailers.
+    crc: Crc,
+    /// The cursor of the last entry sent.
+    last_sent: u64,
+    /// The newest cursor the reader is known to have considered
+    /// everything up to, from the moments it caught up.
+    caught_up: u64,
+    /// Work done since the last pause.
+    work: usize,
+    /// Why the stream failed, once it has.
+    error: Option<ServeError>,
+    _item: PhantomData<fn() -> T>,
+}
+
+/// The reading loop for one stream.
+fn read<T, F>(
+    shared: Shared,
+    reader: Reader,
+    plan: Plan,
+    matcher: Matcher,
+    map: F,
+) -> Reading<T, F> {
+    let commits = shared.live.subscribe();
+    Reading {
+        live: shared.live,
+        shutdown: shared.shutdown,
+        commits: Some(commits),
+        wait: ReusableBoxFuture::new(std::future::pending()),
+        reader,
+        plan,
+        matcher,
+        map,
+        phase: Phase::Reading,
+        sent: 0,
+        crc: Crc::default(),
+        last_sent: 0,
+        caught_up: 0,
+        work: 0,
+        error: None,
+        _item: PhantomData,
+    }
+}
+
+impl<T, F> Reading<T, F>
 where
-    T: Send + 'static,
-    F: FnMut(&EntryRef<'_>) -> T + Send + 'static,
+    F: FnMut(&EntryRef<'_>) -> T,
 {
-    async_stream::stream! {
-        let mut commits = shared.live.subscribe();
-        let mut sent = 0u64;
-        let mut crc = Crc::default();
-        let mut last_sent = 0u64;
-        // The newest cursor the reader is known to have considered
-        // everything up to, from the moments it caught up.
-        let mut caught_up = 0u64;
-        // Work done since the last yield to the runtime.
-        let mut work = 0usize;
-        let mut error = None;
-        let reason = loop {
-            if plan.limit.is_some_and(|limit| sent >= limit) {
-                break EndReason::Limit;
-            }
-            // Checked when a budget of work starts, not per entry: the
-            // token takes a lock that every stream shares. A shutdown is
-            // seen within one budget, and at once by a stream that waits.
-            if work == 0 && shared.shutdown.is_cancelled() {
-                break EndReason::Shutdown;
-            }
-            // The newest cursor published before this step: the commit hook
-            // runs after an entry is visible, so if this step catches up, the
-            // reader has considered everything up to it. Reading it also
-            // marks it seen, so the wait below wakes for anything newer.
-            let visible = *commits.borrow_and_update();
-            let outcome = match reader.step(READ_BUDGET) {
-                Err(error) => Outcome::Failed(error),
-                Ok(Step::Pending) => Outcome::Pending,
-                Ok(Step::End) => Outcome::CaughtUp,
-                Ok(Step::Entry(entry)) => {
-                    if matcher.matches(&entry) {
-                        crc.add(entry.timestamp, entry.message);
-                        Outcome::Send(map(&entry), entry.cursor)
-                    } else {
-                        Outcome::Rejected
-                    }
+    /// One step of the reader. Returns the item to send, if the step led to
+    /// one; otherwise the phase says what comes next.
+    fn advance(&mut self) -> Option<Item<T>> {
+        if self.plan.limit.is_some_and(|limit| self.sent >= limit) {
+            return Some(self.end(EndReason::Limit));
+        }
+        // Checked when a budget of work starts, not per entry: the token
+        // takes a lock that every stream shares. A shutdown is seen within
+        // one budget, and at once by a stream that waits.
+        if self.work == 0 && self.shutdown.is_cancelled() {
+            return Some(self.end(EndReason::Shutdown));
+        }
+        // The newest cursor published before this step: the commit hook
+        // runs after an entry is visible, so if this step catches up, the
+        // reader has considered everything up to it.
+        let visible = self.live.newest();
+        let outcome = match self.reader.step(READ_BUDGET) {
+            Err(error) => Outcome::Failed(error),
+            Ok(Step::Pending) => Outcome::Pending,
+            Ok(Step::End) => Outcome::CaughtUp,
+            Ok(Step::Entry(entry)) => {
+                if self.matcher.matches(&entry) {
+                    self.crc.add(entry.timestamp, entry.message);
+                    Outcome::Send((self.map)(&entry), entry.cursor)
+                } else {
+                    Outcome::Rejected
                 }
-            };
-            // Charge what the reader did, not only what was sent: a scan
-            // between two rare matches must yield too, or the transport,
-            // which sends when the stream pauses, would hold the first match
-            // until the whole scan ends (the bucket, not the tap).
-            work += reader.last_step_cost();
-            match outcome {
-                Outcome::Send(item, cursor) => {
-                    sent += 1;
-                    last_sent = cursor;
-                    yield Item::Entry(item);
-                    work += 1;
-                    if sent == 1 {
-                        // The first entry leaves at once: pause so the
-                        // transport sends it before the scan goes on.
-                        work = READ_BUDGET;
-                    }
-                }
-                Outcome::Rejected => work += 1,
-                Outcome::Pending => work = READ_BUDGET,
-                Outcome::CaughtUp => {
-                    caught_up = caught_up.max(plan.snapshot.unwrap_or(visible));
-                    if !plan.follow {
-                        break EndReason::Complete;
-                    }
-                    tokio::select! {
-                        biased;
-                        () = shared.shutdown.cancelled() => break EndReason::Shutdown,
-                        changed = commits.changed() => {
-                            if changed.is_err() {
-                                // The store's hook is gone, so the store is:
-                                // nothing more will come.
-                                break EndReason::Shutdown;
-                            }
-                        }
-                    }
-                    work = 0;
-                }
-                Outcome::Failed(failure) => {
-                    error = Some(ServeError::Store(failure));
-                    break EndReason::Failed;
-                }
-            }
-            if work >= READ_BUDGET {
-                // Let other tasks run: a long skip or a fast client must not
-                // hold this worker thread.
-                work = 0;
-                pause().await;
             }
         };
+        // Charge what the reader did, not only what was sent: a scan
+        // between two rare matches must pause too, or the transport, which
+        // sends when the stream pauses, would hold the first match until
+        // the whole scan ends (the bucket, not the tap).
+        self.work += self.reader.last_step_cost();
+        let item = match outcome {
+            Outcome::Send(item, cursor) => {
+                self.sent += 1;
+                self.last_sent = cursor;
+                self.work += 1;
+                if self.sent == 1 {
+                    // The first entry leaves at once: pause right after it
+                    // so the transport sends it before the scan goes on.
+                    self.work = READ_BUDGET;
+                }
+                Some(Item::Entry(item))
+            }
+            Outcome::Rejected => {
+                self.work += 1;
+                None
+            }
+            Outcome::Pending => {
+                self.work = READ_BUDGET;
+                None
+            }
+            Outcome::CaughtUp => {
+                self.caught_up = self.caught_up.max(self.plan.snapshot.unwrap_or(visible));
+                if !self.plan.follow {
+                    return Some(self.end(EndReason::Complete));
+                }
+                self.wait_unless_newer(visible);
+                return None;
+            }
+            Outcome::Failed(failure) => {
+                self.error = Some(ServeError::Store(failure));
+                return Some(self.end(EndReason::Failed));
+            }
+        };
+        if self.work >= READ_BUDGET {
+            // Let other tasks run: a long skip or a fast client must not
+            // hold this worker thread.
+            self.work = 0;
+            self.phase = Phase::Paused(Pause::default());
+        }
+        item
+    }
+
+    /// Having caught up with everything up to `visible`: waits for the next
+    /// commit, unless one came in the meantime (then reads on). Marking the
+    /// watch's value seen and comparing it with `visible` closes the race
+    /// with a commit that lands between the step and the wait: it is either
+    /// newer than `visible` here, or wakes the wait.
+    fn wait_unless_newer(&mut self, visible: u64) {
+        let Some(mut commits) = self.commits.take() else {
+            // Lent to a wait that has not given it back: cannot happen,
+            // since the stream reads only after its wait ended.
+            return;
+        };
+        let seen = *commits.borrow_and_update();
+        if seen > visible {
+            self.commits = Some(commits);
+            return;
+        }
+        let shutdown = self.shutdown.clone();
+        self.wait.set(async move {
+            let woken = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => Woken::Shutdown,
+                // An error means the store's hook is gone, so the store
+                // is: nothing more will come.
+                changed = commits.changed() => match changed {
+                    Ok(()) => Woken::Commit,
+                    Err(_) => Woken::Shutdown,
+                },
+            };
+            (woken, commits, shutdown)
+        });
+        self.phase = Phase::Waiting;
+        self.work = 0;
+    }
+
+    /// The last item: what the trailers need, and why the stream ended.
+    fn end(&mut self, reason: EndReason) -> Item<T> {
+        self.phase = Phase::Ended;
+        let plan = &self.plan;
         let next_cursor = if plan.reverse {
             // Newest first: everything up to the snapshot was considered or
             // lies beyond the limit, and what comes next is newer.
             plan.start.max(plan.snapshot.unwrap_or(0))
         } else {
-            let scanned = reader.scanned_through().unwrap_or(0);
-            plan.start.max(last_sent).max(scanned).max(caught_up)
+            let scanned = self.reader.scanned_through().unwrap_or(0);
+            plan.start
+                .max(self.last_sent)
+                .max(scanned)
+                .max(self.caught_up)
         };
-        yield Item::End(End {
-            summary: Summary { sent, next_cursor, crc },
+        Item::End(End {
+            summary: Summary {
+                sent: self.sent,
+                next_cursor,
+                crc: self.crc,
+            },
             reason,
-            error,
-        });
+            error: self.error.take(),
+        })
+    }
+}
+
+impl<T, F> Stream for Reading<T, F>
+where
+    F: FnMut(&EntryRef<'_>) -> T + Unpin,
+{
+    type Item = Item<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item<T>>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.phase {
+                Phase::Ended => return Poll::Ready(None),
+                Phase::Reading => {
+                    if let Some(item) = this.advance() {
+                        return Poll::Ready(Some(item));
+                    }
+                }
+                Phase::Paused(pause) => {
+                    ready!(pause.poll(cx));
+                    this.phase = Phase::Reading;
+                }
+                Phase::Waiting => {
+                    let (woken, commits, _) = ready!(this.wait.poll(cx));
+                    this.commits = Some(commits);
+                    match woken {
+                        Woken::Commit => this.phase = Phase::Reading,
+                        Woken::Shutdown => {
+                            return Poll::Ready(Some(this.end(EndReason::Shutdown)));
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
 /// Gives the worker thread back to the scheduler, for real.
 ///
-/// `tokio::task::yield_now` is not enough here: it is ready again the next
-/// time it is polled, and hyper polls a response body again in the same
-/// task poll right after sending what it returned. The stream would then go
-/// on scanning without the task ever ending its poll, and the connection
-/// task that writes to the socket (waiting in the same worker's LIFO slot)
-/// would not run until the scan ended: the first match would reach the
-/// client with the last. The task's coop budget, once spent, stays spent
-/// until the scheduler polls the task anew, so spending it ends the poll.
-async fn pause() {
-    loop {
-        let mut unit = std::pin::pin!(tokio::task::consume_budget());
-        let spent =
-            std::future::poll_fn(|cx| Poll::Ready(unit.as_mut().poll(cx).is_pending())).await;
-        if spent {
+/// Returning `Pending` after waking oneself is not enough here: hyper polls
+/// a response body again in the same task poll right after sending what it
+/// returned, so the stream would go on scanning without the task ever
+/// ending its poll, and the connection task that writes to the socket
+/// (waiting in the same worker's LIFO slot) would not run until the scan
+/// ended: the first match would reach the client with the last. The task's
+/// coop budget, once spent, stays spent until the scheduler polls the task
+/// anew, so spending it ends the poll.
+#[derive(Debug, Default)]
+struct Pause {
+    /// Whether the budget has been spent; then the pause ends as soon as
+    /// the task has a fresh budget.
+    spent: bool,
+}
+
+impl Pause {
+    /// The most budget units a pause spends before giving up: tokio's
+    /// budget is 128, and outside a budgeted task there is none to spend.
+    const MAX_UNITS: usize = 1024;
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.spent {
             // Pending until the scheduler polls this task again.
-            unit.await;
-            return;
+            ready!(coop::poll_proceed(cx)).made_progress();
+            return Poll::Ready(());
         }
+        for _ in 0..Self::MAX_UNITS {
+            match coop::poll_proceed(cx) {
+                Poll::Ready(unit) => unit.made_progress(),
+                Poll::Pending => {
+                    self.spent = true;
+                    return Poll::Pending;
+                }
+            }
+        }
+        Poll::Ready(())
     }
 }
 
@@ -378,6 +549,10 @@ pub struct TailStream<T> {
     probe: Probe,
     /// For the sent and cancelled counters.
     metrics: Arc<Metrics>,
+    /// Entries sent but not yet added to the sent counter: it is shared by
+    /// every stream, so it is added to when the stream pauses or ends, not
+    /// once per entry.
+    unreported: u64,
     /// For the log lines about this stream.
     request_id: RequestId,
     /// Whether the stream ended by itself; if it is dropped before, the
@@ -399,11 +574,12 @@ impl<T> Stream for TailStream<T> {
         let poll = this.inner.as_mut().poll_next(cx);
         match &poll {
             Poll::Ready(Some(Item::Entry(_))) => {
-                this.metrics.entries_sent.inc();
+                this.unreported += 1;
                 this.probe.produced(true);
             }
             Poll::Ready(Some(Item::End(end))) => {
                 this.ended = true;
+                this.report_sent();
                 this.probe.finish();
                 tracing::debug!(
                     request_id = %this.request_id,
@@ -420,14 +596,28 @@ impl<T> Stream for TailStream<T> {
                 this.ended = true;
                 this.probe.finish();
             }
-            Poll::Pending => this.probe.produced(false),
+            Poll::Pending => {
+                this.report_sent();
+                this.probe.produced(false);
+            }
         }
         poll
     }
 }
 
+impl<T> TailStream<T> {
+    /// Adds the entries sent since the last report to the sent counter.
+    fn report_sent(&mut self) {
+        if self.unreported > 0 {
+            self.metrics.entries_sent.inc_by(self.unreported);
+            self.unreported = 0;
+        }
+    }
+}
+
 impl<T> Drop for TailStream<T> {
     fn drop(&mut self) {
+        self.report_sent();
         if !self.ended {
             self.metrics.streams_cancelled.inc();
             if self.probe.idle_reset() {

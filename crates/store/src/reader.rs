@@ -361,19 +361,23 @@ impl Reader {
         // Read from this record on; never past the block's visible end, so
         // the buffer never holds bytes that were not yet published.
         let available = block.end - self.offset;
-        let mut want = (READ_BYTES as u64).min(available);
-        if available >= record::HEADER_LEN as u64 {
-            let mut header = [0u8; 4];
-            segment
-                .file
-                .read_exact_at_checked(&mut header, self.offset, &segment.path)?;
-            let record_len = record::HEADER_LEN as u64 + u32::from_le_bytes(header) as u64;
-            want = want.max(record_len.min(available));
-        }
-        if self.buf.capacity() > 4 * READ_BYTES && (want as usize) <= READ_BYTES {
+        let want = (READ_BYTES as u64).min(available);
+        if self.buf.capacity() > 4 * READ_BYTES {
+            // A record larger than a read grew the buffer; give it back.
             self.buf = Vec::with_capacity(READ_BYTES);
         }
         segment.read_into(&mut self.buf, self.offset, want as usize)?;
+        // A record larger than one read is read again, whole (as far as
+        // the block reaches): one extra read for a rare record, instead of
+        // reading every record's length ahead of every read.
+        if let Some(header) = self.buf.get(..4) {
+            let record_len =
+                record::HEADER_LEN as u64 + u32::from_le_bytes(header.try_into().unwrap()) as u64;
+            let whole = record_len.min(available);
+            if whole > want {
+                segment.read_into(&mut self.buf, self.offset, whole as usize)?;
+            }
+        }
         self.buf_start = self.offset;
         Ok(0)
     }
@@ -567,26 +571,4 @@ enum Found {
     At(usize),
     Pending,
     End,
-}
-
-/// Positional exact reads that report the file they failed on.
-trait ReadExactAt {
-    fn read_exact_at_checked(
-        &self,
-        buf: &mut [u8],
-        offset: u64,
-        path: &std::path::Path,
-    ) -> Result<(), StoreError>;
-}
-
-impl ReadExactAt for std::fs::File {
-    fn read_exact_at_checked(
-        &self,
-        buf: &mut [u8],
-        offset: u64,
-        path: &std::path::Path,
-    ) -> Result<(), StoreError> {
-        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
-            .map_err(|e| StoreError::io("reading a segment", path, e))
-    }
 }

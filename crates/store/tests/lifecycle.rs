@@ -256,3 +256,38 @@ fn interval_sync_acknowledges_at_once_and_shutdown_sync_makes_it_durable() {
     let store = Store::open(config).unwrap();
     assert_eq!(read_all(&store, ReadOptions::default()).len(), 20);
 }
+
+#[test]
+fn records_larger_than_one_read_are_read_whole_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(small_config(dir.path())).unwrap();
+    // Between small records, messages of 1.5, 3 and 5 times the reader's
+    // 64 KiB read: each needs a second, larger read of its own.
+    let sizes = [10, 96 * 1024, 10, 192 * 1024, 320 * 1024, 10];
+    let entries: Vec<NewEntry> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| NewEntry {
+            message: char::from(b'a' + i as u8).to_string().repeat(size),
+            ..entry(i as u64)
+        })
+        .collect();
+    store.append(&entries).unwrap();
+    let forward: Vec<String> = read_all(&store, ReadOptions::default())
+        .into_iter()
+        .map(|entry| entry.message)
+        .collect();
+    let written: Vec<String> = entries.iter().map(|entry| entry.message.clone()).collect();
+    assert_eq!(forward, written);
+    let backward: Vec<String> = read_all(
+        &store,
+        ReadOptions {
+            direction: logtap_store::Direction::Backward,
+            ..ReadOptions::default()
+        },
+    )
+    .into_iter()
+    .map(|entry| entry.message)
+    .collect();
+    assert_eq!(backward, written.into_iter().rev().collect::<Vec<_>>());
+}

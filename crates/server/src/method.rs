@@ -1,0 +1,149 @@
+//! gRPC methods as tower services, wired by hand instead of generated.
+//!
+//! tonic's generated servers fix each method's response type to the prost
+//! message, so every entry would be built as a `LogEntry` with owned
+//! `String`s before being encoded. Here a server-streaming method's
+//! responses are protobuf bytes encoded straight from the store's records
+//! (see [`crate::wire`]); tonic's [`Grpc`] still does everything else:
+//! request decoding and its size limit, framing, headers and trailers, and
+//! the status of a failed call. [`routes`] puts each method on its path and
+//! answers UNIMPLEMENTED for any other method of a service, as a generated
+//! server would.
+
+use crate::wire::EncodedCodec;
+use axum::Router;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::Stream;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tonic::server::Grpc;
+use tonic::{Request, Response, Status, Streaming};
+use tonic_prost::ProstCodec;
+
+/// The response stream of every server-streaming method: encoded messages,
+/// then an `Err(status)` that tonic turns into the trailers.
+pub type GrpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The HTTP request every method receives from the router.
+type HttpRequest = http::Request<axum::body::Body>;
+
+/// The HTTP response every method answers with.
+type HttpResponse = http::Response<tonic::body::Body>;
+
+/// The message size limits of every method.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest request message accepted.
+    pub decoding: usize,
+    /// The largest response message sent.
+    pub encoding: usize,
+}
+
+impl Limits {
+    /// A tonic `Grpc` for `codec` with these limits.
+    fn grpc<C: tonic::codec::Codec>(self, codec: C) -> Grpc<C> {
+        Grpc::new(codec).apply_max_message_size_config(Some(self.decoding), Some(self.encoding))
+    }
+}
+
+/// What a server-streaming handler returns.
+type StreamingFuture = BoxFuture<'static, Result<Response<GrpcStream<Bytes>>, Status>>;
+
+/// What a client-streaming handler returns.
+type UnaryFuture<R> = BoxFuture<'static, Result<Response<R>, Status>>;
+
+/// One gRPC method as a tower service: an HTTP request in, the gRPC
+/// response (status and trailers included) out.
+#[derive(Clone)]
+pub struct Method(Arc<dyn Fn(HttpRequest) -> BoxFuture<'static, HttpResponse> + Send + Sync>);
+
+impl Method {
+    /// A server-streaming method whose `handler` answers a decoded request
+    /// with a stream of messages it has encoded already.
+    pub fn server_streaming<D>(
+        limits: Limits,
+        handler: impl Fn(Request<D>) -> StreamingFuture + Clone + Send + Sync + 'static,
+    ) -> Method
+    where
+        D: prost::Message + Default + Send + 'static,
+    {
+        Method(Arc::new(move |request| {
+            let mut grpc = limits.grpc(EncodedCodec::<D>::default());
+            let method = tower::service_fn(handler.clone());
+            Box::pin(async move { grpc.server_streaming(method, request).await })
+        }))
+    }
+
+    /// A client-streaming method: `handler` reads a stream of prost
+    /// requests and answers once.
+    pub fn client_streaming<D, R>(
+        limits: Limits,
+        handler: impl Fn(Request<Streaming<D>>) -> UnaryFuture<R> + Clone + Send + Sync + 'static,
+    ) -> Method
+    where
+        D: prost::Message + Default + Send + 'static,
+        R: prost::Message + Send + 'static,
+    {
+        Method(Arc::new(move |request| {
+            let mut grpc = limits.grpc(ProstCodec::<R, D>::default());
+            let method = tower::service_fn(handler.clone());
+            Box::pin(async move { grpc.client_streaming(method, request).await })
+        }))
+    }
+}
+
+impl tower::Service<HttpRequest> for Method {
+    type Response = HttpResponse;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<HttpResponse, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: HttpRequest) -> Self::Future {
+        let response = (self.0)(request);
+        Box::pin(async move { Ok(response.await) })
+    }
+}
+
+/// The answer to a method the service does not have, as a generated tonic
+/// server gives it: a headers-only response with UNIMPLEMENTED.
+async fn unimplemented(request: HttpRequest) -> HttpResponse {
+    Status::unimplemented(format!("no such method: {}", request.uri().path())).into_http()
+}
+
+/// The routes of one gRPC service: each of its methods on its path, and
+/// UNIMPLEMENTED for any other path under the service.
+pub struct ServiceRoutes {
+    router: Router,
+    /// The service's full name (`package.Service`).
+    service: &'static str,
+}
+
+impl ServiceRoutes {
+    /// Starts the routes of `service` on `router`.
+    pub fn new(router: Router, service: &'static str) -> Self {
+        ServiceRoutes { router, service }
+    }
+
+    /// Puts `method` on `/service/name`.
+    pub fn method(mut self, name: &str, method: Method) -> Self {
+        let path = format!("/{}/{name}", self.service);
+        self.router = self.router.route_service(&path, method);
+        self
+    }
+
+    /// The router with the service's methods, and UNIMPLEMENTED for the
+    /// rest of its paths.
+    pub fn finish(self) -> Router {
+        let others = tower::service_fn(|request: HttpRequest| async move {
+            Ok::<_, Infallible>(unimplemented(request).await)
+        });
+        self.router
+            .route_service(&format!("/{}/{{*rest}}", self.service), others)
+    }
+}

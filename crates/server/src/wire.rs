@@ -1,0 +1,290 @@
+//! Response messages encoded straight from the store's records.
+//!
+//! Every entry a gRPC stream sends is read from the reader's buffer as an
+//! [`EntryRef`] and goes out as protobuf bytes. Building a prost `LogEntry`
+//! first would allocate a `String` per field (and a map for the labels) only
+//! to copy them once more into tonic's buffer and drop them; here the entry
+//! is written once, into a per-stream [`Arena`], and tonic copies those
+//! bytes into its frame with [`EncodedCodec`]. The bytes are exactly what
+//! prost would write for the same `LogEntry` (fields in number order,
+//! defaults left out), which the tests check against prost itself.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use logtap_store::EntryRef;
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use std::marker::PhantomData;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::Status;
+use tonic_prost::ProstDecoder;
+
+/// The bytes an [`Arena`] allocates at a time. Small, because a stream
+/// keeps its current chunk for as long as it lives (a thousand live tails
+/// hold a thousand chunks), and large enough that a chunk serves dozens of
+/// ordinary entries.
+const ARENA_CHUNK: usize = 8 * 1024;
+
+/// Where one stream encodes its entries: each message is a slice of a
+/// shared chunk, so encoding an entry costs no allocation of its own.
+#[derive(Debug, Default)]
+pub struct Arena {
+    /// The rest of the current chunk; each message is split off its front.
+    chunk: BytesMut,
+}
+
+impl Arena {
+    /// `entry` in logtap.v1's `LogEntry` form.
+    pub fn v1(&mut self, entry: &EntryRef<'_>) -> Bytes {
+        self.encode(v1_len(entry), |buf| put_v1(entry, buf))
+    }
+
+    /// `entry` in the seed's `LogEntry` form: message and timestamp.
+    pub fn seed(&mut self, entry: &EntryRef<'_>) -> Bytes {
+        self.encode(seed_len(entry), |buf| put_seed(entry, buf))
+    }
+
+    /// Writes a message of exactly `len` bytes with `put`.
+    fn encode(&mut self, len: usize, put: impl FnOnce(&mut BytesMut)) -> Bytes {
+        if self.chunk.capacity() < len {
+            // The old chunk lives on in the messages already split off it
+            // until tonic has copied them.
+            self.chunk = BytesMut::with_capacity(len.max(ARENA_CHUNK));
+        }
+        put(&mut self.chunk);
+        debug_assert_eq!(self.chunk.len(), len, "the length computed ahead");
+        self.chunk.split().freeze()
+    }
+}
+
+/// The encoded length of a length-delimited field `tag` holding `len` bytes.
+fn delimited_len(len: usize) -> usize {
+    // Every tag here is below 16, so its key is one byte.
+    1 + encoded_len_varint(len as u64) + len
+}
+
+/// The encoded length of a varint field with value `value`.
+fn varint_len(value: u64) -> usize {
+    1 + encoded_len_varint(value)
+}
+
+/// Writes a string field, left out when empty as proto3 does.
+fn put_str(tag: u32, text: &str, buf: &mut BytesMut) {
+    if !text.is_empty() {
+        encode_key(tag, WireType::LengthDelimited, buf);
+        encode_varint(text.len() as u64, buf);
+        buf.put_slice(text.as_bytes());
+    }
+}
+
+/// Writes a varint field, left out when zero as proto3 does.
+fn put_varint(tag: u32, value: u64, buf: &mut BytesMut) {
+    if value != 0 {
+        encode_key(tag, WireType::Varint, buf);
+        encode_varint(value, buf);
+    }
+}
+
+/// The length of a string field, zero when it is left out.
+fn str_len(text: &str) -> usize {
+    if text.is_empty() {
+        0
+    } else {
+        delimited_len(text.len())
+    }
+}
+
+/// The length of a varint field, zero when it is left out.
+fn opt_varint_len(value: u64) -> usize {
+    if value == 0 {
+        0
+    } else {
+        varint_len(value)
+    }
+}
+
+/// The length of one `labels` map entry's body (key = 1, value = 2).
+fn label_body_len(name: &str, value: &str) -> usize {
+    str_len(name) + str_len(value)
+}
+
+/// The seed's `LogEntry`: message = 1, timestamp = 2.
+fn seed_len(entry: &EntryRef<'_>) -> usize {
+    str_len(entry.message) + opt_varint_len(entry.timestamp as u64)
+}
+
+fn put_seed(entry: &EntryRef<'_>, buf: &mut BytesMut) {
+    put_str(1, entry.message, buf);
+    // int64 goes on the wire as its two's complement, like prost writes it.
+    put_varint(2, entry.timestamp as u64, buf);
+}
+
+/// logtap.v1's `LogEntry`: message = 1, timestamp = 2, level = 3,
+/// cursor = 4, labels = 5 (a map: one length-delimited entry per label).
+fn v1_len(entry: &EntryRef<'_>) -> usize {
+    let labels: usize = entry
+        .labels()
+        .map(|(name, value)| delimited_len(label_body_len(name, value)))
+        .sum();
+    seed_len(entry) + str_len(entry.level.as_str()) + opt_varint_len(entry.cursor) + labels
+}
+
+fn put_v1(entry: &EntryRef<'_>, buf: &mut BytesMut) {
+    put_seed(entry, buf);
+    put_str(3, entry.level.as_str(), buf);
+    put_varint(4, entry.cursor, buf);
+    for (name, value) in entry.labels() {
+        encode_key(5, WireType::LengthDelimited, buf);
+        encode_varint(label_body_len(name, value) as u64, buf);
+        put_str(1, name, buf);
+        put_str(2, value, buf);
+    }
+}
+
+/// The codec of a server-streaming method whose responses are encoded
+/// ahead (by an [`Arena`]): requests are decoded by prost as usual,
+/// responses are copied into the frame as they are.
+#[derive(Debug)]
+pub struct EncodedCodec<D>(PhantomData<fn() -> D>);
+
+impl<D> Default for EncodedCodec<D> {
+    fn default() -> Self {
+        EncodedCodec(PhantomData)
+    }
+}
+
+impl<D> Codec for EncodedCodec<D>
+where
+    D: prost::Message + Default + Send + 'static,
+{
+    type Encode = Bytes;
+    type Decode = D;
+    type Encoder = Copying;
+    type Decoder = ProstDecoder<D>;
+
+    fn encoder(&mut self) -> Copying {
+        Copying
+    }
+
+    fn decoder(&mut self) -> ProstDecoder<D> {
+        ProstDecoder::default()
+    }
+}
+
+/// Writes an already encoded message into tonic's frame.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Copying;
+
+impl Encoder for Copying {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logtap_proto::v1::LogEntry;
+    use logtap_store::{Level, NewEntry, Store, StoreConfig, SyncPolicy};
+    use proptest::prelude::*;
+    use prost::Message;
+
+    /// What the server sent before this module: the same entry built as a
+    /// prost message. The model the encoding is checked against.
+    fn prost_v1(entry: &EntryRef<'_>) -> LogEntry {
+        LogEntry {
+            message: entry.message.to_string(),
+            timestamp: entry.timestamp,
+            level: entry.level.as_str().to_string(),
+            cursor: entry.cursor,
+            labels: entry
+                .labels()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+        }
+    }
+
+    fn level() -> impl Strategy<Value = Level> {
+        prop::sample::select(Level::ALL.to_vec())
+    }
+
+    /// A store in a fresh directory holding `entries`.
+    fn store_with(entries: &[NewEntry]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.sync = SyncPolicy::Never;
+        let store = Store::open(config).unwrap();
+        store.append(entries).unwrap();
+        (dir, store)
+    }
+
+    fn new_entry() -> impl Strategy<Value = NewEntry> {
+        (
+            any::<i64>(),
+            level(),
+            // Empty strings too, which proto3 leaves out.
+            ".{0,40}",
+            prop::collection::btree_map(".{0,8}", ".{0,8}", 0..4),
+        )
+            .prop_map(|(timestamp, level, message, labels)| NewEntry {
+                timestamp,
+                level,
+                message,
+                labels: labels.into_iter().collect(),
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the store holds, a prost client decodes exactly the
+        /// entry prost itself would have sent; without labels (whose map
+        /// prost writes in hash order) the bytes are prost's, byte for byte.
+        #[test]
+        fn entries_encode_as_prost_would(entries in prop::collection::vec(new_entry(), 1..20)) {
+            let (_dir, store) = store_with(&entries);
+            let mut reader = store.reader(Default::default()).unwrap();
+            let mut arena = Arena::default();
+            loop {
+                let entry = match reader.step(usize::MAX).unwrap() {
+                    logtap_store::Step::Entry(entry) => entry,
+                    logtap_store::Step::End => break,
+                    logtap_store::Step::Pending => continue,
+                };
+                let model = prost_v1(&entry);
+                let v1 = arena.v1(&entry);
+                prop_assert_eq!(LogEntry::decode(v1.clone()).unwrap(), model.clone());
+                if model.labels.len() <= 1 {
+                    prop_assert_eq!(&v1[..], &model.encode_to_vec()[..]);
+                }
+                let seed = logtap_proto::example::LogEntry {
+                    message: model.message.clone(),
+                    timestamp: model.timestamp,
+                };
+                prop_assert_eq!(&arena.seed(&entry)[..], &seed.encode_to_vec()[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_larger_than_a_chunk_gets_a_chunk_of_its_own() {
+        let message = "x".repeat(3 * ARENA_CHUNK);
+        let (_dir, store) = store_with(&[NewEntry {
+            timestamp: 1,
+            level: Level::Error,
+            message: message.clone(),
+            labels: vec![],
+        }]);
+        let mut reader = store.reader(Default::default()).unwrap();
+        let Ok(logtap_store::Step::Entry(entry)) = reader.step(usize::MAX) else {
+            panic!("the entry is read back");
+        };
+        let mut arena = Arena::default();
+        let small = arena.seed(&entry);
+        let decoded = LogEntry::decode(arena.v1(&entry)).unwrap();
+        assert_eq!(decoded.message, message);
+        assert_eq!(small.len(), delimited_len(message.len()) + 2);
+    }
+}
