@@ -131,14 +131,20 @@ where
     }
     let guard = shared.metrics.open_stream(shared.max_streams)?;
     let store = shared.store.clone();
-    // Counting and positioning a reader may read segment files, so they run
-    // where blocking is allowed.
-    let (prepared, query) = tokio::task::spawn_blocking(move || {
-        let prepared = prepare(&store, &query);
-        (prepared, query)
-    })
-    .await
-    .map_err(ServeError::join)?;
+    // Counting and positioning a backward reader may read segment files,
+    // so they run where blocking is allowed. A forward reader that needs no
+    // count only looks at summaries in memory: a storm of live tails then
+    // costs no blocking thread (and its memory) per stream.
+    let (prepared, query) = if counts(&query) || query.reverse {
+        tokio::task::spawn_blocking(move || {
+            let prepared = prepare(&store, &query);
+            (prepared, query)
+        })
+        .await
+        .map_err(ServeError::join)?
+    } else {
+        (prepare(&store, &query), query)
+    };
     let (reader, plan, total_count) = prepared?;
     tracing::debug!(
         request_id = %request_id,
@@ -164,8 +170,14 @@ where
     })
 }
 
+/// Whether the stream's exact length is known up front (history only, with
+/// no text or label filter), so it is counted and sent in the headers.
+fn counts(query: &Query) -> bool {
+    !query.follow && query.matcher.is_empty()
+}
+
 /// Works out the read options, counts when the count will be exact, and
-/// positions the reader. Blocking.
+/// positions the reader. Blocking when it counts or reads backward.
 fn prepare(store: &Store, query: &Query) -> Result<(Reader, Plan, Option<u64>), StoreError> {
     let filter = Filter {
         min_level: query.min_level,
@@ -201,7 +213,7 @@ fn prepare(store: &Store, query: &Query) -> Result<(Reader, Plan, Option<u64>), 
         },
         filter,
     };
-    let total_count = if !query.follow && query.matcher.is_empty() {
+    let total_count = if counts(query) {
         let count = store.count(&options)?;
         Some(query.limit.map_or(count, |limit| count.min(limit)))
     } else {
