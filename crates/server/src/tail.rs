@@ -20,14 +20,16 @@ use crate::metrics::{Limit, Metrics, StreamGuard};
 use crate::query::{Kind, Matcher, Query};
 use crate::state::Shared;
 use futures::Stream;
+use futures::StreamExt;
 use logtap_store::{Direction, EntryRef, Filter, ReadOptions, Reader, Step, Store, StoreError};
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use tokio::sync::watch;
 use tokio::task::coop;
-use tokio_util::sync::{CancellationToken, ReusableBoxFuture};
+use tokio_stream::wrappers::WatchStream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// The work (records read, blocks or segments passed over, entries sent or
 /// rejected by the text and label filters) a stream does between two pauses
@@ -257,19 +259,6 @@ enum Phase {
     Ended,
 }
 
-/// How a following stream was woken.
-enum Woken {
-    /// A commit it has not seen.
-    Commit,
-    /// Shutdown, or the store is gone and nothing more will come.
-    Shutdown,
-}
-
-/// The wait of a caught-up stream. It owns the receiver and the shutdown
-/// token while it runs and gives them back, so that waiting costs no
-/// clone of either, and its box is reused from one wait to the next.
-type Wait = ReusableBoxFuture<'static, (Woken, watch::Receiver<u64>, CancellationToken)>;
-
 /// The reading loop, by hand rather than as a generator: its state is
 /// these fields, kept in the response body itself, so dropping the body
 /// drops the reader and stops everything. One poll reads until a match, a
@@ -277,12 +266,16 @@ type Wait = ReusableBoxFuture<'static, (Woken, watch::Receiver<u64>, Cancellatio
 struct Reading<T, F> {
     /// The newest visible cursor, read before every step.
     live: Live,
-    /// Checked once per budget, and raced against commits while waiting.
+    /// Checked once per budget.
     shutdown: CancellationToken,
-    /// Commit notifications; lent to the wait while the stream waits.
-    commits: Option<watch::Receiver<u64>>,
-    /// The wait while the stream is [`Phase::Waiting`].
-    wait: Wait,
+    /// Resolves at shutdown; raced against commits while waiting. Made
+    /// once per stream, so a wait costs no clone of the token.
+    shut_down: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Yields after every commit since it last yielded. A commit the
+    /// reader has already read past wakes it once more for nothing (one
+    /// step that finds the end); a commit that lands between a step and
+    /// the wait is never missed.
+    commits: WatchStream<u64>,
     reader: Reader,
     plan: Plan,
     matcher: Matcher,
@@ -313,12 +306,11 @@ fn read<T, F>(
     matcher: Matcher,
     map: F,
 ) -> Reading<T, F> {
-    let commits = shared.live.subscribe();
     Reading {
+        commits: WatchStream::from_changes(shared.live.subscribe()),
         live: shared.live,
+        shut_down: Box::pin(shared.shutdown.clone().cancelled_owned()),
         shutdown: shared.shutdown,
-        commits: Some(commits),
-        wait: ReusableBoxFuture::new(std::future::pending()),
         reader,
         plan,
         matcher,
@@ -397,7 +389,8 @@ where
                 if !self.plan.follow {
                     return Some(self.end(EndReason::Complete));
                 }
-                self.wait_unless_newer(visible);
+                self.phase = Phase::Waiting;
+                self.work = 0;
                 return None;
             }
             Outcome::Failed(failure) => {
@@ -412,40 +405,6 @@ where
             self.phase = Phase::Paused(Pause::default());
         }
         item
-    }
-
-    /// Having caught up with everything up to `visible`: waits for the next
-    /// commit, unless one came in the meantime (then reads on). Marking the
-    /// watch's value seen and comparing it with `visible` closes the race
-    /// with a commit that lands between the step and the wait: it is either
-    /// newer than `visible` here, or wakes the wait.
-    fn wait_unless_newer(&mut self, visible: u64) {
-        let Some(mut commits) = self.commits.take() else {
-            // Lent to a wait that has not given it back: cannot happen,
-            // since the stream reads only after its wait ended.
-            return;
-        };
-        let seen = *commits.borrow_and_update();
-        if seen > visible {
-            self.commits = Some(commits);
-            return;
-        }
-        let shutdown = self.shutdown.clone();
-        self.wait.set(async move {
-            let woken = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => Woken::Shutdown,
-                // An error means the store's hook is gone, so the store
-                // is: nothing more will come.
-                changed = commits.changed() => match changed {
-                    Ok(()) => Woken::Commit,
-                    Err(_) => Woken::Shutdown,
-                },
-            };
-            (woken, commits, shutdown)
-        });
-        self.phase = Phase::Waiting;
-        self.work = 0;
     }
 
     /// The last item: what the trailers need, and why the stream ended.
@@ -496,13 +455,14 @@ where
                     this.phase = Phase::Reading;
                 }
                 Phase::Waiting => {
-                    let (woken, commits, _) = ready!(this.wait.poll(cx));
-                    this.commits = Some(commits);
-                    match woken {
-                        Woken::Commit => this.phase = Phase::Reading,
-                        Woken::Shutdown => {
-                            return Poll::Ready(Some(this.end(EndReason::Shutdown)));
-                        }
+                    if this.shut_down.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Some(this.end(EndReason::Shutdown)));
+                    }
+                    match ready!(this.commits.poll_next_unpin(cx)) {
+                        Some(_) => this.phase = Phase::Reading,
+                        // The store's hook is gone, so the store is:
+                        // nothing more will come.
+                        None => return Poll::Ready(Some(this.end(EndReason::Shutdown))),
                     }
                 }
             }
