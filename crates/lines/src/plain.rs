@@ -23,6 +23,8 @@
 //!    * in brackets of any case: `[warn]`, `<Error>`, `( debug )`;
 //!    * first on the line and followed by a colon: `error: ...`,
 //!      `Warning: ...`;
+//!    * right after the line's leading time (see [`leading_timestamp`]):
+//!      `2024-05-01T12:00:00Z error disk full`;
 //!    * a tab-separated field: `2024-05-01T12:00:00Z\terror\tapp\t...`
 //!      (zap's console format).
 //!
@@ -36,9 +38,11 @@ use logtap_store::{Level, NewEntry};
 
 /// A plain-text line as an entry: see the module's rules.
 pub fn parse_plain_text(line: &str, received_ns: i64) -> NewEntry {
+    // The time is read once: the level rules need where it ends.
+    let time = leading_time(line);
     NewEntry {
-        timestamp: leading_timestamp(line).unwrap_or(received_ns),
-        level: detect_level(line).unwrap_or(Level::Info),
+        timestamp: time.map_or(received_ns, |(nanos, _)| nanos),
+        level: level_of(line, time.map(|(_, end)| end)).unwrap_or(Level::Info),
         message: line.to_string(),
         labels: Vec::new(),
     }
@@ -48,8 +52,11 @@ pub fn parse_plain_text(line: &str, received_ns: i64) -> NewEntry {
 /// RFC 3339 time with an offset: the first word (brackets around it are
 /// ignored), or the first two words joined, for `2024-05-01 12:00:00Z`.
 pub fn leading_timestamp(line: &str) -> Option<i64> {
-    let mut words = line.split_whitespace();
-    let first = words.next()?;
+    leading_time(line).map(|(nanos, _)| nanos)
+}
+
+/// [`leading_timestamp`], with the byte offset where the time's words end.
+fn leading_time(line: &str) -> Option<(i64, usize)> {
     let unbracket = |word: &str| {
         word.trim_start_matches(['[', '(', '<'])
             .trim_end_matches([']', ')', '>', ':', ','])
@@ -62,29 +69,50 @@ pub fn leading_timestamp(line: &str) -> Option<i64> {
     };
     // Only a word that starts like a date is worth parsing.
     let looks_like_date = |word: &str| word.len() >= 10 && word.as_bytes()[4] == b'-';
+    let (first, first_end) = next_word(line, 0)?;
     let word = unbracket(first);
     if !looks_like_date(&word) {
         return None;
     }
-    rfc3339(&word).or_else(|| {
-        let second = unbracket(words.next()?);
-        rfc3339(&format!("{word}T{second}"))
-    })
+    if let Some(nanos) = rfc3339(&word) {
+        return Some((nanos, first_end));
+    }
+    let (second, second_end) = next_word(line, first_end)?;
+    let nanos = rfc3339(&format!("{word}T{}", unbracket(second)))?;
+    Some((nanos, second_end))
+}
+
+/// The next run of non-white-space characters in `line` from byte `from`,
+/// and the offset where it ends.
+fn next_word(line: &str, from: usize) -> Option<(&str, usize)> {
+    let rest = &line[from..];
+    let start = from + (rest.len() - rest.trim_start().len());
+    let word_len = line[start..]
+        .find(char::is_whitespace)
+        .unwrap_or(line.len() - start);
+    (word_len > 0).then(|| (&line[start..start + word_len], start + word_len))
 }
 
 /// The level a plain-text line states, if it states one (see the module's
 /// rules).
 pub fn detect_level(line: &str) -> Option<Level> {
+    level_of(line, leading_time(line).map(|(_, end)| end))
+}
+
+/// [`detect_level`], given where the line's leading time ends, if it has
+/// one.
+fn level_of(line: &str, time_end: Option<usize>) -> Option<Level> {
     let stripped;
-    let text = if line.contains('\x1b') {
+    let (text, time_end) = if line.contains('\x1b') {
         stripped = strip_ansi(line);
-        stripped.as_str()
+        let time_end = leading_time(&stripped).map(|(_, end)| end);
+        (stripped.as_str(), time_end)
     } else {
-        line
+        (line, time_end)
     };
     key_value_level(text)
         .or_else(|| line_start_level(text))
-        .or_else(|| word_level(text))
+        .or_else(|| word_level(text, time_end))
 }
 
 /// Whether a byte can be part of a word: a level word touching one of these
@@ -239,9 +267,10 @@ fn line_start_level(text: &str) -> Option<Level> {
     None
 }
 
-/// Rule 3: a level word in capitals, in brackets, first with a colon, or
-/// as a tab-separated field.
-fn word_level(text: &str) -> Option<Level> {
+/// Rule 3: a level word in capitals, in brackets, first with a colon,
+/// right after the leading time (which ends at `time_end`), or as a
+/// tab-separated field.
+fn word_level(text: &str, time_end: Option<usize>) -> Option<Level> {
     let bytes = text.as_bytes();
     let first_word_start = text.len() - text.trim_start().len();
     for (start, end) in words(text) {
@@ -262,12 +291,14 @@ fn word_level(text: &str) -> Option<Level> {
                 (b'[', Some(b']')) | (b'<', Some(b'>')) | (b'(', Some(b')'))
             );
         let first_with_colon = start == first_word_start && bytes.get(end) == Some(&b':');
+        let first_after_time =
+            time_end.is_some_and(|time_end| skip_spaces(bytes, time_end) == start);
         let tab_field = {
             let tab_before = start > 0 && bytes[start - 1] == b'\t';
             let tab_after = bytes.get(end) == Some(&b'\t');
             (tab_before && (tab_after || end == bytes.len())) || (tab_after && start == 0)
         };
-        if capitals || bracketed || first_with_colon || tab_field {
+        if capitals || bracketed || first_with_colon || first_after_time || tab_field {
             return Some(level);
         }
     }
@@ -403,6 +434,14 @@ mod tests {
             ("2024-05-01T12:00:00Z\terror\tapp\tboom", Some(Error)),
             ("debug\tapp\tboom", Some(Debug)),
             ("2024-05-01T12:00:00Z\twarn", Some(Warn)),
+            ("2026-11-24T10:00:00Z error disk on fire", Some(Error)),
+            ("[2024-05-01T12:00:00+02:00] warning: slow", Some(Warn)),
+            ("2024-05-01 12:00:00.5Z   debug cache miss", Some(Debug)),
+            // Only the word right after the time counts, and only after a
+            // time that is read as the entry's timestamp.
+            ("2024-05-01T12:00:00Z app error count rose", None),
+            ("2024-05-01T12:00:00 error no offset", None),
+            ("12:00:00 error no date", None),
             // The first level word wins.
             ("INFO retry after ERROR", Some(Info)),
             ("user said: ERROR", Some(Error)),

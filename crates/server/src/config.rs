@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// is answered 413. The body is read line by line and stored in batches,
     /// so this bounds what one request may add, not the memory it takes.
     pub max_push_body_bytes: u64,
+    /// How many threads serve connections; each connection stays on one
+    /// (see [`crate::threads`]). One per core by default.
+    pub connection_threads: usize,
 }
 
 /// How many bytes an entry's LogEntry going out may exceed the PushRequest
@@ -108,6 +111,7 @@ impl ServerConfig {
             listen_explicit: true,
             sse_heartbeat: Duration::from_secs(15),
             max_push_body_bytes: 256 << 20,
+            connection_threads: crate::threads::ConnectionThreads::default_count(),
         }
     }
 }

@@ -237,6 +237,17 @@ impl StreamExecutor {
         let watched = Watched::new(future, self.idle_timeout, self.force_close.clone());
         self.tracker.spawn(watched);
     }
+
+    /// Spawns `future`, watched, on the tracker and on `runtime`: the
+    /// connection thread it is to live on.
+    pub fn spawn_on<F>(&self, future: F, runtime: &tokio::runtime::Handle)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let watched = Watched::new(future, self.idle_timeout, self.force_close.clone());
+        self.tracker.spawn_on(watched, runtime);
+    }
 }
 
 impl<F> hyper::rt::Executor<F> for StreamExecutor

@@ -25,6 +25,7 @@
 //!   `/api/v1/sse`, `POST /api/v1/push`) over the same query core.
 //! - [`viewer`]: the browser viewer at `/`, embedded in the binary.
 //! - [`server`]: binding, the accept loop, shutdown.
+//! - [`threads`]: the threads connections are served on, one each.
 //! - [`auth`], [`tls`], [`cors`]: bearer tokens and scopes, TLS, and which
 //!   browser origins may call.
 
@@ -47,6 +48,7 @@ pub mod seed;
 pub mod server;
 pub mod state;
 pub mod tail;
+pub mod threads;
 pub mod tls;
 pub mod viewer;
 pub mod wire;

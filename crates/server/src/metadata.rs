@@ -2,6 +2,7 @@
 //! CRC a client checks the stream against.
 
 use crate::tail::Summary;
+use logtap_store::checksum;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
 /// Header and trailer: the client's request id, echoed, or a new one.
@@ -91,8 +92,10 @@ pub struct Crc(u32);
 impl Crc {
     /// Adds one entry.
     pub fn add(&mut self, timestamp: i64, message: &str) {
-        self.0 = crc32c::crc32c_append(self.0, &timestamp.to_le_bytes());
-        self.0 = crc32c::crc32c_append(self.0, message.as_bytes());
+        // The timestamp goes in as one 8-byte step: casting to u64 keeps its
+        // two's complement bytes, and the step appends them little-endian.
+        let crc = checksum::crc32c_append_u64(self.0, timestamp as u64);
+        self.0 = checksum::crc32c_append(crc, message.as_bytes());
     }
 
     /// The CRC so far.
@@ -146,6 +149,13 @@ mod tests {
         crc.add(1, "a");
         let mut bytes = 1i64.to_le_bytes().to_vec();
         bytes.push(b'a');
+        assert_eq!(crc.value(), crc32c::crc32c(&bytes));
+        // A negative timestamp and a message long enough for 8-byte steps
+        // and a tail, against the crate over the same bytes.
+        let message = "GET /api/v1/items/0000000042 200 OK user=élodie latency_ms=12";
+        crc.add(-1_700_000_000_000_000_000, message);
+        bytes.extend_from_slice(&(-1_700_000_000_000_000_000i64).to_le_bytes());
+        bytes.extend_from_slice(message.as_bytes());
         assert_eq!(crc.value(), crc32c::crc32c(&bytes));
         assert_eq!(Crc::default().to_hex(), "00000000");
     }

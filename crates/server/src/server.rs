@@ -18,6 +18,7 @@ use crate::idle::StreamExecutor;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::state::Shared;
+use crate::threads::ConnectionThreads;
 use crate::{auth, cors, grpc, http, tls};
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
@@ -172,6 +173,9 @@ impl Server {
             tls,
             ..
         } = self;
+        let threads = ConnectionThreads::start(config.connection_threads).map_err(|error| {
+            ServerError::Internal(format!("starting the connection threads: {error}"))
+        })?;
         let tracker = TaskTracker::new();
         let force_close = CancellationToken::new();
         let graceful = GracefulShutdown::new();
@@ -197,17 +201,34 @@ impl Server {
                         // connection still in its TLS handshake is waited
                         // for and then told to drain like the others.
                         let watcher = graceful.watcher();
-                        match &tls {
-                            None => executor.spawn(serve_io(&builder, TokioIo::new(tcp), service, watcher, peer)),
-                            Some(acceptor) => {
-                                let acceptor = acceptor.clone();
-                                let builder = builder.clone();
-                                let stopping = shared.shutdown.clone();
-                                // The handshake runs in the connection's
-                                // task: a slow client never stalls accepting.
-                                // Shutdown abandons it rather than wait for
-                                // a client that may never finish it.
-                                executor.spawn(async move {
+                        // The socket moves to the reactor of the thread that
+                        // serves it (see `threads.rs`).
+                        let tcp = match tcp.into_std() {
+                            Ok(tcp) => tcp,
+                            Err(error) => {
+                                tracing::warn!(peer = %peer, error = %error, "Could not hand a connection to its thread; dropping it.");
+                                continue;
+                            }
+                        };
+                        let builder = builder.clone();
+                        let tls = tls.clone();
+                        let stopping = shared.shutdown.clone();
+                        executor.spawn_on(async move {
+                            let tcp = match TcpStream::from_std(tcp) {
+                                Ok(tcp) => tcp,
+                                Err(error) => {
+                                    tracing::warn!(peer = %peer, error = %error, "Could not register a connection with its thread.");
+                                    return;
+                                }
+                            };
+                            match tls {
+                                None => serve_io(&builder, TokioIo::new(tcp), service, watcher, peer).await,
+                                Some(acceptor) => {
+                                    // The handshake runs in the connection's
+                                    // task: a slow client never stalls
+                                    // accepting. Shutdown abandons it rather
+                                    // than wait for a client that may never
+                                    // finish it.
                                     let stream = tokio::select! {
                                         stream = tls::accept(&acceptor, tcp) => stream,
                                         () = stopping.cancelled() => None,
@@ -215,9 +236,9 @@ impl Server {
                                     if let Some(stream) = stream {
                                         serve_io(&builder, TokioIo::new(stream), service, watcher, peer).await;
                                     }
-                                });
+                                }
                             }
-                        }
+                        }, threads.next());
                     }
                     Err(error) => {
                         // Usually out of file descriptors: back off instead of
@@ -256,6 +277,8 @@ impl Server {
                 "Some connection tasks did not stop; syncing the store anyway."
             );
         }
+        // Every connection has ended or been cut: the threads can go.
+        drop(threads);
         drop(router);
         let store = shared.store.clone();
         drop(shared);

@@ -13,6 +13,7 @@
 //! See ARCHITECTURE.md at the repository root for the on-disk format and
 //! the invariants.
 
+pub mod checksum;
 mod config;
 mod entry;
 mod error;

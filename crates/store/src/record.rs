@@ -15,6 +15,7 @@
 //! A record is served only if its length fits, its CRC matches, and its
 //! fields parse; anything else is corruption, never data.
 
+use crate::checksum;
 use crate::entry::EntryRef;
 use crate::{Level, NewEntry, StoreError};
 
@@ -69,7 +70,7 @@ pub(crate) fn encode(out: &mut Vec<u8>, cursor: u64, entry: &NewEntry) -> Result
         out.truncate(start);
         return Err(StoreError::EntryTooLarge("the record is over 1 GiB"));
     }
-    let crc = crc32c::crc32c(&out[start + HEADER_LEN..]);
+    let crc = checksum::crc32c(&out[start + HEADER_LEN..]);
     out[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     Ok(())
@@ -82,7 +83,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(EntryRef<'_>, usize), DecodeError>
     let total = HEADER_LEN + payload_len;
     let payload = &bytes[HEADER_LEN..total];
     let crc = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
-    if crc32c::crc32c(payload) != crc {
+    if checksum::crc32c(payload) != crc {
         return Err(DecodeError::Corrupt("checksum mismatch"));
     }
     Ok((parse_payload(payload)?, total))
