@@ -18,8 +18,11 @@ pub struct Metrics {
     /// Renders every metric below in the text exposition format.
     registry: Registry,
     /// Reading streams open now, on every transport. Moved only by
-    /// [`StreamGuard`], so it cannot drift when a stream ends in an odd way.
+    /// [`GaugeUnit`], so it cannot drift when a stream ends in an odd way.
     pub active_streams: Gauge,
+    /// Client connections open now (HTTP/1.1 and HTTP/2, TLS or not), from
+    /// accept to close. Moved only by [`GaugeUnit`].
+    pub open_connections: Gauge,
     /// Entries made durable by pushes, on every transport.
     pub entries_stored: Counter,
     /// Entries handed to a transport by reading streams.
@@ -88,6 +91,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let metrics = Metrics {
             active_streams: Gauge::default(),
+            open_connections: Gauge::default(),
             entries_stored: Counter::default(),
             entries_sent: Counter::default(),
             streams_cancelled: Counter::default(),
@@ -105,6 +109,11 @@ impl Metrics {
             "logtap_active_streams",
             "Reading streams open now, on every transport",
             metrics.active_streams.clone(),
+        );
+        registry.register(
+            "logtap_open_connections",
+            "Client connections open now",
+            metrics.open_connections.clone(),
         );
         registry.register(
             "logtap_entries_stored",
@@ -182,10 +191,10 @@ impl Metrics {
     }
 
     /// Counts a new reading stream, or refuses it when `limit` are open.
-    pub fn open_stream(&self, limit: usize) -> Result<StreamGuard, ServeError> {
+    pub fn open_stream(&self, limit: usize) -> Result<GaugeUnit, ServeError> {
         let before = self.active_streams.inc();
-        let guard = StreamGuard {
-            active: self.active_streams.clone(),
+        let guard = GaugeUnit {
+            gauge: self.active_streams.clone(),
         };
         if usize::try_from(before).unwrap_or(usize::MAX) >= limit {
             // Dropping the guard takes the count back down.
@@ -194,6 +203,14 @@ impl Metrics {
             return Err(ServeError::TooManyStreams { limit });
         }
         Ok(guard)
+    }
+
+    /// Counts an accepted connection, until the unit is dropped.
+    pub fn open_connection(&self) -> GaugeUnit {
+        self.open_connections.inc();
+        GaugeUnit {
+            gauge: self.open_connections.clone(),
+        }
     }
 
     /// Counts one refusal (or reset) because `limit` was reached.
@@ -250,16 +267,17 @@ impl Default for Metrics {
     }
 }
 
-/// Holds one unit of `logtap_active_streams` for as long as a stream lives.
+/// Holds one unit of a gauge (`logtap_active_streams`,
+/// `logtap_open_connections`) for as long as what it counts lives.
 #[derive(Debug)]
-pub struct StreamGuard {
+pub struct GaugeUnit {
     /// The gauge to take back down on drop.
-    active: Gauge,
+    gauge: Gauge,
 }
 
-impl Drop for StreamGuard {
+impl Drop for GaugeUnit {
     fn drop(&mut self) {
-        self.active.dec();
+        self.gauge.dec();
     }
 }
 

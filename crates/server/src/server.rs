@@ -213,7 +213,10 @@ impl Server {
                         let builder = builder.clone();
                         let tls = tls.clone();
                         let stopping = shared.shutdown.clone();
+                        let counted = shared.metrics.open_connection();
                         executor.spawn_on(async move {
+                            // Held until the connection ends, however it ends.
+                            let _counted = counted;
                             let tcp = match TcpStream::from_std(tcp) {
                                 Ok(tcp) => tcp,
                                 Err(error) => {

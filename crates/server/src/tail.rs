@@ -16,7 +16,7 @@ use crate::error::ServeError;
 use crate::idle::Probe;
 use crate::live::Live;
 use crate::metadata::{Crc, RequestId};
-use crate::metrics::{Limit, Metrics, StreamGuard};
+use crate::metrics::{GaugeUnit, Limit, Metrics};
 use crate::query::{Kind, Matcher, Query};
 use crate::state::Shared;
 use futures::Stream;
@@ -531,7 +531,7 @@ pub struct TailStream<T> {
     /// client cancelled (or was reset for being idle).
     ended: bool,
     /// Holds one unit of the active streams gauge until the stream is gone.
-    _guard: StreamGuard,
+    _guard: GaugeUnit,
 }
 
 impl<T> Stream for TailStream<T> {

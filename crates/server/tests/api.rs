@@ -735,3 +735,34 @@ async fn grpc_web_over_http1_streams_entries_and_trailers_on_the_same_port() {
     assert!(trailers.contains("logtap-sent:2"), "{trailers}");
     assert!(trailers.contains("logtap-next-cursor:6"), "{trailers}");
 }
+
+/// `logtap_open_connections` counts connections from accept to close. The
+/// scrape's own HTTP/1.1 connection is open while the gauge is read, so it
+/// counts itself: one more than the clients.
+#[tokio::test]
+async fn open_connections_are_counted_until_they_close() {
+    let server = TestServer::start().await;
+    server
+        .wait_for_metric("logtap_open_connections", |n| n == 1)
+        .await;
+    let mut first = server.client().await;
+    let mut second = server.client().await;
+    // Channels connect lazily: a call each makes the connections real.
+    for client in [&mut first, &mut second] {
+        client
+            .get_logs(LogRequest::default())
+            .await
+            .expect("get_logs");
+    }
+    server
+        .wait_for_metric("logtap_open_connections", |n| n == 3)
+        .await;
+    drop(first);
+    server
+        .wait_for_metric("logtap_open_connections", |n| n == 2)
+        .await;
+    drop(second);
+    server
+        .wait_for_metric("logtap_open_connections", |n| n == 1)
+        .await;
+}
