@@ -11,7 +11,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use logtap_store::EntryRef;
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::encoding::{encoded_len_varint, WireType};
 use std::marker::PhantomData;
 use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::Status;
@@ -66,11 +66,28 @@ fn varint_len(value: u64) -> usize {
     1 + encoded_len_varint(value)
 }
 
+/// Writes a field's key and a varint (the value, or a length) with one
+/// copy. prost's `encode_key` and `encode_varint` write byte by byte, each
+/// byte a capacity check on the buffer: a 9-byte timestamp cost ten of
+/// them, about 3% of the stream benchmark's server CPU.
+fn put_key_and_varint(tag: u32, wire_type: WireType, mut value: u64, buf: &mut BytesMut) {
+    debug_assert!(tag < 16, "every tag here has a one-byte key");
+    let mut bytes = [0u8; 11];
+    bytes[0] = ((tag << 3) | wire_type as u32) as u8;
+    let mut len = 1;
+    while value >= 0x80 {
+        bytes[len] = (value as u8) | 0x80;
+        value >>= 7;
+        len += 1;
+    }
+    bytes[len] = value as u8;
+    buf.put_slice(&bytes[..=len]);
+}
+
 /// Writes a string field, left out when empty as proto3 does.
 fn put_str(tag: u32, text: &str, buf: &mut BytesMut) {
     if !text.is_empty() {
-        encode_key(tag, WireType::LengthDelimited, buf);
-        encode_varint(text.len() as u64, buf);
+        put_key_and_varint(tag, WireType::LengthDelimited, text.len() as u64, buf);
         buf.put_slice(text.as_bytes());
     }
 }
@@ -78,8 +95,7 @@ fn put_str(tag: u32, text: &str, buf: &mut BytesMut) {
 /// Writes a varint field, left out when zero as proto3 does.
 fn put_varint(tag: u32, value: u64, buf: &mut BytesMut) {
     if value != 0 {
-        encode_key(tag, WireType::Varint, buf);
-        encode_varint(value, buf);
+        put_key_and_varint(tag, WireType::Varint, value, buf);
     }
 }
 
@@ -132,8 +148,12 @@ fn put_v1(entry: &EntryRef<'_>, buf: &mut BytesMut) {
     put_str(3, entry.level.as_str(), buf);
     put_varint(4, entry.cursor, buf);
     for (name, value) in entry.labels() {
-        encode_key(5, WireType::LengthDelimited, buf);
-        encode_varint(label_body_len(name, value) as u64, buf);
+        put_key_and_varint(
+            5,
+            WireType::LengthDelimited,
+            label_body_len(name, value) as u64,
+            buf,
+        );
         put_str(1, name, buf);
         put_str(2, value, buf);
     }
