@@ -42,11 +42,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(matches!(cli.command, Command::Serve(_)));
 
-    // The blocking pool runs store work (opening readers, appends and their
-    // fsyncs). Tokio's default of up to 512 threads lets a burst of ten
-    // thousand stream opens start ~100 threads, each keeping an allocator
-    // arena of memory after the burst; a few dozen are plenty for work that
-    // the store serialises anyway (one writer, group commit).
+    // For `serve`, this runtime accepts connections and runs the housekeeping
+    // (opening and syncing the store, retention, memory trims); connections
+    // themselves run on the server's connection threads, which have their
+    // own blocking pools (crates/server/src/threads.rs). A few dozen
+    // blocking threads are plenty for work the store serialises anyway.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(32)
