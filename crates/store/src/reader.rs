@@ -8,7 +8,7 @@
 
 use crate::entry::EntryRef;
 use crate::record::{self, DecodeError};
-use crate::segment::{self, Block, Segment};
+use crate::segment::{self, Block, ReadBuffer, Segment};
 use crate::store::Shared;
 use crate::{Level, StoreError};
 use std::sync::Arc;
@@ -97,7 +97,7 @@ pub struct Reader {
     /// The last cursor looked at, matching or not.
     scanned: Option<u64>,
     /// Bytes of the current segment starting at file offset `buf_start`.
-    buf: Vec<u8>,
+    buf: ReadBuffer,
     buf_start: u64,
     /// Backward: where each record of the loaded block starts in `buf`, and
     /// how many of them are still to be yielded (from the end).
@@ -128,7 +128,7 @@ impl Reader {
             next_cursor: options.after.map_or(0, |after| after.saturating_add(1)),
             block_range: 0..0,
             scanned: None,
-            buf: Vec::new(),
+            buf: ReadBuffer::default(),
             buf_start: 0,
             starts: Vec::new(),
             pending: 0,
@@ -362,9 +362,9 @@ impl Reader {
         // the buffer never holds bytes that were not yet published.
         let available = block.end - self.offset;
         let want = (READ_BYTES as u64).min(available);
-        if self.buf.capacity() > 4 * READ_BYTES {
+        if self.buf.storage_bytes() > 4 * READ_BYTES {
             // A record larger than a read grew the buffer; give it back.
-            self.buf = Vec::with_capacity(READ_BYTES);
+            self.buf = ReadBuffer::default();
         }
         segment.read_into(&mut self.buf, self.offset, want as usize)?;
         // A record larger than one read is read again, whole (as far as

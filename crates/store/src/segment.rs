@@ -194,12 +194,55 @@ impl Segment {
     }
 
     /// Reads `len` bytes at `offset` into `buf` (replacing its contents).
-    pub fn read_into(&self, buf: &mut Vec<u8>, offset: u64, len: usize) -> Result<(), StoreError> {
-        buf.clear();
-        buf.resize(len, 0);
+    pub fn read_into(
+        &self,
+        buf: &mut ReadBuffer,
+        offset: u64,
+        len: usize,
+    ) -> Result<(), StoreError> {
+        buf.len = 0;
+        if buf.storage.len() < len {
+            buf.storage.resize(len, 0);
+        }
         self.file
-            .read_exact_at(buf, offset)
-            .map_err(|e| StoreError::io("reading a segment", &self.path, e))
+            .read_exact_at(&mut buf.storage[..len], offset)
+            .map_err(|e| StoreError::io("reading a segment", &self.path, e))?;
+        buf.len = len;
+        Ok(())
+    }
+}
+
+/// Bytes read from a segment file; derefs to them.
+///
+/// Its storage stays initialised up to the most it has ever held, so a
+/// read never zeroes memory before the file overwrites it: zeroing the
+/// buffer before every read was 3% of the server's CPU in the fan-out
+/// benchmark, where a thousand live tails each read every commit.
+#[derive(Debug, Default)]
+pub struct ReadBuffer {
+    /// Initialised bytes; the first `len` are the last read's.
+    storage: Vec<u8>,
+    /// How many bytes the last read put in `storage`.
+    len: usize,
+}
+
+impl ReadBuffer {
+    /// Forgets the bytes held; keeps the storage.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The bytes of storage kept between reads.
+    pub fn storage_bytes(&self) -> usize {
+        self.storage.len()
+    }
+}
+
+impl std::ops::Deref for ReadBuffer {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.storage[..self.len]
     }
 }
 
@@ -275,7 +318,7 @@ fn resync(data: &[u8], from: usize, after: u64) -> Option<usize> {
 pub(crate) fn for_each_in_block(
     segment: &Segment,
     block: &Block,
-    buf: &mut Vec<u8>,
+    buf: &mut ReadBuffer,
     mut visit: impl FnMut(crate::EntryRef<'_>),
 ) -> Result<(), StoreError> {
     segment.read_into(buf, block.offset, (block.end - block.offset) as usize)?;
@@ -298,5 +341,35 @@ pub(crate) fn corrupt(segment: &Segment, offset: u64, error: DecodeError) -> Sto
             DecodeError::Incomplete { .. } => "record cut short",
             DecodeError::Corrupt(reason) => reason,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_read_buffer_holds_exactly_the_last_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segment, mut writer) = Segment::create(dir.path(), 1).unwrap();
+        let bytes: Vec<u8> = (0..=255).collect();
+        writer.write_all(&bytes).unwrap();
+        let mut buf = ReadBuffer::default();
+        segment.read_into(&mut buf, 0, 100).unwrap();
+        assert_eq!(&buf[..], &bytes[..100]);
+        // Shorter, elsewhere: none of the longer read's bytes show.
+        segment.read_into(&mut buf, 200, 4).unwrap();
+        assert_eq!(&buf[..], &bytes[200..204]);
+        // Longer again: the storage grows; the bytes are the file's.
+        segment.read_into(&mut buf, 50, 150).unwrap();
+        assert_eq!(&buf[..], &bytes[50..200]);
+        // A read past the end fails and leaves nothing to misread.
+        assert!(segment.read_into(&mut buf, 250, 10).is_err());
+        assert!(buf.is_empty());
+        segment.read_into(&mut buf, 0, 1).unwrap();
+        buf.clear();
+        assert!(buf.is_empty());
+        assert_eq!(buf.storage_bytes(), 150);
     }
 }

@@ -299,7 +299,7 @@ impl Store {
         let filter = &options.filter;
         let segments: Vec<Arc<Segment>> = self.shared.segments().clone();
         let mut total = 0u64;
-        let mut buf = Vec::new();
+        let mut buf = segment::ReadBuffer::default();
         for segment in &segments {
             // Whole blocks are added up under the lock; only the few that
             // straddle a bound are copied out, to be decoded after it.
