@@ -895,44 +895,20 @@ async fn event_source_routes_take_the_token_from_the_query_and_others_do_not() {
     // parameter or echo it; whatever it does, the token is not in the body.
     assert!(!reply.body_text().contains(READ));
 
-    let reply = http(
-        addr,
-        "GET",
-        "/api/v1/poll?after=0&wait=0s&access_token=wrong",
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!(reply.status, 401);
-    let reply = http(
-        addr,
-        "GET",
-        &format!("/api/v1/poll?after=0&wait=0s&access_token={WRITE}"),
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!(reply.status, 403);
-
-    // Not on NDJSON, not on /metrics: URLs end up in logs.
-    let reply = http(
-        addr,
-        "GET",
-        &format!("/api/v1/logs?access_token={READ}"),
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!(reply.status, 401);
-    let reply = http(
-        addr,
-        "GET",
-        &format!("/metrics?access_token={READ}"),
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!(reply.status, 401);
+    let poll = "/api/v1/poll?after=0&wait=0s&access_token=";
+    let refused = [
+        // A token the server does not know.
+        (format!("{poll}wrong"), 401),
+        // A write token cannot read.
+        (format!("{poll}{WRITE}"), 403),
+        // Not on NDJSON, not on /metrics: URLs end up in logs.
+        (format!("/api/v1/logs?access_token={READ}"), 401),
+        (format!("/metrics?access_token={READ}"), 401),
+    ];
+    for (path, status) in refused {
+        let reply = http(addr, "GET", &path, &[], b"").await;
+        assert_eq!(reply.status, status, "{path}");
+    }
 }
 
 #[tokio::test]
