@@ -281,7 +281,8 @@ impl Server {
             );
         }
         // Every connection has ended or been cut: the threads can go.
-        drop(threads);
+        // Dropping joins them, which blocks, so off the async worker.
+        let _ = tokio::task::spawn_blocking(move || drop(threads)).await;
         drop(router);
         let store = shared.store.clone();
         drop(shared);
