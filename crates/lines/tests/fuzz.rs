@@ -9,48 +9,14 @@
 //! `fuzz/regressions/lines_*.txt`, replayed on every run. New cases per
 //! target: `LOGTAP_FUZZ_CASES` (default 512, a second or two).
 
+#[path = "../../../fuzz/harness.rs"]
+mod harness;
+use harness::{fuzz, fuzz_dir, Settings};
 use logtap_lines::{parse_duration, parse_line, parse_plain, parse_time};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use proptest::test_runner::TestCaseError;
 
 const NOW: i64 = 1_714_564_800_000_000_000;
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
-}
-
-fn runner(target: &str) -> TestRunner {
-    let cases = std::env::var("LOGTAP_FUZZ_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(512);
-    let path = fuzz_dir().join(format!("regressions/{target}.txt"));
-    let path: &'static str = Box::leak(path.to_string_lossy().into_owned().into());
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(path))),
-        ..Config::default()
-    })
-}
-
-/// Runs `check` on `strategy`'s cases for `target` and prints how many
-/// inputs it ran (new cases, replayed failures and shrinking steps).
-fn fuzz<S: Strategy>(
-    target: &str,
-    strategy: &S,
-    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
-    let executions = AtomicU64::new(0);
-    runner(target)
-        .run(strategy, |value| {
-            executions.fetch_add(1, Ordering::Relaxed);
-            check(value)
-        })
-        .unwrap();
-    eprintln!("{target}: {} executions", executions.into_inner());
-}
 
 /// The line without its ending, as the parser defines it.
 fn strip_line_end(line: &str) -> &str {
@@ -208,14 +174,25 @@ fn the_seed_corpus_parses() {
 
 #[test]
 fn arbitrary_text_never_panics() {
-    fuzz("lines_text", &any::<String>(), |line| check_line(&line));
-    fuzz("lines_time", &any::<String>(), |text| check_time(&text));
+    fuzz(
+        "lines_text",
+        Settings::default(),
+        &any::<String>(),
+        |line| check_line(&line),
+    );
+    fuzz(
+        "lines_time",
+        Settings::default(),
+        &any::<String>(),
+        |text| check_time(&text),
+    );
 }
 
 #[test]
 fn arbitrary_bytes_read_lossily_never_panic() {
     fuzz(
         "lines_bytes",
+        Settings::default(),
         &prop::collection::vec(any::<u8>(), 0..300),
         // What `logtap push` does with bytes that are not UTF-8.
         |bytes| check_line(&String::from_utf8_lossy(&bytes)),
@@ -224,13 +201,16 @@ fn arbitrary_bytes_read_lossily_never_panic() {
 
 #[test]
 fn json_shaped_lines_never_panic() {
-    fuzz("lines_json", &json_line(), |line| check_line(&line));
+    fuzz("lines_json", Settings::default(), &json_line(), |line| {
+        check_line(&line)
+    });
 }
 
 #[test]
 fn mutated_corpus_lines_never_panic() {
     fuzz(
         "lines_corpus_mutated",
+        Settings::default(),
         &mutated_corpus_line(corpus()),
         |line| {
             check_line(&line)?;

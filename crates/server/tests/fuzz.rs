@@ -7,46 +7,17 @@
 //! a line. Saved failures: `fuzz/regressions/query_*.txt`. New cases per
 //! target: `LOGTAP_FUZZ_CASES` (default 512).
 
+#[path = "../../../fuzz/harness.rs"]
+mod harness;
+use harness::{fuzz, fuzz_dir, Settings};
 use logtap_server::error::ServeError;
 use logtap_server::fallback::{parse_params, Endpoint};
 use logtap_server::query::{Kind, Query, QueryError, RawQuery};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use proptest::test_runner::TestCaseError;
 use tonic::Code;
 
 const NOW: i64 = 1_714_564_800_000_000_000;
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
-}
-
-fn fuzz<S: Strategy>(
-    target: &str,
-    strategy: &S,
-    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
-    let cases = std::env::var("LOGTAP_FUZZ_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(512);
-    let path = fuzz_dir().join(format!("regressions/{target}.txt"));
-    let path: &'static str = Box::leak(path.to_string_lossy().into_owned().into());
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(path))),
-        ..Config::default()
-    });
-    let executions = AtomicU64::new(0);
-    runner
-        .run(strategy, |value| {
-            executions.fetch_add(1, Ordering::Relaxed);
-            check(value)
-        })
-        .unwrap();
-    eprintln!("{target}: {} executions", executions.into_inner());
-}
 
 /// A refusal is the client's fault, says so with INVALID_ARGUMENT, and its
 /// message fits in a status header.
@@ -212,6 +183,7 @@ fn the_seed_corpus_is_parsed_or_refused_cleanly() {
 fn arbitrary_grpc_requests_are_parsed_or_invalid_argument() {
     fuzz(
         "query_grpc",
+        Settings::default(),
         &(raw_query(), any::<bool>()),
         |(raw, live)| {
             let kind = if live {
@@ -226,12 +198,15 @@ fn arbitrary_grpc_requests_are_parsed_or_invalid_argument() {
 
 #[test]
 fn arbitrary_http_query_strings_are_parsed_or_invalid_argument() {
-    fuzz("query_http", &query_string(), |text| {
+    fuzz("query_http", Settings::default(), &query_string(), |text| {
         check_query_string(&text)
     });
-    fuzz("query_http_bytes", &any::<String>(), |text| {
-        check_query_string(&text)
-    });
+    fuzz(
+        "query_http_bytes",
+        Settings::default(),
+        &any::<String>(),
+        |text| check_query_string(&text),
+    );
 }
 
 #[test]
@@ -240,12 +215,17 @@ fn mutated_seed_query_strings_are_parsed_or_invalid_argument() {
         prop::sample::select(corpus()),
         prop::collection::vec((any::<prop::sample::Index>(), any::<char>()), 1..5),
     );
-    fuzz("query_corpus_mutated", &strategy, |(line, edits)| {
-        let mut chars: Vec<char> = line.chars().collect();
-        for (at, c) in edits {
-            let at = at.index(chars.len() + 1);
-            chars.insert(at, c);
-        }
-        check_query_string(&chars.into_iter().collect::<String>())
-    });
+    fuzz(
+        "query_corpus_mutated",
+        Settings::default(),
+        &strategy,
+        |(line, edits)| {
+            let mut chars: Vec<char> = line.chars().collect();
+            for (at, c) in edits {
+                let at = at.index(chars.len() + 1);
+                chars.insert(at, c);
+            }
+            check_query_string(&chars.into_iter().collect::<String>())
+        },
+    );
 }

@@ -15,42 +15,25 @@
 //! `LOGTAP_FUZZ_CASES=20000 cargo test -p logtap-store --test fuzz`.
 
 mod common;
+#[path = "../../../fuzz/harness.rs"]
+mod harness;
 
 use common::read_all;
+use harness::{fuzz, fuzz_dir, Settings};
 use logtap_store::{
     Direction, Entry, Filter, Level, NewEntry, ReadOptions, Store, StoreConfig, SyncPolicy,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use proptest::test_runner::TestCaseError;
+use std::path::Path;
 
-/// The repository's fuzz directory.
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
-}
-
-fn cases() -> u32 {
-    std::env::var("LOGTAP_FUZZ_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(256)
-}
-
-/// A runner that replays and records failures in
-/// `fuzz/regressions/<target>.txt`.
-fn runner(target: &str) -> TestRunner {
-    let regressions = fuzz_dir().join(format!("regressions/{target}.txt"));
-    let regressions: &'static str = Box::leak(regressions.to_string_lossy().into_owned().into());
-    TestRunner::new(Config {
-        cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
-        // Each case writes files and opens a store; shrinking a failure
-        // further than this is rarely worth the wait.
-        max_shrink_iters: 2048,
-        ..Config::default()
-    })
-}
+/// Fewer cases than the other crates' targets: each case writes files and
+/// opens a store, and shrinking a failure further than this is rarely
+/// worth the wait.
+const STORE: Settings = Settings {
+    cases: 256,
+    max_shrink_iters: 2048,
+};
 
 /// Small segments and blocks, so a few dozen entries span several of both.
 fn config(dir: &Path) -> StoreConfig {
@@ -59,23 +42,6 @@ fn config(dir: &Path) -> StoreConfig {
     config.block_bytes = 128;
     config.sync = SyncPolicy::Never;
     config
-}
-
-/// Runs `check` on `strategy`'s cases for `target` and prints how many
-/// inputs it ran (new cases, replayed failures and shrinking steps).
-fn fuzz<S: Strategy>(
-    target: &str,
-    strategy: &S,
-    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
-    let executions = AtomicU64::new(0);
-    runner(target)
-        .run(strategy, |value| {
-            executions.fetch_add(1, Ordering::Relaxed);
-            check(value)
-        })
-        .unwrap();
-    eprintln!("{target}: {} executions", executions.into_inner());
 }
 
 /// Writes `files` (base cursor, bytes) as the segments of a new data
@@ -317,7 +283,7 @@ fn arbitrary_bytes_as_segments_never_panic_and_serve_consistently() {
         ),
         1..3,
     );
-    fuzz("store_arbitrary", &strategy, |files| {
+    fuzz("store_arbitrary", STORE, &strategy, |files| {
         open_and_check(&files, None).map(|_| ())
     });
 }
@@ -328,7 +294,7 @@ fn damaged_real_segments_serve_only_what_was_written() {
         prop::collection::vec(prop::collection::vec(arb_entry(), 1..8), 1..12),
         prop::collection::vec((any::<prop::sample::Index>(), arb_damage()), 1..4),
     );
-    fuzz("store_damaged", &strategy, |(batches, damages)| {
+    fuzz("store_damaged", STORE, &strategy, |(batches, damages)| {
         let (mut files, written) = real_segments(&batches);
         for (victim, damage) in &damages {
             let victim = victim.index(files.len());
@@ -358,22 +324,27 @@ fn damaged_corpus_segments_serve_only_what_they_held() {
         })
         .collect();
     let store_entries = open_and_check(&segments, None).unwrap();
-    fuzz("store_corpus_damaged", &strategy, |(pick, damages)| {
-        let (name, bytes) = &corpus[pick.index(corpus.len())];
-        let base = name
-            .strip_suffix(".seg")
-            .and_then(|stem| stem.parse().ok())
-            .unwrap_or(1);
-        let mut written = open_and_check(&[(base, bytes.clone())], None)?;
-        written.extend(store_entries.iter().cloned());
-        written.sort_by_key(|entry| entry.cursor);
-        written.dedup();
-        let mut files = vec![(base, bytes.clone())];
-        for damage in &damages {
-            apply(&mut files, 0, damage);
-        }
-        open_and_check(&files, Some(&written)).map(|_| ())
-    });
+    fuzz(
+        "store_corpus_damaged",
+        STORE,
+        &strategy,
+        |(pick, damages)| {
+            let (name, bytes) = &corpus[pick.index(corpus.len())];
+            let base = name
+                .strip_suffix(".seg")
+                .and_then(|stem| stem.parse().ok())
+                .unwrap_or(1);
+            let mut written = open_and_check(&[(base, bytes.clone())], None)?;
+            written.extend(store_entries.iter().cloned());
+            written.sort_by_key(|entry| entry.cursor);
+            written.dedup();
+            let mut files = vec![(base, bytes.clone())];
+            for damage in &damages {
+                apply(&mut files, 0, damage);
+            }
+            open_and_check(&files, Some(&written)).map(|_| ())
+        },
+    );
 }
 
 /// Writes the seed corpus from a real store: run by hand when the format
