@@ -11,6 +11,9 @@
 //! `LOGTAP_FAULT_SEED` to replay a run, `LOGTAP_KILL_ROUNDS` to change how
 //! many times the kill test kills (default 30).
 
+mod common;
+
+use common::{serve_command, BIN};
 use logtap_proto::v1::log_service_client::LogServiceClient;
 use logtap_proto::v1::{LogEntry, LogRequest, PushRequest};
 use std::collections::{HashMap, HashSet};
@@ -23,7 +26,6 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-const BIN: &str = env!("CARGO_BIN_EXE_logtap");
 /// How long any single wait may take before the test fails. Generous: CI
 /// machines are slow and other builds share them.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -46,14 +48,7 @@ impl Serve {
     /// Starts `logtap serve` on a free port over `data`, and waits for the
     /// line that says where it listens.
     async fn start(data: &Path, extra: &[&str]) -> Serve {
-        let mut child = tokio::process::Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+        let mut child = tokio::process::Command::from(serve_command(data, extra))
             .kill_on_drop(true)
             .spawn()
             .expect("start logtap serve");
@@ -469,13 +464,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_entry() {
 
 /// Segment files, oldest first.
 fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    files.sort();
-    files
+    logtap_store::segment_files(dir).expect("listing segments")
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -4,10 +4,8 @@
 mod common;
 
 use common::*;
-use logtap_proto::v1::log_service_client::LogServiceClient;
 use logtap_proto::v1::LogRequest;
 use std::time::Duration;
-use tonic::transport::Endpoint;
 use tonic::Code;
 
 #[tokio::test]
@@ -174,23 +172,9 @@ async fn a_slow_reader_is_throttled_not_reset() {
         config.idle_timeout = Duration::from_millis(300);
     })
     .await;
-    let mut client = server.client().await;
-    let big = "y".repeat(4096);
-    let batch = (0..64).map(|i| entry("info", &big, i + 1)).collect();
-    push(&mut client, vec![batch]).await;
-    let channel = Endpoint::from_shared(server.url())
-        .expect("endpoint")
-        .initial_stream_window_size(65_535)
-        .initial_connection_window_size(65_535)
-        .connect()
-        .await
-        .expect("connect");
-    let mut slow = LogServiceClient::new(channel);
-    let mut stream = slow
-        .get_logs(LogRequest::default())
-        .await
-        .expect("get_logs")
-        .into_inner();
+    // 64 entries of 4 KiB behind 64 KiB windows: the reader must drain its
+    // window again and again, slowly.
+    let mut stream = server.stalled_get_logs(1).await.into_inner();
     let mut read = 0;
     while let Some(_entry) = tokio::time::timeout(DEADLINE, stream.message())
         .await

@@ -30,4 +30,4 @@ pub use error::StoreError;
 pub use level::{Level, UnknownLevel};
 pub use reader::{Direction, Filter, ReadOptions, Reader, Step};
 pub use recovery::{RecoveryEvent, RecoveryReport};
-pub use store::{AppendReceipt, Store, StoreStats};
+pub use store::{segment_files, AppendReceipt, Store, StoreStats};

@@ -14,7 +14,7 @@ use crate::segment::{self, Block, Segment};
 use crate::{record, NewEntry, StoreConfig, StoreError, SyncPolicy};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -708,6 +708,17 @@ fn spawn_interval_syncer(shared: Weak<Shared>, interval: Duration) {
     if let Err(error) = spawned {
         tracing::error!(%error, "Could not start the periodic fsync thread; appends will sync themselves.");
     }
+}
+
+/// The segment files in a data directory, oldest first: for tools (and
+/// tests) that copy, inspect or damage the files themselves.
+pub fn segment_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut bases = list_segments(dir)?;
+    bases.sort_unstable();
+    Ok(bases
+        .into_iter()
+        .map(|base| dir.join(Segment::file_name(base)))
+        .collect())
 }
 
 fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {

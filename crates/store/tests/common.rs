@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use logtap_store::{Entry, Level, NewEntry, ReadOptions, Store, StoreConfig, SyncPolicy};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A config with tiny segments and blocks, so a few hundred entries span
 /// many of both.
@@ -31,4 +31,30 @@ pub fn read_all(store: &Store, options: ReadOptions) -> Vec<Entry> {
         out.push(entry.to_entry());
     }
     out
+}
+
+/// Everything a backward reader yields, put back oldest first: what a
+/// forward read of the same store must equal.
+pub fn read_all_backward(store: &Store) -> Vec<Entry> {
+    let mut backward = read_all(
+        store,
+        ReadOptions {
+            direction: logtap_store::Direction::Backward,
+            ..ReadOptions::default()
+        },
+    );
+    backward.reverse();
+    backward
+}
+
+/// Segment files, oldest first.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    logtap_store::segment_files(dir).expect("listing segments")
+}
+
+/// Copies every segment file of `from` into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for file in segments(from) {
+        std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+    }
 }

@@ -3,20 +3,10 @@
 
 mod common;
 
-use common::{entry, read_all, small_config};
-use logtap_store::{Direction, ReadOptions, RecoveryEvent, Store};
+use common::{entry, read_all, read_all_backward, segments, small_config};
+use logtap_store::{ReadOptions, RecoveryEvent, Store};
 use std::fs;
-use std::path::{Path, PathBuf};
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    files.sort();
-    files
-}
+use std::path::Path;
 
 fn base_of(path: &Path) -> u64 {
     path.file_stem().unwrap().to_str().unwrap().parse().unwrap()
@@ -52,14 +42,7 @@ fn a_wholly_damaged_oldest_segment_does_not_make_reads_from_the_start_fail() {
     let served = read_all(&store, ReadOptions::default());
     assert_eq!(served.first().unwrap().cursor, base_of(&files[1]));
     assert_eq!(served.last().unwrap().cursor, 200);
-    let mut backward = read_all(
-        &store,
-        ReadOptions {
-            direction: Direction::Backward,
-            ..ReadOptions::default()
-        },
-    );
-    backward.reverse();
+    let backward = read_all_backward(&store);
     assert_eq!(backward, served);
     assert_eq!(
         store.count(&ReadOptions::default()).unwrap(),

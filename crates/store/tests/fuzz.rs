@@ -18,11 +18,9 @@ mod common;
 #[path = "../../../fuzz/harness.rs"]
 mod harness;
 
-use common::read_all;
+use common::{read_all, read_all_backward};
 use harness::{fuzz, fuzz_dir, Settings};
-use logtap_store::{
-    Direction, Entry, Filter, Level, NewEntry, ReadOptions, Store, StoreConfig, SyncPolicy,
-};
+use logtap_store::{Entry, Filter, Level, NewEntry, ReadOptions, Store, StoreConfig, SyncPolicy};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use std::path::Path;
@@ -73,14 +71,7 @@ fn open_and_check(
         }
     }
     // Backward reads, counts and block summaries agree with the forward read.
-    let mut backward = read_all(
-        &store,
-        ReadOptions {
-            direction: Direction::Backward,
-            ..ReadOptions::default()
-        },
-    );
-    backward.reverse();
+    let backward = read_all_backward(&store);
     prop_assert_eq!(&backward, &served);
     prop_assert_eq!(
         store.count(&ReadOptions::default()).unwrap(),

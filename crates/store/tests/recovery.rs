@@ -3,27 +3,9 @@
 
 mod common;
 
-use common::{entry, read_all, small_config};
+use common::{copy_dir, entry, read_all, segments, small_config};
 use logtap_store::{Entry, ReadOptions, RecoveryEvent, Store};
 use std::fs;
-use std::path::{Path, PathBuf};
-
-/// Segment files, oldest first.
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for file in segments(from) {
-        fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
-    }
-}
 
 /// A store of `n` entries, one per batch, and everything it holds.
 fn build(n: u64) -> (tempfile::TempDir, Vec<Entry>) {

@@ -78,17 +78,26 @@ pub fn run(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     output
 }
 
-/// Starts `logtap serve --listen 127.0.0.1:0 --data DIR EXTRA...` and reads
-/// the address it took from the line it logs. Returns the child and its URL.
-pub fn start_serve(data: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
+/// `logtap serve --listen 127.0.0.1:0 --data DIR EXTRA...`, with its
+/// default log level and standard error piped: the server logs the address
+/// it took there.
+pub fn serve_command(data: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(extra)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Starts [`serve_command`] and reads the address it took from the line it
+/// logs. Returns the child and its URL.
+pub fn start_serve(data: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = serve_command(data, extra)
         .spawn()
         .expect("start logtap serve");
     let stderr = child.stderr.take().unwrap();

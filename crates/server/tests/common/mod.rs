@@ -80,7 +80,8 @@ impl TestServer {
 
     /// Stores `batches` × 64 entries of 4 KiB, then opens GetLogs over a
     /// connection whose HTTP/2 windows are 64 KiB and never reads from it:
-    /// a client that accepts nothing, for backpressure and idle tests.
+    /// a client that accepts nothing until it reads, for backpressure, idle
+    /// and slow-reader tests.
     pub async fn stalled_get_logs(&self, batches: usize) -> tonic::Response<Streaming<LogEntry>> {
         let mut client = self.client().await;
         let big = "x".repeat(4096);
