@@ -106,6 +106,7 @@ ERROR database unreachable
 [warn] disk 91% full
 {"level":"fatal","message":"out of memory","timestamp":1714564805000,"app":"api"}
 plain line without a level
+2024-05-01T12:00:06Z error queue overflowed
 level=error msg="retry failed"
 "#;
 
@@ -121,7 +122,7 @@ fn push_a_mixed_file_then_query_it() {
         &["push", "--server", url, file.to_str().unwrap()],
         "",
     ));
-    assert_eq!(count, 6);
+    assert_eq!(count, 7);
 
     let all = json_lines(&logtap(&["logs", "--server", url, "--output", "json"], ""));
     assert_eq!(
@@ -132,6 +133,7 @@ fn push_a_mixed_file_then_query_it() {
             "[warn] disk 91% full",
             "out of memory",
             "plain line without a level",
+            "2024-05-01T12:00:06Z error queue overflowed",
             "level=error msg=\"retry failed\"",
         ]
     );
@@ -147,10 +149,18 @@ fn push_a_mixed_file_then_query_it() {
         all[3]["timestamp"].as_i64(),
         Some(1_714_564_805_000_000_000)
     );
-    // Plain lines get the server's receive time: recent, not zero.
+    // Plain lines get the server's receive time: recent, not zero; unless
+    // they start with a time of their own.
     assert!(all[1]["timestamp"].as_i64().unwrap() > 1_714_564_805_000_000_000);
+    assert_eq!(
+        all[5]["timestamp"].as_i64(),
+        Some(1_714_564_806_000_000_000)
+    );
     let levels: Vec<&str> = all.iter().map(|v| v["level"].as_str().unwrap()).collect();
-    assert_eq!(levels, ["info", "error", "warn", "fatal", "info", "error"]);
+    assert_eq!(
+        levels,
+        ["info", "error", "warn", "fatal", "info", "error", "error"]
+    );
 
     // "Show Errors": error and above, in order.
     let errors = json_lines(&logtap(
@@ -164,6 +174,7 @@ fn push_a_mixed_file_then_query_it() {
         [
             "ERROR database unreachable",
             "out of memory",
+            "2024-05-01T12:00:06Z error queue overflowed",
             "level=error msg=\"retry failed\""
         ]
     );
@@ -226,6 +237,7 @@ fn push_a_mixed_file_then_query_it() {
         messages(&after),
         [
             "plain line without a level",
+            "2024-05-01T12:00:06Z error queue overflowed",
             "level=error msg=\"retry failed\""
         ]
     );
