@@ -215,7 +215,7 @@ pub struct StreamExecutor {
 }
 
 impl StreamExecutor {
-    /// An executor spawning on the current tokio runtime.
+    /// An executor for connections and their streams, all watched.
     pub fn new(
         idle_timeout: Duration,
         tracker: TaskTracker,
@@ -228,18 +228,9 @@ impl StreamExecutor {
         }
     }
 
-    /// Spawns `future`, watched, on the tracker.
-    pub fn spawn<F>(&self, future: F)
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let watched = Watched::new(future, self.idle_timeout, self.force_close.clone());
-        self.tracker.spawn(watched);
-    }
-
-    /// Spawns `future`, watched, on the tracker and on `runtime`: the
-    /// connection thread it is to live on.
+    /// Spawns `future`, watched, on the tracker and on `runtime`: for a
+    /// connection, the connection thread it is to live on; for an HTTP/2
+    /// stream, its connection's.
     pub fn spawn_on<F>(&self, future: F, runtime: &tokio::runtime::Handle)
     where
         F: Future + Send + 'static,
@@ -255,7 +246,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    /// hyper spawns each HTTP/2 stream from its connection's task, so the
+    /// current runtime is the connection's thread.
     fn execute(&self, future: F) {
-        self.spawn(future);
+        self.spawn_on(future, &tokio::runtime::Handle::current());
     }
 }
