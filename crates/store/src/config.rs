@@ -43,11 +43,16 @@ pub struct StoreConfig {
     /// summaries in memory.
     pub block_bytes: u64,
     pub retention: Retention,
+    /// How many of the newest written bytes stay in memory once published,
+    /// for readers at the live edge to share instead of reading the file
+    /// (0: none). A fixed cost for the whole store, whatever the number of
+    /// readers.
+    pub recent_bytes: usize,
 }
 
 impl StoreConfig {
     /// Defaults: fsync every batch, 64 MiB segments, 32 KiB blocks, no
-    /// retention limits.
+    /// retention limits, the newest 4 MiB in memory.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
             dir: dir.into(),
@@ -55,6 +60,7 @@ impl StoreConfig {
             segment_bytes: 64 << 20,
             block_bytes: 32 << 10,
             retention: Retention::default(),
+            recent_bytes: 4 << 20,
         }
     }
 }

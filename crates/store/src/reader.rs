@@ -64,11 +64,12 @@ pub enum Step<'a> {
     End,
 }
 
-/// Whether `entry` passes the store-level filter.
-pub(crate) fn passes(filter: &Filter, entry: &EntryRef<'_>) -> bool {
-    filter.min_level.is_none_or(|min| entry.level >= min)
-        && filter.since.is_none_or(|since| entry.timestamp >= since)
-        && filter.until.is_none_or(|until| entry.timestamp < until)
+/// Whether an entry with `level` and `timestamp` passes the store-level
+/// filter.
+pub(crate) fn passes(filter: &Filter, level: Level, timestamp: i64) -> bool {
+    filter.min_level.is_none_or(|min| level >= min)
+        && filter.since.is_none_or(|since| timestamp >= since)
+        && filter.until.is_none_or(|until| timestamp < until)
 }
 
 /// A position in the store and a small buffer. Dropping it releases
@@ -303,7 +304,10 @@ impl Reader {
     /// Reads the record buffered at `start` (that is, at `self.offset`),
     /// moves past it, and says whether the search ends there.
     fn consume(&mut self, start: usize) -> Result<Option<Found>, StoreError> {
-        let (entry, len) = match record::decode(&self.buf[start..]) {
+        // Bytes shared from memory were made by this process's writer and
+        // never came from the disk: there is nothing for a CRC to catch.
+        let verify = !self.buf.is_shared();
+        let (head, len) = match record::decode_head(&self.buf[start..], verify) {
             Ok(decoded) => decoded,
             Err(DecodeError::Incomplete { .. }) => {
                 return Err(self.corrupt(
@@ -314,7 +318,7 @@ impl Reader {
             Err(error) => return Err(self.corrupt(self.offset, error)),
         };
         self.spent += 1;
-        let cursor = entry.cursor;
+        let cursor = head.cursor;
         if cursor < self.next_cursor {
             self.offset += len as u64;
             return Ok(None);
@@ -322,7 +326,7 @@ impl Reader {
         if cursor >= self.upper {
             return Ok(Some(Found::End));
         }
-        let matches = passes(&self.options.filter, &entry);
+        let matches = passes(&self.options.filter, head.level, head.timestamp);
         self.offset += len as u64;
         self.next_cursor = cursor + 1;
         self.scanned = Some(cursor);
@@ -358,6 +362,13 @@ impl Reader {
         if let Some(start) = self.buffered_record() {
             return Ok(start);
         }
+        // At the live edge the record is most likely still in memory,
+        // shared by every reader there (see `segment::Recent`).
+        if let Some(chunk) = segment.recent_chunk(self.offset) {
+            self.buf.share(chunk, self.offset);
+            self.buf_start = self.offset;
+            return Ok(0);
+        }
         // Read from this record on; never past the block's visible end, so
         // the buffer never holds bytes that were not yet published.
         let available = block.end - self.offset;
@@ -367,6 +378,7 @@ impl Reader {
             self.buf = ReadBuffer::default();
         }
         segment.read_into(&mut self.buf, self.offset, want as usize)?;
+        self.count_file_read(want);
         // A record larger than one read is read again, whole (as far as
         // the block reaches): one extra read for a rare record, instead of
         // reading every record's length ahead of every read.
@@ -376,6 +388,7 @@ impl Reader {
             let whole = record_len.min(available);
             if whole > want {
                 segment.read_into(&mut self.buf, self.offset, whole as usize)?;
+                self.count_file_read(whole);
             }
         }
         self.buf_start = self.offset;
@@ -478,7 +491,7 @@ impl Reader {
                     return Ok(Found::End);
                 }
                 self.scanned = Some(entry.cursor);
-                if passes(&self.options.filter, &entry) {
+                if passes(&self.options.filter, entry.level, entry.timestamp) {
                     return Ok(Found::At(start));
                 }
                 continue;
@@ -536,6 +549,7 @@ impl Reader {
             block.offset,
             (block.end - block.offset) as usize,
         )?;
+        self.count_file_read(block.end - block.offset);
         self.buf_start = block.offset;
         self.starts.clear();
         let mut pos = 0;
@@ -547,6 +561,12 @@ impl Reader {
         }
         self.pending = self.starts.len();
         Ok(())
+    }
+
+    fn count_file_read(&self, bytes: u64) {
+        self.shared
+            .file_read_bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn corrupt(&self, offset: u64, error: DecodeError) -> StoreError {

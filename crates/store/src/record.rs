@@ -89,6 +89,37 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(EntryRef<'_>, usize), DecodeError>
     Ok((parse_payload(payload)?, total))
 }
 
+/// What a reader needs to know of a record before it knows whether the
+/// record matches: where it sits and what the store's own filters look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub cursor: u64,
+    pub timestamp: i64,
+    pub level: Level,
+}
+
+/// Reads the head of the record at the start of `bytes` and its whole
+/// length, checking the CRC when `verify` says so, but not parsing the
+/// message or labels: a record a filter rejects is never parsed in full,
+/// and one that matches is parsed once, by [`decode_checked`].
+pub(crate) fn decode_head(bytes: &[u8], verify: bool) -> Result<(Head, usize), DecodeError> {
+    let payload_len = payload_len(bytes)?;
+    let total = HEADER_LEN + payload_len;
+    let payload = &bytes[HEADER_LEN..total];
+    if verify {
+        let crc = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
+        if checksum::crc32c(payload) != crc {
+            return Err(DecodeError::Corrupt("checksum mismatch"));
+        }
+    }
+    let head = Head {
+        cursor: u64::from_le_bytes(payload[0..8].try_into().unwrap()),
+        timestamp: i64::from_le_bytes(payload[8..16].try_into().unwrap()),
+        level: Level::from_byte(payload[16]).ok_or(DecodeError::Corrupt("unknown level byte"))?,
+    };
+    Ok((head, total))
+}
+
 /// Decodes a record whose CRC was already checked by this reader: parses
 /// the fields again without hashing the bytes a second time.
 pub(crate) fn decode_checked(bytes: &[u8]) -> Result<(EntryRef<'_>, usize), DecodeError> {
@@ -195,6 +226,12 @@ mod tests {
             prop_assert_eq!(owned.level, entry.level);
             prop_assert_eq!(owned.message, entry.message);
             prop_assert_eq!(owned.labels, entry.labels);
+            // The head alone says the same, checked or not.
+            for verify in [true, false] {
+                let (head, head_len) = decode_head(&bytes, verify).unwrap();
+                prop_assert_eq!(head_len, bytes.len());
+                prop_assert_eq!(head, Head { cursor, timestamp: entry.timestamp, level: entry.level });
+            }
         }
 
         #[test]
@@ -215,11 +252,14 @@ mod tests {
             // A flip in the length may make the record look longer than the
             // bytes (incomplete) or impossible; anywhere else the CRC fails.
             prop_assert!(decode(&bytes).is_err());
+            prop_assert!(decode_head(&bytes, true).is_err());
         }
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode(&bytes);
+            let _ = decode_head(&bytes, false);
+            let _ = decode_checked(&bytes);
         }
     }
 

@@ -10,10 +10,11 @@ use crate::reader::Filter;
 use crate::record::{self, DecodeError};
 use crate::recovery::RecoveryEvent;
 use crate::{Level, StoreError};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// The summary of a run of consecutive records in one segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +158,10 @@ pub(crate) struct Segment {
     /// The cursor in the file name: the first this segment may hold.
     pub base_cursor: u64,
     pub index: RwLock<SegmentIndex>,
+    /// The newest published bytes of the file, kept in memory so that
+    /// readers at the live edge take them from here instead of the file
+    /// (see [`Recent`]). Empty for segments found on open and once sealed.
+    pub recent: RwLock<Recent>,
 }
 
 impl Segment {
@@ -189,6 +194,7 @@ impl Segment {
             file: reader,
             base_cursor,
             index: RwLock::new(SegmentIndex::default()),
+            recent: RwLock::default(),
         };
         Ok((segment, writer))
     }
@@ -201,6 +207,7 @@ impl Segment {
         len: usize,
     ) -> Result<(), StoreError> {
         buf.len = 0;
+        buf.chunk = None;
         if buf.storage.len() < len {
             buf.storage.resize(len, 0);
         }
@@ -210,9 +217,116 @@ impl Segment {
         buf.len = len;
         Ok(())
     }
+
+    /// The published chunk holding the record at `offset`, if it is still
+    /// in memory.
+    pub fn recent_chunk(&self, offset: u64) -> Option<Chunk> {
+        self.recent
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .find(offset)
+    }
 }
 
-/// Bytes read from a segment file; derefs to them.
+/// Whole records as the writer wrote them to a segment, starting at
+/// `offset` in its file. Shared by every reader that takes them from
+/// memory; immutable once made.
+#[derive(Debug, Clone)]
+pub(crate) struct Chunk {
+    pub offset: u64,
+    pub bytes: Arc<[u8]>,
+}
+
+impl Chunk {
+    /// Cuts the records of one written batch, which starts at file offset
+    /// `offset`, into chunks of about `CHUNK_BYTES`. `ends` are the offsets
+    /// in `batch` where records end, in order; chunks only end there, so a
+    /// reader never finds half a record in one.
+    pub fn cut(offset: u64, batch: &[u8], ends: impl IntoIterator<Item = usize>) -> Vec<Chunk> {
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        for end in ends {
+            if end - start >= CHUNK_BYTES || end == batch.len() {
+                chunks.push(Chunk {
+                    offset: offset + start as u64,
+                    bytes: Arc::from(&batch[start..end]),
+                });
+                start = end;
+            }
+        }
+        chunks
+    }
+
+    fn end(&self) -> u64 {
+        self.offset + self.bytes.len() as u64
+    }
+}
+
+/// About how large a chunk is: a reader holding one keeps at most this
+/// (or one record, if larger) alive, like its own read buffer would.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// The newest published chunks of a segment, oldest first, in file order
+/// and without gaps.
+///
+/// Why: a thousand live tails woken by one commit would otherwise each
+/// read the same new bytes from the file (a system call and a copy each)
+/// and check every record's CRC again. Bytes in here never came from the
+/// disk, so they need no check, and a reader shares them instead of
+/// copying. The memory is bounded by the store's `recent_bytes`, however
+/// many readers there are; a reader that falls behind what is kept reads
+/// the file as before.
+#[derive(Debug, Default)]
+pub(crate) struct Recent {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of `chunks`.
+    bytes: usize,
+}
+
+impl Recent {
+    /// Adds a newly published chunk and drops the oldest beyond `budget`
+    /// bytes. A chunk that does not follow the last one (the writer cut a
+    /// failed write back and wrote again) replaces them all.
+    pub fn push(&mut self, chunk: Chunk, budget: usize) {
+        if self
+            .chunks
+            .back()
+            .is_some_and(|last| last.end() != chunk.offset)
+        {
+            self.clear();
+        }
+        self.bytes += chunk.bytes.len();
+        self.chunks.push_back(chunk);
+        while self.bytes > budget {
+            let Some(oldest) = self.chunks.pop_front() else {
+                break;
+            };
+            self.bytes -= oldest.bytes.len();
+        }
+    }
+
+    /// The chunk holding `offset`.
+    pub fn find(&self, offset: u64) -> Option<Chunk> {
+        let at = self.chunks.partition_point(|chunk| chunk.end() <= offset);
+        self.chunks
+            .get(at)
+            .filter(|chunk| chunk.offset <= offset)
+            .cloned()
+    }
+
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.bytes = 0;
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Bytes of a segment, read from its file or shared from memory; derefs
+/// to them.
 ///
 /// Its storage stays initialised up to the most it has ever held, so a
 /// read never zeroes memory before the file overwrites it: zeroing the
@@ -224,12 +338,30 @@ pub struct ReadBuffer {
     storage: Vec<u8>,
     /// How many bytes the last read put in `storage`.
     len: usize,
+    /// When set, the bytes are this chunk's from the given index on, not
+    /// `storage`'s.
+    chunk: Option<(Chunk, usize)>,
 }
 
 impl ReadBuffer {
     /// Forgets the bytes held; keeps the storage.
     pub fn clear(&mut self) {
         self.len = 0;
+        self.chunk = None;
+    }
+
+    /// Holds `chunk`'s bytes from file offset `from` on, without copying.
+    pub(crate) fn share(&mut self, chunk: Chunk, from: u64) {
+        let skip = (from - chunk.offset) as usize;
+        self.len = 0;
+        self.chunk = Some((chunk, skip));
+    }
+
+    /// Whether the bytes were shared from memory rather than read from the
+    /// file: the writer made them in this process, so their CRCs need no
+    /// check.
+    pub fn is_shared(&self) -> bool {
+        self.chunk.is_some()
     }
 
     /// The bytes of storage kept between reads.
@@ -242,7 +374,10 @@ impl std::ops::Deref for ReadBuffer {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.storage[..self.len]
+        match &self.chunk {
+            Some((chunk, skip)) => &chunk.bytes[*skip..],
+            None => &self.storage[..self.len],
+        }
     }
 }
 
@@ -348,6 +483,80 @@ pub(crate) fn corrupt(segment: &Segment, offset: u64, error: DecodeError) -> Sto
 mod tests {
     use super::*;
     use std::io::Write;
+
+    fn chunk(offset: u64, len: usize) -> Chunk {
+        Chunk {
+            offset,
+            bytes: Arc::from(vec![offset as u8; len]),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_cut_into_chunks_only_where_records_end() {
+        let batch = vec![7u8; 3 * CHUNK_BYTES];
+        // Records of 40 KiB: a chunk closes at the first record end at or
+        // past 64 KiB, and the last one at the batch's end.
+        let ends = (1..)
+            .map(|i| i * 40 * 1024)
+            .take_while(|&end| end < batch.len());
+        let ends: Vec<usize> = ends.chain([batch.len()]).collect();
+        let chunks = Chunk::cut(1000, &batch, ends.iter().copied());
+        let starts: Vec<u64> = chunks.iter().map(|c| c.offset).collect();
+        assert_eq!(starts, vec![1000, 1000 + 80 * 1024, 1000 + 160 * 1024]);
+        assert_eq!(chunks.last().unwrap().end(), 1000 + batch.len() as u64);
+        for pair in chunks.windows(2) {
+            assert_eq!(pair[0].end(), pair[1].offset, "no gap, no overlap");
+        }
+        // One small batch is one chunk.
+        let chunks = Chunk::cut(5, &[1, 2, 3], [1, 3]);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(&chunks[0].bytes[..], &[1, 2, 3]);
+    }
+
+    #[test]
+    fn recent_chunks_are_found_by_offset_and_kept_within_the_budget() {
+        let mut recent = Recent::default();
+        recent.push(chunk(0, 100), 250);
+        recent.push(chunk(100, 100), 250);
+        assert_eq!(recent.find(0).unwrap().offset, 0);
+        assert_eq!(recent.find(150).unwrap().offset, 100);
+        assert!(recent.find(200).is_none(), "not written yet");
+        // Over the budget: the oldest goes, the newest stays.
+        recent.push(chunk(200, 100), 250);
+        assert_eq!(recent.bytes(), 200);
+        assert!(recent.find(50).is_none());
+        assert_eq!(recent.find(299).unwrap().offset, 200);
+        // A chunk larger than the whole budget is not kept at all.
+        recent.push(chunk(300, 1000), 250);
+        assert_eq!(recent.bytes(), 0);
+        assert!(recent.find(300).is_none());
+        // A chunk that does not follow the last (a write cut back and
+        // redone) replaces what was there.
+        recent.push(chunk(1300, 10), 250);
+        recent.push(chunk(1200, 10), 250);
+        assert!(recent.find(1300).is_none());
+        assert_eq!(recent.find(1205).unwrap().offset, 1200);
+    }
+
+    #[test]
+    fn a_read_buffer_shares_a_chunk_without_copying_and_a_file_read_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segment, mut writer) = Segment::create(dir.path(), 1).unwrap();
+        writer.write_all(&[9; 10]).unwrap();
+        let shared = Chunk {
+            offset: 100,
+            bytes: Arc::from(&[1u8, 2, 3, 4][..]),
+        };
+        let mut buf = ReadBuffer::default();
+        buf.share(shared.clone(), 102);
+        assert_eq!(&buf[..], &[3, 4]);
+        assert!(buf.is_shared());
+        assert_eq!(Arc::strong_count(&shared.bytes), 2, "shared, not copied");
+        segment.read_into(&mut buf, 0, 3).unwrap();
+        assert_eq!(&buf[..], &[9, 9, 9]);
+        assert!(!buf.is_shared());
+        assert_eq!(Arc::strong_count(&shared.bytes), 1, "let go");
+    }
 
     #[test]
     fn a_read_buffer_holds_exactly_the_last_read() {

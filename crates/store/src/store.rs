@@ -10,7 +10,7 @@
 
 use crate::reader::{ReadOptions, Reader};
 use crate::recovery::{RecoveryEvent, RecoveryReport};
-use crate::segment::{self, Block, Segment};
+use crate::segment::{self, Block, Chunk, Segment};
 use crate::{record, NewEntry, StoreConfig, StoreError, SyncPolicy};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -41,6 +41,12 @@ pub struct StoreStats {
     pub oldest_cursor: u64,
     /// Newest visible cursor (0 when nothing was ever stored).
     pub last_cursor: u64,
+    /// Bytes of the newest records held in memory for live readers (at
+    /// most `StoreConfig::recent_bytes`).
+    pub recent_bytes: u64,
+    /// Bytes readers have read from segment files since the store was
+    /// opened: what live readers take from memory does not count.
+    pub file_read_bytes: u64,
 }
 
 /// A handle on an open store; cheap to clone, shared by every thread.
@@ -68,6 +74,8 @@ pub(crate) struct Shared {
     bytes: AtomicU64,
     /// Published entries still held.
     entries: AtomicU64,
+    /// Bytes readers have read from segment files (see [`StoreStats`]).
+    pub(crate) file_read_bytes: AtomicU64,
     recovery: RecoveryReport,
 }
 
@@ -97,6 +105,8 @@ struct Staged {
     /// Each replaces the segment's last visible block if it starts at the
     /// same offset, and is pushed otherwise.
     blocks: Vec<Block>,
+    /// The batch's bytes, for readers to share once published.
+    chunks: Vec<Chunk>,
     seal: bool,
 }
 
@@ -188,6 +198,7 @@ impl Store {
                 file,
                 base_cursor: base,
                 index: RwLock::new(segment::SegmentIndex::from_blocks(scan.blocks, sealed)),
+                recent: RwLock::default(),
             }));
         }
         for event in &events {
@@ -243,6 +254,7 @@ impl Store {
             hooks: RwLock::new(Vec::new()),
             bytes: AtomicU64::new(bytes),
             entries: AtomicU64::new(entries),
+            file_read_bytes: AtomicU64::new(0),
             recovery: RecoveryReport { events },
             config,
         });
@@ -342,7 +354,7 @@ impl Store {
             for block in &straddling {
                 segment::for_each_in_block(segment, block, &mut buf, |entry| {
                     let in_range = (low..high).contains(&entry.cursor);
-                    if in_range && crate::reader::passes(filter, &entry) {
+                    if in_range && crate::reader::passes(filter, entry.level, entry.timestamp) {
                         total += 1;
                     }
                 })?;
@@ -414,6 +426,19 @@ impl Store {
             entries: self.shared.entries.load(Ordering::Relaxed),
             oldest_cursor: self.shared.oldest_cursor(),
             last_cursor: self.last_cursor(),
+            recent_bytes: self
+                .shared
+                .segments()
+                .iter()
+                .map(|segment| {
+                    segment
+                        .recent
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .bytes() as u64
+                })
+                .sum(),
+            file_read_bytes: self.shared.file_read_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -506,9 +531,11 @@ impl Shared {
         let mut staged_blocks = Vec::new();
         let mut block = writer.open_block;
         let mut offset = writer.written;
+        let mut record_ends = Vec::with_capacity(entries.len());
         for entry in entries {
             let start = writer.buf.len();
             record::encode(&mut writer.buf, cursor, entry)?;
+            record_ends.push(writer.buf.len());
             let len = (writer.buf.len() - start) as u64;
             let current = block.get_or_insert_with(|| Block::new(offset, cursor, entry.timestamp));
             current.add(cursor, entry.timestamp, entry.level, len);
@@ -533,6 +560,11 @@ impl Shared {
                 error,
             ));
         }
+        let chunks = if self.config.recent_bytes > 0 {
+            Chunk::cut(writer.written, &writer.buf, record_ends)
+        } else {
+            Vec::new()
+        };
         writer.written = offset;
         writer.open_block = block;
         writer.next_cursor = cursor;
@@ -542,6 +574,7 @@ impl Shared {
         writer.staged.push(Staged {
             segment,
             blocks: staged_blocks,
+            chunks,
             seal: false,
         });
         Ok(AppendReceipt {
@@ -566,6 +599,7 @@ impl Shared {
         writer.staged.push(Staged {
             segment: old,
             blocks: Vec::new(),
+            chunks: Vec::new(),
             seal: true,
         });
         writer.file = Arc::new(file);
@@ -630,6 +664,21 @@ impl Shared {
                 published += index.publish(block);
             }
             index.sealed |= item.seal;
+            drop(index);
+            // After the blocks: a chunk only ever holds visible records.
+            let mut recent = item
+                .segment
+                .recent
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for chunk in item.chunks {
+                recent.push(chunk, self.config.recent_bytes);
+            }
+            if item.seal {
+                // Readers move on to the next segment; those still here
+                // are behind, and read the file.
+                recent.clear();
+            }
         }
         self.entries.fetch_add(published, Ordering::Relaxed);
         self.visible.store(target, Ordering::Release);

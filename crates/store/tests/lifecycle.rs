@@ -143,6 +143,56 @@ fn a_forward_reader_sees_new_entries_after_catching_up_and_waiters_wake() {
 }
 
 #[test]
+fn live_readers_take_new_entries_from_memory_and_readers_behind_it_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = small_config(dir.path());
+    config.segment_bytes = 1 << 20;
+    config.recent_bytes = 4096;
+    let store = Store::open(config.clone()).unwrap();
+    let batch: Vec<_> = (0..20).map(entry).collect();
+    store.append(&batch).unwrap();
+    let live = || {
+        store
+            .reader(ReadOptions {
+                after: Some(store.last_cursor()),
+                ..ReadOptions::default()
+            })
+            .unwrap()
+    };
+    let mut tails: Vec<_> = (0..3).map(|_| live()).collect();
+    store.append(&batch).unwrap();
+    for tail in &mut tails {
+        let mut got = Vec::new();
+        while let Some(e) = tail.next_entry().unwrap() {
+            got.push(e.to_entry());
+        }
+        assert_eq!(got.len(), 20);
+        assert_eq!(got[0].cursor, 21);
+        assert_eq!(got[19].message, entry(19).message);
+    }
+    let stats = store.stats();
+    assert_eq!(stats.file_read_bytes, 0, "every live tail read memory");
+    assert!(stats.recent_bytes > 0 && stats.recent_bytes <= 4096);
+
+    // Far more than is kept: what is kept stays within its budget, and a
+    // reader from the start reads the file, correctly.
+    for _ in 0..20 {
+        store.append(&batch).unwrap();
+    }
+    assert!(store.stats().recent_bytes <= 4096);
+    let all = read_all(&store, ReadOptions::default());
+    assert_eq!(all.len(), 22 * 20);
+    assert!(all.windows(2).all(|w| w[1].cursor == w[0].cursor + 1));
+    assert!(store.stats().file_read_bytes > 0);
+    // Newly opened, the store keeps nothing in memory: every read is a
+    // file read, checked.
+    drop(store);
+    let store = Store::open(config).unwrap();
+    assert_eq!(store.stats().recent_bytes, 0);
+    assert_eq!(read_all(&store, ReadOptions::default()), all);
+}
+
+#[test]
 fn concurrent_appenders_and_a_live_reader_see_every_entry_exactly_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = small_config(dir.path());

@@ -1,11 +1,13 @@
 //! The whole store against a simple in-memory model: append, read from any
-//! cursor in both directions with every filter, count, and reopen.
+//! cursor in both directions with every filter, count, follow the newest
+//! entries with one long-lived reader, and reopen; with none, a little or
+//! all of the newest bytes kept in memory for live readers.
 
 mod common;
 
 use common::read_all;
 use logtap_store::{
-    Direction, Entry, Filter, Level, NewEntry, ReadOptions, Store, StoreConfig, SyncPolicy,
+    Direction, Entry, Filter, Level, NewEntry, ReadOptions, Reader, Store, StoreConfig, SyncPolicy,
 };
 use proptest::prelude::*;
 
@@ -13,6 +15,8 @@ use proptest::prelude::*;
 enum Op {
     Append(Vec<NewEntry>),
     Reopen,
+    /// The long-lived forward reader reads everything new.
+    Follow,
     Read {
         after: Option<u16>,
         before: Option<u16>,
@@ -42,6 +46,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => proptest::collection::vec(arb_entry(), 0..40).prop_map(Op::Append),
         1 => Just(Op::Reopen),
+        2 => Just(Op::Follow),
         4 => (
             proptest::option::of(any::<u16>()),
             proptest::option::of(any::<u16>()),
@@ -54,18 +59,36 @@ fn arb_op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn config(dir: &std::path::Path, sync: SyncPolicy) -> StoreConfig {
+fn config(dir: &std::path::Path, sync: SyncPolicy, recent_bytes: usize) -> StoreConfig {
     let mut config = StoreConfig::new(dir);
     config.segment_bytes = 1500;
     config.block_bytes = 200;
     config.sync = sync;
+    config.recent_bytes = recent_bytes;
     config
 }
 
-fn run(ops: Vec<Op>, sync: SyncPolicy) -> Result<(), TestCaseError> {
+/// None, a few small batches' worth, or more than a segment.
+fn arb_recent_bytes() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(0), Just(300), Just(4 << 20)]
+}
+
+fn follower(store: &Store, followed: &[Entry]) -> Reader {
+    store
+        .reader(ReadOptions {
+            after: followed.last().map(|entry| entry.cursor),
+            ..ReadOptions::default()
+        })
+        .unwrap()
+}
+
+fn run(ops: Vec<Op>, sync: SyncPolicy, recent_bytes: usize) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(config(dir.path(), sync)).unwrap();
+    let config = |dir: &std::path::Path| config(dir, sync, recent_bytes);
+    let mut store = Store::open(config(dir.path())).unwrap();
     let mut model: Vec<Entry> = Vec::new();
+    let mut followed: Vec<Entry> = Vec::new();
+    let mut follower = follower(&store, &followed);
     for op in ops {
         match op {
             Op::Append(batch) => {
@@ -85,10 +108,18 @@ fn run(ops: Vec<Op>, sync: SyncPolicy) -> Result<(), TestCaseError> {
                 prop_assert_eq!(store.last_cursor(), model.len() as u64);
             }
             Op::Reopen => {
+                drop(follower);
                 drop(store);
-                store = Store::open(config(dir.path(), sync)).unwrap();
+                store = Store::open(config(dir.path())).unwrap();
+                follower = self::follower(&store, &followed);
                 prop_assert!(store.recovery_report().events.is_empty());
                 prop_assert_eq!(store.last_cursor(), model.len() as u64);
+            }
+            Op::Follow => {
+                while let Some(entry) = follower.next_entry().unwrap() {
+                    followed.push(entry.to_entry());
+                }
+                prop_assert_eq!(&followed, &model);
             }
             Op::Read {
                 after,
@@ -143,8 +174,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn store_matches_model_without_fsync(ops in proptest::collection::vec(arb_op(), 1..40)) {
-        run(ops, SyncPolicy::Never)?;
+    fn store_matches_model_without_fsync(
+        ops in proptest::collection::vec(arb_op(), 1..40),
+        recent_bytes in arb_recent_bytes(),
+    ) {
+        run(ops, SyncPolicy::Never, recent_bytes)?;
     }
 }
 
@@ -152,7 +186,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(8))]
 
     #[test]
-    fn store_matches_model_with_fsync_per_batch(ops in proptest::collection::vec(arb_op(), 1..20)) {
-        run(ops, SyncPolicy::EveryBatch)?;
+    fn store_matches_model_with_fsync_per_batch(
+        ops in proptest::collection::vec(arb_op(), 1..20),
+        recent_bytes in arb_recent_bytes(),
+    ) {
+        run(ops, SyncPolicy::EveryBatch, recent_bytes)?;
     }
 }
