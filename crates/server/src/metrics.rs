@@ -40,6 +40,10 @@ pub struct Metrics {
     store_last_cursor: Gauge,
     /// The oldest cursor still held, refreshed at every scrape.
     store_oldest_cursor: Gauge,
+    /// Bytes of the newest records the store keeps in memory for live
+    /// readers, refreshed at every scrape: the fixed memory cost of
+    /// sparing every live tail a file read.
+    store_recent_bytes: Gauge,
     /// Torn tails cut and corrupt stretches skipped when the store was
     /// opened: an operator alerting on this learns of damage that only a log
     /// line would otherwise tell.
@@ -100,6 +104,7 @@ impl Metrics {
             store_entries: Gauge::default(),
             store_last_cursor: Gauge::default(),
             store_oldest_cursor: Gauge::default(),
+            store_recent_bytes: Gauge::default(),
             recovery_events: Gauge::default(),
             recovery_bytes_skipped: Gauge::default(),
             limit_rejections: Family::default(),
@@ -154,6 +159,11 @@ impl Metrics {
             "logtap_store_oldest_cursor",
             "The oldest cursor still held",
             metrics.store_oldest_cursor.clone(),
+        );
+        registry.register(
+            "logtap_store_recent_bytes",
+            "Bytes of the newest records held in memory for live readers",
+            metrics.store_recent_bytes.clone(),
         );
         registry.register(
             "logtap_recovery_events",
@@ -251,6 +261,7 @@ impl Metrics {
         self.store_entries.set(clamp(stats.entries));
         self.store_last_cursor.set(clamp(stats.last_cursor));
         self.store_oldest_cursor.set(clamp(stats.oldest_cursor));
+        self.store_recent_bytes.set(clamp(stats.recent_bytes));
         let mut text = String::new();
         if let Err(error) = encode(&mut text, &self.registry) {
             // Writing into a String cannot fail; if the library ever says

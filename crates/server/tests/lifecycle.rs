@@ -288,3 +288,23 @@ async fn a_push_larger_than_the_message_limit_is_resource_exhausted() {
         status.message()
     );
 }
+
+/// The newest records stay in memory for live tails, within the configured
+/// bytes, and /metrics says how many bytes that is.
+#[tokio::test]
+async fn the_memory_kept_for_live_readers_is_bounded_and_shown_in_metrics() {
+    let server = TestServer::start_with(|config| {
+        config.store.recent_bytes = 2000;
+    })
+    .await;
+    let mut client = server.client().await;
+    push(&mut client, vec![vec![entry("info", "first", 1)]]).await;
+    let one = server.metric("logtap_store_recent_bytes").await;
+    assert!(one > 0, "the newest record is not kept ({one})");
+    let text_of = "m".repeat(300);
+    for i in 0..20 {
+        push(&mut client, vec![vec![entry("info", &text_of, i + 2)]]).await;
+    }
+    let many = server.metric("logtap_store_recent_bytes").await;
+    assert!(many > one && many <= 2000, "kept {many} bytes");
+}
