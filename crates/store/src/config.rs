@@ -52,7 +52,7 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     /// Defaults: fsync every batch, 64 MiB segments, 32 KiB blocks, no
-    /// retention limits, the newest 4 MiB in memory.
+    /// retention limits, the newest 1 MiB in memory.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
             dir: dir.into(),
@@ -60,7 +60,7 @@ impl StoreConfig {
             segment_bytes: 64 << 20,
             block_bytes: 32 << 10,
             retention: Retention::default(),
-            recent_bytes: 4 << 20,
+            recent_bytes: 1 << 20,
         }
     }
 }

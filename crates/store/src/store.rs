@@ -10,7 +10,7 @@
 
 use crate::reader::{ReadOptions, Reader};
 use crate::recovery::{RecoveryEvent, RecoveryReport};
-use crate::segment::{self, Block, Chunk, Segment};
+use crate::segment::{self, Block, Chunk, ChunkPool, Segment};
 use crate::{record, NewEntry, StoreConfig, StoreError, SyncPolicy};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     entries: AtomicU64,
     /// Bytes readers have read from segment files (see [`StoreStats`]).
     pub(crate) file_read_bytes: AtomicU64,
+    /// Buffers for the chunks of `Segment::recent`, recycled.
+    chunk_pool: Arc<ChunkPool>,
     recovery: RecoveryReport,
 }
 
@@ -255,6 +257,7 @@ impl Store {
             bytes: AtomicU64::new(bytes),
             entries: AtomicU64::new(entries),
             file_read_bytes: AtomicU64::new(0),
+            chunk_pool: Arc::new(ChunkPool::new(config.recent_bytes)),
             recovery: RecoveryReport { events },
             config,
         });
@@ -561,7 +564,7 @@ impl Shared {
             ));
         }
         let chunks = if self.config.recent_bytes > 0 {
-            Chunk::cut(writer.written, &writer.buf, record_ends)
+            Chunk::cut(writer.written, &writer.buf, record_ends, &self.chunk_pool)
         } else {
             Vec::new()
         };
