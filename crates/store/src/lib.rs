@@ -5,6 +5,9 @@
 //! segment keeps in memory a summary per block of records (cursor range,
 //! time range, count per level), so filters on level, time and cursor skip
 //! whole blocks without decoding them, and exact counts cost O(blocks).
+//! The newest published bytes also stay in memory, in a fixed amount
+//! ([`StoreConfig::recent_bytes`]), so readers following the newest entries
+//! share them instead of each reading the file.
 //!
 //! The store is synchronous and knows nothing of the network or of an async
 //! runtime: callers that need to wake tasks register a commit hook
