@@ -76,7 +76,7 @@ pub(crate) struct Shared {
     entries: AtomicU64,
     /// Bytes readers have read from segment files (see [`StoreStats`]).
     pub(crate) file_read_bytes: AtomicU64,
-    /// Buffers for the chunks of `Segment::recent`, recycled.
+    /// The fixed set of buffers the chunks of `Segment::recent` are made in.
     chunk_pool: Arc<ChunkPool>,
     recovery: RecoveryReport,
 }
