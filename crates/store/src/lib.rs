@@ -22,6 +22,7 @@ mod entry;
 mod error;
 mod level;
 mod reader;
+mod recent;
 mod record;
 mod recovery;
 mod segment;

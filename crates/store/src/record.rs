@@ -79,13 +79,7 @@ pub(crate) fn encode(out: &mut Vec<u8>, cursor: u64, entry: &NewEntry) -> Result
 /// Decodes the record at the start of `bytes`, checking its CRC and fields.
 /// Returns the entry and the record's whole length.
 pub(crate) fn decode(bytes: &[u8]) -> Result<(EntryRef<'_>, usize), DecodeError> {
-    let payload_len = payload_len(bytes)?;
-    let total = HEADER_LEN + payload_len;
-    let payload = &bytes[HEADER_LEN..total];
-    let crc = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
-    if checksum::crc32c(payload) != crc {
-        return Err(DecodeError::Corrupt("checksum mismatch"));
-    }
+    let (payload, total) = framed(bytes, true)?;
     Ok((parse_payload(payload)?, total))
 }
 
@@ -103,29 +97,27 @@ pub(crate) struct Head {
 /// message or labels: a record a filter rejects is never parsed in full,
 /// and one that matches is parsed once, by [`decode_checked`].
 pub(crate) fn decode_head(bytes: &[u8], verify: bool) -> Result<(Head, usize), DecodeError> {
-    let payload_len = payload_len(bytes)?;
-    let total = HEADER_LEN + payload_len;
-    let payload = &bytes[HEADER_LEN..total];
-    if verify {
-        let crc = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
-        if checksum::crc32c(payload) != crc {
-            return Err(DecodeError::Corrupt("checksum mismatch"));
-        }
-    }
-    let head = Head {
-        cursor: u64::from_le_bytes(payload[0..8].try_into().unwrap()),
-        timestamp: i64::from_le_bytes(payload[8..16].try_into().unwrap()),
-        level: Level::from_byte(payload[16]).ok_or(DecodeError::Corrupt("unknown level byte"))?,
-    };
-    Ok((head, total))
+    let (payload, total) = framed(bytes, verify)?;
+    Ok((parse_head(payload)?, total))
 }
 
 /// Decodes a record whose CRC was already checked by this reader: parses
 /// the fields again without hashing the bytes a second time.
 pub(crate) fn decode_checked(bytes: &[u8]) -> Result<(EntryRef<'_>, usize), DecodeError> {
-    let payload_len = payload_len(bytes)?;
-    let total = HEADER_LEN + payload_len;
-    Ok((parse_payload(&bytes[HEADER_LEN..total])?, total))
+    let (payload, total) = framed(bytes, false)?;
+    Ok((parse_payload(payload)?, total))
+}
+
+/// The payload of the record at the start of `bytes` and the record's
+/// whole length, its CRC checked when `verify` says so.
+fn framed(bytes: &[u8], verify: bool) -> Result<(&[u8], usize), DecodeError> {
+    let total = HEADER_LEN + payload_len(bytes)?;
+    let payload = &bytes[HEADER_LEN..total];
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
+    if verify && checksum::crc32c(payload) != crc {
+        return Err(DecodeError::Corrupt("checksum mismatch"));
+    }
+    Ok((payload, total))
 }
 
 /// The announced payload length, checked against the format's bounds and
@@ -153,11 +145,23 @@ pub(crate) fn peek_cursor(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(raw.try_into().unwrap()))
 }
 
+/// The fields every payload starts with (its length is already checked
+/// against `MIN_PAYLOAD_LEN`).
+fn parse_head(payload: &[u8]) -> Result<Head, DecodeError> {
+    Ok(Head {
+        cursor: u64::from_le_bytes(payload[0..8].try_into().unwrap()),
+        timestamp: i64::from_le_bytes(payload[8..16].try_into().unwrap()),
+        level: Level::from_byte(payload[16]).ok_or(DecodeError::Corrupt("unknown level byte"))?,
+    })
+}
+
 fn parse_payload(payload: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
     let corrupt = DecodeError::Corrupt;
-    let cursor = u64::from_le_bytes(payload[0..8].try_into().unwrap());
-    let timestamp = i64::from_le_bytes(payload[8..16].try_into().unwrap());
-    let level = Level::from_byte(payload[16]).ok_or(corrupt("unknown level byte"))?;
+    let Head {
+        cursor,
+        timestamp,
+        level,
+    } = parse_head(payload)?;
     let message_len = u32::from_le_bytes(payload[17..21].try_into().unwrap()) as usize;
     let message_end = 21usize
         .checked_add(message_len)

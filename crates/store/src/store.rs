@@ -9,8 +9,9 @@
 //! not yet durable, nor half of a batch.
 
 use crate::reader::{ReadOptions, Reader};
+use crate::recent::{Chunk, ChunkPool};
 use crate::recovery::{RecoveryEvent, RecoveryReport};
-use crate::segment::{self, Block, Chunk, ChunkPool, Segment};
+use crate::segment::{self, Block, Segment};
 use crate::{record, NewEntry, StoreConfig, StoreError, SyncPolicy};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -96,6 +97,9 @@ struct Writer {
     staged: Vec<Staged>,
     /// Reused encoding buffer: appends allocate nothing once warm.
     buf: Vec<u8>,
+    /// Where each record of the batch in `buf` ends, for cutting it into
+    /// chunks; reused like `buf`.
+    record_ends: Vec<usize>,
     /// Set when a failure left the file in a state the store cannot vouch
     /// for; appends are refused until the store is reopened.
     poisoned: Option<String>,
@@ -244,6 +248,7 @@ impl Store {
                 open_block,
                 staged: Vec::new(),
                 buf: Vec::new(),
+                record_ends: Vec::new(),
                 poisoned: None,
             }),
             segments: RwLock::new(segments),
@@ -534,11 +539,11 @@ impl Shared {
         let mut staged_blocks = Vec::new();
         let mut block = writer.open_block;
         let mut offset = writer.written;
-        let mut record_ends = Vec::with_capacity(entries.len());
+        writer.record_ends.clear();
         for entry in entries {
             let start = writer.buf.len();
             record::encode(&mut writer.buf, cursor, entry)?;
-            record_ends.push(writer.buf.len());
+            writer.record_ends.push(writer.buf.len());
             let len = (writer.buf.len() - start) as u64;
             let current = block.get_or_insert_with(|| Block::new(offset, cursor, entry.timestamp));
             current.add(cursor, entry.timestamp, entry.level, len);
@@ -563,11 +568,13 @@ impl Shared {
                 error,
             ));
         }
-        let chunks = if self.config.recent_bytes > 0 {
-            Chunk::cut(writer.written, &writer.buf, record_ends, &self.chunk_pool)
-        } else {
-            Vec::new()
-        };
+        // With `recent_bytes` 0 the pool has no buffers and this keeps nothing.
+        let chunks = Chunk::cut(
+            writer.written,
+            &writer.buf,
+            writer.record_ends.iter().copied(),
+            &self.chunk_pool,
+        );
         writer.written = offset;
         writer.open_block = block;
         writer.next_cursor = cursor;
