@@ -44,6 +44,10 @@ pub struct Metrics {
     /// readers, refreshed at every scrape: the fixed memory cost of
     /// sparing every live tail a file read.
     store_recent_bytes: Gauge,
+    /// Bytes readers have read from segment files, refreshed at every
+    /// scrape: with live tails taking new entries from memory, this grows
+    /// with history reads, not with the number of followers.
+    store_file_read_bytes: Counter,
     /// Torn tails cut and corrupt stretches skipped when the store was
     /// opened: an operator alerting on this learns of damage that only a log
     /// line would otherwise tell.
@@ -105,6 +109,7 @@ impl Metrics {
             store_last_cursor: Gauge::default(),
             store_oldest_cursor: Gauge::default(),
             store_recent_bytes: Gauge::default(),
+            store_file_read_bytes: Counter::default(),
             recovery_events: Gauge::default(),
             recovery_bytes_skipped: Gauge::default(),
             limit_rejections: Family::default(),
@@ -164,6 +169,11 @@ impl Metrics {
             "logtap_store_recent_bytes",
             "Bytes of the newest records held in memory for live readers",
             metrics.store_recent_bytes.clone(),
+        );
+        registry.register(
+            "logtap_store_file_read_bytes",
+            "Bytes readers have read from segment files",
+            metrics.store_file_read_bytes.clone(),
         );
         registry.register(
             "logtap_recovery_events",
@@ -262,6 +272,11 @@ impl Metrics {
         self.store_last_cursor.set(clamp(stats.last_cursor));
         self.store_oldest_cursor.set(clamp(stats.oldest_cursor));
         self.store_recent_bytes.set(clamp(stats.recent_bytes));
+        // The store counts; the counter follows. `fetch_max`, so that two
+        // scrapes at once can never move it backwards.
+        self.store_file_read_bytes
+            .inner()
+            .fetch_max(stats.file_read_bytes, std::sync::atomic::Ordering::Relaxed);
         let mut text = String::new();
         if let Err(error) = encode(&mut text, &self.registry) {
             // Writing into a String cannot fail; if the library ever says

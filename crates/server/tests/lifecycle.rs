@@ -290,21 +290,46 @@ async fn a_push_larger_than_the_message_limit_is_resource_exhausted() {
 }
 
 /// The newest records stay in memory for live tails, within the configured
-/// bytes, and /metrics says how many bytes that is.
+/// bytes: a follower takes new entries without reading the file, a history
+/// read reads it, and /metrics says both.
 #[tokio::test]
-async fn the_memory_kept_for_live_readers_is_bounded_and_shown_in_metrics() {
+async fn live_tails_read_new_entries_from_memory_within_the_bytes_kept() {
     let server = TestServer::start_with(|config| {
         config.store.recent_bytes = 2000;
     })
     .await;
     let mut client = server.client().await;
+    let mut follower = client
+        .stream_logs(LogRequest::default())
+        .await
+        .expect("stream_logs")
+        .into_inner();
     push(&mut client, vec![vec![entry("info", "first", 1)]]).await;
+    let first = follower.message().await.expect("read").expect("an entry");
+    assert_eq!(first.message, "first");
     let one = server.metric("logtap_store_recent_bytes").await;
     assert!(one > 0, "the newest record is not kept ({one})");
+    assert_eq!(
+        server.metric("logtap_store_file_read_bytes_total").await,
+        0,
+        "the follower read the file"
+    );
+
     let text_of = "m".repeat(300);
     for i in 0..20 {
         push(&mut client, vec![vec![entry("info", &text_of, i + 2)]]).await;
     }
     let many = server.metric("logtap_store_recent_bytes").await;
     assert!(many > one && many <= 2000, "kept {many} bytes");
+    // History from the start is older than what is kept: read from the file.
+    let (entries, _) = drain(
+        &mut client
+            .get_logs(LogRequest::default())
+            .await
+            .expect("get_logs")
+            .into_inner(),
+    )
+    .await;
+    assert_eq!(entries.len(), 21);
+    assert!(server.metric("logtap_store_file_read_bytes_total").await > 0);
 }
