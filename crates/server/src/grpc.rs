@@ -5,74 +5,50 @@
 
 use crate::config::ServerConfig;
 use crate::error::ServeError;
+use crate::grpc_body::GrpcBody;
 use crate::ingest::{self, now_nanos};
 use crate::metadata::{self, RequestId};
 use crate::method::{Limits, Method, ServiceRoutes};
 use crate::query::{Kind, Query, QueryError};
 use crate::state::Shared;
-use crate::tail::{self, Item, TailStream};
-use crate::wire::Arena;
+use crate::tail::{self, Encode};
+use crate::wire::V1Encoder;
 use axum::Router;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use logtap_proto::v1::{LogEntry, LogRequest, PushRequest, PushResponse};
-use logtap_store::{AppendReceipt, EntryRef, Level, NewEntry, StoreError};
+use logtap_store::{AppendReceipt, Level, NewEntry, StoreError};
 use std::convert::Infallible;
 use tonic::server::NamedService;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-pub use crate::method::GrpcStream;
-
 /// logtap.v1's service name, for routes and health checks.
 pub const SERVICE_NAME: &str = "logtap.v1.LogService";
 
 /// Opens a reading stream for a gRPC call: the response (headers included)
-/// is returned at once, before the first entry is read, and the stream ends
+/// is returned at once, before the first entry is read, and the body ends
 /// with trailers.
-pub(crate) async fn open_stream<T, F>(
+pub(crate) async fn open_stream<E>(
     shared: &Shared,
     request_id: RequestId,
     query: Result<Query, QueryError>,
-    map: F,
-) -> Result<Response<GrpcStream<T>>, Status>
+    encoder: E,
+) -> Result<Response<GrpcBody>, Status>
 where
-    T: Send + 'static,
-    F: FnMut(&EntryRef<'_>) -> T + Send + Unpin + 'static,
+    E: Encode<Out = Bytes>,
 {
     let opened = match query {
-        Ok(query) => tail::open(shared, request_id.clone(), query, map).await,
+        Ok(query) => tail::open(shared, request_id.clone(), query, encoder).await,
         Err(error) => Err(ServeError::Query(error)),
     };
     let opened = opened.map_err(|error| error_status(&request_id, &error))?;
     let headers = metadata::stream_headers(&request_id, opened.total_count);
-    let stream = into_grpc_stream(opened.stream, request_id);
-    let mut response = Response::new(stream);
+    let mut response = Response::new(GrpcBody::new(opened.stream, request_id));
     *response.metadata_mut() = headers;
     Ok(response)
-}
-
-/// Maps stream items to gRPC: entries as messages, the end as trailers.
-///
-/// tonic has no trailer API for streams, but it turns an `Err(status)` item
-/// into the trailers (status code, message and the status' metadata) and
-/// ends the stream; an OK status with metadata is a clean end with trailers.
-fn into_grpc_stream<T: Send + 'static>(
-    stream: TailStream<T>,
-    request_id: RequestId,
-) -> GrpcStream<T> {
-    Box::pin(stream.map(move |item| match item {
-        Item::Entry(entry) => Ok(entry),
-        Item::End(end) => {
-            let trailers = metadata::stream_trailers(&request_id, &end.summary);
-            Err(match end.error {
-                None => Status::with_metadata(Code::Ok, "", trailers),
-                Some(error) => Status::with_metadata(error.code(), error.to_string(), trailers),
-            })
-        }
-    }))
 }
 
 /// The status a client sees for `error`, with the request id attached, and
@@ -290,14 +266,10 @@ impl LogApi {
         &self,
         kind: Kind,
         request: Request<LogRequest>,
-    ) -> Result<Response<GrpcStream<Bytes>>, Status> {
+    ) -> Result<Response<GrpcBody>, Status> {
         let request_id = RequestId::from_metadata(request.metadata());
         let query = Query::parse(kind, request.into_inner().into());
-        let mut arena = Arena::default();
-        open_stream(&self.shared, request_id, query, move |entry| {
-            arena.v1(entry)
-        })
-        .await
+        open_stream(&self.shared, request_id, query, V1Encoder::default()).await
     }
 
     /// Push: stores each request's entries, all of a request or none.

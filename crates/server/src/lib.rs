@@ -35,6 +35,7 @@ pub mod cors;
 pub mod error;
 pub mod fallback;
 pub mod grpc;
+pub mod grpc_body;
 pub mod http;
 pub mod idle;
 pub mod ingest;

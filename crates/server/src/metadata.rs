@@ -89,6 +89,63 @@ impl std::fmt::Display for RequestId {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Crc(u32);
 
+/// The CRC of a run of entries sent as one (see `crate::wire`), made once
+/// for every stream that sends it, and what joining it to a stream's CRC
+/// needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunCrc {
+    /// Over the run's entries alone, from zero.
+    crc: Crc,
+    /// x^(8·bytes) mod P, bytes being what `crc` covers.
+    shift: u32,
+}
+
+impl RunCrc {
+    /// The CRC of `crc` over `len` bytes, ready to be joined.
+    pub fn new(crc: Crc, len: u64) -> RunCrc {
+        RunCrc {
+            crc,
+            shift: x_to_the_8n(len),
+        }
+    }
+}
+
+/// CRC-32C's polynomial, bit-reflected.
+const POLY: u32 = 0x82f6_3b78;
+
+/// a·b mod P, in the bit-reflected form CRC-32C uses (x^0 is the top bit).
+fn multiply_mod_p(a: u32, mut b: u32) -> u32 {
+    let mut product = 0;
+    let mut bit = 1u32 << 31;
+    while bit != 0 {
+        if a & bit != 0 {
+            product ^= b;
+        }
+        bit >>= 1;
+        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+    }
+    product
+}
+
+/// x^(8n) mod P: by squaring, x^(2^k) for each bit k of 8n.
+fn x_to_the_8n(n: u64) -> u32 {
+    // x^1 in reflected form, then x^8.
+    let mut power = 1u32 << 30;
+    for _ in 0..3 {
+        power = multiply_mod_p(power, power);
+    }
+    let mut result = 1u32 << 31;
+    let mut n = n;
+    while n != 0 {
+        if n & 1 != 0 {
+            result = multiply_mod_p(power, result);
+        }
+        power = multiply_mod_p(power, power);
+        n >>= 1;
+    }
+    result
+}
+
 impl Crc {
     /// Adds one entry.
     pub fn add(&mut self, timestamp: i64, message: &str) {
@@ -96,6 +153,15 @@ impl Crc {
         // two's complement bytes, and the step appends them little-endian.
         let crc = checksum::crc32c_append_u64(self.0, timestamp as u64);
         self.0 = checksum::crc32c_append(crc, message.as_bytes());
+    }
+
+    /// This CRC followed by the entries of `run`: what adding them one by
+    /// one would give.
+    pub fn then(self, run: &RunCrc) -> Crc {
+        // For CRC-32C (initial and final XOR all ones), appending bytes B
+        // to a CRC c gives c·x^(8|B|) mod P, XOR the CRC of B alone: one
+        // multiplication by a constant the run computed once.
+        Crc(multiply_mod_p(run.shift, self.0) ^ run.crc.0)
     }
 
     /// The CRC so far.
@@ -139,6 +205,38 @@ pub fn stream_trailers(request_id: &RequestId, summary: &Summary) -> MetadataMap
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_joins_a_crc_as_its_entries_one_by_one_would() {
+        let entries: Vec<(i64, String)> = (0..50)
+            .map(|i| (i * 7 - 100, "m".repeat(i as usize * 3)))
+            .collect();
+        for split in [0, 1, 17, 50] {
+            let mut one_by_one = Crc::default();
+            for (timestamp, message) in &entries {
+                one_by_one.add(*timestamp, message);
+            }
+            let mut head = Crc::default();
+            for (timestamp, message) in &entries[..split] {
+                head.add(*timestamp, message);
+            }
+            let mut run = Crc::default();
+            let mut len = 0;
+            for (timestamp, message) in &entries[split..] {
+                run.add(*timestamp, message);
+                len += 8 + message.len() as u64;
+            }
+            assert_eq!(
+                head.then(&RunCrc::new(run, len)),
+                one_by_one,
+                "split at {split}"
+            );
+            assert_eq!(
+                crc32c::crc32c_combine(head.value(), run.value(), len as usize),
+                one_by_one.value()
+            );
+        }
+    }
 
     #[test]
     fn crc_is_castagnoli_over_timestamp_then_message() {

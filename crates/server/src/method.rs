@@ -2,30 +2,24 @@
 //!
 //! tonic's generated servers fix each method's response type to the prost
 //! message, so every entry would be built as a `LogEntry` with owned
-//! `String`s before being encoded. Here a server-streaming method's
-//! responses are protobuf bytes encoded straight from the store's records
-//! (see [`crate::wire`]); tonic's [`Grpc`] still does everything else:
-//! request decoding and its size limit, framing, headers and trailers, and
-//! the status of a failed call. [`routes`] puts each method on its path and
+//! `String`s before being encoded, and framed one message per item. Here a
+//! server-streaming method's responses are gRPC messages encoded and framed
+//! straight from the store's records (see [`crate::wire`]), carried by a
+//! [`GrpcBody`]; tonic's [`Grpc`] still decodes the request (and applies
+//! its size limit), makes the response's head, and answers a failed call
+//! with its status. [`ServiceRoutes`] puts each method on its path and
 //! answers UNIMPLEMENTED for any other method of a service, as a generated
 //! server would.
 
-use crate::wire::EncodedCodec;
+use crate::grpc_body::GrpcBody;
 use axum::Router;
-use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::Stream;
 use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tonic::server::Grpc;
 use tonic::{Request, Response, Status, Streaming};
 use tonic_prost::ProstCodec;
-
-/// The response stream of every server-streaming method: encoded messages,
-/// then an `Err(status)` that tonic turns into the trailers.
-pub type GrpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The HTTP request every method receives from the router.
 type HttpRequest = http::Request<axum::body::Body>;
@@ -50,7 +44,7 @@ impl Limits {
 }
 
 /// What a server-streaming handler returns.
-type StreamingFuture = BoxFuture<'static, Result<Response<GrpcStream<Bytes>>, Status>>;
+type StreamingFuture = BoxFuture<'static, Result<Response<GrpcBody>, Status>>;
 
 /// What a client-streaming handler returns.
 type UnaryFuture<R> = BoxFuture<'static, Result<Response<R>, Status>>;
@@ -62,7 +56,12 @@ pub struct Method(Arc<dyn Fn(HttpRequest) -> BoxFuture<'static, HttpResponse> + 
 
 impl Method {
     /// A server-streaming method whose `handler` answers a decoded request
-    /// with a stream of messages it has encoded already.
+    /// with a body of messages it has encoded and framed already.
+    ///
+    /// tonic runs the call as usual, with an empty stream of responses;
+    /// when the handler succeeded, its body replaces tonic's in the
+    /// response tonic made. When the request could not be decoded or the
+    /// handler failed, tonic's response (the status) goes out as it is.
     pub fn server_streaming<D>(
         limits: Limits,
         handler: impl Fn(Request<D>) -> StreamingFuture + Clone + Send + Sync + 'static,
@@ -71,9 +70,33 @@ impl Method {
         D: prost::Message + Default + Send + 'static,
     {
         Method(Arc::new(move |request| {
-            let mut grpc = limits.grpc(EncodedCodec::<D>::default());
-            let method = tower::service_fn(handler.clone());
-            Box::pin(async move { grpc.server_streaming(method, request).await })
+            let mut grpc = limits.grpc(ProstCodec::<(), D>::default());
+            let body = Arc::new(Mutex::new(None));
+            let method = tower::service_fn({
+                let handler = handler.clone();
+                let body = Arc::clone(&body);
+                move |request| {
+                    let handler = handler.clone();
+                    let body = Arc::clone(&body);
+                    async move {
+                        let (metadata, ours, extensions) = handler(request).await?.into_parts();
+                        *body.lock().unwrap_or_else(|e| e.into_inner()) = Some(ours);
+                        let none = futures::stream::empty::<Result<(), Status>>();
+                        Ok(Response::from_parts(metadata, none, extensions))
+                    }
+                }
+            });
+            Box::pin(async move {
+                let response = grpc.server_streaming(method, request).await;
+                let ours = body.lock().unwrap_or_else(|e| e.into_inner()).take();
+                match ours {
+                    Some(ours) => {
+                        let (head, _empty) = response.into_parts();
+                        http::Response::from_parts(head, tonic::body::Body::new(ours))
+                    }
+                    None => response,
+                }
+            })
         }))
     }
 

@@ -27,6 +27,9 @@ pub struct Metrics {
     pub entries_stored: Counter,
     /// Entries handed to a transport by reading streams.
     pub entries_sent: Counter,
+    /// Of those, entries sent in runs encoded once for every live tail
+    /// (see `logtap_store::Run`): how much of the live traffic is shared.
+    pub entries_sent_in_runs: Counter,
     /// Reading streams dropped before they ended themselves: the client
     /// cancelled or vanished, or the idle timeout reset them.
     pub streams_cancelled: Counter,
@@ -102,6 +105,7 @@ impl Metrics {
             open_connections: Gauge::default(),
             entries_stored: Counter::default(),
             entries_sent: Counter::default(),
+            entries_sent_in_runs: Counter::default(),
             streams_cancelled: Counter::default(),
             store_bytes: Gauge::default(),
             store_segments: Gauge::default(),
@@ -134,6 +138,11 @@ impl Metrics {
             "logtap_entries_sent",
             "Entries sent by reading streams",
             metrics.entries_sent.clone(),
+        );
+        registry.register(
+            "logtap_entries_sent_in_runs",
+            "Entries sent in runs of the newest entries encoded once for every live tail",
+            metrics.entries_sent_in_runs.clone(),
         );
         registry.register(
             "logtap_streams_cancelled",

@@ -3,14 +3,14 @@
 //! entries go out as the seed's `{message, timestamp}`, with the same
 //! headers and trailers.
 
-use crate::grpc::{open_stream, GrpcStream};
+use crate::grpc::open_stream;
+use crate::grpc_body::GrpcBody;
 use crate::metadata::RequestId;
 use crate::method::{Limits, Method, ServiceRoutes};
 use crate::query::{Kind, Query};
 use crate::state::Shared;
-use crate::wire::Arena;
+use crate::wire::SeedEncoder;
 use axum::Router;
-use bytes::Bytes;
 use futures::FutureExt;
 use logtap_proto::example::LogRequest;
 use tonic::{Request, Response, Status};
@@ -24,11 +24,10 @@ async fn read(
     shared: Shared,
     kind: Kind,
     request: Request<LogRequest>,
-) -> Result<Response<GrpcStream<Bytes>>, Status> {
+) -> Result<Response<GrpcBody>, Status> {
     let request_id = RequestId::from_metadata(request.metadata());
     let query = Query::from_level(kind, &request.get_ref().level);
-    let mut arena = Arena::default();
-    open_stream(&shared, request_id, query, move |entry| arena.seed(entry)).await
+    open_stream(&shared, request_id, query, SeedEncoder::default()).await
 }
 
 /// The seed's methods on their paths.

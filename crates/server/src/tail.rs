@@ -15,15 +15,16 @@
 use crate::error::ServeError;
 use crate::idle::Probe;
 use crate::live::Live;
-use crate::metadata::{Crc, RequestId};
+use crate::metadata::{Crc, RequestId, RunCrc};
 use crate::metrics::{GaugeUnit, Limit, Metrics};
 use crate::query::{Kind, Matcher, Query};
 use crate::state::Shared;
 use futures::Stream;
 use futures::StreamExt;
-use logtap_store::{Direction, EntryRef, Filter, ReadOptions, Reader, Step, Store, StoreError};
+use logtap_store::{
+    Direction, EntryRef, Filter, ReadOptions, Reader, Run, Step, Store, StoreError,
+};
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -81,6 +82,9 @@ pub struct End {
 pub enum Item<T> {
     /// An entry, already in the transport's form.
     Entry(T),
+    /// Several entries in one item, and how many: a run of the newest
+    /// entries, from an encoder that [takes runs](Encode::takes_runs).
+    Entries(T, u64),
     /// The end; nothing follows.
     End(End),
 }
@@ -113,21 +117,56 @@ struct Plan {
     snapshot: Option<u64>,
 }
 
+/// Turns the entries a stream reads into the transport's form.
+///
+/// A plain closure (`FnMut(&EntryRef) -> T`) is an encoder that sends entry
+/// by entry; an encoder that also takes runs sends the newest entries of a
+/// live tail a chunk at a time, encoded once for every stream (see
+/// `logtap_store::Run`).
+pub trait Encode: Send + Unpin + 'static {
+    /// One item of the transport.
+    type Out: Send + 'static;
+
+    /// One matching entry.
+    fn entry(&mut self, entry: &EntryRef<'_>) -> Self::Out;
+
+    /// Whether the stream may hand this encoder runs. Asked before the
+    /// reader takes one, since a reader that took a run has moved past it.
+    fn takes_runs(&self) -> bool {
+        false
+    }
+
+    /// Every entry of `run` as one item, with the trailer CRC over those
+    /// entries. Called only when [`Encode::takes_runs`].
+    fn run(&mut self, run: &Run<'_>) -> Result<(Self::Out, RunCrc), StoreError> {
+        let _ = run;
+        unreachable!("run() is only called on encoders that take runs")
+    }
+}
+
+impl<T, F> Encode for F
+where
+    T: Send + 'static,
+    F: FnMut(&EntryRef<'_>) -> T + Send + Unpin + 'static,
+{
+    type Out = T;
+
+    fn entry(&mut self, entry: &EntryRef<'_>) -> T {
+        self(entry)
+    }
+}
+
 /// Opens a stream for `query`, turning each entry into a `T` with `map`.
 ///
 /// Errors that can be known before the first entry (shutting down, too many
 /// streams, a cursor older than retention) are returned here, so the
 /// transport can answer with a plain error status instead of a stream.
-pub async fn open<T, F>(
+pub async fn open<E: Encode>(
     shared: &Shared,
     request_id: RequestId,
     query: Query,
-    map: F,
-) -> Result<Opened<T>, ServeError>
-where
-    T: Send + 'static,
-    F: FnMut(&EntryRef<'_>) -> T + Send + Unpin + 'static,
-{
+    map: E,
+) -> Result<Opened<E::Out>, ServeError> {
     if shared.shutdown.is_cancelled() {
         return Err(ServeError::ShuttingDown);
     }
@@ -165,6 +204,7 @@ where
             probe: Probe::default(),
             metrics: Arc::clone(&shared.metrics),
             unreported: 0,
+            unreported_in_runs: 0,
             request_id,
             ended: false,
             _guard: guard,
@@ -263,7 +303,7 @@ enum Phase {
 /// these fields, kept in the response body itself, so dropping the body
 /// drops the reader and stops everything. One poll reads until a match, a
 /// spent budget or the end, so a match costs no more than a function return.
-struct Reading<T, F> {
+struct Reading<E> {
     /// The newest visible cursor, read before every step.
     live: Live,
     /// Checked once per budget.
@@ -280,7 +320,10 @@ struct Reading<T, F> {
     plan: Plan,
     matcher: Matcher,
     /// Turns a matching entry into the transport's form.
-    map: F,
+    map: E,
+    /// Whether runs of the newest entries may be taken: the encoder takes
+    /// them, and the stream sends every entry (no filter, no limit).
+    runs: bool,
     phase: Phase,
     /// Entries sent.
     sent: u64,
@@ -295,17 +338,19 @@ struct Reading<T, F> {
     work: usize,
     /// Why the stream failed, once it has.
     error: Option<ServeError>,
-    _item: PhantomData<fn() -> T>,
 }
 
 /// The reading loop for one stream.
-fn read<T, F>(
+fn read<E: Encode>(
     shared: Shared,
     reader: Reader,
     plan: Plan,
     matcher: Matcher,
-    map: F,
-) -> Reading<T, F> {
+    map: E,
+) -> Reading<E> {
+    // The store's filter is the reader's to apply: `take_run` declines
+    // when it has one.
+    let runs = map.takes_runs() && matcher.is_empty() && plan.limit.is_none() && !plan.reverse;
     Reading {
         commits: WatchStream::from_changes(shared.live.subscribe()),
         live: shared.live,
@@ -315,6 +360,7 @@ fn read<T, F>(
         plan,
         matcher,
         map,
+        runs,
         phase: Phase::Reading,
         sent: 0,
         crc: Crc::default(),
@@ -322,17 +368,13 @@ fn read<T, F>(
         caught_up: 0,
         work: 0,
         error: None,
-        _item: PhantomData,
     }
 }
 
-impl<T, F> Reading<T, F>
-where
-    F: FnMut(&EntryRef<'_>) -> T,
-{
+impl<E: Encode> Reading<E> {
     /// One step of the reader. Returns the item to send, if the step led to
     /// one; otherwise the phase says what comes next.
-    fn advance(&mut self) -> Option<Item<T>> {
+    fn advance(&mut self) -> Option<Item<E::Out>> {
         if self.plan.limit.is_some_and(|limit| self.sent >= limit) {
             return Some(self.end(EndReason::Limit));
         }
@@ -346,6 +388,11 @@ where
         // runs after an entry is visible, so if this step catches up, the
         // reader has considered everything up to it.
         let visible = self.live.newest();
+        if self.runs {
+            if let Some(item) = self.take_run() {
+                return Some(item);
+            }
+        }
         let outcome = match self.reader.step(READ_BUDGET) {
             Err(error) => Outcome::Failed(error),
             Ok(Step::Pending) => Outcome::Pending,
@@ -353,7 +400,7 @@ where
             Ok(Step::Entry(entry)) => {
                 if self.matcher.matches(&entry) {
                     self.crc.add(entry.timestamp, entry.message);
-                    Outcome::Send((self.map)(&entry), entry.cursor)
+                    Outcome::Send(self.map.entry(&entry), entry.cursor)
                 } else {
                     Outcome::Rejected
                 }
@@ -407,8 +454,34 @@ where
         item
     }
 
+    /// Sends the rest of the chunk of newest entries the reader is at, if
+    /// it is in memory, as one item.
+    fn take_run(&mut self) -> Option<Item<E::Out>> {
+        let run = self.reader.take_run()?;
+        let count = run.len() as u64;
+        let last = run.last_cursor();
+        match self.map.run(&run) {
+            Ok((item, crc)) => {
+                self.crc = self.crc.then(&crc);
+                self.sent += count;
+                self.last_sent = last;
+                // Its entries count as work like entries sent one by one.
+                self.work += count as usize;
+                if self.work >= READ_BUDGET {
+                    self.work = 0;
+                    self.phase = Phase::Paused(Pause::default());
+                }
+                Some(Item::Entries(item, count))
+            }
+            Err(failure) => {
+                self.error = Some(ServeError::Store(failure));
+                Some(self.end(EndReason::Failed))
+            }
+        }
+    }
+
     /// The last item: what the trailers need, and why the stream ended.
-    fn end(&mut self, reason: EndReason) -> Item<T> {
+    fn end(&mut self, reason: EndReason) -> Item<E::Out> {
         self.phase = Phase::Ended;
         let plan = &self.plan;
         let next_cursor = if plan.reverse {
@@ -434,13 +507,10 @@ where
     }
 }
 
-impl<T, F> Stream for Reading<T, F>
-where
-    F: FnMut(&EntryRef<'_>) -> T + Unpin,
-{
-    type Item = Item<T>;
+impl<E: Encode> Stream for Reading<E> {
+    type Item = Item<E::Out>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item<T>>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
             match &mut this.phase {
@@ -525,6 +595,8 @@ pub struct TailStream<T> {
     /// every stream, so it is added to when the stream pauses or ends, not
     /// once per entry.
     unreported: u64,
+    /// Of those, the entries sent in runs.
+    unreported_in_runs: u64,
     /// For the log lines about this stream.
     request_id: RequestId,
     /// Whether the stream ended by itself; if it is dropped before, the
@@ -547,6 +619,11 @@ impl<T> Stream for TailStream<T> {
         match &poll {
             Poll::Ready(Some(Item::Entry(_))) => {
                 this.unreported += 1;
+                this.probe.produced(true);
+            }
+            Poll::Ready(Some(Item::Entries(_, count))) => {
+                this.unreported += count;
+                this.unreported_in_runs += count;
                 this.probe.produced(true);
             }
             Poll::Ready(Some(Item::End(end))) => {
@@ -583,6 +660,12 @@ impl<T> TailStream<T> {
         if self.unreported > 0 {
             self.metrics.entries_sent.inc_by(self.unreported);
             self.unreported = 0;
+        }
+        if self.unreported_in_runs > 0 {
+            self.metrics
+                .entries_sent_in_runs
+                .inc_by(self.unreported_in_runs);
+            self.unreported_in_runs = 0;
         }
     }
 }

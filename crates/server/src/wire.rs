@@ -3,19 +3,22 @@
 //! Every entry a gRPC stream sends is read from the reader's buffer as an
 //! [`EntryRef`] and goes out as protobuf bytes. Building a prost `LogEntry`
 //! first would allocate a `String` per field (and a map for the labels) only
-//! to copy them once more into tonic's buffer and drop them; here the entry
-//! is written once, into a per-stream [`Arena`], and tonic copies those
-//! bytes into its frame with [`EncodedCodec`]. The bytes are exactly what
-//! prost would write for the same `LogEntry` (fields in number order,
-//! defaults left out), which the tests check against prost itself.
+//! to copy them once more into a frame and drop them; here the entry is
+//! written once, framed as a gRPC message, into a per-stream [`Arena`], and
+//! the response body copies those bytes into its DATA frame. The bytes are
+//! exactly what prost would write for the same `LogEntry` (fields in number
+//! order, defaults left out), which the tests check against prost itself.
+//!
+//! Live tails that have caught up send the newest entries as runs instead
+//! ([`GrpcEncoder::run`]): a chunk of the newest records is encoded once
+//! per form, and every stream at the live edge sends the same bytes.
 
+use crate::metadata::{Crc, RunCrc};
+use crate::tail::Encode;
 use bytes::{BufMut, Bytes, BytesMut};
-use logtap_store::EntryRef;
+use logtap_store::{EntryRef, Run, StoreError};
 use prost::encoding::{encoded_len_varint, WireType};
-use std::marker::PhantomData;
-use tonic::codec::{Codec, EncodeBuf, Encoder};
-use tonic::Status;
-use tonic_prost::ProstDecoder;
+use std::sync::Arc;
 
 /// The bytes an [`Arena`] allocates at a time. Small, because a stream
 /// keeps its current chunk for as long as it lives (a thousand live tails
@@ -32,27 +35,47 @@ pub struct Arena {
 }
 
 impl Arena {
-    /// `entry` in logtap.v1's `LogEntry` form.
+    /// `entry` in logtap.v1's `LogEntry` form, framed.
     pub fn v1(&mut self, entry: &EntryRef<'_>) -> Bytes {
         self.encode(v1_len(entry), |buf| put_v1(entry, buf))
     }
 
-    /// `entry` in the seed's `LogEntry` form: message and timestamp.
+    /// `entry` in the seed's `LogEntry` form (message and timestamp),
+    /// framed.
     pub fn seed(&mut self, entry: &EntryRef<'_>) -> Bytes {
         self.encode(seed_len(entry), |buf| put_seed(entry, buf))
     }
 
-    /// Writes a message of exactly `len` bytes with `put`.
+    /// Writes a framed message whose body is exactly `len` bytes.
     fn encode(&mut self, len: usize, put: impl FnOnce(&mut BytesMut)) -> Bytes {
-        if self.chunk.capacity() < len {
+        let framed = FRAME_HEADER + len;
+        if self.chunk.capacity() < framed {
             // The old chunk lives on in the messages already split off it
-            // until tonic has copied them.
-            self.chunk = BytesMut::with_capacity(len.max(ARENA_CHUNK));
+            // until the response body has copied them.
+            self.chunk = BytesMut::with_capacity(framed.max(ARENA_CHUNK));
         }
-        put(&mut self.chunk);
-        debug_assert_eq!(self.chunk.len(), len, "the length computed ahead");
+        put_framed(len, &mut self.chunk, put);
         self.chunk.split().freeze()
     }
+}
+
+/// The gRPC message header: a compression flag (0: none) and the body's
+/// length, big-endian.
+pub const FRAME_HEADER: usize = 5;
+
+/// Writes one gRPC message: its header, then a body of exactly `len`
+/// bytes written by `put`.
+fn put_framed(len: usize, buf: &mut BytesMut, put: impl FnOnce(&mut BytesMut)) {
+    buf.reserve(FRAME_HEADER + len);
+    let start = buf.len();
+    buf.put_u8(0);
+    buf.put_u32(len as u32);
+    put(buf);
+    debug_assert_eq!(
+        buf.len() - start,
+        FRAME_HEADER + len,
+        "the length computed ahead"
+    );
 }
 
 /// The encoded length of a length-delimited field `tag` holding `len` bytes.
@@ -159,47 +182,103 @@ fn put_v1(entry: &EntryRef<'_>, buf: &mut BytesMut) {
     }
 }
 
-/// The codec of a server-streaming method whose responses are encoded
-/// ahead (by an [`Arena`]): requests are decoded by prost as usual,
-/// responses are copied into the frame as they are.
+/// The encoder of a gRPC reading stream: each entry as one framed
+/// message, and runs of the newest entries as the messages of their chunk,
+/// encoded once for every stream that sends them (see `logtap_store::Run`).
+#[derive(Debug, Default)]
+pub struct GrpcEncoder<const V1: bool> {
+    /// Where entries sent one by one are encoded.
+    arena: Arena,
+}
+
+/// Entries in the seed's form.
+pub type SeedEncoder = GrpcEncoder<false>;
+
+/// Entries in logtap.v1's form.
+pub type V1Encoder = GrpcEncoder<true>;
+
+/// The framed messages of every entry of a chunk, as one encoder form
+/// sends them; `None` if a record could not be read.
+type EncodedChunk<const V1: bool> = Option<Encoded<V1>>;
+
+/// A chunk's entries as framed messages, made once per chunk and form.
 #[derive(Debug)]
-pub struct EncodedCodec<D>(PhantomData<fn() -> D>);
+pub struct Encoded<const V1: bool> {
+    /// Every entry's message, framed, in cursor order.
+    bytes: Bytes,
+    /// Where each entry's message ends in `bytes`.
+    ends: Vec<usize>,
+    /// The trailer CRC over all the entries.
+    crc: RunCrc,
+}
 
-impl<D> Default for EncodedCodec<D> {
-    fn default() -> Self {
-        EncodedCodec(PhantomData)
+impl<const V1: bool> GrpcEncoder<V1> {
+    fn put(entry: &EntryRef<'_>, buf: &mut BytesMut) {
+        if V1 {
+            put_framed(v1_len(entry), buf, |buf| put_v1(entry, buf));
+        } else {
+            put_framed(seed_len(entry), buf, |buf| put_seed(entry, buf));
+        }
+    }
+
+    fn encode_chunk(entries: logtap_store::Entries<'_>) -> EncodedChunk<V1> {
+        let mut bytes = BytesMut::new();
+        let mut ends = Vec::new();
+        let mut crc = Crc::default();
+        let mut crc_len = 0;
+        for entry in entries {
+            let entry = entry.ok()?;
+            Self::put(&entry, &mut bytes);
+            ends.push(bytes.len());
+            crc.add(entry.timestamp, entry.message);
+            crc_len += 8 + entry.message.len() as u64;
+        }
+        Some(Encoded {
+            bytes: bytes.freeze(),
+            ends,
+            crc: RunCrc::new(crc, crc_len),
+        })
     }
 }
 
-impl<D> Codec for EncodedCodec<D>
-where
-    D: prost::Message + Default + Send + 'static,
-{
-    type Encode = Bytes;
-    type Decode = D;
-    type Encoder = Copying;
-    type Decoder = ProstDecoder<D>;
+impl<const V1: bool> Encode for GrpcEncoder<V1> {
+    type Out = Bytes;
 
-    fn encoder(&mut self) -> Copying {
-        Copying
+    fn entry(&mut self, entry: &EntryRef<'_>) -> Bytes {
+        if V1 {
+            self.arena.v1(entry)
+        } else {
+            self.arena.seed(entry)
+        }
     }
 
-    fn decoder(&mut self) -> ProstDecoder<D> {
-        ProstDecoder::default()
+    fn takes_runs(&self) -> bool {
+        true
     }
-}
 
-/// Writes an already encoded message into tonic's frame.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Copying;
-
-impl Encoder for Copying {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
+    fn run(&mut self, run: &Run<'_>) -> Result<(Bytes, RunCrc), StoreError> {
+        let chunk: Arc<EncodedChunk<V1>> = run.derived(Self::encode_chunk);
+        let Some(chunk) = chunk.as_ref() else {
+            return Err(StoreError::Corrupt {
+                path: "(memory)".into(),
+                offset: 0,
+                reason: "a record kept in memory is unreadable",
+            });
+        };
+        if run.skipped() == 0 {
+            return Ok((chunk.bytes.clone(), chunk.crc));
+        }
+        // The run starts inside the chunk (the stream had read its first
+        // records one by one): its own CRC, entry by entry.
+        let mut crc = Crc::default();
+        let mut crc_len = 0;
+        for entry in run.entries() {
+            let entry = entry?;
+            crc.add(entry.timestamp, entry.message);
+            crc_len += 8 + entry.message.len() as u64;
+        }
+        let from = chunk.ends[run.skipped() - 1];
+        Ok((chunk.bytes.slice(from..), RunCrc::new(crc, crc_len)))
     }
 }
 
@@ -224,6 +303,14 @@ mod tests {
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
         }
+    }
+
+    /// The body of one framed message, after checking its header.
+    fn unframed(framed: Bytes) -> Bytes {
+        assert_eq!(framed[0], 0, "not compressed");
+        let len = u32::from_be_bytes(framed[1..5].try_into().unwrap()) as usize;
+        assert_eq!(framed.len(), FRAME_HEADER + len, "one whole message");
+        framed.slice(FRAME_HEADER..)
     }
 
     fn level() -> impl Strategy<Value = Level> {
@@ -274,7 +361,7 @@ mod tests {
                     logtap_store::Step::Pending => continue,
                 };
                 let model = prost_v1(&entry);
-                let v1 = arena.v1(&entry);
+                let v1 = unframed(arena.v1(&entry));
                 prop_assert_eq!(LogEntry::decode(v1.clone()).unwrap(), model.clone());
                 if model.labels.len() <= 1 {
                     prop_assert_eq!(&v1[..], &model.encode_to_vec()[..]);
@@ -283,7 +370,7 @@ mod tests {
                     message: model.message.clone(),
                     timestamp: model.timestamp,
                 };
-                prop_assert_eq!(&arena.seed(&entry)[..], &seed.encode_to_vec()[..]);
+                prop_assert_eq!(&unframed(arena.seed(&entry))[..], &seed.encode_to_vec()[..]);
             }
         }
     }
@@ -302,8 +389,8 @@ mod tests {
             panic!("the entry is read back");
         };
         let mut arena = Arena::default();
-        let small = arena.seed(&entry);
-        let decoded = LogEntry::decode(arena.v1(&entry)).unwrap();
+        let small = unframed(arena.seed(&entry));
+        let decoded = LogEntry::decode(unframed(arena.v1(&entry))).unwrap();
         assert_eq!(decoded.message, message);
         assert_eq!(small.len(), delimited_len(message.len()) + 2);
     }

@@ -333,3 +333,81 @@ async fn live_tails_read_new_entries_from_memory_within_the_bytes_kept() {
     assert_eq!(entries.len(), 21);
     assert!(server.metric("logtap_store_file_read_bytes_total").await > 0);
 }
+
+/// Live tails that have caught up send the newest entries as runs encoded
+/// once for all of them: every follower, in either form, still gets every
+/// entry once and in order, and the trailer CRC is what its entries give.
+#[tokio::test]
+async fn caught_up_tails_share_runs_and_still_get_every_entry_once() {
+    let mut server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut v1_followers = Vec::new();
+    let mut seed_followers = Vec::new();
+    for _ in 0..3 {
+        v1_followers.push(
+            client
+                .stream_logs(LogRequest::default())
+                .await
+                .expect("stream_logs")
+                .into_inner(),
+        );
+        seed_followers.push(
+            server
+                .seed_client()
+                .await
+                .stream_logs(logtap_proto::example::LogRequest::default())
+                .await
+                .expect("seed stream_logs")
+                .into_inner(),
+        );
+    }
+    let batches = 20;
+    let per_batch = 50;
+    for batch in 0..batches {
+        let entries = (0..per_batch)
+            .map(|i| entry("info", &format!("entry {}", batch * per_batch + i), 1 + i))
+            .collect();
+        push(&mut client, vec![entries]).await;
+    }
+    let expected: Vec<String> = (0..batches * per_batch)
+        .map(|i| format!("entry {i}"))
+        .collect();
+    for follower in &mut v1_followers {
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            let entry = follower.message().await.expect("read").expect("an entry");
+            got.push(entry.message);
+        }
+        assert_eq!(got, expected);
+    }
+    for follower in &mut seed_followers {
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            let entry = follower.message().await.expect("read").expect("an entry");
+            got.push(entry.message);
+        }
+        assert_eq!(got, expected);
+    }
+    let in_runs = server.metric("logtap_entries_sent_in_runs_total").await;
+    assert!(in_runs > 0, "no entry was sent in a run");
+    // A shutdown ends every follower cleanly, with trailers.
+    server.shutdown().await;
+    for follower in v1_followers.iter_mut() {
+        let (rest, trailers) = drain(follower).await;
+        assert!(rest.is_empty());
+        let mut crc = 0;
+        for (i, message) in expected.iter().enumerate() {
+            let timestamp = 1 + (i as i64 % per_batch);
+            crc = crc32c::crc32c_append(crc, &timestamp.to_le_bytes());
+            crc = crc32c::crc32c_append(crc, message.as_bytes());
+        }
+        assert_eq!(
+            trailers.get("logtap-crc32c").unwrap().to_str().unwrap(),
+            format!("{crc:08x}")
+        );
+        assert_eq!(
+            trailers.get("logtap-sent").unwrap().to_str().unwrap(),
+            expected.len().to_string()
+        );
+    }
+}

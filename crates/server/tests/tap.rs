@@ -12,7 +12,7 @@ use logtap_server::metrics::Metrics;
 use logtap_server::query::{Kind, Query};
 use logtap_server::tail::{self, Item, READ_BUDGET};
 use logtap_server::Shared;
-use logtap_store::{Level, NewEntry, Store, StoreConfig, SyncPolicy};
+use logtap_store::{EntryRef, Level, NewEntry, Store, StoreConfig, SyncPolicy};
 use std::sync::Arc;
 use std::task::Poll;
 use tokio_util::sync::CancellationToken;
@@ -65,10 +65,15 @@ async fn a_pause_holds_until_the_scheduler_polls_the_task_again() {
     let (_dir, store) = store_with_errors_every(400, 20);
     let shared = shared(store);
     let query = Query::from_level(Kind::GetLogs, "error").expect("query");
-    let mut stream = tail::open(&shared, RequestId::generate(), query, |entry| entry.cursor)
-        .await
-        .expect("open")
-        .stream;
+    let mut stream = tail::open(
+        &shared,
+        RequestId::generate(),
+        query,
+        |entry: &EntryRef<'_>| entry.cursor,
+    )
+    .await
+    .expect("open")
+    .stream;
     let (first, _) = next_with_pauses(&mut stream).await;
     assert!(matches!(first, Some(Item::Entry(1))));
     // The pause after the first match: every poll within this one task poll
@@ -106,9 +111,14 @@ async fn a_stream_pauses_after_its_first_match_and_whenever_a_budget_of_reading_
     let (_dir, store) = store_with_errors_every(gap, 20);
     let shared = shared(store);
     let query = Query::from_level(Kind::GetLogs, "error").expect("query");
-    let opened = tail::open(&shared, RequestId::generate(), query, |entry| entry.cursor)
-        .await
-        .expect("open");
+    let opened = tail::open(
+        &shared,
+        RequestId::generate(),
+        query,
+        |entry: &EntryRef<'_>| entry.cursor,
+    )
+    .await
+    .expect("open");
     assert_eq!(opened.total_count, Some(20));
     let mut stream = opened.stream;
 
@@ -124,6 +134,7 @@ async fn a_stream_pauses_after_its_first_match_and_whenever_a_budget_of_reading_
                 assert_eq!(end.summary.sent, 20);
                 break;
             }
+            (Some(Item::Entries(..)), _) => panic!("a closure encoder takes no runs"),
             (None, _) => panic!("the stream ended without its summary"),
         }
     }

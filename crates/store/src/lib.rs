@@ -25,6 +25,7 @@ mod reader;
 mod recent;
 mod record;
 mod recovery;
+mod run;
 mod segment;
 mod store;
 
@@ -34,4 +35,5 @@ pub use error::StoreError;
 pub use level::{Level, UnknownLevel};
 pub use reader::{Direction, Filter, ReadOptions, Reader, Step};
 pub use recovery::{RecoveryEvent, RecoveryReport};
+pub use run::{Entries, Run};
 pub use store::{segment_files, AppendReceipt, Store, StoreStats};

@@ -8,6 +8,7 @@
 
 use crate::entry::EntryRef;
 use crate::record::{self, DecodeError};
+use crate::run::Run;
 use crate::segment::{self, Block, ReadBuffer, Segment};
 use crate::store::Shared;
 use crate::{Level, StoreError};
@@ -177,6 +178,50 @@ impl Reader {
                 Found::End => return Ok(None),
             }
         }
+    }
+
+    /// Takes every record from the next one to the end of the chunk of
+    /// newest records holding it, when this reader yields every record
+    /// (forward, no store filter) and the next record is in memory (see
+    /// `segment::Recent`). The reader moves past the run as if it had
+    /// stepped through it; `None` leaves it where it was, for `step`.
+    ///
+    /// What is taken this way is read once for all the readers of the
+    /// chunk: see [`Run`].
+    pub fn take_run(&mut self) -> Option<Run<'_>> {
+        if self.options.direction != Direction::Forward || self.options.filter != Filter::default()
+        {
+            return None;
+        }
+        // Caught up: nothing to look for (the usual case after a run).
+        if self.next_cursor > self.shared.visible() {
+            return None;
+        }
+        let buffered_end = self.buf_start + self.buf.len() as u64;
+        let in_buffer = self.offset >= self.buf_start && self.offset < buffered_end;
+        if !(in_buffer && self.buf.is_shared()) {
+            let chunk = self.segment.as_ref()?.recent_chunk(self.offset)?;
+            self.buf.share(chunk, self.offset);
+            self.buf_start = self.offset;
+        }
+        let (chunk, skip) = self.buf.shared_chunk()?;
+        let start = skip + (self.offset - self.buf_start) as usize;
+        let (head, _) = record::decode_head(&chunk.bytes[start..], false).ok()?;
+        let last = chunk.bytes.last_cursor();
+        // A record the reader has passed already, or one past its bound,
+        // is for `step` to handle.
+        if head.cursor != self.next_cursor || last >= self.upper {
+            return None;
+        }
+        let skipped = (head.cursor - chunk.bytes.first_cursor) as usize;
+        self.offset = chunk.offset + chunk.bytes.len() as u64;
+        self.next_cursor = last + 1;
+        self.scanned = Some(last);
+        // The run may end in a later block: let the next step find it.
+        self.block_range = 0..0;
+        self.spent = chunk.bytes.records - skipped;
+        let (chunk, _) = self.buf.shared_chunk()?;
+        Some(Run::new(&chunk.bytes, skipped, start))
     }
 
     /// The work the last `step` (or `next_entry`'s last step) did, in the

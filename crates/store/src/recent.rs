@@ -8,8 +8,9 @@
 //! The memory is fixed when the store opens ([`ChunkPool`]), whatever the
 //! number of readers.
 
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Whole records as the writer wrote them to a segment, starting at
 /// `offset` in its file. Shared by every reader that takes them from
@@ -25,13 +26,32 @@ pub(crate) struct Chunk {
 
 /// A chunk's bytes. When the last holder (`Recent` or a reader) lets go,
 /// the buffer goes back to the pool it came from.
-#[derive(Debug)]
 pub(crate) struct ChunkBytes {
     /// A buffer of the pool's fixed set.
     bytes: Vec<u8>,
+    /// The cursor of the first record: a batch's cursors are consecutive,
+    /// so a reader taking the rest of a chunk knows where it ends without
+    /// reading every record (see [`crate::Run`]).
+    pub first_cursor: u64,
+    /// How many records the chunk holds.
+    pub records: usize,
+    /// What users of the store derived from these records once for every
+    /// reader (the server's encoded responses), one value per type, gone
+    /// with the chunk.
+    derived: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
     /// Weak, so that a chunk a reader drops after its store is gone just
     /// frees its buffer.
     pool: Weak<ChunkPool>,
+}
+
+impl std::fmt::Debug for ChunkBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkBytes")
+            .field("len", &self.bytes.len())
+            .field("first_cursor", &self.first_cursor)
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChunkBytes {
@@ -40,8 +60,36 @@ impl ChunkBytes {
     pub(crate) fn unpooled(bytes: Vec<u8>) -> ChunkBytes {
         ChunkBytes {
             bytes,
+            first_cursor: 0,
+            records: 0,
+            derived: Mutex::default(),
             pool: Weak::new(),
         }
+    }
+
+    /// The cursor of the last record.
+    pub fn last_cursor(&self) -> u64 {
+        self.first_cursor + self.records.saturating_sub(1) as u64
+    }
+
+    /// The value of type `T` derived from this chunk, made by `make` the
+    /// first time it is asked for. The lock is held while `make` runs, so
+    /// a thousand readers arriving together make it once.
+    pub fn derived<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut derived = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+        let wanted = TypeId::of::<T>();
+        let value = match derived.iter().find(|(id, _)| *id == wanted) {
+            Some((_, value)) => Arc::clone(value),
+            None => {
+                let value: Arc<dyn Any + Send + Sync> = Arc::new(make());
+                derived.push((wanted, Arc::clone(&value)));
+                value
+            }
+        };
+        // The entry for `T` only ever holds a `T`.
+        value
+            .downcast()
+            .unwrap_or_else(|_| unreachable!("derived value of another type"))
     }
 }
 
@@ -63,19 +111,23 @@ impl Drop for ChunkBytes {
 
 impl Chunk {
     /// Cuts the records of one written batch, which starts at file offset
-    /// `offset`, into chunks of about `CHUNK_BYTES`, in buffers from
+    /// `offset` with cursor `first_cursor`, into chunks of about `CHUNK_BYTES`, in buffers from
     /// `pool`, leaving out what finds no buffer. `ends` are the offsets in
     /// `batch` where records end, in order; chunks only end there, so a
     /// reader never finds half a record in one.
     pub fn cut(
         offset: u64,
+        first_cursor: u64,
         batch: &[u8],
         ends: impl IntoIterator<Item = usize>,
         pool: &Arc<ChunkPool>,
     ) -> Vec<Chunk> {
         let mut chunks = Vec::new();
         let mut start = 0;
+        let mut cursor = first_cursor;
+        let mut records = 0;
         for end in ends {
+            records += 1;
             if end - start >= CHUNK_BYTES || end == batch.len() {
                 // No buffer free, or one record too large for one: these
                 // records are read from the file.
@@ -85,11 +137,16 @@ impl Chunk {
                         offset: offset + start as u64,
                         bytes: Arc::new(ChunkBytes {
                             bytes,
+                            first_cursor: cursor,
+                            records,
+                            derived: Mutex::default(),
                             pool: Arc::downgrade(pool),
                         }),
                     });
                 }
                 start = end;
+                cursor += records as u64;
+                records = 0;
             }
         }
         chunks
@@ -252,7 +309,7 @@ mod tests {
             .take_while(|&end| end < batch.len());
         let ends: Vec<usize> = ends.chain([batch.len()]).collect();
         let pool = Arc::new(ChunkPool::new(1 << 20));
-        let chunks = Chunk::cut(1000, &batch, ends.iter().copied(), &pool);
+        let chunks = Chunk::cut(1000, 0, &batch, ends.iter().copied(), &pool);
         let starts: Vec<u64> = chunks.iter().map(|c| c.offset).collect();
         let record = record as u64;
         assert_eq!(starts, vec![1000, 1000 + 2 * record, 1000 + 4 * record]);
@@ -261,12 +318,12 @@ mod tests {
             assert_eq!(pair[0].end(), pair[1].offset, "no gap, no overlap");
         }
         // One small batch is one chunk.
-        let chunks = Chunk::cut(5, &[1, 2, 3], [1, 3], &pool);
+        let chunks = Chunk::cut(5, 0, &[1, 2, 3], [1, 3], &pool);
         assert_eq!(chunks.len(), 1);
         assert_eq!(&chunks[0].bytes[..], &[1, 2, 3]);
         // A record too large for a buffer is left to the file.
         let huge = vec![0u8; ChunkPool::BUFFER_BYTES + 1];
-        assert!(Chunk::cut(0, &huge, [huge.len()], &pool).is_empty());
+        assert!(Chunk::cut(0, 0, &huge, [huge.len()], &pool).is_empty());
     }
 
     #[test]
@@ -311,24 +368,24 @@ mod tests {
         let buffers = 1 + ChunkPool::SPARE;
         let batch = [1u8; 10];
         let mut held: Vec<Chunk> = (0..buffers as u64)
-            .map(|i| Chunk::cut(i * 10, &batch, [10], &pool).remove(0))
+            .map(|i| Chunk::cut(i * 10, 0, &batch, [10], &pool).remove(0))
             .collect();
         // Every buffer in use: the next batch is not kept in memory.
-        assert!(Chunk::cut(1000, &batch, [10], &pool).is_empty());
+        assert!(Chunk::cut(1000, 0, &batch, [10], &pool).is_empty());
         // The last holder lets go: its buffer carries the next batch.
         let address = held[0].bytes.as_ptr();
         let mut recent = Recent::default();
         recent.push(held.remove(0), 10);
         assert!(
-            Chunk::cut(1000, &batch, [10], &pool).is_empty(),
+            Chunk::cut(1000, 0, &batch, [10], &pool).is_empty(),
             "Recent holds it"
         );
         recent.push(held.remove(0), 10);
-        let next = Chunk::cut(2000, &[2u8; 10], [10], &pool).remove(0);
+        let next = Chunk::cut(2000, 0, &[2u8; 10], [10], &pool).remove(0);
         assert_eq!(next.bytes.as_ptr(), address);
         assert_eq!(&next.bytes[..], &[2u8; 10]);
         assert!(next.bytes.bytes.capacity() == ChunkPool::BUFFER_BYTES);
         // No store, no pool: nothing is kept.
-        assert!(Chunk::cut(0, &batch, [10], &Arc::new(ChunkPool::new(0))).is_empty());
+        assert!(Chunk::cut(0, 0, &batch, [10], &Arc::new(ChunkPool::new(0))).is_empty());
     }
 }

@@ -267,6 +267,11 @@ impl ReadBuffer {
         self.chunk.is_some()
     }
 
+    /// The chunk shared, and where in it the buffer's bytes start.
+    pub(crate) fn shared_chunk(&self) -> Option<(&Chunk, usize)> {
+        self.chunk.as_ref().map(|(chunk, skip)| (chunk, *skip))
+    }
+
     /// The bytes of storage kept between reads.
     pub fn storage_bytes(&self) -> usize {
         self.storage.len()

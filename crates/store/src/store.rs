@@ -571,6 +571,7 @@ impl Shared {
         // With `recent_bytes` 0 the pool has no buffers and this keeps nothing.
         let chunks = Chunk::cut(
             writer.written,
+            first_cursor,
             &writer.buf,
             writer.record_ends.iter().copied(),
             &self.chunk_pool,

@@ -7,9 +7,11 @@ mod common;
 
 use common::read_all;
 use logtap_store::{
-    Direction, Entry, Filter, Level, NewEntry, ReadOptions, Reader, Store, StoreConfig, SyncPolicy,
+    Direction, Entry, Filter, Level, NewEntry, ReadOptions, Reader, Step, Store, StoreConfig,
+    SyncPolicy,
 };
 use proptest::prelude::*;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -116,8 +118,32 @@ fn run(ops: Vec<Op>, sync: SyncPolicy, recent_bytes: usize) -> Result<(), TestCa
                 prop_assert_eq!(store.last_cursor(), model.len() as u64);
             }
             Op::Follow => {
-                while let Some(entry) = follower.next_entry().unwrap() {
-                    followed.push(entry.to_entry());
+                // A live tail takes what memory holds as runs, and steps
+                // through the rest; either way it sees every entry once.
+                loop {
+                    if let Some(run) = follower.take_run() {
+                        let cursors: Vec<u64> = run
+                            .entries()
+                            .map(|entry| {
+                                let entry = entry.unwrap();
+                                followed.push(entry.to_entry());
+                                entry.cursor
+                            })
+                            .collect();
+                        let expected: Vec<u64> = (run.first_cursor()..=run.last_cursor()).collect();
+                        prop_assert_eq!(&cursors, &expected);
+                        prop_assert_eq!(cursors.len(), run.len());
+                        // Derived from the whole chunk, once: the run is its tail.
+                        let chunk: Arc<Vec<u64>> =
+                            run.derived(|entries| entries.map(|e| e.unwrap().cursor).collect());
+                        prop_assert_eq!(&chunk[run.skipped()..], &cursors[..]);
+                        continue;
+                    }
+                    match follower.step(usize::MAX).unwrap() {
+                        Step::Entry(entry) => followed.push(entry.to_entry()),
+                        Step::Pending => {}
+                        Step::End => break,
+                    }
                 }
                 prop_assert_eq!(&followed, &model);
             }

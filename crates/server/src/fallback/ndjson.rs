@@ -56,7 +56,7 @@ pub async fn logs(
     };
     let trailer_id = request_id.clone();
     let frames = opened.stream.map(move |item| match item {
-        Item::Entry(line) => Ok::<_, BoxError>(Frame::data(line)),
+        Item::Entry(line) | Item::Entries(line, _) => Ok::<_, BoxError>(Frame::data(line)),
         Item::End(end) => match end.error {
             None => Ok(Frame::trailers(
                 metadata::stream_trailers(&trailer_id, &end.summary).into_headers(),

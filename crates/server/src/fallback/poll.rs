@@ -165,7 +165,7 @@ async fn read_page(
     let mut entries = Vec::new();
     while let Some(item) = stream.next().await {
         match item {
-            Item::Entry(entry) => entries.push(entry),
+            Item::Entry(entry) | Item::Entries(entry, _) => entries.push(entry),
             Item::End(end) => {
                 if let Some(error) = end.error {
                     return Err(error);

@@ -71,7 +71,7 @@ pub async fn sse(
     };
     let events = opened.stream.filter_map(move |item| {
         let event = match item {
-            Item::Entry(event) => Some(event),
+            Item::Entry(event) | Item::Entries(event, _) => Some(event),
             Item::End(end) => end_event(follow, end),
         };
         std::future::ready(event.map(Ok::<_, Infallible>))
