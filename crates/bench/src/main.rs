@@ -11,6 +11,7 @@
 //! [--json FILE] [--smoke]`.
 
 mod client;
+mod grpc_stream;
 mod report;
 mod scenarios;
 mod server;
