@@ -123,12 +123,35 @@ fn check_grpc_status(headers: &HeaderMap) -> anyhow::Result<()> {
     }
     let message = headers
         .get("grpc-message")
-        .map(|message| String::from_utf8_lossy(message.as_bytes()).into_owned())
+        .map(|message| percent_decode(message.as_bytes()))
         .unwrap_or_default();
     bail!(
         "grpc-status {}: {message}",
         String::from_utf8_lossy(status.as_bytes())
     )
+}
+
+/// `grpc-message` as the server wrote it before percent-encoding it.
+fn percent_decode(encoded: &[u8]) -> String {
+    let mut decoded = Vec::with_capacity(encoded.len());
+    let mut rest = encoded;
+    while let Some((&byte, after)) = rest.split_first() {
+        let hex = after
+            .get(..2)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (byte, hex) {
+            (b'%', Some(value)) => {
+                decoded.push(value);
+                rest = &after[2..];
+            }
+            _ => {
+                decoded.push(byte);
+                rest = after;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 /// The response side of one server-streaming call.
@@ -433,6 +456,21 @@ mod tests {
         // Also when the flag arrives in a frame of its own.
         let (flag, rest) = bytes.split_at(1);
         assert!(entries(&[flag, rest]).is_err());
+    }
+
+    #[test]
+    fn grpc_messages_are_percent_decoded() {
+        assert_eq!(
+            percent_decode(b"no%20such%20method:%20/x%C3%A9%2"),
+            "no such method: /x\u{e9}%2"
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-status", "0".parse().unwrap());
+        assert!(check_grpc_status(&headers).is_ok());
+        headers.insert("grpc-status", "12".parse().unwrap());
+        headers.insert("grpc-message", "no%20such%20method".parse().unwrap());
+        let error = check_grpc_status(&headers).unwrap_err();
+        assert_eq!(error.to_string(), "grpc-status 12: no such method");
     }
 
     #[test]
