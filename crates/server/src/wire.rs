@@ -224,21 +224,28 @@ impl<const V1: bool> GrpcEncoder<V1> {
     fn encode_chunk(entries: logtap_store::Entries<'_>) -> EncodedChunk<V1> {
         let mut bytes = BytesMut::new();
         let mut ends = Vec::new();
-        let mut crc = Crc::default();
-        let mut crc_len = 0;
-        for entry in entries {
-            let entry = entry.ok()?;
-            Self::put(&entry, &mut bytes);
+        for entry in entries.clone() {
+            Self::put(&entry.ok()?, &mut bytes);
             ends.push(bytes.len());
-            crc.add(entry.timestamp, entry.message);
-            crc_len += 8 + entry.message.len() as u64;
         }
         Some(Encoded {
             bytes: bytes.freeze(),
             ends,
-            crc: RunCrc::new(crc, crc_len),
+            crc: run_crc(entries).ok()?,
         })
     }
+}
+
+/// The trailer CRC over `entries`, ready to join a stream's.
+fn run_crc(entries: logtap_store::Entries<'_>) -> Result<RunCrc, StoreError> {
+    let mut crc = Crc::default();
+    let mut len = 0;
+    for entry in entries {
+        let entry = entry?;
+        crc.add(entry.timestamp, entry.message);
+        len += 8 + entry.message.len() as u64;
+    }
+    Ok(RunCrc::new(crc, len))
 }
 
 impl<const V1: bool> Encode for GrpcEncoder<V1> {
@@ -259,26 +266,15 @@ impl<const V1: bool> Encode for GrpcEncoder<V1> {
     fn run(&mut self, run: &Run<'_>) -> Result<(Bytes, RunCrc), StoreError> {
         let chunk: Arc<EncodedChunk<V1>> = run.derived(Self::encode_chunk);
         let Some(chunk) = chunk.as_ref() else {
-            return Err(StoreError::Corrupt {
-                path: "(memory)".into(),
-                offset: 0,
-                reason: "a record kept in memory is unreadable",
-            });
+            return Err(StoreError::unreadable_in_memory());
         };
         if run.skipped() == 0 {
             return Ok((chunk.bytes.clone(), chunk.crc));
         }
         // The run starts inside the chunk (the stream had read its first
         // records one by one): its own CRC, entry by entry.
-        let mut crc = Crc::default();
-        let mut crc_len = 0;
-        for entry in run.entries() {
-            let entry = entry?;
-            crc.add(entry.timestamp, entry.message);
-            crc_len += 8 + entry.message.len() as u64;
-        }
         let from = chunk.ends[run.skipped() - 1];
-        Ok((chunk.bytes.slice(from..), RunCrc::new(crc, crc_len)))
+        Ok((chunk.bytes.slice(from..), run_crc(run.entries())?))
     }
 }
 

@@ -373,20 +373,16 @@ async fn caught_up_tails_share_runs_and_still_get_every_entry_once() {
         .map(|i| format!("entry {i}"))
         .collect();
     for follower in &mut v1_followers {
-        let mut got = Vec::new();
-        while got.len() < expected.len() {
-            let entry = follower.message().await.expect("read").expect("an entry");
-            got.push(entry.message);
-        }
-        assert_eq!(got, expected);
+        assert_eq!(
+            next_messages(follower, expected.len(), |e| e.message).await,
+            expected
+        );
     }
     for follower in &mut seed_followers {
-        let mut got = Vec::new();
-        while got.len() < expected.len() {
-            let entry = follower.message().await.expect("read").expect("an entry");
-            got.push(entry.message);
-        }
-        assert_eq!(got, expected);
+        assert_eq!(
+            next_messages(follower, expected.len(), |e| e.message).await,
+            expected
+        );
     }
     let in_runs = server.metric("logtap_entries_sent_in_runs_total").await;
     assert!(in_runs > 0, "no entry was sent in a run");
@@ -410,4 +406,18 @@ async fn caught_up_tails_share_runs_and_still_get_every_entry_once() {
             expected.len().to_string()
         );
     }
+}
+
+/// The messages of the next `count` entries of a follower.
+async fn next_messages<T>(
+    follower: &mut tonic::Streaming<T>,
+    count: usize,
+    message: impl Fn(T) -> String,
+) -> Vec<String> {
+    let mut got = Vec::with_capacity(count);
+    while got.len() < count {
+        let entry = follower.message().await.expect("read").expect("an entry");
+        got.push(message(entry));
+    }
+    got
 }

@@ -38,6 +38,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A record kept in memory (see `Run`) that does not decode: only a
+    /// bug in the writer could make one.
+    pub fn unreadable_in_memory() -> StoreError {
+        StoreError::Corrupt {
+            path: PathBuf::from("(memory)"),
+            offset: 0,
+            reason: "a record kept in memory is unreadable",
+        }
+    }
+
     /// Whether the failure is a full disk (or quota), which clients can
     /// retry once space returns.
     pub fn is_disk_full(&self) -> bool {

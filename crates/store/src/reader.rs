@@ -199,7 +199,13 @@ impl Reader {
         }
         let buffered_end = self.buf_start + self.buf.len() as u64;
         let in_buffer = self.offset >= self.buf_start && self.offset < buffered_end;
-        if !(in_buffer && self.buf.is_shared()) {
+        if !self.buf.is_shared() && in_buffer {
+            // Read from the file and not used up: `step` reads on from it.
+            // Looking for a chunk only when the buffer runs out keeps a
+            // history read from paying a lookup per entry.
+            return None;
+        }
+        if !in_buffer {
             let chunk = self.segment.as_ref()?.recent_chunk(self.offset)?;
             self.buf.share(chunk, self.offset);
             self.buf_start = self.offset;

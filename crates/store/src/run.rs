@@ -102,11 +102,7 @@ impl<'a> Iterator for Entries<'a> {
             }
             Err(_) => {
                 self.bytes = &[];
-                Some(Err(StoreError::Corrupt {
-                    path: std::path::PathBuf::from("(memory)"),
-                    offset: 0,
-                    reason: "a record kept in memory is unreadable",
-                }))
+                Some(Err(StoreError::unreadable_in_memory()))
             }
         }
     }
