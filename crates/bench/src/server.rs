@@ -121,6 +121,17 @@ pub struct ServerProcess {
     stopped: bool,
 }
 
+/// A new HTTP/2 connection to the server at `url` (`http://ADDR`), made on
+/// the runtime this is called on: tonic spawns the channel's worker there.
+pub async fn connect(url: String) -> anyhow::Result<Channel> {
+    Endpoint::from_shared(url.clone())?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .with_context(|| format!("could not connect to {url}"))
+}
+
 impl ServerProcess {
     /// Starts `logtap serve` on a free loopback port with its data in `data`
     /// (port 0: the server picks and logs it, so there is no race).
@@ -231,12 +242,9 @@ impl ServerProcess {
     /// A new HTTP/2 connection to the server. Each call is one TCP
     /// connection: tonic multiplexes every call made on a channel over it.
     pub async fn channel(&self) -> anyhow::Result<Channel> {
-        Endpoint::from_shared(self.url())?
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(10))
-            .connect()
+        connect(self.url())
             .await
-            .with_context(|| format!("could not connect to {} at {}", self.name, self.addr))
+            .with_context(|| format!("could not connect to {}", self.name))
     }
 
     /// A connection for many streams at once: its connection-level window

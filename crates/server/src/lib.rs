@@ -26,10 +26,12 @@
 //! - [`viewer`]: the browser viewer at `/`, embedded in the binary.
 //! - [`server`]: binding, the accept loop, shutdown.
 //! - [`threads`]: the threads connections are served on, one each.
+//! - [`coalesce`]: gathers a connection's small writes into fewer syscalls.
 //! - [`auth`], [`tls`], [`cors`]: bearer tokens and scopes, TLS, and which
 //!   browser origins may call.
 
 pub mod auth;
+pub mod coalesce;
 pub mod config;
 pub mod cors;
 pub mod error;

@@ -12,6 +12,7 @@
 //! (HTTP/2 GOAWAY, HTTP/1.1 closes after the response in flight) for up to
 //! the drain timeout, then cut what is left; finally sync the store.
 
+use crate::coalesce::CoalescingIo;
 use crate::config::{Exposure, ServerConfig};
 use crate::error::ServerError;
 use crate::idle::StreamExecutor;
@@ -225,7 +226,7 @@ impl Server {
                                 }
                             };
                             match tls {
-                                None => serve_io(&builder, TokioIo::new(tcp), service, watcher, peer).await,
+                                None => serve_io(&builder, TokioIo::new(CoalescingIo::new(tcp)), service, watcher, peer).await,
                                 Some(acceptor) => {
                                     // The handshake runs in the connection's
                                     // task: a slow client never stalls
@@ -237,7 +238,7 @@ impl Server {
                                         () = stopping.cancelled() => None,
                                     };
                                     if let Some(stream) = stream {
-                                        serve_io(&builder, TokioIo::new(stream), service, watcher, peer).await;
+                                        serve_io(&builder, TokioIo::new(CoalescingIo::new(stream)), service, watcher, peer).await;
                                     }
                                 }
                             }
