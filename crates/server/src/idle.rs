@@ -31,6 +31,7 @@
 //! `logtap_streams_cancelled_total`. A slow client that drains its window
 //! now and then is never touched: every poll of its body resets the clock.
 
+use crate::stream_table::StreamTable;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -212,6 +213,9 @@ pub struct StreamExecutor {
     tracker: TaskTracker,
     /// Cancelled when shutdown stops waiting: every task ends at once.
     force_close: CancellationToken,
+    /// The connection whose streams this executor spawns, which counts
+    /// them (`stream_table.rs`); `None` for the executor of connections.
+    streams: Option<Arc<StreamTable>>,
 }
 
 impl StreamExecutor {
@@ -225,6 +229,16 @@ impl StreamExecutor {
             idle_timeout,
             tracker,
             force_close,
+            streams: None,
+        }
+    }
+
+    /// The executor for the streams of one connection: each stream spawned
+    /// through it is counted in `streams` while it runs.
+    pub fn for_connection(&self, streams: Arc<StreamTable>) -> Self {
+        StreamExecutor {
+            streams: Some(streams),
+            ..self.clone()
         }
     }
 
@@ -249,6 +263,20 @@ where
     /// hyper spawns each HTTP/2 stream from its connection's task, so the
     /// current runtime is the connection's thread.
     fn execute(&self, future: F) {
-        self.spawn_on(future, &tokio::runtime::Handle::current());
+        let runtime = tokio::runtime::Handle::current();
+        match &self.streams {
+            Some(streams) => {
+                let open = streams.open();
+                self.spawn_on(
+                    async move {
+                        let output = future.await;
+                        drop(open);
+                        output
+                    },
+                    &runtime,
+                );
+            }
+            None => self.spawn_on(future, &runtime),
+        }
     }
 }

@@ -50,6 +50,7 @@ pub mod query;
 pub mod seed;
 pub mod server;
 pub mod state;
+pub mod stream_table;
 pub mod tail;
 pub mod threads;
 pub mod tls;

@@ -19,6 +19,7 @@ use crate::idle::StreamExecutor;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::state::Shared;
+use crate::stream_table::StreamTable;
 use crate::threads::ConnectionThreads;
 use crate::{auth, cors, grpc, http, tls};
 use axum::extract::ConnectInfo;
@@ -27,7 +28,6 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use logtap_store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -179,10 +179,11 @@ impl Server {
         })?;
         let tracker = TaskTracker::new();
         let force_close = CancellationToken::new();
-        let graceful = GracefulShutdown::new();
+        // Every connection task holds a token of this until it ends: the
+        // drain waits for them.
+        let connections = TaskTracker::new();
         let executor =
             StreamExecutor::new(config.idle_timeout, tracker.clone(), force_close.clone());
-        let builder = connection_builder(&config, executor.clone());
         if config.store.retention != logtap_store::Retention::default() {
             tracker.spawn(enforce_retention(shared.clone(), config.retention_interval));
         }
@@ -201,7 +202,7 @@ impl Server {
                         // Taken now, before shutdown can begin, so a
                         // connection still in its TLS handshake is waited
                         // for and then told to drain like the others.
-                        let watcher = graceful.watcher();
+                        let draining = connections.token();
                         // The socket moves to the reactor of the thread that
                         // serves it (see `threads.rs`).
                         let tcp = match tcp.into_std() {
@@ -211,13 +212,15 @@ impl Server {
                                 continue;
                             }
                         };
-                        let builder = builder.clone();
+                        let streams = Arc::new(StreamTable::default());
+                        let builder = connection_builder(&config, executor.for_connection(Arc::clone(&streams)));
                         let tls = tls.clone();
                         let stopping = shared.shutdown.clone();
                         let counted = shared.metrics.open_connection();
                         executor.spawn_on(async move {
                             // Held until the connection ends, however it ends.
                             let _counted = counted;
+                            let _draining = draining;
                             let tcp = match TcpStream::from_std(tcp) {
                                 Ok(tcp) => tcp,
                                 Err(error) => {
@@ -226,7 +229,7 @@ impl Server {
                                 }
                             };
                             match tls {
-                                None => serve_io(&builder, TokioIo::new(CoalescingIo::new(tcp)), service, watcher, peer).await,
+                                None => serve_io(&builder, TokioIo::new(CoalescingIo::new(tcp)), service, &streams, &stopping, peer).await,
                                 Some(acceptor) => {
                                     // The handshake runs in the connection's
                                     // task: a slow client never stalls
@@ -238,7 +241,7 @@ impl Server {
                                         () = stopping.cancelled() => None,
                                     };
                                     if let Some(stream) = stream {
-                                        serve_io(&builder, TokioIo::new(CoalescingIo::new(stream)), service, watcher, peer).await;
+                                        serve_io(&builder, TokioIo::new(CoalescingIo::new(stream)), service, &streams, &stopping, peer).await;
                                     }
                                 }
                             }
@@ -261,7 +264,8 @@ impl Server {
                 .await;
         }
         shared.shutdown.cancel();
-        if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
+        connections.close();
+        if tokio::time::timeout(config.drain_timeout, connections.wait())
             .await
             .is_err()
         {
@@ -296,25 +300,47 @@ impl Server {
     }
 }
 
-/// Serves one connection (plain or TLS) until it ends, draining on
-/// shutdown through `watcher`.
-fn serve_io<I, S>(
+/// Serves one connection (plain or TLS) until it ends. It is asked to go
+/// away gracefully (HTTP/2 GOAWAY, or HTTP/1.1 closing after the response
+/// in progress) when the server shuts down, and when its HTTP/2 stream table
+/// has grown large and gone idle (`stream_table.rs`).
+async fn serve_io<I, S>(
     builder: &auto::Builder<StreamExecutor>,
     io: I,
     service: S,
-    watcher: Watcher,
+    streams: &StreamTable,
+    stopping: &CancellationToken,
     peer: SocketAddr,
-) -> impl Future<Output = ()> + Send + 'static
-where
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<::http::Request<Incoming>, Response = Response> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let connection = watcher.watch(builder.serve_connection(io, service).into_owned());
-    async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(peer = %peer, error = %error, "A connection ended with an error.");
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let stop = stopping.cancelled();
+    tokio::pin!(stop);
+    let large_and_idle = streams.large_and_idle();
+    tokio::pin!(large_and_idle);
+    let mut going_away = false;
+    loop {
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(error) = ended {
+                    tracing::debug!(peer = %peer, error = %error, "A connection ended with an error.");
+                }
+                return;
+            }
+            () = &mut stop, if !going_away => {
+                going_away = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = &mut large_and_idle, if !going_away => {
+                going_away = true;
+                tracing::debug!(peer = %peer, "Asked an idle connection to go away, to free its large stream table.");
+                connection.as_mut().graceful_shutdown();
+            }
         }
     }
 }

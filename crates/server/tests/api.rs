@@ -736,6 +736,46 @@ async fn grpc_web_over_http1_streams_entries_and_trailers_on_the_same_port() {
     assert!(trailers.contains("logtap-next-cursor:6"), "{trailers}");
 }
 
+/// h2 keeps a connection's stream table at the most streams it has had open
+/// at once, so a connection that had a burst of streams and then none for
+/// a while is asked to go away (GOAWAY), which frees the table. The
+/// client's next call opens a new connection and works; a connection that
+/// never had a burst is left alone.
+#[tokio::test]
+async fn a_connection_idle_after_a_burst_of_streams_is_asked_to_go_away_and_the_client_reconnects()
+{
+    use logtap_server::stream_table::{IDLE_FOR, LARGE};
+    let server = TestServer::start().await;
+    let mut burst = server.client().await;
+    let mut calm = server.client().await;
+    calm.get_logs(LogRequest::default())
+        .await
+        .expect("get_logs");
+    let mut open = Vec::new();
+    for _ in 0..LARGE {
+        open.push(burst.stream_logs(level("")).await.expect("stream_logs"));
+    }
+    server
+        .wait_for_metric("logtap_active_streams", |n| n == LARGE as u64)
+        .await;
+    // The scrape's own connection counts too.
+    assert_eq!(server.metric("logtap_open_connections").await, 3);
+    drop(open);
+    server
+        .wait_for_metric("logtap_open_connections", |n| n == 2)
+        .await;
+    tokio::time::sleep(IDLE_FOR * 2).await;
+    assert_eq!(server.metric("logtap_open_connections").await, 2);
+    calm.get_logs(LogRequest::default())
+        .await
+        .expect("the calm connection still works");
+    burst
+        .get_logs(LogRequest::default())
+        .await
+        .expect("a call after the GOAWAY, on a new connection");
+    assert_eq!(server.metric("logtap_open_connections").await, 3);
+}
+
 /// `logtap_open_connections` counts connections from accept to close. The
 /// scrape's own HTTP/1.1 connection is open while the gauge is read, so it
 /// counts itself: one more than the clients.
