@@ -190,6 +190,7 @@ impl Server {
         tracker.spawn(crate::memory::trim_after_bursts(
             Arc::clone(&shared.metrics),
             shared.shutdown.clone(),
+            threads.handles(),
         ));
         tokio::pin!(shutdown);
         loop {

@@ -90,6 +90,12 @@ impl ConnectionThreads {
         std::thread::available_parallelism().map_or(2, |cores| cores.get())
     }
 
+    /// Every thread's runtime, to run something on each of them (see
+    /// `memory.rs`, which empties their allocator caches after a burst).
+    pub fn handles(&self) -> Vec<Handle> {
+        self.handles.clone()
+    }
+
     /// The runtime of the thread that takes the next connection.
     pub fn next(&self) -> &Handle {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
