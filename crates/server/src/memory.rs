@@ -150,8 +150,11 @@ unsafe impl Send for CachedChunks {}
 impl CachedChunks {
     /// Takes the calling thread's cached chunks: a thread's cache serves
     /// its own allocations first, so 7 allocations of each cached size
-    /// empty it (any it lacked come from the arena and are freed with the
-    /// rest).
+    /// empty it. Any it lacked come from the arena and are freed with the
+    /// rest; such an allocation may move a few free chunks of the same size
+    /// from the arena into the cache, where they stay, which is no worse:
+    /// they sat between live chunks already (measured: about 10 live chunks
+    /// left in each connection thread's arena after a storm).
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     pub fn take() -> CachedChunks {
         let mut chunks = Vec::with_capacity(CACHE_BINS * CACHED_PER_BIN);
