@@ -152,9 +152,10 @@ const MAX_MERGED_ENTRIES: usize = 1 << 16;
 /// About the most memory (entries, messages and labels) one Push merges
 /// into one append; with the batch being written, a Push holds about twice
 /// this. One request alone may exceed it (up to the message size limit).
-/// 1 MiB rather than 4: in the slow-reader benchmark (1M entries on 4
-/// Push calls) the server's RSS grew 14 MiB instead of 16, for gRPC Push
-/// at 2.72M entries/s instead of 2.92M (one A/B sitting, 2 × 3 runs).
+/// 1 MiB rather than 4: in the slow-reader benchmark (1M entries on 2
+/// Push calls) the server's RSS grew 14.3 / 13.5 MiB instead of 16.7 /
+/// 14.8, for gRPC Push at 2.72M entries/s instead of 2.92M (one A/B
+/// sitting, 2 × 3 runs).
 const MAX_MERGED_BYTES: usize = 1 << 20;
 
 /// The PushRequests a Push has read and checked but not yet stored, as one
