@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use futures::FutureExt;
+use logtap_core::Level;
 use logtap_proto::v1::LogRequest;
-use logtap_store::Level;
 
 use crate::client::{self, RpcError, ServerArgs};
 use crate::output::{Format, Printer};
@@ -77,7 +77,7 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 /// Times are read against the clock when the command line is parsed, so
 /// `--since 15m` means fifteen minutes before the command ran.
 fn parse_when(text: &str) -> Result<i64, String> {
-    logtap_lines::parse_time(text, now_ns()).map_err(|error| error.to_string())
+    logtap_ingest::parse_time(text, now_ns()).map_err(|error| error.to_string())
 }
 
 fn now_ns() -> i64 {

@@ -1,5 +1,5 @@
 //! `logtap push`: lines from files or standard input, parsed by
-//! logtap-lines, streamed to the server in batches over one client-streaming
+//! logtap-ingest, streamed to the server in batches over one client-streaming
 //! `Push` call.
 //!
 //! A thread reads and parses; batches go to the gRPC call through a small
@@ -11,7 +11,7 @@
 //!
 //! Entries without a timestamp of their own go out with timestamp 0, which
 //! the server replaces with its receive time (as the contract says). A JSON
-//! line that logtap-lines rejects (a timestamp that is not a time) is
+//! line that logtap-ingest rejects (a timestamp that is not a time) is
 //! stored as plain text, with a warning naming the file and line.
 
 use std::fs::File;
@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use logtap_core::NewEntry;
 use logtap_proto::v1::{LogEntry, PushRequest};
-use logtap_store::NewEntry;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -253,7 +253,7 @@ impl Input<'_> {
             self.progress.inc(read as u64);
             // Bytes that are not UTF-8 become U+FFFD rather than costing the line.
             let line = String::from_utf8_lossy(&buffer);
-            let entry = match logtap_lines::parse_line(&line, 0) {
+            let entry = match logtap_ingest::parse_line(&line, 0) {
                 Ok(entry) => entry,
                 Err(error) => {
                     self.summary.rejected += 1;
@@ -263,7 +263,7 @@ impl Input<'_> {
                             tracing::warn!("{name}:{line_number}: {error}; stored as plain text")
                         });
                     }
-                    logtap_lines::parse_plain(&line, 0)
+                    logtap_ingest::parse_plain(&line, 0)
                 }
             };
             if let Some(entry) = entry {

@@ -8,9 +8,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use logtap_server::config::{Retention, SyncPolicy};
 use logtap_server::tls::TlsFiles;
 use logtap_server::{Server, ServerConfig};
-use logtap_store::{Retention, SyncPolicy};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -100,7 +100,7 @@ impl FromStr for Sync {
 }
 
 fn parse_age(text: &str) -> Result<Duration, String> {
-    logtap_lines::parse_duration(text).map_err(|error| error.to_string())
+    logtap_ingest::parse_duration(text).map_err(|error| error.to_string())
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {

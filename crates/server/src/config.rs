@@ -1,7 +1,10 @@
 //! What the command line can change about a running server.
 
 use crate::tls::TlsFiles;
-use logtap_store::StoreConfig;
+/// How the embedded store is opened: part of the server's configuration,
+/// re-exported so that the binary configures a server without depending on
+/// the storage engine itself.
+pub use logtap_store::{Retention, StoreConfig, SyncPolicy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 
 use crate::query::QueryError;
 use http::StatusCode;
-use logtap_store::{StoreError, UnknownLevel};
+use logtap_core::{StoreError, UnknownLevel};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tonic::{Code, Status};

@@ -17,8 +17,8 @@ use axum::Router;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use logtap_core::{AppendReceipt, Level, NewEntry};
 use logtap_proto::v1::{LogEntry, LogRequest, PushRequest, PushResponse};
-use logtap_store::{AppendReceipt, Level, NewEntry, StoreError};
 use std::convert::Infallible;
 use tonic::server::NamedService;
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -201,9 +201,13 @@ impl Merged {
             Ok(entries) => entries,
             Err(error) => return Some(Some(error)),
         };
+        // The backend's own limits, checked before the request is merged:
+        // the backend refuses a whole batch for one entry over them, which
+        // would also refuse the requests merged before it.
+        let limits = shared.store.limits();
         let mut bytes = 0;
         for entry in &entries {
-            if let Err(error) = storable(entry) {
+            if let Err(error) = limits.check(entry) {
                 return Some(Some(ServeError::Store(error)));
             }
             bytes += entry_bytes(entry);
@@ -222,46 +226,6 @@ fn entry_bytes(entry: &NewEntry) -> usize {
         .map(|(name, value)| std::mem::size_of::<(String, String)>() + name.len() + value.len())
         .sum();
     std::mem::size_of::<NewEntry>() + entry.message.len() + labels
-}
-
-/// Roughly the bytes of `entry`'s record in the store.
-fn record_bytes(entry: &NewEntry) -> usize {
-    let labels: usize = entry
-        .labels
-        .iter()
-        .map(|(name, value)| 4 + name.len() + value.len())
-        .sum();
-    // Framing, cursor, timestamp, level and the two lengths.
-    33 + entry.message.len() + labels
-}
-
-/// The store's own limits on one entry (see `logtap_store`'s record
-/// encoding), checked before a request is merged: the store refuses a
-/// whole batch for one entry over them, which would also refuse the
-/// requests merged before it.
-fn storable(entry: &NewEntry) -> Result<(), StoreError> {
-    /// The largest record payload the store writes.
-    const MAX_RECORD_BYTES: usize = 1 << 30;
-    if u32::try_from(entry.message.len()).is_err() {
-        return Err(StoreError::EntryTooLarge("the message is over 4 GiB"));
-    }
-    if entry.labels.len() > usize::from(u16::MAX) {
-        return Err(StoreError::EntryTooLarge("over 65,535 labels"));
-    }
-    let too_long = |text: &String| text.len() > usize::from(u16::MAX);
-    if entry
-        .labels
-        .iter()
-        .any(|(name, value)| too_long(name) || too_long(value))
-    {
-        return Err(StoreError::EntryTooLarge(
-            "a label name or value is over 64 KiB",
-        ));
-    }
-    if record_bytes(entry) > MAX_RECORD_BYTES {
-        return Err(StoreError::EntryTooLarge("the record is over 1 GiB"));
-    }
-    Ok(())
 }
 
 impl LogApi {

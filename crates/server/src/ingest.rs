@@ -3,7 +3,7 @@
 
 use crate::error::ServeError;
 use crate::state::Shared;
-use logtap_store::{AppendReceipt, NewEntry};
+use logtap_core::{AppendReceipt, NewEntry};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now, as Unix epoch nanoseconds: the timestamp of an entry pushed without

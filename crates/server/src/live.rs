@@ -5,7 +5,7 @@
 //! every commit; the hook publishes the newest cursor on a
 //! [`tokio::sync::watch`], which costs one atomic store and wakes exactly the
 //! tasks that wait. A follower never misses a commit: it reads until its
-//! reader says [`logtap_store::Step::End`] and only then waits for a change
+//! reader says [`logtap_core::Step::End`] and only then waits for a change
 //! it has not seen, and a watch remembers that a change happened even when
 //! nobody was waiting at the time.
 //!
@@ -29,7 +29,7 @@
 //! after a follower starts waiting reaches it (at worst a commit it has
 //! already read wakes it once more for nothing).
 
-use logtap_store::Store;
+use logtap_core::Backend;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -50,12 +50,12 @@ pub struct Live {
 impl Live {
     /// Registers the commit hook on `store`. Call once per store: every call
     /// adds a hook that lives as long as the store.
-    pub fn attach(store: &Store) -> Live {
+    pub fn attach(store: &dyn Backend) -> Live {
         let commits = Arc::new(watch::Sender::new(store.last_cursor()));
         let newest = Arc::new(AtomicU64::new(store.last_cursor()));
         let hook = Arc::clone(&commits);
         let mirror = Arc::clone(&newest);
-        store.on_commit(move |cursor| {
+        store.on_commit(Box::new(move |cursor| {
             mirror.fetch_max(cursor, Ordering::Release);
             // Commits are published in order, but keeping the value monotonic
             // costs nothing and means a late hook can never move it back.
@@ -67,7 +67,7 @@ impl Live {
                     false
                 }
             });
-        });
+        }));
         Live { commits, newest }
     }
 
@@ -155,7 +155,8 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use logtap_store::{Level, NewEntry, StoreConfig, SyncPolicy};
+    use logtap_core::{Level, NewEntry};
+    use logtap_store::{Store, StoreConfig, SyncPolicy};
     use std::time::Duration;
 
     fn store() -> (tempfile::TempDir, Store) {

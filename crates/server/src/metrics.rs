@@ -5,7 +5,8 @@
 //! so on.
 
 use crate::error::ServeError;
-use logtap_store::{RecoveryReport, StoreStats};
+use logtap_core::StoreStats;
+use logtap_store::RecoveryReport;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -28,7 +29,7 @@ pub struct Metrics {
     /// Entries handed to a transport by reading streams.
     pub entries_sent: Counter,
     /// Of those, entries sent in runs encoded once for every live tail
-    /// (see `logtap_store::Run`): how much of the live traffic is shared.
+    /// (see `logtap_core::Run`): how much of the live traffic is shared.
     pub entries_sent_in_runs: Counter,
     /// Reading streams dropped before they ended themselves: the client
     /// cancelled or vanished, or the idle timeout reset them.

@@ -6,7 +6,7 @@
 //! message, HTTP query parameters) and calls [`Query::parse`], so they all
 //! accept and refuse exactly the same things.
 
-use logtap_store::{EntryRef, Level, UnknownLevel};
+use logtap_core::{EntryRef, Level, UnknownLevel};
 use memchr::memmem;
 use regex::{Regex, RegexBuilder};
 

@@ -28,6 +28,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use logtap_core::Backend;
 use logtap_store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -92,7 +93,8 @@ impl Server {
                 "The store was not closed cleanly; recovery cut or skipped damaged records."
             );
         }
-        let live = Live::attach(&store);
+        let store: Arc<dyn Backend> = Arc::new(store);
+        let live = Live::attach(&*store);
         let shared = Shared {
             store,
             live,

@@ -2,7 +2,7 @@
 
 use crate::live::Live;
 use crate::metrics::Metrics;
-use logtap_store::Store;
+use logtap_core::Backend;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 /// handle), so each route and service keeps its own copy.
 #[derive(Clone)]
 pub struct Shared {
-    /// The embedded store every request reads from or appends to.
-    pub store: Store,
+    /// The backend every request reads from or appends to (the embedded
+    /// store), behind the interface every backend implements.
+    pub store: Arc<dyn Backend>,
     /// Commit notifications, so following streams wake without polling.
     pub live: Live,
     /// Cancelled once when the server starts shutting down: every stream

@@ -21,8 +21,8 @@ use crate::query::{Kind, Matcher, Query};
 use crate::state::Shared;
 use futures::Stream;
 use futures::StreamExt;
-use logtap_store::{
-    Direction, EntryRef, Filter, ReadOptions, Reader, Run, Step, Store, StoreError,
+use logtap_core::{
+    Backend, Direction, EntryRef, Filter, LogReader, ReadOptions, Run, Step, StoreError,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -122,7 +122,7 @@ struct Plan {
 /// A plain closure (`FnMut(&EntryRef) -> T`) is an encoder that sends entry
 /// by entry; an encoder that also takes runs sends the newest entries of a
 /// live tail a chunk at a time, encoded once for every stream (see
-/// `logtap_store::Run`).
+/// `logtap_core::Run`).
 pub trait Encode: Send + Unpin + 'static {
     /// One item of the transport.
     type Out: Send + 'static;
@@ -178,13 +178,13 @@ pub async fn open<E: Encode>(
     // costs no blocking thread (and its memory) per stream.
     let (prepared, query) = if counts(&query) || query.reverse {
         tokio::task::spawn_blocking(move || {
-            let prepared = prepare(&store, &query);
+            let prepared = prepare(&*store, &query);
             (prepared, query)
         })
         .await
         .map_err(ServeError::join)?
     } else {
-        (prepare(&store, &query), query)
+        (prepare(&*store, &query), query)
     };
     let (reader, plan, total_count) = prepared?;
     tracing::debug!(
@@ -218,9 +218,12 @@ fn counts(query: &Query) -> bool {
     !query.follow && query.matcher.is_empty()
 }
 
+/// A positioned reader, what it is to do, and the exact count when known.
+type Prepared = (Box<dyn LogReader>, Plan, Option<u64>);
+
 /// Works out the read options, counts when the count will be exact, and
 /// positions the reader. Blocking when it counts or reads backward.
-fn prepare(store: &Store, query: &Query) -> Result<(Reader, Plan, Option<u64>), StoreError> {
+fn prepare(store: &dyn Backend, query: &Query) -> Result<Prepared, StoreError> {
     let filter = Filter {
         min_level: query.min_level,
         since: query.since,
@@ -316,7 +319,7 @@ struct Reading<E> {
     /// step that finds the end); a commit that lands between a step and
     /// the wait is never missed.
     commits: WatchStream<u64>,
-    reader: Reader,
+    reader: Box<dyn LogReader>,
     plan: Plan,
     matcher: Matcher,
     /// Turns a matching entry into the transport's form.
@@ -343,7 +346,7 @@ struct Reading<E> {
 /// The reading loop for one stream.
 fn read<E: Encode>(
     shared: Shared,
-    reader: Reader,
+    reader: Box<dyn LogReader>,
     plan: Plan,
     matcher: Matcher,
     map: E,

@@ -16,7 +16,7 @@
 use crate::metadata::{Crc, RunCrc};
 use crate::tail::Encode;
 use bytes::{BufMut, Bytes, BytesMut};
-use logtap_store::{EntryRef, Run, StoreError};
+use logtap_core::{EntryRef, Run, StoreError};
 use prost::encoding::{encoded_len_varint, WireType};
 use std::sync::Arc;
 
@@ -184,7 +184,7 @@ fn put_v1(entry: &EntryRef<'_>, buf: &mut BytesMut) {
 
 /// The encoder of a gRPC reading stream: each entry as one framed
 /// message, and runs of the newest entries as the messages of their chunk,
-/// encoded once for every stream that sends them (see `logtap_store::Run`).
+/// encoded once for every stream that sends them (see `logtap_core::Run`).
 #[derive(Debug, Default)]
 pub struct GrpcEncoder<const V1: bool> {
     /// Where entries sent one by one are encoded.
@@ -221,7 +221,7 @@ impl<const V1: bool> GrpcEncoder<V1> {
         }
     }
 
-    fn encode_chunk(entries: logtap_store::Entries<'_>) -> EncodedChunk<V1> {
+    fn encode_chunk(entries: logtap_core::Entries<'_>) -> EncodedChunk<V1> {
         let mut bytes = BytesMut::new();
         let mut ends = Vec::new();
         for entry in entries.clone() {
@@ -237,7 +237,7 @@ impl<const V1: bool> GrpcEncoder<V1> {
 }
 
 /// The trailer CRC over `entries`, ready to join a stream's.
-fn run_crc(entries: logtap_store::Entries<'_>) -> Result<RunCrc, StoreError> {
+fn run_crc(entries: logtap_core::Entries<'_>) -> Result<RunCrc, StoreError> {
     let mut crc = Crc::default();
     let mut len = 0;
     for entry in entries {
@@ -281,8 +281,9 @@ impl<const V1: bool> Encode for GrpcEncoder<V1> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use logtap_core::{Level, NewEntry};
     use logtap_proto::v1::LogEntry;
-    use logtap_store::{Level, NewEntry, Store, StoreConfig, SyncPolicy};
+    use logtap_store::{Store, StoreConfig, SyncPolicy};
     use proptest::prelude::*;
     use prost::Message;
 
@@ -352,9 +353,9 @@ mod tests {
             let mut arena = Arena::default();
             loop {
                 let entry = match reader.step(usize::MAX).unwrap() {
-                    logtap_store::Step::Entry(entry) => entry,
-                    logtap_store::Step::End => break,
-                    logtap_store::Step::Pending => continue,
+                    logtap_core::Step::Entry(entry) => entry,
+                    logtap_core::Step::End => break,
+                    logtap_core::Step::Pending => continue,
                 };
                 let model = prost_v1(&entry);
                 let v1 = unframed(arena.v1(&entry));
@@ -381,7 +382,7 @@ mod tests {
             labels: vec![],
         }]);
         let mut reader = store.reader(Default::default()).unwrap();
-        let Ok(logtap_store::Step::Entry(entry)) = reader.step(usize::MAX) else {
+        let Ok(logtap_core::Step::Entry(entry)) = reader.step(usize::MAX) else {
             panic!("the entry is read back");
         };
         let mut arena = Arena::default();

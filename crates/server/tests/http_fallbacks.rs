@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 /// 2024-05-01T12:00:00Z in Unix nanoseconds: times in the tests are real
 /// ones, since query times are read with the magnitude rule of
-/// `logtap_lines::parse_time`.
+/// `logtap_ingest::parse_time`.
 const BASE: i64 = 1_714_564_800_000_000_000;
 const SECOND: i64 = 1_000_000_000;
 

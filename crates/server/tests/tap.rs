@@ -6,13 +6,14 @@
 //! error before showing the first.
 
 use futures::StreamExt;
+use logtap_core::{EntryRef, Level, NewEntry};
 use logtap_server::live::Live;
 use logtap_server::metadata::RequestId;
 use logtap_server::metrics::Metrics;
 use logtap_server::query::{Kind, Query};
 use logtap_server::tail::{self, Item, READ_BUDGET};
 use logtap_server::Shared;
-use logtap_store::{EntryRef, Level, NewEntry, Store, StoreConfig, SyncPolicy};
+use logtap_store::{Store, StoreConfig, SyncPolicy};
 use std::sync::Arc;
 use std::task::Poll;
 use tokio_util::sync::CancellationToken;
@@ -96,7 +97,7 @@ async fn a_pause_holds_until_the_scheduler_polls_the_task_again() {
 fn shared(store: Store) -> Shared {
     Shared {
         live: Live::attach(&store),
-        store,
+        store: Arc::new(store),
         shutdown: CancellationToken::new(),
         metrics: Arc::new(Metrics::new()),
         max_streams: 10,

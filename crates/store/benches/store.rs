@@ -5,7 +5,8 @@
 //! reports min / median / max over the runs after a warm-up run.
 //! `LOGTAP_BENCH_ENTRIES` scales the workload (default 1,000,000).
 
-use logtap_store::{Filter, Level, NewEntry, ReadOptions, Step, Store, StoreConfig, SyncPolicy};
+use logtap_core::{Filter, Level, NewEntry, ReadOptions, Step};
+use logtap_store::{Store, StoreConfig, SyncPolicy};
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 5;

@@ -35,6 +35,7 @@ pub struct Retention {
 pub struct StoreConfig {
     /// The data directory; created if missing.
     pub dir: PathBuf,
+    /// When appends are forced to disk.
     pub sync: SyncPolicy,
     /// A segment is rolled (sealed, a new one started) once it reaches this size.
     pub segment_bytes: u64,
@@ -42,6 +43,7 @@ pub struct StoreConfig {
     /// blocks make rare-entry searches decode less, larger ones keep fewer
     /// summaries in memory.
     pub block_bytes: u64,
+    /// When the oldest segments are deleted.
     pub retention: Retention,
     /// How many of the newest written bytes stay in memory once published,
     /// for readers at the live edge to share instead of reading the file

@@ -9,31 +9,30 @@
 //! ([`StoreConfig::recent_bytes`]), so readers following the newest entries
 //! share them instead of each reading the file.
 //!
-//! The store is synchronous and knows nothing of the network or of an async
+//! The store implements [`logtap_core::Backend`]: entries, read options
+//! and errors are the core crate's types. It is synchronous and knows nothing of the network or of an async
 //! runtime: callers that need to wake tasks register a commit hook
 //! ([`Store::on_commit`]); blocking callers can use [`Store::wait_for`].
 //!
 //! See ARCHITECTURE.md at the repository root for the on-disk format and
 //! the invariants.
 
+#![deny(missing_docs)]
+
 pub mod checksum;
 mod config;
-mod entry;
-mod error;
-mod level;
 mod reader;
 mod recent;
 mod record;
 mod recovery;
-mod run;
 mod segment;
 mod store;
 
 pub use config::{Retention, StoreConfig, SyncPolicy};
-pub use entry::{Entry, EntryRef, Labels, NewEntry};
-pub use error::StoreError;
-pub use level::{Level, UnknownLevel};
-pub use reader::{Direction, Filter, ReadOptions, Reader, Step};
+pub use reader::Reader;
 pub use recovery::{RecoveryEvent, RecoveryReport};
-pub use run::{Entries, Run};
-pub use store::{segment_files, AppendReceipt, Store, StoreStats};
+pub use store::{segment_files, Store};
+
+// The shared types the store's modules use, from the core crate: the store
+// is one implementation of `logtap_core::Backend`.
+use logtap_core::{EntryRef, Level, NewEntry, StoreError};

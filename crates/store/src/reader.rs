@@ -6,72 +6,16 @@
 //! a brief read lock on a segment's block list, and its memory does not
 //! depend on how far behind the newest entry it is.
 
-use crate::entry::EntryRef;
 use crate::record::{self, DecodeError};
-use crate::run::Run;
 use crate::segment::{self, Block, ReadBuffer, Segment};
 use crate::store::Shared;
-use crate::{Level, StoreError};
+use crate::{EntryRef, StoreError};
+use logtap_core::{Direction, Filter, LogReader, ReadOptions, Run, Step};
 use std::sync::Arc;
 
 /// How much a forward reader reads at once. Records larger than this grow
 /// the buffer for their own sake; it shrinks back afterwards.
 const READ_BYTES: usize = 64 * 1024;
-
-/// Which way a reader walks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
-    /// Oldest first; a forward reader keeps seeing new entries as they
-    /// become visible (call `step` again after [`Step::End`]).
-    #[default]
-    Forward,
-    /// Newest first, from the newest entry visible when the reader was made.
-    Backward,
-}
-
-/// The filters the store applies itself, skipping whole blocks whose
-/// summaries rule them out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Filter {
-    /// This level and above.
-    pub min_level: Option<Level>,
-    /// `timestamp >= since`.
-    pub since: Option<i64>,
-    /// `timestamp < until`.
-    pub until: Option<i64>,
-}
-
-/// Where a reader starts and stops, and what it yields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ReadOptions {
-    /// Only entries with `cursor > after`.
-    pub after: Option<u64>,
-    /// Only entries with `cursor < before`.
-    pub before: Option<u64>,
-    pub direction: Direction,
-    pub filter: Filter,
-}
-
-/// One step of a reader.
-#[derive(Debug)]
-pub enum Step<'a> {
-    /// The next matching entry, borrowed from the reader's buffer.
-    Entry(EntryRef<'a>),
-    /// The budget was spent on entries that did not match; call again. Lets
-    /// async callers yield instead of blocking a thread on a long skip.
-    Pending,
-    /// Nothing more for now: a forward reader has caught up with the newest
-    /// visible entry (or reached `before`), a backward one has passed `after`.
-    End,
-}
-
-/// Whether an entry with `level` and `timestamp` passes the store-level
-/// filter.
-pub(crate) fn passes(filter: &Filter, level: Level, timestamp: i64) -> bool {
-    filter.min_level.is_none_or(|min| level >= min)
-        && filter.since.is_none_or(|since| timestamp >= since)
-        && filter.until.is_none_or(|until| timestamp < until)
-}
 
 /// A position in the store and a small buffer. Dropping it releases
 /// everything it holds.
@@ -227,7 +171,7 @@ impl Reader {
         self.block_range = 0..0;
         self.spent = chunk.bytes.records - skipped;
         let (chunk, _) = self.buf.shared_chunk()?;
-        Some(Run::new(&chunk.bytes, skipped, start))
+        Some(Run::new(&*chunk.bytes, skipped, start))
     }
 
     /// The work the last `step` (or `next_entry`'s last step) did, in the
@@ -377,7 +321,7 @@ impl Reader {
         if cursor >= self.upper {
             return Ok(Some(Found::End));
         }
-        let matches = passes(&self.options.filter, head.level, head.timestamp);
+        let matches = self.options.filter.passes(head.level, head.timestamp);
         self.offset += len as u64;
         self.next_cursor = cursor + 1;
         self.scanned = Some(cursor);
@@ -542,7 +486,7 @@ impl Reader {
                     return Ok(Found::End);
                 }
                 self.scanned = Some(entry.cursor);
-                if passes(&self.options.filter, entry.level, entry.timestamp) {
+                if self.options.filter.passes(entry.level, entry.timestamp) {
                     return Ok(Found::At(start));
                 }
                 continue;
@@ -642,4 +586,28 @@ enum Found {
     At(usize),
     Pending,
     End,
+}
+
+/// The store's reader behind the backend interface; each method is the
+/// inherent one of the same name.
+impl LogReader for Reader {
+    fn step(&mut self, budget: usize) -> Result<Step<'_>, StoreError> {
+        Reader::step(self, budget)
+    }
+
+    fn next_entry(&mut self) -> Result<Option<EntryRef<'_>>, StoreError> {
+        Reader::next_entry(self)
+    }
+
+    fn take_run(&mut self) -> Option<Run<'_>> {
+        Reader::take_run(self)
+    }
+
+    fn last_step_cost(&self) -> usize {
+        Reader::last_step_cost(self)
+    }
+
+    fn scanned_through(&self) -> Option<u64> {
+        Reader::scanned_through(self)
+    }
 }

@@ -8,9 +8,10 @@
 //! The memory is fixed when the store opens ([`ChunkPool`]), whatever the
 //! number of readers.
 
-use std::any::{Any, TypeId};
+use crate::{record, EntryRef};
+use logtap_core::{Derived, SharedRecords};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 /// Whole records as the writer wrote them to a segment, starting at
 /// `offset` in its file. Shared by every reader that takes them from
@@ -31,14 +32,14 @@ pub(crate) struct ChunkBytes {
     bytes: Vec<u8>,
     /// The cursor of the first record: a batch's cursors are consecutive,
     /// so a reader taking the rest of a chunk knows where it ends without
-    /// reading every record (see [`crate::Run`]).
+    /// reading every record (see [`logtap_core::Run`]).
     pub first_cursor: u64,
     /// How many records the chunk holds.
     pub records: usize,
     /// What users of the store derived from these records once for every
     /// reader (the server's encoded responses), one value per type, gone
     /// with the chunk.
-    derived: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
+    derived: Derived,
     /// Weak, so that a chunk a reader drops after its store is gone just
     /// frees its buffer.
     pool: Weak<ChunkPool>,
@@ -62,7 +63,7 @@ impl ChunkBytes {
             bytes,
             first_cursor: 0,
             records: 0,
-            derived: Mutex::default(),
+            derived: Derived::default(),
             pool: Weak::new(),
         }
     }
@@ -71,25 +72,31 @@ impl ChunkBytes {
     pub fn last_cursor(&self) -> u64 {
         self.first_cursor + self.records.saturating_sub(1) as u64
     }
+}
 
-    /// The value of type `T` derived from this chunk, made by `make` the
-    /// first time it is asked for. The lock is held while `make` runs, so
-    /// a thousand readers arriving together make it once.
-    pub fn derived<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Arc<T> {
-        let mut derived = self.derived.lock().unwrap_or_else(|e| e.into_inner());
-        let wanted = TypeId::of::<T>();
-        let value = match derived.iter().find(|(id, _)| *id == wanted) {
-            Some((_, value)) => Arc::clone(value),
-            None => {
-                let value: Arc<dyn Any + Send + Sync> = Arc::new(make());
-                derived.push((wanted, Arc::clone(&value)));
-                value
-            }
-        };
-        // The entry for `T` only ever holds a `T`.
-        value
-            .downcast()
-            .unwrap_or_else(|_| unreachable!("derived value of another type"))
+/// Runs (`Reader::take_run`) borrow a chunk through the core crate's
+/// interface; the records are this store's, so it decodes them.
+impl SharedRecords for ChunkBytes {
+    fn first_cursor(&self) -> u64 {
+        self.first_cursor
+    }
+
+    fn records(&self) -> usize {
+        self.records
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn decode<'a>(&self, bytes: &'a [u8]) -> Option<(EntryRef<'a>, usize)> {
+        // These bytes were made by this process's writer and never came
+        // from the disk: there is no CRC to check, only the framing.
+        record::decode_checked(bytes).ok()
+    }
+
+    fn derived(&self) -> &Derived {
+        &self.derived
     }
 }
 
@@ -139,7 +146,7 @@ impl Chunk {
                             bytes,
                             first_cursor: cursor,
                             records,
-                            derived: Mutex::default(),
+                            derived: Derived::default(),
                             pool: Arc::downgrade(pool),
                         }),
                     });

@@ -16,8 +16,8 @@
 //! fields parse; anything else is corruption, never data.
 
 use crate::checksum;
-use crate::entry::EntryRef;
-use crate::{Level, NewEntry, StoreError};
+use crate::{EntryRef, Level, NewEntry, StoreError};
+use logtap_core::{encode_labels, EntryLimits, Labels};
 
 /// Bytes before the payload: length and CRC.
 pub(crate) const HEADER_LEN: usize = 8;
@@ -26,6 +26,20 @@ pub(crate) const MIN_PAYLOAD_LEN: usize = 8 + 8 + 1 + 4 + 4;
 /// The largest payload the store writes or accepts on recovery. Larger
 /// length fields are treated as corruption rather than trusted.
 pub(crate) const MAX_PAYLOAD_LEN: usize = 1 << 30;
+
+/// The bytes of a payload besides the entry's content
+/// ([`logtap_core::content_bytes`]): cursor, timestamp, level, and the
+/// message's and labels' lengths.
+const PAYLOAD_OVERHEAD: usize = MIN_PAYLOAD_LEN;
+
+/// What the record format can hold: the store's answer to
+/// `Backend::limits`, so that ingest paths check the format's own bounds.
+pub(crate) const LIMITS: EntryLimits = EntryLimits {
+    max_message_bytes: u32::MAX as usize,
+    max_labels: u16::MAX as usize,
+    max_label_bytes: u16::MAX as usize,
+    max_entry_bytes: MAX_PAYLOAD_LEN - PAYLOAD_OVERHEAD,
+};
 
 /// Why bytes are not a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +55,6 @@ pub(crate) enum DecodeError {
 pub(crate) fn encode(out: &mut Vec<u8>, cursor: u64, entry: &NewEntry) -> Result<(), StoreError> {
     let message_len = u32::try_from(entry.message.len())
         .map_err(|_| StoreError::EntryTooLarge("the message is over 4 GiB"))?;
-    if entry.labels.len() > u16::MAX as usize {
-        return Err(StoreError::EntryTooLarge("over 65,535 labels"));
-    }
     let start = out.len();
     out.extend_from_slice(&[0u8; HEADER_LEN]);
     out.extend_from_slice(&cursor.to_le_bytes());
@@ -53,15 +64,9 @@ pub(crate) fn encode(out: &mut Vec<u8>, cursor: u64, entry: &NewEntry) -> Result
     out.extend_from_slice(entry.message.as_bytes());
     let labels_len_at = out.len();
     out.extend_from_slice(&[0u8; 4]);
-    for (name, value) in &entry.labels {
-        for text in [name, value] {
-            let len = u16::try_from(text.len()).map_err(|_| {
-                out.truncate(start);
-                StoreError::EntryTooLarge("a label name or value is over 64 KiB")
-            })?;
-            out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(text.as_bytes());
-        }
+    if let Err(error) = encode_labels(&entry.labels, out) {
+        out.truncate(start);
+        return Err(error);
     }
     let labels_len = (out.len() - labels_len_at - 4) as u32;
     out[labels_len_at..labels_len_at + 4].copy_from_slice(&labels_len.to_le_bytes());
@@ -175,26 +180,8 @@ fn parse_payload(payload: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
     if labels.len() != labels_len {
         return Err(corrupt("labels length does not match the record's length"));
     }
-    let mut rest = labels;
-    while !rest.is_empty() {
-        let (_, after_name) = take_str(rest).ok_or(corrupt("malformed label name"))?;
-        let (_, after_value) = take_str(after_name).ok_or(corrupt("malformed label value"))?;
-        rest = after_value;
-    }
-    Ok(EntryRef {
-        cursor,
-        timestamp,
-        level,
-        message,
-        labels,
-    })
-}
-
-/// Splits a u16-length-prefixed UTF-8 string off the front of `bytes`.
-pub(crate) fn take_str(bytes: &[u8]) -> Option<(&str, &[u8])> {
-    let len = u16::from_le_bytes(bytes.get(0..2)?.try_into().unwrap()) as usize;
-    let text = bytes.get(2..2 + len)?;
-    Some((std::str::from_utf8(text).ok()?, &bytes[2 + len..]))
+    let labels = Labels::parse(labels).map_err(corrupt)?;
+    Ok(EntryRef::new(cursor, timestamp, level, message, labels))
 }
 
 #[cfg(test)]

@@ -7,15 +7,21 @@ use std::path::PathBuf;
 pub enum RecoveryEvent {
     /// The newest segment ended in a torn or corrupt tail, cut off.
     TruncatedTail {
+        /// The segment file.
         path: PathBuf,
+        /// Where the cut tail started.
         offset: u64,
+        /// How many bytes were cut.
         bytes: u64,
     },
     /// Bytes inside a segment that are not valid records, skipped over; the
     /// valid records after them are kept.
     SkippedCorruption {
+        /// The segment file.
         path: PathBuf,
+        /// Where the skipped bytes start.
         offset: u64,
+        /// How many bytes were skipped.
         bytes: u64,
     },
     /// Cursors that belong between two segments held but are in neither:
@@ -23,8 +29,11 @@ pub enum RecoveryEvent {
     /// file was removed by hand. There are no bytes to skip, so without this
     /// the loss would go unreported. `path` is the segment after the gap.
     MissingEntries {
+        /// The segment after the gap.
         path: PathBuf,
+        /// The first cursor missing.
         first_cursor: u64,
+        /// The last cursor missing.
         last_cursor: u64,
     },
 }
@@ -32,6 +41,7 @@ pub enum RecoveryEvent {
 /// Everything recovery did on open; empty after a clean shutdown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// What was cut or skipped, in the order found.
     pub events: Vec<RecoveryEvent>,
 }
 

@@ -6,11 +6,11 @@
 //! only in memory; they are rebuilt from the file on open, so the file is
 //! the single source of truth.
 
-use crate::reader::Filter;
 use crate::recent::{Chunk, Recent};
 use crate::record::{self, DecodeError};
 use crate::recovery::RecoveryEvent;
 use crate::{Level, StoreError};
+use logtap_core::Filter;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};

@@ -8,11 +8,14 @@
 //! Readers see only published blocks, so they never see an entry that is
 //! not yet durable, nor half of a batch.
 
-use crate::reader::{ReadOptions, Reader};
+use crate::reader::Reader;
 use crate::recent::{Chunk, ChunkPool};
 use crate::recovery::{RecoveryEvent, RecoveryReport};
 use crate::segment::{self, Block, Segment};
 use crate::{record, NewEntry, StoreConfig, StoreError, SyncPolicy};
+use logtap_core::{
+    AppendReceipt, Backend, CommitHook, EntryLimits, LogReader, ReadOptions, StoreStats,
+};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -20,43 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// What an append stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppendReceipt {
-    /// Cursor of the batch's first entry (0 for an empty batch).
-    pub first_cursor: u64,
-    /// Cursor of the batch's last entry (0 for an empty batch).
-    pub last_cursor: u64,
-    pub count: u64,
-}
-
-/// Sizes, for /metrics and the storage-cost benchmark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StoreStats {
-    pub segments: u64,
-    /// Bytes of segment files, visible or not yet.
-    pub bytes: u64,
-    /// Visible entries.
-    pub entries: u64,
-    /// Oldest cursor still held (the next cursor when the store is empty).
-    pub oldest_cursor: u64,
-    /// Newest visible cursor (0 when nothing was ever stored).
-    pub last_cursor: u64,
-    /// Bytes of the newest records held in memory for live readers (at
-    /// most `StoreConfig::recent_bytes`).
-    pub recent_bytes: u64,
-    /// Bytes readers have read from segment files since the store was
-    /// opened: what live readers take from memory does not count.
-    pub file_read_bytes: u64,
-}
-
 /// A handle on an open store; cheap to clone, shared by every thread.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
 }
-
-type CommitHook = Box<dyn Fn(u64) + Send + Sync>;
 
 pub(crate) struct Shared {
     config: StoreConfig,
@@ -362,7 +333,7 @@ impl Store {
             for block in &straddling {
                 segment::for_each_in_block(segment, block, &mut buf, |entry| {
                     let in_range = (low..high).contains(&entry.cursor);
-                    if in_range && crate::reader::passes(filter, entry.level, entry.timestamp) {
+                    if in_range && filter.passes(entry.level, entry.timestamp) {
                         total += 1;
                     }
                 })?;
@@ -476,6 +447,55 @@ impl Store {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// The embedded store behind the backend interface; each method is the
+/// inherent one of the same name, which the store's own tests and
+/// benchmarks call without a virtual call.
+impl Backend for Store {
+    fn append(&self, entries: &[NewEntry]) -> Result<AppendReceipt, StoreError> {
+        Store::append(self, entries)
+    }
+
+    fn reader(&self, options: ReadOptions) -> Result<Box<dyn LogReader>, StoreError> {
+        Ok(Box::new(Store::reader(self, options)?))
+    }
+
+    fn count(&self, options: &ReadOptions) -> Result<u64, StoreError> {
+        Store::count(self, options)
+    }
+
+    fn last_cursor(&self) -> u64 {
+        Store::last_cursor(self)
+    }
+
+    fn oldest_cursor(&self) -> u64 {
+        Store::oldest_cursor(self)
+    }
+
+    fn wait_for(&self, cursor: u64, timeout: Duration) -> u64 {
+        Store::wait_for(self, cursor, timeout)
+    }
+
+    fn on_commit(&self, hook: CommitHook) {
+        Store::on_commit(self, hook)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        Store::sync(self)
+    }
+
+    fn enforce_retention(&self) {
+        Store::enforce_retention(self)
+    }
+
+    fn stats(&self) -> StoreStats {
+        Store::stats(self)
+    }
+
+    fn limits(&self) -> EntryLimits {
+        record::LIMITS
     }
 }
 

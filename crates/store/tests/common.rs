@@ -1,7 +1,8 @@
 //! Helpers shared by the store's integration tests.
 #![allow(dead_code)]
 
-use logtap_store::{Entry, Level, NewEntry, ReadOptions, Store, StoreConfig, SyncPolicy};
+use logtap_core::{Entry, Level, NewEntry, ReadOptions};
+use logtap_store::{Store, StoreConfig, SyncPolicy};
 use std::path::{Path, PathBuf};
 
 /// A config with tiny segments and blocks, so a few hundred entries span
@@ -39,7 +40,7 @@ pub fn read_all_backward(store: &Store) -> Vec<Entry> {
     let mut backward = read_all(
         store,
         ReadOptions {
-            direction: logtap_store::Direction::Backward,
+            direction: logtap_core::Direction::Backward,
             ..ReadOptions::default()
         },
     );

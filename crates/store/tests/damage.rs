@@ -4,7 +4,8 @@
 mod common;
 
 use common::{entry, read_all, read_all_backward, segments, small_config};
-use logtap_store::{ReadOptions, RecoveryEvent, Store};
+use logtap_core::ReadOptions;
+use logtap_store::{RecoveryEvent, Store};
 use std::fs;
 use std::path::Path;
 

@@ -20,7 +20,8 @@ mod harness;
 
 use common::{read_all, read_all_backward};
 use harness::{fuzz, fuzz_dir, Settings};
-use logtap_store::{Entry, Filter, Level, NewEntry, ReadOptions, Store, StoreConfig, SyncPolicy};
+use logtap_core::{Entry, Filter, Level, NewEntry, ReadOptions};
+use logtap_store::{Store, StoreConfig, SyncPolicy};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use std::path::Path;

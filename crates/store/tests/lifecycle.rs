@@ -3,7 +3,8 @@
 mod common;
 
 use common::{entry, read_all, small_config};
-use logtap_store::{Filter, Level, NewEntry, ReadOptions, Retention, Step, Store, StoreError};
+use logtap_core::{Filter, Level, NewEntry, ReadOptions, Step, StoreError};
+use logtap_store::{Retention, Store};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -332,7 +333,7 @@ fn records_larger_than_one_read_are_read_whole_both_ways() {
     let backward: Vec<String> = read_all(
         &store,
         ReadOptions {
-            direction: logtap_store::Direction::Backward,
+            direction: logtap_core::Direction::Backward,
             ..ReadOptions::default()
         },
     )

@@ -6,10 +6,8 @@
 mod common;
 
 use common::read_all;
-use logtap_store::{
-    Direction, Entry, Filter, Level, NewEntry, ReadOptions, Reader, Step, Store, StoreConfig,
-    SyncPolicy,
-};
+use logtap_core::{Direction, Entry, Filter, Level, NewEntry, ReadOptions, Step};
+use logtap_store::{Reader, Store, StoreConfig, SyncPolicy};
 use proptest::prelude::*;
 use std::sync::Arc;
 

@@ -4,7 +4,8 @@
 mod common;
 
 use common::{copy_dir, entry, read_all, segments, small_config};
-use logtap_store::{Entry, ReadOptions, RecoveryEvent, Store};
+use logtap_core::{Entry, ReadOptions};
+use logtap_store::{RecoveryEvent, Store};
 use std::fs;
 
 /// A store of `n` entries, one per batch, and everything it holds.
@@ -25,7 +26,7 @@ fn last_record_len(all: &[Entry]) -> u64 {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(small_config(dir.path())).unwrap();
     let last = all.last().unwrap();
-    let new = logtap_store::NewEntry {
+    let new = logtap_core::NewEntry {
         timestamp: last.timestamp,
         level: last.level,
         message: last.message.clone(),

@@ -17,7 +17,7 @@
 //! the CLI prints.
 
 use bytes::Bytes;
-use logtap_store::EntryRef;
+use logtap_core::EntryRef;
 
 /// The entry's JSON text.
 pub fn entry(entry: &EntryRef<'_>) -> String {

@@ -114,7 +114,7 @@ pub struct Params {
 }
 
 /// Reads a query string. Times (`since`, `until`) are
-/// [`logtap_lines::parse_time`] forms: RFC 3339, a date, Unix epoch numbers
+/// [`logtap_ingest::parse_time`] forms: RFC 3339, a date, Unix epoch numbers
 /// (the unit told by magnitude, so nanoseconds from 1973 on read as
 /// nanoseconds), a duration back from `now_ns`, or `now`. Parameters whose
 /// name starts with `_` are ignored, so cache-busting (`_=1714564800`) works.
@@ -201,7 +201,7 @@ fn parse_time(name: &str, value: &str, now_ns: i64) -> Result<i64, QueryError> {
     if value.trim().is_empty() {
         return Ok(0);
     }
-    logtap_lines::parse_time(value, now_ns).map_err(|error| bad(name, &error.to_string()))
+    logtap_ingest::parse_time(value, now_ns).map_err(|error| bad(name, &error.to_string()))
 }
 
 /// A cursor (`after`, `Last-Event-ID`); empty means none.
@@ -227,7 +227,7 @@ fn parse_wait(value: &str) -> Result<Duration, QueryError> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Ok(Duration::from_secs(seconds));
     }
-    logtap_lines::parse_duration(value).map_err(|_| {
+    logtap_ingest::parse_duration(value).map_err(|_| {
         bad(
             "wait",
             &format!("{value:?} is not a duration; use a number of seconds or 25s, 500ms, 1m"),

@@ -10,7 +10,7 @@
 //! - bytes that are not UTF-8 become U+FFFD (one stray byte never costs a
 //!   line);
 //! - a JSON object gives its fields, any other line is plain text with its
-//!   level recognised ([`logtap_lines::parse_line`]); blank lines are
+//!   level recognised ([`logtap_ingest::parse_line`]); blank lines are
 //!   skipped; an entry without a time of its own gets the receive time;
 //! - a JSON line the parser rejects (a timestamp that is not a time) is
 //!   stored as plain text, the whole line as the message, as `logtap push`
@@ -39,7 +39,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use logtap_store::NewEntry;
+use logtap_core::NewEntry;
 
 /// A batch is stored once it holds this many entries...
 const BATCH_ENTRIES: usize = 1_000;
@@ -198,12 +198,12 @@ async fn ingest_body(state: &Fallback, body: Body, pushed: &mut Pushed) -> Resul
 fn add_line(batch: &mut Batch, line: &[u8], pushed: &mut Pushed) {
     let text = String::from_utf8_lossy(line);
     let received = now_nanos();
-    let entry = match logtap_lines::parse_line(&text, received) {
+    let entry = match logtap_ingest::parse_line(&text, received) {
         Ok(entry) => entry,
         Err(error) => {
             tracing::debug!(error = %error, "A pushed JSON line was stored as plain text.");
             pushed.as_text += 1;
-            logtap_lines::parse_plain(&text, received)
+            logtap_ingest::parse_plain(&text, received)
         }
     };
     let Some(mut entry) = entry else {
@@ -287,7 +287,7 @@ mod tests {
         add_line(&mut batch, b"caf\xff\r", &mut pushed);
         assert_eq!(batch.entries.len(), 3);
         assert_eq!(pushed.as_text, 1);
-        assert_eq!(batch.entries[0].level, logtap_store::Level::Error);
+        assert_eq!(batch.entries[0].level, logtap_core::Level::Error);
         assert_eq!(
             batch.entries[1].message,
             r#"{"level":"warn","msg":"slow","ts":"yesterday"}"#

@@ -85,7 +85,7 @@ pub async fn sse(
 }
 
 /// One entry as an event.
-fn entry_event(entry: &logtap_store::EntryRef<'_>) -> Event {
+fn entry_event(entry: &logtap_core::EntryRef<'_>) -> Event {
     Event::default()
         .id(entry.cursor.to_string())
         .data(json::entry(entry))

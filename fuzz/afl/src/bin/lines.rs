@@ -5,8 +5,8 @@ fn main() {
     const NOW: i64 = 1_714_564_800_000_000_000;
     afl::fuzz!(|data: &[u8]| {
         let line = String::from_utf8_lossy(data);
-        let _ = logtap_lines::parse_line(&line, NOW);
-        let _ = logtap_lines::parse_plain(&line, NOW);
-        let _ = logtap_lines::parse_time(&line, NOW);
+        let _ = logtap_ingest::parse_line(&line, NOW);
+        let _ = logtap_ingest::parse_plain(&line, NOW);
+        let _ = logtap_ingest::parse_time(&line, NOW);
     });
 }

@@ -38,15 +38,27 @@ pub const ACCEPTED_FORMS: &str = "use an RFC 3339 time (2024-05-01T12:00:00Z, \
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimeError {
     #[error("invalid time {text:?}: {ACCEPTED_FORMS}")]
-    Invalid { text: String },
+    /// None of the accepted forms.
+    Invalid {
+        /// What was given.
+        text: String,
+    },
     #[error(
         "invalid time {text:?}: it has no UTC offset; add Z for UTC or an offset such as +02:00"
     )]
-    NoOffset { text: String },
+    /// A date and time without a UTC offset.
+    NoOffset {
+        /// What was given.
+        text: String,
+    },
     #[error(
         "time {text:?} is outside the range logtap can store (from 1677-09-21 to 2262-04-11 UTC)"
     )]
-    OutOfRange { text: String },
+    /// Outside what an i64 of nanoseconds holds.
+    OutOfRange {
+        /// What was given.
+        text: String,
+    },
 }
 
 /// Reads a time in any of the forms listed on this module, as Unix epoch
@@ -186,6 +198,7 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, DurationError> 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {text:?}: use numbers with units ms, s, m, h, d or w, such as 90s, 15m, 2h30m, 7d")]
 pub struct DurationError {
+    /// What was given.
     pub text: String,
 }
 

@@ -8,18 +8,35 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Level {
+    /// The finest detail, off in most production setups.
     Trace = 0,
+    /// Detail for developers.
     Debug = 1,
+    /// Normal operation: what an entry without a recognised level gets.
     Info = 2,
+    /// Something unexpected that the program handled.
     Warn = 3,
+    /// An operation failed: what "Show Errors" shows (with fatals).
     Error = 4,
+    /// The program cannot go on.
     Fatal = 5,
 }
 
 /// A level name that is none of the known names or aliases.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown level {0:?}: valid levels are trace, debug, info, warn, error, fatal (aliases: warning, err, critical, crit, panic)")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownLevel(pub String);
+
+impl fmt::Display for UnknownLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown level {:?}: valid levels are trace, debug, info, warn, error, fatal (aliases: warning, err, critical, crit, panic)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownLevel {}
 
 impl Level {
     /// Every level, lowest first.

@@ -1,7 +1,7 @@
 //! Properties of the line and time parsers over generated input.
 
-use logtap_lines::{parse_line, parse_plain, parse_time};
-use logtap_store::{Level, NewEntry};
+use logtap_core::{Level, NewEntry};
+use logtap_ingest::{parse_line, parse_plain, parse_time};
 use proptest::prelude::*;
 
 /// Epoch-nanosecond integers from here on (in magnitude) read back as

@@ -1,4 +1,9 @@
-//! The text formats logtap users type, parsed into what the store keeps.
+//! Decoders from a wire format to entries: what arrives, turned into what
+//! a backend keeps. No network types and no runtime here: a protocol
+//! receives its bytes in the server and hands them to its decoder.
+//!
+//! Today the decoder is the push line format (what `logtap push` sends and
+//! `POST /api/v1/push` takes), with the time expressions users type.
 //!
 //! * [`parse_line`] turns one log line into a [`NewEntry`]: a line that is a
 //!   JSON object gives its fields (see [`json`]), any other line is plain text
@@ -13,11 +18,13 @@
 //! The rules for ambiguous and bad input are written out on each module and
 //! in the crate's README.md, and each one has a test.
 
+#![deny(missing_docs)]
+
 pub mod json;
 pub mod plain;
 pub mod time;
 
-use logtap_store::NewEntry;
+use logtap_core::NewEntry;
 
 pub use json::JsonLineError;
 pub use time::{parse_duration, parse_epoch, parse_time, DurationError, TimeError};
@@ -31,6 +38,7 @@ pub use time::{parse_duration, parse_epoch, parse_time, DurationError, TimeError
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LineError {
     #[error(transparent)]
+    /// A JSON line whose fields cannot be stored as they say.
     Json(#[from] JsonLineError),
 }
 
@@ -73,7 +81,7 @@ fn strip_line_end(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use logtap_store::Level;
+    use logtap_core::Level;
 
     #[test]
     fn blank_lines_give_nothing() {

@@ -1,13 +1,15 @@
-//! The entries the store keeps: what goes in, and what comes out.
+//! Entries: what goes into a store, and what comes out.
 
-use crate::Level;
+use crate::{Labels, Level};
 
 /// An entry to append. The store gives it its cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEntry {
     /// Unix epoch nanoseconds, as given by the producer (or its receive time).
     pub timestamp: i64,
+    /// The entry's severity.
     pub level: Level,
+    /// The log line's text.
     pub message: String,
     /// Labels in the order given; names are not required to be unique.
     pub labels: Vec<(String, String)>,
@@ -18,9 +20,13 @@ pub struct NewEntry {
 pub struct Entry {
     /// The entry's sequence number: strictly increasing, never reused, from 1.
     pub cursor: u64,
+    /// Unix epoch nanoseconds.
     pub timestamp: i64,
+    /// The entry's severity.
     pub level: Level,
+    /// The log line's text.
     pub message: String,
+    /// Labels in stored order.
     pub labels: Vec<(String, String)>,
 }
 
@@ -28,18 +34,39 @@ pub struct Entry {
 /// scan that skips most entries never allocates for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryRef<'a> {
+    /// The entry's sequence number.
     pub cursor: u64,
+    /// Unix epoch nanoseconds.
     pub timestamp: i64,
+    /// The entry's severity.
     pub level: Level,
+    /// The log line's text.
     pub message: &'a str,
-    /// The labels' encoded bytes; `labels()` walks them.
-    pub(crate) labels: &'a [u8],
+    /// The labels, still in their compact form; `labels()` walks them.
+    labels: Labels<'a>,
 }
 
 impl<'a> EntryRef<'a> {
+    /// An entry read from a backend's buffer.
+    pub fn new(
+        cursor: u64,
+        timestamp: i64,
+        level: Level,
+        message: &'a str,
+        labels: Labels<'a>,
+    ) -> EntryRef<'a> {
+        EntryRef {
+            cursor,
+            timestamp,
+            level,
+            message,
+            labels,
+        }
+    }
+
     /// The entry's labels, in stored order.
     pub fn labels(&self) -> Labels<'a> {
-        Labels { rest: self.labels }
+        self.labels
     }
 
     /// Whether the entry carries `name` with exactly `value`.
@@ -59,25 +86,5 @@ impl<'a> EntryRef<'a> {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
         }
-    }
-}
-
-/// Iterator over an entry's labels as `(name, value)`.
-///
-/// The bytes were checked when the record was decoded (its CRC matched and
-/// the label block parsed), so iteration cannot fail.
-#[derive(Debug, Clone)]
-pub struct Labels<'a> {
-    pub(crate) rest: &'a [u8],
-}
-
-impl<'a> Iterator for Labels<'a> {
-    type Item = (&'a str, &'a str);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (name, rest) = crate::record::take_str(self.rest)?;
-        let (value, rest) = crate::record::take_str(rest)?;
-        self.rest = rest;
-        Some((name, value))
     }
 }

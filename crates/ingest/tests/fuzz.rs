@@ -12,7 +12,7 @@
 #[path = "../../../fuzz/harness.rs"]
 mod harness;
 use harness::{fuzz, fuzz_dir, Settings};
-use logtap_lines::{parse_duration, parse_line, parse_plain, parse_time};
+use logtap_ingest::{parse_duration, parse_line, parse_plain, parse_time};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 

@@ -34,7 +34,7 @@
 //! occurred` is info). ANSI colour codes are skipped for recognition (a
 //! coloured `ERROR` still counts) but kept in the message. No match: info.
 
-use logtap_store::{Level, NewEntry};
+use logtap_core::{Level, NewEntry};
 
 /// A plain-text line as an entry: see the module's rules.
 pub fn parse_plain_text(line: &str, received_ns: i64) -> NewEntry {

@@ -31,7 +31,7 @@
 
 use std::fmt;
 
-use logtap_store::{Level, NewEntry};
+use logtap_core::{Level, NewEntry};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -42,11 +42,29 @@ use crate::time::{parse_datetime, parse_epoch, TimeError};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonLineError {
     #[error("the {field:?} field holds {value}, which is not a time: give an RFC 3339 time (2024-05-01T12:00:00Z) or Unix epoch seconds, milliseconds, microseconds or nanoseconds")]
-    NotATime { field: String, value: String },
+    /// The time field holds something that is no time form.
+    NotATime {
+        /// The field's name as the line wrote it.
+        field: String,
+        /// The field's value, as JSON.
+        value: String,
+    },
     #[error("the {field:?} field holds {value}, which has no UTC offset: add Z for UTC or an offset such as +02:00")]
-    NoOffset { field: String, value: String },
+    /// The time has no UTC offset, so its instant is unknown.
+    NoOffset {
+        /// The field's name as the line wrote it.
+        field: String,
+        /// The field's value, as JSON.
+        value: String,
+    },
     #[error("the {field:?} field holds {value}, which is outside the range logtap can store (from 1677-09-21 to 2262-04-11 UTC)")]
-    OutOfRange { field: String, value: String },
+    /// The time is outside what an i64 of nanoseconds holds.
+    OutOfRange {
+        /// The field's name as the line wrote it.
+        field: String,
+        /// The field's value, as JSON.
+        value: String,
+    },
 }
 
 /// The numeric levels of pino and bunyan, the common JSON loggers that

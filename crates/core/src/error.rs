@@ -1,0 +1,146 @@
+//! What can go wrong reading or writing log data, whatever the backend.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// What can go wrong in a store (any [`Backend`](crate::Backend)).
+///
+/// One type for every backend, so the server maps each case to a gRPC code
+/// and an HTTP status in one place whatever keeps the entries.
+#[derive(Debug)]
+pub enum StoreError {
+    /// An I/O call failed; `context` says what the store was doing.
+    Io {
+        /// What the store was doing, as a phrase ("writing a batch").
+        context: &'static str,
+        /// The file or directory the call was on.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// A reader asked to resume after a cursor that retention has deleted.
+    CursorDeleted {
+        /// The cursor the reader asked for.
+        requested: u64,
+        /// The oldest cursor still held, where the reader can resume.
+        oldest: u64,
+    },
+    /// A record inside a sealed segment failed its checksum while being read:
+    /// the file changed under the store after it was opened.
+    Corrupt {
+        /// The file the record is in.
+        path: PathBuf,
+        /// Where the record starts in it.
+        offset: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An entry too large for the store (see [`EntryLimits`](crate::EntryLimits)).
+    EntryTooLarge(&'static str),
+    /// An earlier write failed half-way and the store could not cut the file
+    /// back; it refuses further appends until reopened.
+    Poisoned(String),
+}
+
+impl StoreError {
+    /// An I/O error with what the store was doing and on which path.
+    pub fn io(context: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        StoreError::Io {
+            context,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A record kept in memory (see [`Run`](crate::Run)) that does not
+    /// decode: only a bug in the writer could make one.
+    pub fn unreadable_in_memory() -> StoreError {
+        StoreError::Corrupt {
+            path: PathBuf::from("(memory)"),
+            offset: 0,
+            reason: "a record kept in memory is unreadable",
+        }
+    }
+
+    /// Whether the failure is a full disk (or quota), which clients can
+    /// retry once space returns.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } => {
+                source.kind() == io::ErrorKind::StorageFull
+                    || source.kind() == io::ErrorKind::QuotaExceeded
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io {
+                context,
+                path,
+                source,
+            } => write!(f, "{context} ({}): {source}", path.display()),
+            StoreError::CursorDeleted { requested, oldest } => write!(
+                f,
+                "cursor {requested} is older than anything kept: the oldest cursor still held is {oldest}"
+            ),
+            StoreError::Corrupt {
+                path,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "corrupt record in {} at byte {offset}: {reason}",
+                path.display()
+            ),
+            StoreError::EntryTooLarge(what) => write!(f, "entry too large to store: {what}"),
+            StoreError::Poisoned(why) => write!(
+                f,
+                "the store stopped accepting writes after an earlier failure: {why}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_and_where() {
+        let error = StoreError::io(
+            "writing a batch",
+            "/data/1.seg",
+            io::Error::from_raw_os_error(28),
+        );
+        assert!(error.is_disk_full());
+        let text = error.to_string();
+        assert!(
+            text.starts_with("writing a batch (/data/1.seg): "),
+            "{text}"
+        );
+        assert!(text.contains("No space left"), "{text}");
+        let deleted = StoreError::CursorDeleted {
+            requested: 3,
+            oldest: 10,
+        };
+        assert!(!deleted.is_disk_full());
+        assert_eq!(
+            deleted.to_string(),
+            "cursor 3 is older than anything kept: the oldest cursor still held is 10"
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! Labels: an entry's `(name, value)` pairs, and the compact form every
+//! backend keeps them in.
+//!
+//! The form is a sequence of pairs, each text preceded by its length:
+//!
+//! ```text
+//! per label: u16 LE name length, name, u16 LE value length, value
+//! ```
+//!
+//! It lives here, not in a backend, because a stored entry
+//! ([`EntryRef`](crate::EntryRef)) borrows its labels in this form from
+//! whatever buffer the backend read, and walks them only when asked.
+
+use crate::StoreError;
+
+/// The most labels one entry may carry (the count is a u16 on disk).
+pub const MAX_LABELS: usize = u16::MAX as usize;
+
+/// The longest label name or value, in bytes (its length is a u16).
+pub const MAX_LABEL_TEXT_BYTES: usize = u16::MAX as usize;
+
+/// Appends `labels` in the compact form to `out`. On error `out` is left
+/// as it was, so a caller encoding a whole record can go on with the next.
+pub fn encode_labels(labels: &[(String, String)], out: &mut Vec<u8>) -> Result<(), StoreError> {
+    if labels.len() > MAX_LABELS {
+        return Err(StoreError::EntryTooLarge("over 65,535 labels"));
+    }
+    let start = out.len();
+    for (name, value) in labels {
+        for text in [name, value] {
+            let Ok(len) = u16::try_from(text.len()) else {
+                out.truncate(start);
+                return Err(StoreError::EntryTooLarge(
+                    "a label name or value is over 64 KiB",
+                ));
+            };
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// The bytes `labels` take in the compact form.
+pub fn encoded_labels_len(labels: &[(String, String)]) -> usize {
+    labels
+        .iter()
+        .map(|(name, value)| 4 + name.len() + value.len())
+        .sum()
+}
+
+/// An entry's labels, borrowed in the compact form; iterating gives
+/// `(name, value)` in stored order.
+///
+/// The only way to make one is [`Labels::parse`], which checks the whole
+/// block, so iteration cannot fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Labels<'a> {
+    /// The pairs not yet yielded.
+    rest: &'a [u8],
+}
+
+impl<'a> Labels<'a> {
+    /// Checks that `bytes` are whole labels in the compact form, each text
+    /// UTF-8.
+    pub fn parse(bytes: &'a [u8]) -> Result<Labels<'a>, &'static str> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (_, after_name) = take_str(rest).ok_or("malformed label name")?;
+            let (_, after_value) = take_str(after_name).ok_or("malformed label value")?;
+            rest = after_value;
+        }
+        Ok(Labels { rest: bytes })
+    }
+
+    /// No labels.
+    pub fn empty() -> Labels<'static> {
+        Labels { rest: &[] }
+    }
+}
+
+impl<'a> Iterator for Labels<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (name, rest) = take_str(self.rest)?;
+        let (value, rest) = take_str(rest)?;
+        self.rest = rest;
+        Some((name, value))
+    }
+}
+
+/// Splits a u16-length-prefixed UTF-8 string off the front of `bytes`.
+fn take_str(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let len = u16::from_le_bytes(bytes.get(0..2)?.try_into().ok()?) as usize;
+    let text = bytes.get(2..2 + len)?;
+    Some((std::str::from_utf8(text).ok()?, &bytes[2 + len..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(labels: &[(&str, &str)]) -> Vec<(String, String)> {
+        labels
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn labels_round_trip_in_order_with_repeats() {
+        let given = pairs(&[("service", "api"), ("", ""), ("service", "é")]);
+        let mut out = vec![9];
+        encode_labels(&given, &mut out).unwrap();
+        assert_eq!(out.len(), 1 + encoded_labels_len(&given));
+        let back: Vec<_> = Labels::parse(&out[1..]).unwrap().collect();
+        assert_eq!(back, vec![("service", "api"), ("", ""), ("service", "é")]);
+        assert_eq!(Labels::empty().count(), 0);
+    }
+
+    #[test]
+    fn an_oversized_label_leaves_the_buffer_as_it_was() {
+        let mut out = vec![1, 2, 3];
+        let given = pairs(&[("a", "b"), ("k", &"v".repeat(70_000))]);
+        assert!(matches!(
+            encode_labels(&given, &mut out),
+            Err(StoreError::EntryTooLarge(_))
+        ));
+        assert_eq!(out, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn malformed_blocks_are_refused() {
+        assert_eq!(Labels::parse(&[1]), Err("malformed label name"));
+        assert_eq!(Labels::parse(&[1, 0, b'a']), Err("malformed label value"));
+        assert_eq!(
+            Labels::parse(&[1, 0, 0xff, 0, 0]),
+            Err("malformed label name")
+        );
+        assert!(Labels::parse(&[1, 0, b'a', 0, 0]).is_ok());
+    }
+}
