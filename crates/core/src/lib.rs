@@ -10,6 +10,9 @@
 //!   optional shared newest-records capability ([`Run`]), the one error
 //!   type [`StoreError`], and [`EntryLimits`].
 //!
+//! * [`json`]: the one JSON form of an entry and the one JSON string
+//!   escaper.
+//!
 //! The standard library only: the CLI, the ingest decoders, the query
 //! planner and the server build on this crate without building a storage
 //! engine or a runtime.
@@ -19,6 +22,7 @@
 mod backend;
 mod entry;
 mod error;
+pub mod json;
 mod labels;
 mod level;
 mod limits;

@@ -1,12 +1,11 @@
 //! How `logtap logs` prints entries: text for people, JSON for programs.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Effects, Style};
 use chrono::{DateTime, Local};
+use logtap_core::json;
 use logtap_proto::v1::LogEntry;
-use serde::Serialize;
 
 /// The `--output` choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,8 +32,20 @@ impl<W: Write> Printer<W> {
     pub fn entry(&mut self, entry: &LogEntry) -> io::Result<()> {
         match self.format {
             Format::Json => {
-                serde_json::to_writer(&mut self.out, &JsonEntry::from(entry))?;
-                self.out.write_all(b"\n")
+                // The HTTP API's form (one writer for both, in the core
+                // crate); labels come out sorted by name, so the gRPC
+                // map's lack of order does not show.
+                let mut line = String::with_capacity(96 + entry.message.len());
+                json::write_entry(
+                    &mut line,
+                    entry.cursor,
+                    entry.timestamp,
+                    &entry.level,
+                    &entry.message,
+                    entry.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                );
+                line.push('\n');
+                self.out.write_all(line.as_bytes())
             }
             Format::Text => write_text(&mut self.out, entry, self.color),
         }
@@ -42,33 +53,6 @@ impl<W: Write> Printer<W> {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
-    }
-}
-
-/// The HTTP API's JSON form of an entry. Labels are sorted by name: the
-/// gRPC map has no order, and a stable one makes output diffable.
-#[derive(Serialize)]
-pub struct JsonEntry<'a> {
-    pub cursor: u64,
-    pub timestamp: i64,
-    pub level: &'a str,
-    pub message: &'a str,
-    pub labels: BTreeMap<&'a str, &'a str>,
-}
-
-impl<'a> From<&'a LogEntry> for JsonEntry<'a> {
-    fn from(entry: &'a LogEntry) -> Self {
-        JsonEntry {
-            cursor: entry.cursor,
-            timestamp: entry.timestamp,
-            level: &entry.level,
-            message: &entry.message,
-            labels: entry
-                .labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
-        }
     }
 }
 
@@ -123,7 +107,9 @@ fn quote_if_needed(value: &str) -> String {
     if plain {
         value.to_string()
     } else {
-        serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
+        let mut quoted = String::with_capacity(value.len() + 2);
+        json::write_string(&mut quoted, value);
+        quoted
     }
 }
 
