@@ -41,6 +41,15 @@ pub enum StoreError {
     /// An earlier write failed half-way and the store could not cut the file
     /// back; it refuses further appends until reopened.
     Poisoned(String),
+    /// Another store, in this process or another, has the data directory
+    /// open: two writers on one directory would corrupt each other's
+    /// segments.
+    Locked {
+        /// The data directory asked for.
+        dir: PathBuf,
+        /// The pid the holder wrote into the lock file, if it could be read.
+        holder_pid: Option<u32>,
+    },
 }
 
 impl StoreError {
@@ -102,6 +111,17 @@ impl fmt::Display for StoreError {
                 f,
                 "the store stopped accepting writes after an earlier failure: {why}"
             ),
+            StoreError::Locked { dir, holder_pid } => {
+                write!(
+                    f,
+                    "the data directory {} is in use by another logtap process",
+                    dir.display()
+                )?;
+                match holder_pid {
+                    Some(pid) => write!(f, " (pid {pid})"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

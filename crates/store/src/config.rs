@@ -1,6 +1,8 @@
 //! How a store is opened: where, how durable, how big, how long kept.
 
+use crate::fs::{FileSystem, StdFileSystem};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// When appended entries are forced to disk. An append returns (and its
@@ -50,11 +52,16 @@ pub struct StoreConfig {
     /// (0: none). A fixed cost for the whole store, whatever the number of
     /// readers.
     pub recent_bytes: usize,
+    /// What every file operation goes through: the real filesystem
+    /// ([`StdFileSystem`]) unless a test puts one that fails on purpose
+    /// here ([`crate::fault::FaultyFs`]) to check how the store survives a
+    /// full disk, a failed fsync or a torn write.
+    pub fs: Arc<dyn FileSystem>,
 }
 
 impl StoreConfig {
     /// Defaults: fsync every batch, 64 MiB segments, 32 KiB blocks, no
-    /// retention limits, the newest 1 MiB in memory.
+    /// retention limits, the newest 1 MiB in memory, the real filesystem.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
             dir: dir.into(),
@@ -63,6 +70,7 @@ impl StoreConfig {
             block_bytes: 32 << 10,
             retention: Retention::default(),
             recent_bytes: 1 << 20,
+            fs: Arc::new(StdFileSystem),
         }
     }
 }

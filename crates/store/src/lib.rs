@@ -21,6 +21,8 @@
 
 pub mod checksum;
 mod config;
+pub mod fault;
+pub mod fs;
 mod reader;
 mod recent;
 mod record;
@@ -29,6 +31,7 @@ mod segment;
 mod store;
 
 pub use config::{Retention, StoreConfig, SyncPolicy};
+pub use fs::{FileSystem, FsFile, StdFileSystem};
 pub use reader::Reader;
 pub use recovery::{RecoveryEvent, RecoveryReport};
 pub use store::{segment_files, Store};

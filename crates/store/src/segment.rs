@@ -6,13 +6,12 @@
 //! only in memory; they are rebuilt from the file on open, so the file is
 //! the single source of truth.
 
+use crate::fs::{FileSystem, FsFile};
 use crate::recent::{Chunk, Recent};
 use crate::record::{self, DecodeError};
 use crate::recovery::RecoveryEvent;
 use crate::{Level, StoreError};
 use logtap_core::Filter;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -154,7 +153,7 @@ pub(crate) struct Segment {
     /// Opened for reading; readers share it through positional reads, so a
     /// thousand readers cost no file descriptors of their own. It stays
     /// readable after retention unlinks the file, until the last reader drops.
-    pub file: File,
+    pub file: Box<dyn FsFile>,
     /// The cursor in the file name: the first this segment may hold.
     pub base_cursor: u64,
     pub index: RwLock<SegmentIndex>,
@@ -178,17 +177,18 @@ impl Segment {
     }
 
     /// Creates an empty segment file (the caller syncs the directory).
-    pub fn create(dir: &Path, base_cursor: u64) -> Result<(Segment, File), StoreError> {
+    pub fn create(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        base_cursor: u64,
+    ) -> Result<(Segment, Box<dyn FsFile>), StoreError> {
         let path = dir.join(Segment::file_name(base_cursor));
-        let writer = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
+        let writer = fs
+            .create(&path)
             .map_err(|e| StoreError::io("creating a segment", &path, e))?;
-        let reader =
-            File::open(&path).map_err(|e| StoreError::io("opening a segment", &path, e))?;
+        let reader = fs
+            .open_read(&path)
+            .map_err(|e| StoreError::io("opening a segment", &path, e))?;
         let segment = Segment {
             path,
             file: reader,
@@ -390,16 +390,16 @@ pub(crate) fn corrupt(segment: &Segment, offset: u64, error: DecodeError) -> Sto
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
+    use crate::fs::StdFileSystem;
     use crate::recent::ChunkBytes;
     use std::sync::Arc;
 
     #[test]
     fn a_read_buffer_shares_a_chunk_without_copying_and_a_file_read_replaces_it() {
         let dir = tempfile::tempdir().unwrap();
-        let (segment, mut writer) = Segment::create(dir.path(), 1).unwrap();
-        writer.write_all(&[9; 10]).unwrap();
+        let (segment, writer) = Segment::create(&StdFileSystem, dir.path(), 1).unwrap();
+        writer.write_all_at(&[9; 10], 0).unwrap();
         let shared = Chunk {
             offset: 100,
             bytes: Arc::new(ChunkBytes::unpooled(vec![1u8, 2, 3, 4])),
@@ -418,9 +418,9 @@ mod tests {
     #[test]
     fn a_read_buffer_holds_exactly_the_last_read() {
         let dir = tempfile::tempdir().unwrap();
-        let (segment, mut writer) = Segment::create(dir.path(), 1).unwrap();
+        let (segment, writer) = Segment::create(&StdFileSystem, dir.path(), 1).unwrap();
         let bytes: Vec<u8> = (0..=255).collect();
-        writer.write_all(&bytes).unwrap();
+        writer.write_all_at(&bytes, 0).unwrap();
         let mut buf = ReadBuffer::default();
         segment.read_into(&mut buf, 0, 100).unwrap();
         assert_eq!(&buf[..], &bytes[..100]);

@@ -8,6 +8,7 @@
 //! Readers see only published blocks, so they never see an entry that is
 //! not yet durable, nor half of a batch.
 
+use crate::fs::{FileSystem, FsFile, StdFileSystem};
 use crate::reader::Reader;
 use crate::recent::{Chunk, ChunkPool};
 use crate::recovery::{RecoveryEvent, RecoveryReport};
@@ -16,8 +17,6 @@ use crate::{record, NewEntry, StoreConfig, StoreError, SyncPolicy};
 use logtap_core::{
     AppendReceipt, Backend, CommitHook, EntryLimits, LogReader, ReadOptions, StoreStats,
 };
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
@@ -27,6 +26,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[derive(Clone)]
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
+    /// The data directory's `LOCK` file, locked: while it is held no other
+    /// store (in this process or another) opens the directory. Held by the
+    /// handles, not by `Shared`, so it is released with the last clone
+    /// even while readers live on: they only read, and a store reopened
+    /// on the directory may start while the old one's readers finish.
+    _lock: Arc<dyn FsFile>,
 }
 
 pub(crate) struct Shared {
@@ -58,7 +63,7 @@ struct Writer {
     segment: Arc<Segment>,
     /// The segment's file opened for writing; shared with the committer,
     /// which fsyncs it outside the writer lock.
-    file: Arc<File>,
+    file: Arc<dyn FsFile>,
     /// Bytes written to the current segment.
     written: u64,
     next_cursor: u64,
@@ -98,11 +103,18 @@ impl Store {
     /// Opens (creating if needed) the store in `config.dir`, recovering from
     /// a crash: torn or corrupt records are cut or skipped, and
     /// [`Store::recovery_report`] says what.
+    ///
+    /// One store at a time owns a data directory: while one is open (any
+    /// clone of it; readers do not count), opening the same directory
+    /// again, from this process or another, fails with
+    /// [`StoreError::Locked`].
     pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
         let dir = config.dir.clone();
-        std::fs::create_dir_all(&dir)
+        let fs = Arc::clone(&config.fs);
+        fs.create_dir_all(&dir)
             .map_err(|e| StoreError::io("creating the data directory", &dir, e))?;
-        let mut bases = list_segments(&dir)?;
+        let lock = lock_dir(&*fs, &dir)?;
+        let mut bases = list_segments(&*fs, &dir)?;
         bases.sort_unstable();
         let mut segments = Vec::with_capacity(bases.len() + 1);
         let mut events = Vec::new();
@@ -113,8 +125,9 @@ impl Store {
         for (i, &base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
             let path = dir.join(Segment::file_name(base));
-            let data =
-                std::fs::read(&path).map_err(|e| StoreError::io("reading a segment", &path, e))?;
+            let data = fs
+                .read(&path)
+                .map_err(|e| StoreError::io("reading a segment", &path, e))?;
             let scan = segment::scan(
                 &path,
                 &data,
@@ -127,9 +140,8 @@ impl Store {
                 if is_last {
                     // A torn write at the end of the newest file: cut it off so
                     // appends continue right after the last whole record.
-                    let file = std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&path)
+                    let file = fs
+                        .open_write(&path)
                         .map_err(|e| StoreError::io("opening a segment to repair it", &path, e))?;
                     file.set_len(scan.valid_end)
                         .and_then(|()| file.sync_all())
@@ -167,8 +179,9 @@ impl Store {
             bytes += len;
             entries += scan.blocks.iter().map(|b| b.count_from(None)).sum::<u64>();
             tail_end = len;
-            let file =
-                File::open(&path).map_err(|e| StoreError::io("opening a segment", &path, e))?;
+            let file = fs
+                .open_read(&path)
+                .map_err(|e| StoreError::io("opening a segment", &path, e))?;
             let sealed = !is_last;
             segments.push(Arc::new(Segment {
                 path,
@@ -187,15 +200,14 @@ impl Store {
         let next_cursor = after + 1;
         let (segment, file, written) = match segments.last() {
             Some(last) => {
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&last.path)
+                let file = fs
+                    .open_write(&last.path)
                     .map_err(|e| StoreError::io("opening the newest segment", &last.path, e))?;
                 (Arc::clone(last), file, tail_end)
             }
             None => {
-                let (segment, file) = Segment::create(&dir, next_cursor)?;
-                sync_dir(&dir)?;
+                let (segment, file) = Segment::create(&*fs, &dir, next_cursor)?;
+                sync_dir(&*fs, &dir)?;
                 let segment = Arc::new(segment);
                 segments.push(Arc::clone(&segment));
                 (segment, file, 0)
@@ -213,7 +225,7 @@ impl Store {
         let shared = Arc::new(Shared {
             writer: Mutex::new(Writer {
                 segment,
-                file: Arc::new(file),
+                file: Arc::from(file),
                 written,
                 next_cursor,
                 open_block,
@@ -237,10 +249,14 @@ impl Store {
             recovery: RecoveryReport { events },
             config,
         });
+        let lock: Arc<dyn FsFile> = Arc::from(lock);
         if let SyncPolicy::Interval(interval) = shared.config.sync {
-            spawn_interval_syncer(Arc::downgrade(&shared), interval);
+            spawn_interval_syncer(Arc::downgrade(&shared), Arc::downgrade(&lock), interval);
         }
-        let store = Store { shared };
+        let store = Store {
+            shared,
+            _lock: lock,
+        };
         store.shared.enforce_retention();
         Ok(store)
     }
@@ -623,8 +639,9 @@ impl Shared {
                 StoreError::io("syncing a segment before rolling", &writer.segment.path, e)
             })?;
         }
-        let (segment, file) = Segment::create(&self.config.dir, writer.next_cursor)?;
-        sync_dir(&self.config.dir)?;
+        let fs = &*self.config.fs;
+        let (segment, file) = Segment::create(fs, &self.config.dir, writer.next_cursor)?;
+        sync_dir(fs, &self.config.dir)?;
         let segment = Arc::new(segment);
         let old = std::mem::replace(&mut writer.segment, Arc::clone(&segment));
         writer.staged.push(Staged {
@@ -633,7 +650,7 @@ impl Shared {
             chunks: Vec::new(),
             seal: true,
         });
-        writer.file = Arc::new(file);
+        writer.file = Arc::from(file);
         writer.written = 0;
         writer.open_block = None;
         self.segments
@@ -753,8 +770,8 @@ impl Shared {
             if !sealed || !(too_big || too_old) {
                 break;
             }
-            let size = oldest.file.metadata().map_or(0, |m| m.len());
-            if let Err(error) = std::fs::remove_file(&oldest.path) {
+            let size = oldest.file.len().unwrap_or(0);
+            if let Err(error) = self.config.fs.remove_file(&oldest.path) {
                 tracing::warn!(path = %oldest.path.display(), %error, "Retention could not delete a segment.");
                 break;
             }
@@ -768,12 +785,17 @@ impl Shared {
 
 /// Under `SyncPolicy::Interval`, makes sure nothing waits longer than one
 /// interval for its fsync even when no further append comes to trigger it.
-/// Holds only a weak reference, so it ends once the store is dropped.
-fn spawn_interval_syncer(shared: Weak<Shared>, interval: Duration) {
+/// Holds only weak references, so it ends once the store is dropped: with
+/// the last handle (`owner` is the directory's lock), not the last reader,
+/// as a store reopened on the directory then owns its files.
+fn spawn_interval_syncer(shared: Weak<Shared>, owner: Weak<dyn FsFile>, interval: Duration) {
     let spawned = std::thread::Builder::new()
         .name("logtap-store-sync".into())
         .spawn(move || loop {
             std::thread::sleep(interval);
+            if owner.strong_count() == 0 {
+                return;
+            }
             let Some(shared) = shared.upgrade() else {
                 return;
             };
@@ -793,7 +815,7 @@ fn spawn_interval_syncer(shared: Weak<Shared>, interval: Duration) {
 /// The segment files in a data directory, oldest first: for tools (and
 /// tests) that copy, inspect or damage the files themselves.
 pub fn segment_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let mut bases = list_segments(dir)?;
+    let mut bases = list_segments(&StdFileSystem, dir)?;
     bases.sort_unstable();
     Ok(bases
         .into_iter()
@@ -801,28 +823,56 @@ pub fn segment_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
         .collect())
 }
 
-fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| StoreError::io("listing the data directory", dir, e))?;
-    let mut bases = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io("listing the data directory", dir, e))?;
-        if let Some(base) = entry
-            .file_name()
-            .to_str()
-            .and_then(Segment::parse_file_name)
-        {
-            bases.push(base);
-        }
-    }
-    Ok(bases)
+/// The base cursors of the segment files in `dir`; other files (`LOCK`)
+/// are not segments and are left out.
+fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let names = fs
+        .read_dir(dir)
+        .map_err(|e| StoreError::io("listing the data directory", dir, e))?;
+    Ok(names
+        .iter()
+        .filter_map(|name| name.to_str().and_then(Segment::parse_file_name))
+        .collect())
 }
 
 /// Makes a file's creation durable: its directory entry is data too.
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(), StoreError> {
+    fs.sync_dir(dir)
         .map_err(|e| StoreError::io("syncing the data directory", dir, e))
+}
+
+/// The file in a data directory whose lock says a store has it open.
+const LOCK_FILE: &str = "LOCK";
+
+/// Takes the data directory's lock and writes this process's pid into the
+/// lock file, for a refused second opener to name. The pid is only a
+/// courtesy: a store whose pid cannot be written (a full disk) still holds
+/// the lock and opens.
+fn lock_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn FsFile>, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = match fs.lock(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+            let holder_pid = fs.read(&path).ok().and_then(|bytes| {
+                std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|text| text.trim().parse().ok())
+            });
+            return Err(StoreError::Locked {
+                dir: dir.to_path_buf(),
+                holder_pid,
+            });
+        }
+        Err(error) => return Err(StoreError::io("locking the data directory", &path, error)),
+    };
+    let pid = format!("{}\n", std::process::id());
+    if let Err(error) = file
+        .set_len(0)
+        .and_then(|()| file.write_all_at(pid.as_bytes(), 0))
+    {
+        tracing::warn!(path = %path.display(), %error, "Could not write this process's pid into the lock file.");
+    }
+    Ok(file)
 }
 
 /// Locks a mutex, recovering from poisoning: the data it guards is kept

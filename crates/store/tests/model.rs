@@ -1,12 +1,14 @@
 //! The whole store against a simple in-memory model: append, read from any
 //! cursor in both directions with every filter, count, follow the newest
 //! entries with one long-lived reader, and reopen; with none, a little or
-//! all of the newest bytes kept in memory for live readers.
+//! all of the newest bytes kept in memory for live readers; and with the
+//! disk failing an append now and then (full, or a failed fsync).
 
 mod common;
 
 use common::read_all;
-use logtap_core::{Direction, Entry, Filter, Level, NewEntry, ReadOptions, Step};
+use logtap_core::{Direction, Entry, Filter, Level, NewEntry, ReadOptions, Step, StoreError};
+use logtap_store::fault::{Fault, FaultyFs};
 use logtap_store::{Reader, Store, StoreConfig, SyncPolicy};
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -14,6 +16,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 enum Op {
     Append(Vec<NewEntry>),
+    /// An append during which the disk fails; the fault is cleared after it.
+    FaultyAppend {
+        batch: Vec<NewEntry>,
+        fault: InjectedFault,
+    },
     Reopen,
     /// The long-lived forward reader reads everything new.
     Follow,
@@ -25,6 +32,16 @@ enum Op {
         since: Option<i64>,
         until: Option<i64>,
     },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum InjectedFault {
+    /// The disk fills after this many more bytes (often past the batch,
+    /// which then succeeds).
+    NoSpace(u16),
+    /// The next fsync fails (none comes without fsync, and the append
+    /// succeeds).
+    FailedSync,
 }
 
 fn arb_entry() -> impl Strategy<Value = NewEntry> {
@@ -45,6 +62,14 @@ fn arb_entry() -> impl Strategy<Value = NewEntry> {
 fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => proptest::collection::vec(arb_entry(), 0..40).prop_map(Op::Append),
+        1 => (
+            proptest::collection::vec(arb_entry(), 0..40),
+            prop_oneof![
+                (0u16..3000).prop_map(InjectedFault::NoSpace),
+                Just(InjectedFault::FailedSync),
+            ],
+        )
+            .prop_map(|(batch, fault)| Op::FaultyAppend { batch, fault }),
         1 => Just(Op::Reopen),
         2 => Just(Op::Follow),
         4 => (
@@ -59,8 +84,14 @@ fn arb_op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn config(dir: &std::path::Path, sync: SyncPolicy, recent_bytes: usize) -> StoreConfig {
+fn config(
+    dir: &std::path::Path,
+    sync: SyncPolicy,
+    recent_bytes: usize,
+    fs: &Arc<FaultyFs>,
+) -> StoreConfig {
     let mut config = StoreConfig::new(dir);
+    config.fs = fs.clone();
     config.segment_bytes = 1500;
     config.block_bytes = 200;
     config.sync = sync;
@@ -84,13 +115,68 @@ fn follower(store: &Store, followed: &[Entry]) -> Reader {
 
 fn run(ops: Vec<Op>, sync: SyncPolicy, recent_bytes: usize) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let config = |dir: &std::path::Path| config(dir, sync, recent_bytes);
+    let fs = Arc::new(FaultyFs::new());
+    let config = |dir: &std::path::Path| config(dir, sync, recent_bytes, &fs);
     let mut store = Store::open(config(dir.path())).unwrap();
     let mut model: Vec<Entry> = Vec::new();
+    // A batch written whose fsync failed: not acknowledged, so not in the
+    // model, but in the file, so served once the store is reopened. Until
+    // then the store refuses appends.
+    let mut in_doubt: Vec<Entry> = Vec::new();
+    let mut poisoned = false;
     let mut followed: Vec<Entry> = Vec::new();
     let mut follower = follower(&store, &followed);
     for op in ops {
         match op {
+            Op::Append(batch) if poisoned && !batch.is_empty() => {
+                let result = store.append(&batch);
+                prop_assert!(
+                    matches!(result, Err(StoreError::Poisoned(_))),
+                    "{:?}",
+                    result
+                );
+                prop_assert_eq!(store.last_cursor(), model.len() as u64);
+            }
+            Op::FaultyAppend { batch, fault } => {
+                match fault {
+                    InjectedFault::NoSpace(bytes) => {
+                        fs.fail_writes_after_bytes(bytes.into(), Fault::NoSpace)
+                    }
+                    InjectedFault::FailedSync => fs.fail_next_sync(),
+                }
+                let fired = fs.faults_fired();
+                let bytes = store.stats().bytes;
+                let result = store.append(&batch);
+                fs.clear();
+                match result {
+                    Ok(receipt) => {
+                        prop_assert!(!poisoned || batch.is_empty());
+                        if !batch.is_empty() {
+                            prop_assert_eq!(receipt.first_cursor, model.len() as u64 + 1);
+                        }
+                        record(&mut model, &batch, receipt.first_cursor);
+                    }
+                    Err(StoreError::Poisoned(_)) => prop_assert!(poisoned),
+                    Err(error) => {
+                        prop_assert!(!poisoned);
+                        prop_assert!(fs.faults_fired() > fired, "{}", error);
+                        if let InjectedFault::NoSpace(_) = fault {
+                            prop_assert!(error.is_disk_full(), "{}", error);
+                        }
+                        // Written, then the fsync failed: in doubt. (A
+                        // fsync failing before a roll comes before the
+                        // write, which then never happens.)
+                        if store.stats().bytes > bytes {
+                            let first = model.len() as u64 + 1;
+                            let mut doubt = Vec::new();
+                            record(&mut doubt, &batch, first);
+                            in_doubt = doubt;
+                            poisoned = true;
+                        }
+                    }
+                }
+                prop_assert_eq!(store.last_cursor(), model.len() as u64);
+            }
             Op::Append(batch) => {
                 let receipt = store.append(&batch).unwrap();
                 prop_assert_eq!(receipt.count, batch.len() as u64);
@@ -113,6 +199,8 @@ fn run(ops: Vec<Op>, sync: SyncPolicy, recent_bytes: usize) -> Result<(), TestCa
                 store = Store::open(config(dir.path())).unwrap();
                 follower = self::follower(&store, &followed);
                 prop_assert!(store.recovery_report().events.is_empty());
+                model.append(&mut in_doubt);
+                poisoned = false;
                 prop_assert_eq!(store.last_cursor(), model.len() as u64);
             }
             Op::Follow => {
@@ -192,6 +280,19 @@ fn run(ops: Vec<Op>, sync: SyncPolicy, recent_bytes: usize) -> Result<(), TestCa
         }
     }
     Ok(())
+}
+
+/// Adds `batch`, stored from `first_cursor` on, to `model`.
+fn record(model: &mut Vec<Entry>, batch: &[NewEntry], first_cursor: u64) {
+    for (new, cursor) in batch.iter().zip(first_cursor..) {
+        model.push(Entry {
+            cursor,
+            timestamp: new.timestamp,
+            level: new.level,
+            message: new.message.clone(),
+            labels: new.labels.clone(),
+        });
+    }
 }
 
 proptest! {
