@@ -1,6 +1,6 @@
 //! What the command line can change about a running server.
 
-use crate::tls::TlsFiles;
+use crate::net::tls::TlsFiles;
 /// How the embedded store is opened: part of the server's configuration,
 /// re-exported so that the binary configures a server without depending on
 /// the storage engine itself.
@@ -19,7 +19,7 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     /// A response whose client accepts nothing (its flow-control window stays
     /// shut) for this long is reset, so a stuck client cannot pin a stream's
-    /// memory and a reader forever. See [`crate::idle`].
+    /// memory and a reader forever. See `crate::net::idle`.
     pub idle_timeout: Duration,
     /// How often an HTTP/2 connection is pinged, so a peer that vanished
     /// without closing its socket is noticed even on a quiet live tail.
@@ -45,17 +45,17 @@ pub struct ServerConfig {
     /// quiet server.
     pub retention_interval: Duration,
     /// Serve TLS with this certificate and key; plain TCP when `None`.
-    /// See [`crate::tls`].
+    /// See `crate::net::tls`.
     pub tls: Option<TlsFiles>,
     /// Require bearer tokens from this file; every request is open when
-    /// `None`. See [`crate::auth`] for the format and what needs which scope.
+    /// `None`. See `crate::security::auth` for the format and what needs which scope.
     pub auth_token_file: Option<PathBuf>,
     /// Serve `/metrics` without a token even when tokens are on (for a
     /// scraper on a trusted network).
     pub metrics_public: bool,
     /// Browser origins allowed to call the API (CORS), as `scheme://host[:port]`
     /// or `*`; empty means same origin only (no CORS headers). See
-    /// [`crate::cors`].
+    /// `crate::security::cors`.
     pub cors_origins: Vec<String>,
     /// Whether the operator named `listen` (`--listen`), rather than it
     /// coming from a default. Without tokens the server listens beyond
@@ -70,7 +70,7 @@ pub struct ServerConfig {
     /// so this bounds what one request may add, not the memory it takes.
     pub max_push_body_bytes: u64,
     /// How many threads serve connections; each connection stays on one
-    /// (see [`crate::threads`]). One per core by default.
+    /// (see `crate::net::threads`). One per core by default.
     pub connection_threads: usize,
 }
 
@@ -114,7 +114,7 @@ impl ServerConfig {
             listen_explicit: true,
             sse_heartbeat: Duration::from_secs(15),
             max_push_body_bytes: 256 << 20,
-            connection_threads: crate::threads::ConnectionThreads::default_count(),
+            connection_threads: crate::net::threads::ConnectionThreads::default_count(),
         }
     }
 }

@@ -16,14 +16,18 @@ pub enum ServerError {
     /// The store could not be opened (permissions, a bad directory, ...).
     #[error("could not open the store in {dir}: {source}")]
     OpenStore {
+        /// The data directory.
         dir: PathBuf,
+        /// What the store said.
         #[source]
         source: StoreError,
     },
     /// The listening socket could not be bound (address in use, ...).
     #[error("could not listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
@@ -36,13 +40,13 @@ pub enum ServerError {
     Internal(String),
     /// `--tls-cert` / `--tls-key` cannot be used.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::net::tls::TlsError),
     /// The token file cannot be read or has a malformed line.
     #[error(transparent)]
-    Tokens(#[from] crate::auth::TokenFileError),
+    Tokens(#[from] crate::security::auth::TokenFileError),
     /// A `--cors-origin` is not an origin.
     #[error(transparent)]
-    Cors(#[from] crate::cors::CorsError),
+    Cors(#[from] crate::security::cors::CorsError),
     /// A non-loopback address without tokens that was not named explicitly.
     #[error(transparent)]
     Exposed(#[from] crate::config::ExposureError),
@@ -61,6 +65,7 @@ pub enum ServeError {
     UnknownLevel {
         /// The entry's position in its batch, from 0.
         index: usize,
+        /// The level as sent.
         #[source]
         source: UnknownLevel,
     },
@@ -108,7 +113,10 @@ pub enum ServeError {
     ShuttingDown,
     /// The limit on reading streams open at once is reached.
     #[error("too many streams open (the limit is {limit}); retry later")]
-    TooManyStreams { limit: usize },
+    TooManyStreams {
+        /// The limit, in streams.
+        limit: usize,
+    },
     /// A blocking task panicked or was cancelled; a bug, not the client's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -195,6 +203,9 @@ pub fn store_error_code(error: &StoreError) -> Code {
         // however often it is sent.
         StoreError::EntryTooLarge(_) => Code::InvalidArgument,
         StoreError::Io { .. } | StoreError::Poisoned(_) => Code::Internal,
+        // Only at open, which a server turns into a startup error; a
+        // backend handing it to a request is an operator's matter.
+        StoreError::Locked { .. } => Code::Unavailable,
     }
 }
 
@@ -261,7 +272,7 @@ impl ServeError {
     }
 
     /// The gRPC status a client sees, message included (clipped, see
-    /// [`clip_message`]).
+    /// `clip_message`).
     pub fn to_status(&self) -> Status {
         Status::new(self.code(), clip_message(self.to_string()))
     }

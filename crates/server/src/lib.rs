@@ -1,63 +1,73 @@
 //! logtap's server: every answer is a stream.
 //!
 //! One TCP port carries gRPC (HTTP/2), gRPC-Web (HTTP/1.1 or HTTP/2) and
-//! plain HTTP/1.1. The gRPC side serves logtap's own API (`logtap.v1`) and
-//! the seed's contract (`example`) from the same core: a [`tail`] stream that
-//! reads the store step by step and hands each match to the transport as
-//! soon as it is found, so nothing is ever collected before it is sent.
+//! plain HTTP/1.1. Every protocol reads through the same transport-neutral
+//! stream, which reads the store step by step and hands each match to the
+//! transport as soon as it is found, so nothing is ever collected before it
+//! is sent.
 //!
-//! The layout follows tokio's mini-redis: one file per concept.
+//! The folders follow the data flow; dependencies point down this list:
 //!
-//! - [`config`]: what the command line can change.
-//! - [`error`]: every error, and the one place that maps them to gRPC codes
-//!   and HTTP statuses.
-//! - [`query`]: turns a request into store read options and a predicate.
-//! - [`tail`]: the per-request entry stream, transport-neutral.
-//! - [`ingest`]: appending from async code.
-//! - [`live`]: wakes following streams when the store commits.
-//! - [`idle`]: ends responses whose client accepts nothing for too long.
-//! - [`metadata`]: header and trailer names, request ids, the CRC.
-//! - [`metrics`]: the Prometheus registry.
-//! - [`state`]: what every request handler shares.
-//! - [`grpc`], [`seed`]: the two gRPC services.
-//! - [`http`]: plain HTTP routes (`/metrics`, `/healthz`).
-//! - [`fallback`]: the HTTP fallbacks (`/api/v1/logs` NDJSON, `/api/v1/poll`,
-//!   `/api/v1/sse`, `POST /api/v1/push`) over the same query core.
-//! - [`viewer`]: the browser viewer at `/`, embedded in the binary.
-//! - [`server`]: binding, the accept loop, shutdown.
-//! - [`threads`]: the threads connections are served on, one each.
-//! - [`coalesce`]: gathers a connection's small writes into fewer syscalls.
-//! - [`auth`], [`tls`], [`cors`]: bearer tokens and scopes, TLS, and which
-//!   browser origins may call.
+//! - `server`: the composition root: binding, router assembly, the accept
+//!   loop, ordered shutdown.
+//! - `protocols`: one folder per wire protocol (logtap.v1, the seed's
+//!   `example.LogService`, the HTTP API); the only code that knows a wire
+//!   format.
+//! - `grpc`: what every gRPC protocol shares: hand-wired methods, the
+//!   streaming body, pre-encoded responses, health and reflection.
+//! - `security`: bearer tokens and scopes, CORS.
+//! - `ingest`: appending from async code.
+//! - `stream`: the per-request entry stream, live wake-ups, header and
+//!   trailer names.
+//! - `ops`: metrics, `/metrics` and `/healthz`, the embedded viewer.
+//! - `net`: connections: threads, write coalescing, the idle watchdog, the
+//!   stream table, memory trim, TLS.
+//! - `state`: what every request handler shares.
+//! - [`config`], `error`, `query`: settings, errors (the one place they
+//!   become gRPC codes and HTTP statuses), and a request turned into store
+//!   read options and a predicate.
+#![deny(missing_docs)]
 
-pub mod auth;
-pub mod coalesce;
 pub mod config;
-pub mod cors;
-pub mod error;
-pub mod fallback;
-pub mod grpc;
-pub mod grpc_body;
-pub mod http;
-pub mod idle;
-pub mod ingest;
-pub mod live;
-pub mod memory;
-pub mod metadata;
-pub mod method;
-pub mod metrics;
-pub mod query;
-pub mod seed;
-pub mod server;
-pub mod state;
-pub mod stream_table;
-pub mod tail;
-pub mod threads;
-pub mod tls;
-pub mod viewer;
-pub mod wire;
+pub(crate) mod error;
+pub(crate) mod grpc;
+pub(crate) mod ingest;
+pub(crate) mod net;
+pub(crate) mod ops;
+pub(crate) mod protocols;
+pub(crate) mod query;
+pub(crate) mod security;
+pub(crate) mod server;
+pub(crate) mod state;
+pub(crate) mod stream;
 
 pub use config::ServerConfig;
 pub use error::{ServeError, ServerError};
+pub use net::tls::TlsFiles;
 pub use server::Server;
-pub use state::Shared;
+
+/// TLS settings, at the path the binary and the tests name them by.
+pub mod tls {
+    pub use crate::net::tls::TlsFiles;
+}
+
+/// Internals that the integration tests under `tests/` drive directly (the
+/// stream without a transport, the query parser under fuzzing, timings of
+/// the stream table). Not a supported API: paths here follow the code.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::ingest::now_nanos;
+    pub use crate::net::memory::CachedChunks;
+    pub use crate::net::stream_table::{IDLE_FOR, LARGE};
+    pub use crate::ops::metrics::Metrics;
+    pub use crate::protocols::http_api::{parse_params, Endpoint};
+    pub use crate::query::{Kind, Query, QueryError, RawQuery};
+    pub use crate::state::Shared;
+    pub use crate::stream::live::Live;
+    pub use crate::stream::metadata::RequestId;
+
+    /// The per-request entry stream.
+    pub mod tail {
+        pub use crate::stream::tail::{open, Item, TailStream, READ_BUDGET};
+    }
+}

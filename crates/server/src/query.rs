@@ -91,10 +91,20 @@ pub enum QueryError {
     UnknownLevel(#[from] UnknownLevel),
     /// `since` is not before `until`, so nothing could ever match.
     #[error("empty time range: since ({since}) must be before until ({until}); both are Unix epoch nanoseconds, 0 leaves a side open")]
-    EmptyTimeRange { since: i64, until: i64 },
+    EmptyTimeRange {
+        /// The start asked for, Unix epoch nanoseconds.
+        since: i64,
+        /// The end asked for, Unix epoch nanoseconds.
+        until: i64,
+    },
     /// The regular expression does not compile (or is too large).
     #[error("bad pattern {pattern:?}: {reason}")]
-    BadPattern { pattern: String, reason: String },
+    BadPattern {
+        /// The pattern as sent, clipped.
+        pattern: String,
+        /// Why it does not compile.
+        reason: String,
+    },
     /// Newest-first and live cannot be combined: a live stream has no end to
     /// start from.
     #[error("reverse cannot be combined with follow: a live stream goes oldest first")]

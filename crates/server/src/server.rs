@@ -12,16 +12,18 @@
 //! (HTTP/2 GOAWAY, HTTP/1.1 closes after the response in flight) for up to
 //! the drain timeout, then cut what is left; finally sync the store.
 
-use crate::coalesce::CoalescingIo;
 use crate::config::{Exposure, ServerConfig};
 use crate::error::ServerError;
-use crate::idle::StreamExecutor;
-use crate::live::Live;
-use crate::metrics::Metrics;
+use crate::net::coalesce::CoalescingIo;
+use crate::net::idle::StreamExecutor;
+use crate::net::stream_table::StreamTable;
+use crate::net::threads::ConnectionThreads;
+use crate::net::tls;
+use crate::ops::metrics::Metrics;
+use crate::protocols;
+use crate::security::{auth, cors};
 use crate::state::Shared;
-use crate::stream_table::StreamTable;
-use crate::threads::ConnectionThreads;
-use crate::{auth, cors, grpc, http, tls};
+use crate::stream::live::Live;
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -102,7 +104,7 @@ impl Server {
             metrics: Arc::new(Metrics::after_recovery(&report)),
             max_streams: config.max_streams,
         };
-        let (grpc_routes, health) = grpc::routes(&shared, &config).await;
+        let (grpc_routes, health) = protocols::grpc_routes(&shared, &config).await;
         // CORS outside the token check: preflights carry no token, and a
         // refusal must still carry CORS headers for the page to read it.
         let router = cors::apply(
@@ -189,7 +191,7 @@ impl Server {
         if config.store.retention != logtap_store::Retention::default() {
             tracker.spawn(enforce_retention(shared.clone(), config.retention_interval));
         }
-        tracker.spawn(crate::memory::trim_after_bursts(
+        tracker.spawn(crate::net::memory::trim_after_bursts(
             Arc::clone(&shared.metrics),
             shared.shutdown.clone(),
             threads.handles(),
@@ -207,7 +209,7 @@ impl Server {
                         // for and then told to drain like the others.
                         let draining = connections.token();
                         // The socket moves to the reactor of the thread that
-                        // serves it (see `threads.rs`).
+                        // serves it (see `net/threads.rs`).
                         let tcp = match tcp.into_std() {
                             Ok(tcp) => tcp,
                             Err(error) => {
@@ -261,7 +263,7 @@ impl Server {
         }
         drop(listener);
         tracing::info!("Shutting down: ending every stream, then draining connections.");
-        for name in ["", "logtap.v1.LogService", crate::seed::SERVICE_NAME] {
+        for name in std::iter::once("").chain(protocols::GRPC_SERVICES) {
             health
                 .set_service_status(name, ServingStatus::NotServing)
                 .await;
@@ -306,7 +308,7 @@ impl Server {
 /// Serves one connection (plain or TLS) until it ends. It is asked to go
 /// away gracefully (HTTP/2 GOAWAY, or HTTP/1.1 closing after the response
 /// in progress) when the server shuts down, and when its HTTP/2 stream table
-/// has grown large and gone idle (`stream_table.rs`).
+/// has grown large and gone idle (`net/stream_table.rs`).
 async fn serve_io<I, S>(
     builder: &auto::Builder<StreamExecutor>,
     io: I,
@@ -367,13 +369,13 @@ async fn enforce_retention(shared: Shared, interval: Duration) {
 /// fallback that answers unknown gRPC methods with UNIMPLEMENTED and other
 /// unknown paths with 404.
 ///
-/// New plain routes (the `/api/v1/...` fallbacks, the viewer at `/`) are
-/// merged here, each from its own module.
-pub fn app(shared: &Shared, config: &ServerConfig, grpc_routes: Router) -> Router {
+/// A protocol's routes come from `protocols/mod.rs`; ops' routes (health,
+/// metrics, the viewer) are merged here.
+pub(crate) fn app(shared: &Shared, config: &ServerConfig, grpc_routes: Router) -> Router {
     Router::new()
-        .merge(http::routes(shared.clone()))
-        .merge(crate::fallback::routes(shared.clone(), config))
-        .merge(crate::viewer::routes())
+        .merge(crate::ops::health::routes(shared.clone()))
+        .merge(protocols::http_routes(shared, config))
+        .merge(crate::ops::viewer::routes())
         .merge(grpc_routes)
         .fallback(fallback)
 }
@@ -440,7 +442,7 @@ const SEND_BUFFER: usize = 64 * 1024;
 /// when small DATA frames waiting unread cost more than half this window
 /// (~250 B of budget per frame), so with 1 MiB a client pushing one-entry
 /// requests had only ~2,000-3,000 frames of slack while Push was busy with
-/// an fsync. Push now reads ahead while it writes (see `grpc.rs`); the
+/// an fsync. Push now reads ahead while it writes (see `protocols/logtap/`); the
 /// larger window is headroom for scheduling hiccups and for many streams
 /// pushing on one connection. It is also the most one connection can make
 /// the server hold unread, so it stays modest: 8 MiB per connection.

@@ -1,7 +1,7 @@
 //! What every request handler shares, on every transport.
 
-use crate::live::Live;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
+use crate::stream::live::Live;
 use logtap_core::Backend;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

@@ -41,7 +41,7 @@ async fn pushed_entries_come_back_in_order_with_cursors_headers_and_trailers() {
     let mut client = server.client().await;
     let mut labeled = entry("warn", "disk almost full", 1_000);
     labeled.labels.insert("host".into(), "a".into());
-    let before_push = logtap_server::ingest::now_nanos();
+    let before_push = logtap_server::testing::now_nanos();
     let reply = push(
         &mut client,
         vec![
@@ -744,7 +744,7 @@ async fn grpc_web_over_http1_streams_entries_and_trailers_on_the_same_port() {
 #[tokio::test]
 async fn a_connection_idle_after_a_burst_of_streams_is_asked_to_go_away_and_the_client_reconnects()
 {
-    use logtap_server::stream_table::{IDLE_FOR, LARGE};
+    use logtap_server::testing::{IDLE_FOR, LARGE};
     let server = TestServer::start().await;
     let mut burst = server.client().await;
     let mut calm = server.client().await;

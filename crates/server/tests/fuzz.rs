@@ -10,9 +10,9 @@
 #[path = "../../../fuzz/harness.rs"]
 mod harness;
 use harness::{fuzz, fuzz_dir, Settings};
-use logtap_server::error::ServeError;
-use logtap_server::fallback::{parse_params, Endpoint};
-use logtap_server::query::{Kind, Query, QueryError, RawQuery};
+use logtap_server::testing::{parse_params, Endpoint};
+use logtap_server::testing::{Kind, Query, QueryError, RawQuery};
+use logtap_server::ServeError;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tonic::Code;

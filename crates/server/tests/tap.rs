@@ -7,12 +7,12 @@
 
 use futures::StreamExt;
 use logtap_core::{EntryRef, Level, NewEntry};
-use logtap_server::live::Live;
-use logtap_server::metadata::RequestId;
-use logtap_server::metrics::Metrics;
-use logtap_server::query::{Kind, Query};
-use logtap_server::tail::{self, Item, READ_BUDGET};
-use logtap_server::Shared;
+use logtap_server::testing::tail::{self, Item, READ_BUDGET};
+use logtap_server::testing::Live;
+use logtap_server::testing::Metrics;
+use logtap_server::testing::RequestId;
+use logtap_server::testing::Shared;
+use logtap_server::testing::{Kind, Query};
 use logtap_store::{Store, StoreConfig, SyncPolicy};
 use std::sync::Arc;
 use std::task::Poll;

@@ -3,7 +3,7 @@
 //! allocates while the bytes malloc counts as in use are compared.
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
-use logtap_server::memory::CachedChunks;
+use logtap_server::testing::CachedChunks;
 
 /// Bytes malloc counts as in use, over all arenas; chunks in a thread's
 /// cache count as in use.

@@ -31,7 +31,7 @@
 //! `logtap_streams_cancelled_total`. A slow client that drains its window
 //! now and then is never touched: every poll of its body resets the clock.
 
-use crate::stream_table::StreamTable;
+use crate::net::stream_table::StreamTable;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -13,8 +13,8 @@
 //! ([`GrpcEncoder::run`]): a chunk of the newest records is encoded once
 //! per form, and every stream at the live edge sends the same bytes.
 
-use crate::metadata::{Crc, RunCrc};
-use crate::tail::Encode;
+use crate::stream::metadata::{Crc, RunCrc};
+use crate::stream::tail::Encode;
 use bytes::{BufMut, Bytes, BytesMut};
 use logtap_core::{EntryRef, Run, StoreError};
 use prost::encoding::{encoded_len_varint, WireType};

@@ -1,7 +1,7 @@
 //! Header and trailer names (part of the contract), request ids, and the
 //! CRC a client checks the stream against.
 
-use crate::tail::Summary;
+use crate::stream::tail::Summary;
 use logtap_store::checksum;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
@@ -89,7 +89,7 @@ impl std::fmt::Display for RequestId {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Crc(u32);
 
-/// The CRC of a run of entries sent as one (see `crate::wire`), made once
+/// The CRC of a run of entries sent as one (see `crate::grpc::wire`), made once
 /// for every stream that sends it, and what joining it to a stream's CRC
 /// needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +165,7 @@ impl Crc {
     }
 
     /// The CRC so far.
+    #[cfg(test)]
     pub fn value(self) -> u32 {
         self.0
     }

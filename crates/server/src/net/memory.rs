@@ -33,7 +33,7 @@
 //! short-lived thread frees them and ends. Then the arena holds only what
 //! is really live (about 10 chunks on 4 pages in the same measurement).
 
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,7 +14,7 @@
 //! live tails would otherwise take that lock for every entry they send).
 //!
 //! A stream on a single-threaded runtime (every connection thread, see
-//! `threads.rs`) subscribes to a relay on its own thread rather than to the
+//! `net/threads.rs`) subscribes to a relay on its own thread rather than to the
 //! store's watch. The commit hook runs on a blocking thread, and tokio wakes
 //! a task of a single-threaded runtime from another thread by pushing it on
 //! the runtime's queue and writing to the runtime's eventfd, once per task:

@@ -1,4 +1,4 @@
-//! The HTTP fallbacks: the same streams as gRPC, for places where HTTP/2 or
+//! The plain HTTP API (once called the fallbacks): the same streams as gRPC, for places where HTTP/2 or
 //! gRPC cannot pass (proxies, old clients, curl, a browser without
 //! gRPC-Web).
 //!
@@ -12,21 +12,21 @@
 //! Entries take one JSON form everywhere ([`json`]). The reading routes take
 //! the query parameters parsed here, which mirror the gRPC `LogRequest`, and
 //! go through the same [`Query::parse`](crate::query::Query::parse) and
-//! [`tail::open`](crate::tail::open) as gRPC, so they accept and refuse the
+//! [`tail::open`](crate::stream::tail::open) as gRPC, so they accept and refuse the
 //! same things and count in the same metrics. Errors answer with the status
 //! from [`ServeError::http_status`] and a body `{"error":"..."}`.
 
-pub mod json;
-pub mod ndjson;
-pub mod poll;
-pub mod push;
-pub mod sse;
+pub(crate) mod json;
+pub(crate) mod ndjson;
+pub(crate) mod poll;
+pub(crate) mod push;
+pub(crate) mod sse;
 
 use crate::config::ServerConfig;
 use crate::error::ServeError;
-use crate::metadata::{self, RequestId};
 use crate::query::{QueryError, RawQuery};
 use crate::state::Shared;
+use crate::stream::metadata::{self, RequestId};
 use axum::http::header::IntoHeaderName;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};

@@ -13,12 +13,12 @@
 //! services and the HTTP routes turn those into their own forms.
 
 use crate::error::ServeError;
-use crate::idle::Probe;
-use crate::live::Live;
-use crate::metadata::{Crc, RequestId, RunCrc};
-use crate::metrics::{GaugeUnit, Limit, Metrics};
+use crate::net::idle::Probe;
+use crate::ops::metrics::{GaugeUnit, Limit, Metrics};
 use crate::query::{Kind, Matcher, Query};
 use crate::state::Shared;
+use crate::stream::live::Live;
+use crate::stream::metadata::{Crc, RequestId, RunCrc};
 use futures::Stream;
 use futures::StreamExt;
 use logtap_core::{
@@ -83,7 +83,7 @@ pub enum Item<T> {
     /// An entry, already in the transport's form.
     Entry(T),
     /// Several entries in one item, and how many: a run of the newest
-    /// entries, from an encoder that [takes runs](Encode::takes_runs).
+    /// entries, from an encoder that takes runs (`Encode::takes_runs`).
     Entries(T, u64),
     /// The end; nothing follows.
     End(End),
@@ -590,7 +590,7 @@ pub struct TailStream<T> {
     /// The reading loop.
     inner: Pin<Box<dyn Stream<Item = Item<T>> + Send>>,
     /// Tells the idle watchdog when this stream is polled (see
-    /// [`crate::idle`]).
+    /// [`crate::net::idle`]).
     probe: Probe,
     /// For the sent and cancelled counters.
     metrics: Arc<Metrics>,

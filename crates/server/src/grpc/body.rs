@@ -3,16 +3,16 @@
 //!
 //! tonic's own response body frames each message as it copies it: one
 //! message per stream item. A live tail sends the newest entries as runs,
-//! many messages framed once for every stream (see `crate::wire`), which
+//! many messages framed once for every stream (see `crate::grpc::wire`), which
 //! must go out as they are. So tonic decodes the request and makes the
-//! response's head (see `crate::method`), and this body carries what the
+//! response's head (see `crate::grpc::method`), and this body carries what the
 //! [`TailStream`] yields.
 //!
 //! Backpressure is hyper's: the body is polled only when HTTP/2 flow
 //! control lets the client take more, and it never reads ahead of that.
 
-use crate::metadata::{self, RequestId};
-use crate::tail::{End, Item, TailStream};
+use crate::stream::metadata::{self, RequestId};
+use crate::stream::tail::{End, Item, TailStream};
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use http::HeaderMap;

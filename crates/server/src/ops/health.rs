@@ -1,7 +1,7 @@
 //! Plain HTTP/1.1 routes on the gRPC port: `/metrics` and `/healthz`.
 //!
-//! Other routes (the `/api/v1/...` fallbacks, the viewer at `/`) live in
-//! their own files and are merged in [`crate::server::app`].
+//! Other routes (the protocols, the viewer at `/`) live in their own
+//! modules and are merged in [`crate::server::app`].
 
 use crate::state::Shared;
 use axum::extract::State;

@@ -4,14 +4,14 @@
 //! message, so every entry would be built as a `LogEntry` with owned
 //! `String`s before being encoded, and framed one message per item. Here a
 //! server-streaming method's responses are gRPC messages encoded and framed
-//! straight from the store's records (see [`crate::wire`]), carried by a
+//! straight from the store's records (see [`crate::grpc::wire`]), carried by a
 //! [`GrpcBody`]; tonic's [`Grpc`] still decodes the request (and applies
 //! its size limit), makes the response's head, and answers a failed call
 //! with its status. [`ServiceRoutes`] puts each method on its path and
 //! answers UNIMPLEMENTED for any other method of a service, as a generated
 //! server would.
 
-use crate::grpc_body::GrpcBody;
+use crate::grpc::body::GrpcBody;
 use axum::Router;
 use futures::future::BoxFuture;
 use std::convert::Infallible;

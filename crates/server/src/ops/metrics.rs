@@ -19,10 +19,10 @@ pub struct Metrics {
     /// Renders every metric below in the text exposition format.
     registry: Registry,
     /// Reading streams open now, on every transport. Moved only by
-    /// [`GaugeUnit`], so it cannot drift when a stream ends in an odd way.
+    /// `GaugeUnit`, so it cannot drift when a stream ends in an odd way.
     pub active_streams: Gauge,
     /// Client connections open now (HTTP/1.1 and HTTP/2, TLS or not), from
-    /// accept to close. Moved only by [`GaugeUnit`].
+    /// accept to close. Moved only by `GaugeUnit`.
     pub open_connections: Gauge,
     /// Entries made durable by pushes, on every transport.
     pub entries_stored: Counter,

@@ -1,6 +1,6 @@
 //! `GET /api/v1/logs`: GetLogs as NDJSON, one entry a line.
 //!
-//! The body is the [`TailStream`](crate::tail::TailStream) itself: each
+//! The body is the [`TailStream`](crate::stream::tail::TailStream) itself: each
 //! entry becomes one chunk as soon as it is found, and hyper writes out
 //! whatever it has whenever the stream has nothing ready, so `curl -N` shows
 //! the first line at once and a follower sees live entries as they come.
@@ -18,9 +18,9 @@
 use super::{error_response, json, parse_params, stream_headers, Endpoint, Fallback};
 use crate::error::ServeError;
 use crate::ingest::now_nanos;
-use crate::metadata::{self, RequestId};
 use crate::query::{Kind, Query};
-use crate::tail::{self, Item};
+use crate::stream::metadata::{self, RequestId};
+use crate::stream::tail::{self, Item};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};

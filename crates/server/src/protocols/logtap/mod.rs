@@ -1,69 +1,26 @@
-//! logtap's own gRPC service (`logtap.v1.LogService`), and what every gRPC
-//! service here shares: turning a [`TailStream`] into a gRPC response with
-//! headers up front and trailers at the end, and the routes that put the
-//! services, health and reflection on the one port.
+//! logtap's own gRPC service (`logtap.v1.LogService`): GetLogs and
+//! StreamLogs over the shared stream, Push into the store. What every gRPC
+//! service shares (the response body, method wiring, health, reflection)
+//! is in `grpc/`.
 
-use crate::config::ServerConfig;
 use crate::error::ServeError;
-use crate::grpc_body::GrpcBody;
+use crate::grpc::body::GrpcBody;
+use crate::grpc::method::{Limits, Method, ServiceRoutes};
+use crate::grpc::wire::V1Encoder;
+use crate::grpc::{error_status, open_stream};
 use crate::ingest::{self, now_nanos};
-use crate::metadata::{self, RequestId};
-use crate::method::{Limits, Method, ServiceRoutes};
-use crate::query::{Kind, Query, QueryError};
+use crate::query::{Kind, Query};
 use crate::state::Shared;
-use crate::tail::{self, Encode};
-use crate::wire::V1Encoder;
+use crate::stream::metadata::{self, RequestId};
 use axum::Router;
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use logtap_core::{AppendReceipt, Level, NewEntry};
 use logtap_proto::v1::{LogEntry, LogRequest, PushRequest, PushResponse};
-use std::convert::Infallible;
-use tonic::server::NamedService;
-use tonic::{Code, Request, Response, Status, Streaming};
-use tonic_health::server::HealthReporter;
-use tonic_health::ServingStatus;
+use tonic::{Request, Response, Status, Streaming};
 
 /// logtap.v1's service name, for routes and health checks.
 pub const SERVICE_NAME: &str = "logtap.v1.LogService";
-
-/// Opens a reading stream for a gRPC call: the response (headers included)
-/// is returned at once, before the first entry is read, and the body ends
-/// with trailers.
-pub(crate) async fn open_stream<E>(
-    shared: &Shared,
-    request_id: RequestId,
-    query: Result<Query, QueryError>,
-    encoder: E,
-) -> Result<Response<GrpcBody>, Status>
-where
-    E: Encode<Out = Bytes>,
-{
-    let opened = match query {
-        Ok(query) => tail::open(shared, request_id.clone(), query, encoder).await,
-        Err(error) => Err(ServeError::Query(error)),
-    };
-    let opened = opened.map_err(|error| error_status(&request_id, &error))?;
-    let headers = metadata::stream_headers(&request_id, opened.total_count);
-    let mut response = Response::new(GrpcBody::new(opened.stream, request_id));
-    *response.metadata_mut() = headers;
-    Ok(response)
-}
-
-/// The status a client sees for `error`, with the request id attached, and
-/// logged at a level that says whose problem it is.
-pub(crate) fn error_status(request_id: &RequestId, error: &ServeError) -> Status {
-    match error.code() {
-        Code::Internal | Code::DataLoss | Code::Unknown => {
-            tracing::error!(request_id = %request_id, error = %error, "A request failed.");
-        }
-        _ => tracing::debug!(request_id = %request_id, error = %error, "A request was refused."),
-    }
-    let mut status = error.to_status();
-    request_id.insert_into(status.metadata_mut());
-    status
-}
 
 /// logtap's own API.
 #[derive(Debug, Clone)]
@@ -327,13 +284,9 @@ impl LogApi {
     }
 }
 
-/// The path prefix axum routes to a generated tonic service.
-fn service_path<S: NamedService>() -> String {
-    format!("/{}/{{*rest}}", S::NAME)
-}
-
 /// logtap.v1's methods on their paths.
-fn v1_routes(router: Router, api: LogApi, limits: Limits) -> Router {
+pub(crate) fn routes(router: Router, shared: &Shared, limits: Limits) -> Router {
+    let api = LogApi::new(shared.clone());
     let reading = |kind: Kind| {
         let api = api.clone();
         Method::server_streaming(limits, move |request| {
@@ -352,77 +305,4 @@ fn v1_routes(router: Router, api: LogApi, limits: Limits) -> Router {
         .method("StreamLogs", stream_logs)
         .method("Push", push)
         .finish()
-}
-
-/// Routes one tonic service's methods.
-fn route<S>(router: Router, service: S) -> Router
-where
-    S: tower::Service<
-            http::Request<axum::body::Body>,
-            Response = http::Response<tonic::body::Body>,
-            Error = Infallible,
-        > + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    router.route_service(&service_path::<S>(), service)
-}
-
-/// The reflection builder, with every service served here, so grpcurl
-/// works without .proto files.
-fn reflection() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(logtap_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-}
-
-/// The gRPC services: logtap.v1, the seed's example service, health and
-/// reflection. Returns the routes and the health reporter, which shutdown
-/// uses to say NOT_SERVING.
-pub async fn routes(shared: &Shared, config: &ServerConfig) -> (Router, HealthReporter) {
-    let limits = Limits {
-        decoding: config.max_message_bytes,
-        encoding: config.max_encoded_message_bytes(),
-    };
-    let (health, health_service) = tonic_health::server::health_reporter();
-    for name in [SERVICE_NAME, crate::seed::SERVICE_NAME] {
-        health
-            .set_service_status(name, ServingStatus::Serving)
-            .await;
-    }
-    let mut router = v1_routes(Router::new(), LogApi::new(shared.clone()), limits);
-    router = crate::seed::routes(router, shared, limits);
-    router = route(router, health_service);
-    match reflection().build_v1() {
-        Ok(service) => router = route(router, service),
-        Err(error) => {
-            tracing::warn!(error = %error, "Could not build the reflection service (v1); grpcurl will need the .proto files.")
-        }
-    }
-    match reflection().build_v1alpha() {
-        Ok(service) => router = route(router, service),
-        Err(error) => {
-            tracing::warn!(error = %error, "Could not build the reflection service (v1alpha); older grpcurl will need the .proto files.")
-        }
-    }
-    let router = router.layer(axum::middleware::map_response_with_state(
-        std::sync::Arc::clone(&shared.metrics),
-        message_too_large,
-    ));
-    (router, health)
-}
-
-/// RESOURCE_EXHAUSTED, counted, for a request message tonic refused as too
-/// large before any handler ran (see `error::remap_message_too_large`).
-async fn message_too_large(
-    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<crate::metrics::Metrics>>,
-    mut response: axum::response::Response,
-) -> axum::response::Response {
-    if crate::error::remap_message_too_large(&mut response) {
-        metrics.limit_hit(crate::metrics::Limit::MessageSize);
-    }
-    response
 }

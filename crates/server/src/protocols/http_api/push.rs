@@ -32,8 +32,8 @@
 use super::{error_response, Fallback};
 use crate::error::ServeError;
 use crate::ingest::{self, now_nanos};
-use crate::metadata::{self, RequestId};
-use crate::metrics::Limit;
+use crate::ops::metrics::Limit;
+use crate::stream::metadata::{self, RequestId};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};

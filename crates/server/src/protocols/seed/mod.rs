@@ -3,13 +3,13 @@
 //! entries go out as the seed's `{message, timestamp}`, with the same
 //! headers and trailers.
 
+use crate::grpc::body::GrpcBody;
+use crate::grpc::method::{Limits, Method, ServiceRoutes};
 use crate::grpc::open_stream;
-use crate::grpc_body::GrpcBody;
-use crate::metadata::RequestId;
-use crate::method::{Limits, Method, ServiceRoutes};
+use crate::grpc::wire::SeedEncoder;
 use crate::query::{Kind, Query};
 use crate::state::Shared;
-use crate::wire::SeedEncoder;
+use crate::stream::metadata::RequestId;
 use axum::Router;
 use futures::FutureExt;
 use logtap_proto::example::LogRequest;

@@ -23,10 +23,10 @@
 use super::{error_response, json, parse_params, Endpoint, Fallback};
 use crate::error::ServeError;
 use crate::ingest::now_nanos;
-use crate::metadata::{self, RequestId};
 use crate::query::{Kind, Query};
 use crate::state::Shared;
-use crate::tail::{self, Item};
+use crate::stream::metadata::{self, RequestId};
+use crate::stream::tail::{self, Item};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};

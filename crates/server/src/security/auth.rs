@@ -46,7 +46,7 @@
 //! many leading bytes were right, nor the configured tokens' lengths show in
 //! the time taken. Tokens are never logged.
 
-use crate::metadata::RequestId;
+use crate::stream::metadata::RequestId;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -274,11 +274,6 @@ impl TokenSet {
     /// How many tokens there are.
     pub fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// Whether there is no token (never true of a parsed file).
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// What `token` may do, or `None` when it is not one of ours. Takes the
@@ -651,7 +646,7 @@ fn refuse(request: &Request, refusal: Refusal) -> Response {
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         response
             .headers_mut()
-            .insert(crate::metadata::REQUEST_ID, value);
+            .insert(crate::stream::metadata::REQUEST_ID, value);
     }
     response
 }

@@ -30,9 +30,9 @@
 use super::{error_response, json, parse_cursor, parse_params, stream_headers, Endpoint, Fallback};
 use crate::error::ServeError;
 use crate::ingest::now_nanos;
-use crate::metadata::RequestId;
 use crate::query::{Kind, Query};
-use crate::tail::{self, EndReason, Item};
+use crate::stream::metadata::RequestId;
+use crate::stream::tail::{self, EndReason, Item};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};

@@ -1,0 +1,15 @@
+//! Connections: the threads they are served on ([`threads`]), their writes
+//! gathered into fewer syscalls ([`coalesce`]), the watchdog for clients
+//! that accept nothing ([`idle`]), idle connections with a large stream
+//! table sent away ([`stream_table`]), memory given back after a burst
+//! ([`memory`]), and TLS ([`tls`]).
+//!
+//! This folder knows sockets and HTTP/2 connections, never a request: what
+//! a request means is decided above it.
+
+pub(crate) mod coalesce;
+pub(crate) mod idle;
+pub(crate) mod memory;
+pub(crate) mod stream_table;
+pub(crate) mod threads;
+pub(crate) mod tls;

@@ -1,0 +1,10 @@
+//! What operators and browsers see of the server itself: the Prometheus
+//! registry ([`metrics`]), `/metrics` and `/healthz` ([`health`]), and the
+//! embedded viewer ([`viewer`]).
+//!
+//! No log data is read or written here; the viewer reads it like any other
+//! client, through the protocols.
+
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod viewer;
