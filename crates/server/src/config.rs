@@ -1,5 +1,6 @@
 //! What the command line can change about a running server.
 
+pub use crate::error::ExposureError;
 use crate::net::tls::TlsFiles;
 /// How the embedded store is opened: part of the server's configuration,
 /// re-exported so that the binary configures a server without depending on
@@ -131,14 +132,6 @@ pub enum Exposure {
     /// push. Allowed because the operator named the address; logged as a
     /// warning.
     Open,
-}
-
-/// A non-loopback address without tokens that the operator did not name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("refusing to listen on {addr} without --auth-token-file: anyone who can reach it could read and push logs; pass --listen {addr} explicitly to accept that, or set up tokens")]
-pub struct ExposureError {
-    /// The address that would have been exposed.
-    pub addr: SocketAddr,
 }
 
 impl ServerConfig {

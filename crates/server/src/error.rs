@@ -5,6 +5,7 @@
 use crate::query::QueryError;
 use http::StatusCode;
 use logtap_core::{StoreError, UnknownLevel};
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tonic::{Code, Status};
@@ -40,16 +41,110 @@ pub enum ServerError {
     Internal(String),
     /// `--tls-cert` / `--tls-key` cannot be used.
     #[error(transparent)]
-    Tls(#[from] crate::net::tls::TlsError),
+    Tls(#[from] TlsError),
     /// The token file cannot be read or has a malformed line.
     #[error(transparent)]
-    Tokens(#[from] crate::security::auth::TokenFileError),
+    Tokens(#[from] TokenFileError),
     /// A `--cors-origin` is not an origin.
     #[error(transparent)]
-    Cors(#[from] crate::security::cors::CorsError),
+    Cors(#[from] CorsError),
     /// A non-loopback address without tokens that was not named explicitly.
     #[error(transparent)]
-    Exposed(#[from] crate::config::ExposureError),
+    Exposed(#[from] ExposureError),
+}
+
+/// Why TLS could not be set up. Every message names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    // The system's error is in the message and not a `source`: callers
+    // print the whole chain, and it would show twice.
+    #[error("could not read the TLS {what} file {}: {error}", path.display())]
+    Read {
+        /// "certificate" or "key".
+        what: &'static str,
+        /// The file as given.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// The certificate file holds no usable PEM certificate.
+    #[error("the TLS certificate file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----){detail}", path.display())]
+    NoCertificate {
+        /// The file as given.
+        path: PathBuf,
+        /// What the PEM parser said, if anything, prefixed with ": ".
+        detail: String,
+    },
+    /// The key file holds no usable PEM private key.
+    #[error("the TLS key file {} holds no PEM private key (PKCS#8, RSA or EC){detail}", path.display())]
+    NoKey {
+        /// The file as given.
+        path: PathBuf,
+        /// What the PEM parser said, if anything, prefixed with ": ".
+        detail: String,
+    },
+    /// rustls refused the pair: a key that does not match the certificate,
+    /// an unsupported key type, a malformed certificate.
+    #[error("the TLS key {} and certificate {} cannot be used together: {reason}", key.display(), cert.display())]
+    Rejected {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What rustls said.
+        reason: String,
+    },
+}
+
+/// Why the token file cannot be used. Messages name the file and line and
+/// never repeat the line's text, which may hold a token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// The file could not be read.
+    // The system's error is in the message and not a `source`: callers
+    // print the whole chain, and it would show twice.
+    #[error("could not read the token file {}: {error}", path.display())]
+    Read {
+        /// The file as given.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+    },
+    /// A line is not `TOKEN SCOPE`.
+    #[error("the token file {}, line {line}: {reason}", path.display())]
+    Line {
+        /// The file as given.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Nothing but comments and blank lines: every request would be refused.
+    #[error("the token file {} holds no token: add lines `TOKEN read`, `TOKEN write` or `TOKEN read,write`", path.display())]
+    Empty {
+        /// The file as given.
+        path: PathBuf,
+    },
+}
+
+/// A `--cors-origin` that is not an origin.
+#[derive(Debug, thiserror::Error)]
+#[error("--cors-origin {origin:?} is not an origin: {reason} (write scheme://host[:port], such as https://logs.example.com, or *)")]
+pub struct CorsError {
+    /// What was given.
+    pub origin: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// A non-loopback address without tokens that the operator did not name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refusing to listen on {addr} without --auth-token-file: anyone who can reach it could read and push logs; pass --listen {addr} explicitly to accept that, or set up tokens")]
+pub struct ExposureError {
+    /// The address that would have been exposed.
+    pub addr: SocketAddr,
 }
 
 /// Why one request failed. Each variant maps to one gRPC code in

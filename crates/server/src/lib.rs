@@ -6,7 +6,8 @@
 //! transport as soon as it is found, so nothing is ever collected before it
 //! is sent.
 //!
-//! The folders follow the data flow; dependencies point down this list:
+//! The folders follow the data flow; dependencies point down this list,
+//! never up (`tests/layout.rs` fails on a circle):
 //!
 //! - `server`: the composition root: binding, router assembly, the accept
 //!   loop, ordered shutdown.
@@ -18,14 +19,16 @@
 //! - `security`: bearer tokens and scopes, CORS.
 //! - `ingest`: appending from async code.
 //! - `stream`: the per-request entry stream, live wake-ups, header and
-//!   trailer names.
-//! - `ops`: metrics, `/metrics` and `/healthz`, the embedded viewer.
+//!   trailer names, and `Shared`, the handles every request holds (with the
+//!   stream, because the stream runs on them and they hold its commit
+//!   watch).
+//! - [`config`]: what the command line can change.
 //! - `net`: connections: threads, write coalescing, the idle watchdog, the
 //!   stream table, memory trim, TLS.
-//! - `state`: what every request handler shares.
-//! - [`config`], `error`, `query`: settings, errors (the one place they
-//!   become gRPC codes and HTTP statuses), and a request turned into store
-//!   read options and a predicate.
+//! - `ops`: metrics, `/metrics` and `/healthz`, the embedded viewer.
+//! - `error`: every error, and the one place errors become gRPC codes and
+//!   HTTP statuses.
+//! - `query`: a request turned into store read options and a predicate.
 #![deny(missing_docs)]
 
 pub mod config;
@@ -38,7 +41,6 @@ pub(crate) mod protocols;
 pub(crate) mod query;
 pub(crate) mod security;
 pub(crate) mod server;
-pub(crate) mod state;
 pub(crate) mod stream;
 
 pub use config::ServerConfig;
@@ -62,9 +64,9 @@ pub mod testing {
     pub use crate::ops::metrics::Metrics;
     pub use crate::protocols::http_api::{parse_params, Endpoint};
     pub use crate::query::{Kind, Query, QueryError, RawQuery};
-    pub use crate::state::Shared;
     pub use crate::stream::live::Live;
     pub use crate::stream::metadata::RequestId;
+    pub use crate::stream::state::Shared;
 
     /// The per-request entry stream.
     pub mod tail {

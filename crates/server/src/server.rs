@@ -22,8 +22,8 @@ use crate::net::tls;
 use crate::ops::metrics::Metrics;
 use crate::protocols;
 use crate::security::{auth, cors};
-use crate::state::Shared;
 use crate::stream::live::Live;
+use crate::stream::state::Shared;
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -373,7 +373,11 @@ async fn enforce_retention(shared: Shared, interval: Duration) {
 /// metrics, the viewer) are merged here.
 pub(crate) fn app(shared: &Shared, config: &ServerConfig, grpc_routes: Router) -> Router {
     Router::new()
-        .merge(crate::ops::health::routes(shared.clone()))
+        .merge(crate::ops::health::routes(
+            shared.store.clone(),
+            Arc::clone(&shared.metrics),
+            shared.shutdown.clone(),
+        ))
         .merge(protocols::http_routes(shared, config))
         .merge(crate::ops::viewer::routes())
         .merge(grpc_routes)

@@ -2,7 +2,7 @@
 //! entries in (gRPC Push, the HTTP push route).
 
 use crate::error::ServeError;
-use crate::state::Shared;
+use crate::stream::state::Shared;
 use logtap_core::{AppendReceipt, NewEntry};
 use std::time::{SystemTime, UNIX_EPOCH};
 

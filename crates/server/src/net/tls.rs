@@ -9,6 +9,7 @@
 //! `400` that says to use `https://` (as Go's and nginx's servers do); any
 //! other non-TLS bytes (an h2c gRPC client, say) close the connection.
 
+use crate::error::TlsError;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,50 +36,6 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// PEM: the private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
     pub key: PathBuf,
-}
-
-/// Why TLS could not be set up. Every message names the file at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// A file could not be read.
-    // The system's error is in the message and not a `source`: callers
-    // print the whole chain, and it would show twice.
-    #[error("could not read the TLS {what} file {}: {error}", path.display())]
-    Read {
-        /// "certificate" or "key".
-        what: &'static str,
-        /// The file as given.
-        path: PathBuf,
-        /// What the system said.
-        error: io::Error,
-    },
-    /// The certificate file holds no usable PEM certificate.
-    #[error("the TLS certificate file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----){detail}", path.display())]
-    NoCertificate {
-        /// The file as given.
-        path: PathBuf,
-        /// What the PEM parser said, if anything, prefixed with ": ".
-        detail: String,
-    },
-    /// The key file holds no usable PEM private key.
-    #[error("the TLS key file {} holds no PEM private key (PKCS#8, RSA or EC){detail}", path.display())]
-    NoKey {
-        /// The file as given.
-        path: PathBuf,
-        /// What the PEM parser said, if anything, prefixed with ": ".
-        detail: String,
-    },
-    /// rustls refused the pair: a key that does not match the certificate,
-    /// an unsupported key type, a malformed certificate.
-    #[error("the TLS key {} and certificate {} cannot be used together: {reason}", key.display(), cert.display())]
-    Rejected {
-        /// The certificate file.
-        cert: PathBuf,
-        /// The key file.
-        key: PathBuf,
-        /// What rustls said.
-        reason: String,
-    },
 }
 
 /// Reads a whole file, with the file's role in the error.

@@ -12,7 +12,7 @@ pub(crate) mod seed;
 
 use crate::config::ServerConfig;
 use crate::grpc::method::Limits;
-use crate::state::Shared;
+use crate::stream::state::Shared;
 use axum::Router;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;

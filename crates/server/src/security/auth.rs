@@ -46,6 +46,7 @@
 //! many leading bytes were right, nor the configured tokens' lengths show in
 //! the time taken. Tokens are never logged.
 
+use crate::error::TokenFileError;
 use crate::stream::metadata::RequestId;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -55,7 +56,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, StatusCode, Uri};
 use ring::digest::{digest, SHA256};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use subtle::{Choice, ConstantTimeEq};
 use tonic::Code;
@@ -134,38 +135,6 @@ impl fmt::Debug for TokenSet {
             .field("tokens", &self.entries.len())
             .finish()
     }
-}
-
-/// Why the token file cannot be used. Messages name the file and line and
-/// never repeat the line's text, which may hold a token.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenFileError {
-    /// The file could not be read.
-    // The system's error is in the message and not a `source`: callers
-    // print the whole chain, and it would show twice.
-    #[error("could not read the token file {}: {error}", path.display())]
-    Read {
-        /// The file as given.
-        path: PathBuf,
-        /// What the system said.
-        error: std::io::Error,
-    },
-    /// A line is not `TOKEN SCOPE`.
-    #[error("the token file {}, line {line}: {reason}", path.display())]
-    Line {
-        /// The file as given.
-        path: PathBuf,
-        /// The line number, from 1.
-        line: usize,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Nothing but comments and blank lines: every request would be refused.
-    #[error("the token file {} holds no token: add lines `TOKEN read`, `TOKEN write` or `TOKEN read,write`", path.display())]
-    Empty {
-        /// The file as given.
-        path: PathBuf,
-    },
 }
 
 /// SHA-256 of a token, the form in which tokens are compared.

@@ -14,6 +14,7 @@
 //! no token) is answered, and a 401 still carries CORS headers for the
 //! page to read it.
 
+use crate::error::CorsError;
 use axum::Router;
 use http::{HeaderName, HeaderValue, Method};
 use std::time::Duration;
@@ -50,16 +51,6 @@ pub const EXPOSED_HEADERS: [&str; 10] = [
 
 /// How long a browser may cache a preflight's answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
-
-/// A `--cors-origin` that is not an origin.
-#[derive(Debug, thiserror::Error)]
-#[error("--cors-origin {origin:?} is not an origin: {reason} (write scheme://host[:port], such as https://logs.example.com, or *)")]
-pub struct CorsError {
-    /// What was given.
-    pub origin: String,
-    /// What is wrong with it.
-    pub reason: &'static str,
-}
 
 /// The origins a browser may call from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,6 @@
 //! Header and trailer names (part of the contract), request ids, and the
 //! CRC a client checks the stream against.
 
-use crate::stream::tail::Summary;
 use logtap_store::checksum;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
@@ -189,6 +188,19 @@ pub fn stream_headers(request_id: &RequestId, total_count: Option<u64>) -> Metad
         insert_number(&mut headers, TOTAL_COUNT, count);
     }
     headers
+}
+
+/// What the trailers report when a stream ends: the stream (`tail.rs`)
+/// fills it in, the transports write it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Entries sent.
+    pub sent: u64,
+    /// The cursor to resume after: everything up to it was either sent or
+    /// considered and rejected by the filters.
+    pub next_cursor: u64,
+    /// CRC-32C over the entries sent.
+    pub crc: Crc,
 }
 
 /// The trailers of a reading stream.

@@ -16,9 +16,9 @@ use crate::error::ServeError;
 use crate::net::idle::Probe;
 use crate::ops::metrics::{GaugeUnit, Limit, Metrics};
 use crate::query::{Kind, Matcher, Query};
-use crate::state::Shared;
 use crate::stream::live::Live;
-use crate::stream::metadata::{Crc, RequestId, RunCrc};
+use crate::stream::metadata::{Crc, RequestId, RunCrc, Summary};
+use crate::stream::state::Shared;
 use futures::Stream;
 use futures::StreamExt;
 use logtap_core::{
@@ -40,18 +40,6 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// 0.38 CPU-s per million entries, at 4,096 0.33. The first match always
 /// pauses at once, whatever the budget.
 pub const READ_BUDGET: usize = 4096;
-
-/// What the trailers report when a stream ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
-    /// Entries sent.
-    pub sent: u64,
-    /// The cursor to resume after: everything up to it was either sent or
-    /// considered and rejected by the filters.
-    pub next_cursor: u64,
-    /// CRC-32C over the entries sent.
-    pub crc: Crc,
-}
 
 /// Why a stream ended by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -232,7 +232,7 @@ fn normalize_labels(labels: &mut Vec<(String, String)>) {
 
 /// Stores the batch (if it holds anything) and counts it.
 async fn store(
-    shared: &crate::state::Shared,
+    shared: &crate::stream::state::Shared,
     batch: &mut Batch,
     pushed: &mut Pushed,
 ) -> Result<(), ServeError> {
