@@ -2,9 +2,9 @@
 //! client sees for each: a gRPC code (for the gRPC and gRPC-Web services) or
 //! an HTTP status (for the plain HTTP routes).
 
-use crate::query::QueryError;
 use http::StatusCode;
 use logtap_core::{StoreError, UnknownLevel};
+use logtap_query::QueryError;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -381,6 +381,28 @@ impl ServeError {
 impl From<ServeError> for Status {
     fn from(error: ServeError) -> Status {
         error.to_status()
+    }
+}
+
+/// The answer for a path no route serves, or one no protocol declared:
+/// UNIMPLEMENTED for gRPC clients (as every gRPC server answers an unknown
+/// method), 404 for everyone else.
+pub(crate) fn unknown_route(
+    headers: &http::HeaderMap,
+    path: &str,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let is_grpc = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"));
+    if is_grpc {
+        let status = Status::unimplemented(format!(
+            "unknown method {path}: this server serves logtap.v1.LogService and example.LogService"
+        ));
+        status.into_http::<axum::body::Body>()
+    } else {
+        (StatusCode::NOT_FOUND, "not found").into_response()
     }
 }
 

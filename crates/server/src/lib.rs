@@ -28,7 +28,6 @@
 //! - `ops`: metrics, `/metrics` and `/healthz`, the embedded viewer.
 //! - `error`: every error, and the one place errors become gRPC codes and
 //!   HTTP statuses.
-//! - `query`: a request turned into store read options and a predicate.
 #![deny(missing_docs)]
 
 pub mod config;
@@ -38,7 +37,6 @@ pub(crate) mod ingest;
 pub(crate) mod net;
 pub(crate) mod ops;
 pub(crate) mod protocols;
-pub(crate) mod query;
 pub(crate) mod security;
 pub(crate) mod server;
 pub(crate) mod stream;
@@ -63,7 +61,6 @@ pub mod testing {
     pub use crate::net::stream_table::{IDLE_FOR, LARGE};
     pub use crate::ops::metrics::Metrics;
     pub use crate::protocols::http_api::{parse_params, Endpoint};
-    pub use crate::query::{Kind, Query, QueryError, RawQuery};
     pub use crate::stream::live::Live;
     pub use crate::stream::metadata::RequestId;
     pub use crate::stream::state::Shared;

@@ -10,8 +10,8 @@
 #[path = "../../../fuzz/harness.rs"]
 mod harness;
 use harness::{fuzz, fuzz_dir, Settings};
+use logtap_query::{Mode, Plan, QueryError, RawQuery};
 use logtap_server::testing::{parse_params, Endpoint};
-use logtap_server::testing::{Kind, Query, QueryError, RawQuery};
 use logtap_server::ServeError;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -34,15 +34,15 @@ fn check_refusal(error: QueryError) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn check_query(kind: Kind, raw: RawQuery) -> Result<(), TestCaseError> {
-    match Query::parse(kind, raw.clone()) {
+fn check_query(mode: Mode, raw: RawQuery) -> Result<(), TestCaseError> {
+    match Plan::parse(mode, raw.clone()) {
         Err(error) => check_refusal(error),
         Ok(query) => {
-            if let (Some(since), Some(until)) = (query.since, query.until) {
+            if let (Some(since), Some(until)) = (query.filter.since, query.filter.until) {
                 prop_assert!(since < until);
             }
             prop_assert!(!(query.reverse && query.follow));
-            prop_assert_eq!(query.follow, kind == Kind::StreamLogs || raw.follow);
+            prop_assert_eq!(query.follow, mode == Mode::Tail || raw.follow);
             prop_assert_eq!(query.limit, (raw.limit != 0).then_some(raw.limit));
             Ok(())
         }
@@ -53,7 +53,7 @@ fn check_query_string(text: &str) -> Result<(), TestCaseError> {
     for endpoint in [Endpoint::Logs, Endpoint::Sse, Endpoint::Poll] {
         match parse_params(Some(text), endpoint, NOW) {
             Err(error) => check_refusal(error)?,
-            Ok(params) => check_query(Kind::GetLogs, params.raw)?,
+            Ok(params) => check_query(Mode::History, params.raw)?,
         }
     }
     Ok(())
@@ -186,11 +186,7 @@ fn arbitrary_grpc_requests_are_parsed_or_invalid_argument() {
         Settings::default(),
         &(raw_query(), any::<bool>()),
         |(raw, live)| {
-            let kind = if live {
-                Kind::StreamLogs
-            } else {
-                Kind::GetLogs
-            };
+            let kind = if live { Mode::Tail } else { Mode::History };
             check_query(kind, raw)
         },
     );

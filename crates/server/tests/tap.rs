@@ -7,12 +7,12 @@
 
 use futures::StreamExt;
 use logtap_core::{EntryRef, Level, NewEntry};
+use logtap_query::{Mode, Plan};
 use logtap_server::testing::tail::{self, Item, READ_BUDGET};
 use logtap_server::testing::Live;
 use logtap_server::testing::Metrics;
 use logtap_server::testing::RequestId;
 use logtap_server::testing::Shared;
-use logtap_server::testing::{Kind, Query};
 use logtap_store::{Store, StoreConfig, SyncPolicy};
 use std::sync::Arc;
 use std::task::Poll;
@@ -65,7 +65,7 @@ async fn next_with_pauses<T>(stream: &mut tail::TailStream<T>) -> (Option<Item<T
 async fn a_pause_holds_until_the_scheduler_polls_the_task_again() {
     let (_dir, store) = store_with_errors_every(400, 20);
     let shared = shared(store);
-    let query = Query::from_level(Kind::GetLogs, "error").expect("query");
+    let query = Plan::from_level(Mode::History, "error").expect("query");
     let mut stream = tail::open(
         &shared,
         RequestId::generate(),
@@ -111,7 +111,7 @@ async fn a_stream_pauses_after_its_first_match_and_whenever_a_budget_of_reading_
     let gap = 400;
     let (_dir, store) = store_with_errors_every(gap, 20);
     let shared = shared(store);
-    let query = Query::from_level(Kind::GetLogs, "error").expect("query");
+    let query = Plan::from_level(Mode::History, "error").expect("query");
     let opened = tail::open(
         &shared,
         RequestId::generate(),

@@ -13,12 +13,12 @@ pub(crate) mod wire;
 
 use crate::error::ServeError;
 use crate::grpc::body::GrpcBody;
-use crate::query::{Query, QueryError};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::state::Shared;
 use crate::stream::tail::{self, Encode};
 use axum::Router;
 use bytes::Bytes;
+use logtap_query::{Plan, QueryError};
 use std::convert::Infallible;
 use tonic::server::NamedService;
 use tonic::{Code, Response, Status};
@@ -30,7 +30,7 @@ use tonic_health::server::HealthReporter;
 pub(crate) async fn open_stream<E>(
     shared: &Shared,
     request_id: RequestId,
-    query: Result<Query, QueryError>,
+    query: Result<Plan, QueryError>,
     encoder: E,
 ) -> Result<Response<GrpcBody>, Status>
 where

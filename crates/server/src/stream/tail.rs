@@ -15,15 +15,13 @@
 use crate::error::ServeError;
 use crate::net::idle::Probe;
 use crate::ops::metrics::{GaugeUnit, Limit, Metrics};
-use crate::query::{Kind, Matcher, Query};
 use crate::stream::live::Live;
 use crate::stream::metadata::{Crc, RequestId, RunCrc, Summary};
 use crate::stream::state::Shared;
 use futures::Stream;
 use futures::StreamExt;
-use logtap_core::{
-    Backend, Direction, EntryRef, Filter, LogReader, ReadOptions, Run, Step, StoreError,
-};
+use logtap_core::{Backend, Direction, EntryRef, LogReader, ReadOptions, Run, Step, StoreError};
+use logtap_query::{Matcher, Plan, Start};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -89,7 +87,7 @@ pub struct Opened<T> {
 
 /// Where a stream starts and when it stops, fixed when it is opened.
 #[derive(Debug, Clone, Copy)]
-struct Plan {
+struct Bounds {
     /// Newest first.
     reverse: bool,
     /// Keep going live after catching up, instead of ending.
@@ -152,7 +150,7 @@ where
 pub async fn open<E: Encode>(
     shared: &Shared,
     request_id: RequestId,
-    query: Query,
+    query: Plan,
     map: E,
 ) -> Result<Opened<E::Out>, ServeError> {
     if shared.shutdown.is_cancelled() {
@@ -164,7 +162,7 @@ pub async fn open<E: Encode>(
     // so they run where blocking is allowed. A forward reader that needs no
     // count only looks at summaries in memory: a storm of live tails then
     // costs no blocking thread (and its memory) per stream.
-    let (prepared, query) = if counts(&query) || query.reverse {
+    let (prepared, query) = if query.counts() || query.reverse {
         tokio::task::spawn_blocking(move || {
             let prepared = prepare(&*store, &query);
             (prepared, query)
@@ -177,7 +175,7 @@ pub async fn open<E: Encode>(
     let (reader, plan, total_count) = prepared?;
     tracing::debug!(
         request_id = %request_id,
-        kind = ?query.kind,
+        start = ?query.start,
         after = plan.start,
         follow = plan.follow,
         reverse = plan.reverse,
@@ -200,42 +198,29 @@ pub async fn open<E: Encode>(
     })
 }
 
-/// Whether the stream's exact length is known up front (history only, with
-/// no text or label filter), so it is counted and sent in the headers.
-fn counts(query: &Query) -> bool {
-    !query.follow && query.matcher.is_empty()
-}
-
 /// A positioned reader, what it is to do, and the exact count when known.
-type Prepared = (Box<dyn LogReader>, Plan, Option<u64>);
+type Prepared = (Box<dyn LogReader>, Bounds, Option<u64>);
 
 /// Works out the read options, counts when the count will be exact, and
 /// positions the reader. Blocking when it counts or reads backward.
-fn prepare(store: &dyn Backend, query: &Query) -> Result<Prepared, StoreError> {
-    let filter = Filter {
-        min_level: query.min_level,
-        since: query.since,
-        until: query.until,
+fn prepare(store: &dyn Backend, query: &Plan) -> Result<Prepared, StoreError> {
+    let after = match query.start {
+        Start::Oldest => None,
+        Start::After(cursor) => Some(cursor),
+        Start::Newest => Some(store.last_cursor()),
     };
-    let (after, before, snapshot) = match (query.kind, query.follow) {
+    let (before, snapshot) = if query.follow {
+        // Live: one forward reader from the start, which keeps seeing new
+        // entries as they become visible, so the hand-over from history to
+        // live has no gap and no duplicate by construction.
+        (None, None)
+    } else {
         // History: take the newest cursor now and read up to it, so the
         // stream carries exactly what was counted even while pushes go on.
-        (Kind::GetLogs, false) => {
-            let last = store.last_cursor();
-            (query.after_cursor, last.checked_add(1), Some(last))
-        }
-        // History then live: one forward reader from the start, which keeps
-        // seeing new entries as they become visible, so the hand-over has no
-        // gap and no duplicate by construction.
-        (Kind::GetLogs, true) => (query.after_cursor, None, None),
-        // Live tail: after the given cursor; else from the given time; else
-        // from now.
-        (Kind::StreamLogs, _) => match (query.after_cursor, query.since) {
-            (Some(cursor), _) => (Some(cursor), None, None),
-            (None, Some(_)) => (None, None, None),
-            (None, None) => (Some(store.last_cursor()), None, None),
-        },
+        let last = store.last_cursor();
+        (last.checked_add(1), Some(last))
     };
+    let filter = query.filter;
     let options = ReadOptions {
         after,
         before,
@@ -246,14 +231,14 @@ fn prepare(store: &dyn Backend, query: &Query) -> Result<Prepared, StoreError> {
         },
         filter,
     };
-    let total_count = if counts(query) {
+    let total_count = if query.counts() {
         let count = store.count(&options)?;
         Some(query.limit.map_or(count, |limit| count.min(limit)))
     } else {
         None
     };
     let reader = store.reader(options)?;
-    let plan = Plan {
+    let plan = Bounds {
         reverse: query.reverse,
         follow: query.follow,
         limit: query.limit,
@@ -308,7 +293,7 @@ struct Reading<E> {
     /// the wait is never missed.
     commits: WatchStream<u64>,
     reader: Box<dyn LogReader>,
-    plan: Plan,
+    plan: Bounds,
     matcher: Matcher,
     /// Turns a matching entry into the transport's form.
     map: E,
@@ -335,7 +320,7 @@ struct Reading<E> {
 fn read<E: Encode>(
     shared: Shared,
     reader: Box<dyn LogReader>,
-    plan: Plan,
+    plan: Bounds,
     matcher: Matcher,
     map: E,
 ) -> Reading<E> {

@@ -24,7 +24,6 @@ pub(crate) mod sse;
 
 use crate::config::ServerConfig;
 use crate::error::ServeError;
-use crate::query::{QueryError, RawQuery};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::state::Shared;
 use axum::http::header::IntoHeaderName;
@@ -32,6 +31,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use logtap_query::{QueryError, RawQuery};
 use std::collections::HashSet;
 use std::time::Duration;
 use tonic::Code;

@@ -18,7 +18,6 @@
 use super::{error_response, json, parse_params, stream_headers, Endpoint, Fallback};
 use crate::error::ServeError;
 use crate::ingest::now_nanos;
-use crate::query::{Kind, Query};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::tail::{self, Item};
 use axum::body::Body;
@@ -28,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http_body::Frame;
 use http_body_util::StreamBody;
+use logtap_query::{Mode, Plan};
 
 /// The error a body ends with when the stream failed part-way; hyper then
 /// cuts the response off instead of ending it cleanly.
@@ -45,7 +45,7 @@ pub async fn logs(
 ) -> Response {
     let request_id = RequestId::from_headers(&headers);
     let query = parse_params(query.as_deref(), Endpoint::Logs, now_nanos())
-        .and_then(|params| Query::parse(Kind::GetLogs, params.raw));
+        .and_then(|params| Plan::parse(Mode::History, params.raw));
     let query = match query {
         Ok(query) => query,
         Err(error) => return error_response(&request_id, &ServeError::Query(error)),

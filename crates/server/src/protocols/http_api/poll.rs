@@ -23,7 +23,6 @@
 use super::{error_response, json, parse_params, Endpoint, Fallback};
 use crate::error::ServeError;
 use crate::ingest::now_nanos;
-use crate::query::{Kind, Query};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::state::Shared;
 use crate::stream::tail::{self, Item};
@@ -31,6 +30,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use logtap_query::{Mode, Plan, Start};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -66,7 +66,7 @@ pub async fn poll(
         0 => DEFAULT_BATCH,
         limit => limit.min(MAX_BATCH),
     };
-    let query = match Query::parse(Kind::GetLogs, raw) {
+    let query = match Plan::parse(Mode::History, raw) {
         Ok(query) => query,
         Err(error) => return error_response(&request_id, &ServeError::Query(error)),
     };
@@ -121,7 +121,7 @@ impl Page {
 async fn wait_for_page(
     shared: &Shared,
     request_id: &RequestId,
-    mut query: Query,
+    mut query: Plan,
     wait: Duration,
 ) -> Result<Page, ServeError> {
     let deadline = Instant::now() + wait;
@@ -131,7 +131,7 @@ async fn wait_for_page(
         // landing after the read's snapshot wakes the wait below.
         commits.borrow_and_update();
         let page = read_page(shared, request_id, query.clone()).await?;
-        query.after_cursor = Some(page.next_cursor);
+        query.start = Start::After(page.next_cursor);
         if !page.entries.is_empty() || Instant::now() >= deadline {
             return Ok(page);
         }
@@ -158,7 +158,7 @@ async fn wait_for_page(
 async fn read_page(
     shared: &Shared,
     request_id: &RequestId,
-    query: Query,
+    query: Plan,
 ) -> Result<Page, ServeError> {
     let opened = tail::open(shared, request_id.clone(), query, json::entry).await?;
     let mut stream = opened.stream;

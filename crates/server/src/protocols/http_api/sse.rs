@@ -30,7 +30,6 @@
 use super::{error_response, json, parse_cursor, parse_params, stream_headers, Endpoint, Fallback};
 use crate::error::ServeError;
 use crate::ingest::now_nanos;
-use crate::query::{Kind, Query};
 use crate::stream::metadata::RequestId;
 use crate::stream::tail::{self, EndReason, Item};
 use axum::extract::{RawQuery, State};
@@ -38,6 +37,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use logtap_query::{Mode, Plan};
 use std::convert::Infallible;
 
 /// The request header a reconnecting `EventSource` sends.
@@ -61,7 +61,7 @@ pub async fn sse(
             Ok(params)
         });
     let follow = params.as_ref().is_ok_and(|params| params.raw.follow);
-    let query = match params.and_then(|params| Query::parse(Kind::GetLogs, params.raw)) {
+    let query = match params.and_then(|params| Plan::parse(Mode::History, params.raw)) {
         Ok(query) => query,
         Err(error) => return error_response(&request_id, &ServeError::Query(error)),
     };

@@ -9,7 +9,6 @@ use crate::grpc::method::{Limits, Method, ServiceRoutes};
 use crate::grpc::wire::V1Encoder;
 use crate::grpc::{error_status, open_stream};
 use crate::ingest::{self, now_nanos};
-use crate::query::{Kind, Query};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::state::Shared;
 use axum::Router;
@@ -17,6 +16,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use logtap_core::{AppendReceipt, Level, NewEntry};
 use logtap_proto::v1::{LogEntry, LogRequest, PushRequest, PushResponse};
+use logtap_query::{Mode, Plan, RawQuery};
 use tonic::{Request, Response, Status, Streaming};
 
 /// logtap.v1's service name, for routes and health checks.
@@ -189,11 +189,11 @@ impl LogApi {
     /// GetLogs and StreamLogs: entries encoded straight from the store.
     async fn read(
         &self,
-        kind: Kind,
+        mode: Mode,
         request: Request<LogRequest>,
     ) -> Result<Response<GrpcBody>, Status> {
         let request_id = RequestId::from_metadata(request.metadata());
-        let query = Query::parse(kind, request.into_inner().into());
+        let query = Plan::parse(mode, raw_query(request.into_inner()));
         open_stream(&self.shared, request_id, query, V1Encoder::default()).await
     }
 
@@ -287,15 +287,15 @@ impl LogApi {
 /// logtap.v1's methods on their paths.
 pub(crate) fn routes(router: Router, shared: &Shared, limits: Limits) -> Router {
     let api = LogApi::new(shared.clone());
-    let reading = |kind: Kind| {
+    let reading = |mode: Mode| {
         let api = api.clone();
         Method::server_streaming(limits, move |request| {
             let api = api.clone();
-            async move { api.read(kind, request).await }.boxed()
+            async move { api.read(mode, request).await }.boxed()
         })
     };
-    let get_logs = reading(Kind::GetLogs);
-    let stream_logs = reading(Kind::StreamLogs);
+    let get_logs = reading(Mode::History);
+    let stream_logs = reading(Mode::Tail);
     let push = Method::client_streaming(limits, move |request| {
         let api = api.clone();
         async move { api.push(request).await }.boxed()
@@ -305,4 +305,21 @@ pub(crate) fn routes(router: Router, shared: &Shared, limits: Limits) -> Router 
         .method("StreamLogs", stream_logs)
         .method("Push", push)
         .finish()
+}
+
+/// A `LogRequest`'s filters as the query planner takes them: the protocol,
+/// not the planner, knows the wire form.
+fn raw_query(request: LogRequest) -> RawQuery {
+    RawQuery {
+        level: request.level,
+        since: request.since,
+        until: request.until,
+        grep: request.grep,
+        regex: request.regex,
+        labels: request.labels.into_iter().collect(),
+        after_cursor: request.after_cursor,
+        limit: request.limit,
+        reverse: request.reverse,
+        follow: request.follow,
+    }
 }

@@ -7,12 +7,12 @@ use crate::grpc::body::GrpcBody;
 use crate::grpc::method::{Limits, Method, ServiceRoutes};
 use crate::grpc::open_stream;
 use crate::grpc::wire::SeedEncoder;
-use crate::query::{Kind, Query};
 use crate::stream::metadata::RequestId;
 use crate::stream::state::Shared;
 use axum::Router;
 use futures::FutureExt;
 use logtap_proto::example::LogRequest;
+use logtap_query::{Mode, Plan};
 use tonic::{Request, Response, Status};
 
 /// The seed service's full name, for routes and health checks.
@@ -22,24 +22,24 @@ pub const SERVICE_NAME: &str = "example.LogService";
 /// form (encoded straight from the store).
 async fn read(
     shared: Shared,
-    kind: Kind,
+    mode: Mode,
     request: Request<LogRequest>,
 ) -> Result<Response<GrpcBody>, Status> {
     let request_id = RequestId::from_metadata(request.metadata());
-    let query = Query::from_level(kind, &request.get_ref().level);
+    let query = Plan::from_level(mode, &request.get_ref().level);
     open_stream(&shared, request_id, query, SeedEncoder::default()).await
 }
 
 /// The seed's methods on their paths.
 pub fn routes(router: Router, shared: &Shared, limits: Limits) -> Router {
-    let reading = |kind: Kind| {
+    let reading = |mode: Mode| {
         let shared = shared.clone();
         Method::server_streaming(limits, move |request| {
-            read(shared.clone(), kind, request).boxed()
+            read(shared.clone(), mode, request).boxed()
         })
     };
     ServiceRoutes::new(router, SERVICE_NAME)
-        .method("GetLogs", reading(Kind::GetLogs))
-        .method("StreamLogs", reading(Kind::StreamLogs))
+        .method("GetLogs", reading(Mode::History))
+        .method("StreamLogs", reading(Mode::Tail))
         .finish()
 }
