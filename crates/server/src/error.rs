@@ -387,10 +387,7 @@ impl From<ServeError> for Status {
 /// The answer for a path no route serves, or one no protocol declared:
 /// UNIMPLEMENTED for gRPC clients (as every gRPC server answers an unknown
 /// method), 404 for everyone else.
-pub(crate) fn unknown_route(
-    headers: &http::HeaderMap,
-    path: &str,
-) -> axum::response::Response {
+pub(crate) fn unknown_route(headers: &http::HeaderMap, path: &str) -> axum::response::Response {
     use axum::response::IntoResponse;
     let is_grpc = headers
         .get(http::header::CONTENT_TYPE)

@@ -16,7 +16,8 @@
 //!   format.
 //! - `grpc`: what every gRPC protocol shares: hand-wired methods, the
 //!   streaming body, pre-encoded responses, health and reflection.
-//! - `security`: bearer tokens and scopes, CORS.
+//! - `security`: what each route needs (declared by the protocols), bearer
+//!   tokens and scopes, CORS.
 //! - `ingest`: appending from async code.
 //! - `stream`: the per-request entry stream, live wake-ups, header and
 //!   trailer names, and `Shared`, the handles every request holds (with the

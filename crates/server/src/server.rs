@@ -25,7 +25,7 @@ use crate::security::{auth, cors};
 use crate::stream::live::Live;
 use crate::stream::state::Shared;
 use axum::extract::ConnectInfo;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -74,7 +74,7 @@ impl Server {
         let guard = match &config.auth_token_file {
             Some(path) => Some(auth::Guard::new(
                 auth::TokenSet::load(path)?,
-                config.metrics_public,
+                protocols::access(&config),
             )),
             None => None,
         };
@@ -392,18 +392,9 @@ fn content_type_starts_with(headers: &axum::http::HeaderMap, prefix: &str) -> bo
         .is_some_and(|value| value.starts_with(prefix))
 }
 
-/// Unknown paths: UNIMPLEMENTED for gRPC clients (as every gRPC server
-/// answers an unknown method), 404 for everyone else.
+/// Unknown paths: see [`crate::error::unknown_route`].
 async fn fallback(request: axum::extract::Request) -> Response {
-    if content_type_starts_with(request.headers(), "application/grpc") {
-        let status = tonic::Status::unimplemented(format!(
-            "unknown method {}: this server serves logtap.v1.LogService and example.LogService",
-            request.uri().path()
-        ));
-        status.into_http::<axum::body::Body>()
-    } else {
-        (axum::http::StatusCode::NOT_FOUND, "not found").into_response()
-    }
+    crate::error::unknown_route(request.headers(), request.uri().path())
 }
 
 /// The hyper builder for every connection: HTTP/1.1 and HTTP/2 on the same

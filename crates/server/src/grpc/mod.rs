@@ -13,6 +13,7 @@ pub(crate) mod wire;
 
 use crate::error::ServeError;
 use crate::grpc::body::GrpcBody;
+use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::state::Shared;
 use crate::stream::tail::{self, Encode};
@@ -91,24 +92,61 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
+/// Health and reflection are open: they tell nothing about the logs.
+pub(crate) const ROUTES: [Route; 3] = [
+    Route::prefix("/grpc.health.v1.Health/", Methods::Any, Access::Open),
+    Route::prefix(
+        "/grpc.reflection.v1.ServerReflection/",
+        Methods::Any,
+        Access::Open,
+    ),
+    Route::prefix(
+        "/grpc.reflection.v1alpha.ServerReflection/",
+        Methods::Any,
+        Access::Open,
+    ),
+];
+
 /// gRPC health and reflection on their paths. Returns the health reporter,
 /// which shutdown uses to say NOT_SERVING.
-pub(crate) fn health_and_reflection(mut router: Router) -> (Router, HealthReporter) {
+pub(crate) fn health_and_reflection(router: Router) -> (Router, HealthReporter) {
+    let (router, health, _) = health_and_reflection_named(router);
+    (router, health)
+}
+
+/// The full name of a tonic service.
+fn service_name<S: NamedService>(_: &S) -> &'static str {
+    S::NAME
+}
+
+/// [`health_and_reflection`], and the names of the services mounted, which
+/// the route-access test holds against [`ROUTES`].
+pub(crate) fn health_and_reflection_named(
+    mut router: Router,
+) -> (Router, HealthReporter, Vec<&'static str>) {
+    let mut names = Vec::new();
     let (health, health_service) = tonic_health::server::health_reporter();
+    names.push(service_name(&health_service));
     router = route(router, health_service);
     match reflection().build_v1() {
-        Ok(service) => router = route(router, service),
+        Ok(service) => {
+            names.push(service_name(&service));
+            router = route(router, service);
+        }
         Err(error) => {
             tracing::warn!(error = %error, "Could not build the reflection service (v1); grpcurl will need the .proto files.")
         }
     }
     match reflection().build_v1alpha() {
-        Ok(service) => router = route(router, service),
+        Ok(service) => {
+            names.push(service_name(&service));
+            router = route(router, service);
+        }
         Err(error) => {
             tracing::warn!(error = %error, "Could not build the reflection service (v1alpha); older grpcurl will need the .proto files.")
         }
     }
-    (router, health)
+    (router, health, names)
 }
 
 /// Answers RESOURCE_EXHAUSTED, counted, for a request message tonic refused

@@ -20,14 +20,18 @@
 //! A malformed line stops the server at startup with the file and line
 //! number; the message never repeats the line, since it may hold a token.
 //!
-//! # What each request needs ([`required_access`])
+//! # What each request needs (`access.rs`)
 //!
-//! Open: `/healthz`, the gRPC health and reflection services (they tell
-//! nothing about the logs), the viewer's page and assets (`/`,
-//! `/index.html`, `/favicon.ico`, `/assets/*`: the page holds no data; its
-//! API calls carry the token), and `/metrics` with `--metrics-public`.
-//! Everything else needs `read`, unknown paths included, so a route added
-//! later is closed until someone decides otherwise; writes need `write`.
+//! Each protocol declares its routes and what they need; the check looks
+//! the request up in the assembled table. Open: `/healthz`, the gRPC health
+//! and reflection services (they tell nothing about the logs), the viewer's
+//! page and assets (`/`, `/index.html`, `/favicon.ico`, `/assets/*`: the
+//! page holds no data; its API calls carry the token), and `/metrics` with
+//! `--metrics-public`. A request on no declared route needs a valid token
+//! like any other (401 without one, so unknown paths are not told from
+//! known ones), and is then answered as an unknown route (404, or
+//! UNIMPLEMENTED for gRPC) without reaching a handler: a route mounted
+//! without a declaration is closed.
 //!
 //! # Where the token comes from
 //!
@@ -47,13 +51,14 @@
 //! the time taken. Tokens are never logged.
 
 use crate::error::TokenFileError;
+use crate::security::access::{Access, Routes};
 use crate::stream::metadata::RequestId;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Method, StatusCode, Uri};
+use http::{HeaderValue, StatusCode, Uri};
 use ring::digest::{digest, SHA256};
 use std::fmt;
 use std::path::Path;
@@ -88,25 +93,12 @@ impl Grant {
     }
 }
 
-/// What a request needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone may ask.
-    Open,
-    /// A token with scope `read`.
-    Read,
-    /// A token with scope `write`.
-    Write,
-}
-
-impl Access {
-    /// Whether `grant` allows it.
-    fn allowed(self, grant: Grant) -> bool {
-        match self {
-            Access::Open => true,
-            Access::Read => grant.read,
-            Access::Write => grant.write,
-        }
+/// Whether `grant` allows what `need` asks for.
+fn allows(need: Access, grant: Grant) -> bool {
+    match need {
+        Access::Open => true,
+        Access::Read => grant.read,
+        Access::Write => grant.write,
     }
 }
 
@@ -284,57 +276,6 @@ fn warn_if_others_can_read(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_others_can_read(_path: &Path) {}
 
-/// Whether a gRPC method of logtap.v1 or the seed's service only reads.
-fn is_read_method(method: &str) -> bool {
-    matches!(method, "GetLogs" | "StreamLogs")
-}
-
-/// What a request for `path` with `method` needs. See the module docs.
-pub fn required_access(method: &Method, path: &str, metrics_public: bool) -> Access {
-    const OPEN_GRPC: [&str; 3] = [
-        "/grpc.health.v1.Health/",
-        "/grpc.reflection.v1.ServerReflection/",
-        "/grpc.reflection.v1alpha.ServerReflection/",
-    ];
-    if path == "/healthz"
-        || path == "/"
-        || path == "/index.html"
-        || path == "/favicon.ico"
-        || path.starts_with("/assets/")
-        || OPEN_GRPC.iter().any(|prefix| path.starts_with(prefix))
-    {
-        return Access::Open;
-    }
-    if path == "/metrics" {
-        return if metrics_public {
-            Access::Open
-        } else {
-            Access::Read
-        };
-    }
-    for service in ["/logtap.v1.LogService/", "/example.LogService/"] {
-        if let Some(rpc) = path.strip_prefix(service) {
-            // Anything but the known read methods needs write: a write
-            // method added later cannot slip through with a read token.
-            return if is_read_method(rpc) {
-                Access::Read
-            } else {
-                Access::Write
-            };
-        }
-    }
-    if path.starts_with("/api/") && !(method == Method::GET || method == Method::HEAD) {
-        return Access::Write;
-    }
-    Access::Read
-}
-
-/// Whether a path takes its token from the query string too.
-fn takes_query_token(method: &Method, path: &str) -> bool {
-    (method == Method::GET || method == Method::HEAD)
-        && matches!(path, "/api/v1/sse" | "/api/v1/poll")
-}
-
 /// Decodes `%XX` escapes; `+` stays `+` (tokens never hold spaces, and
 /// base64 tokens do hold `+`). `None` for a broken escape or non-UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
@@ -496,25 +437,25 @@ impl Refusal {
 pub struct Guard {
     /// The accepted tokens.
     tokens: Arc<TokenSet>,
-    /// Whether `/metrics` is open to anyone.
-    metrics_public: bool,
+    /// What each declared route needs.
+    routes: Arc<Routes>,
 }
 
 impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
             .field("tokens", &self.tokens.len())
-            .field("metrics_public", &self.metrics_public)
+            .field("routes", &self.routes.iter().count())
             .finish()
     }
 }
 
 impl Guard {
-    /// A guard accepting `tokens`.
-    pub fn new(tokens: TokenSet, metrics_public: bool) -> Guard {
+    /// A guard accepting `tokens` on the declared `routes`.
+    pub fn new(tokens: TokenSet, routes: Routes) -> Guard {
         Guard {
             tokens: Arc::new(tokens),
-            metrics_public,
+            routes: Arc::new(routes),
         }
     }
 }
@@ -545,32 +486,48 @@ async fn check(State(guard): State<Guard>, mut request: Request, next: Next) -> 
         }
         None => None,
     };
-    let need = required_access(request.method(), request.uri().path(), guard.metrics_public);
-    if need == Access::Open {
+    let route = guard
+        .routes
+        .lookup(request.method(), request.uri().path())
+        .copied();
+    if route.is_some_and(|route| route.access == Access::Open) {
         return next.run(request).await;
     }
     let presented = match request.headers().get(AUTHORIZATION) {
         Some(value) => bearer(value),
         None => match query_token {
-            Some(token) if takes_query_token(request.method(), request.uri().path()) => {
-                Presented::Token(token)
-            }
+            Some(token) if route.is_some_and(|route| route.query_token) => Presented::Token(token),
             _ => Presented::Nothing,
         },
     };
     let refusal = match presented {
         Presented::Nothing => Refusal::Missing,
         Presented::Malformed => Refusal::Malformed,
-        Presented::Token(token) => match guard.tokens.grant_for(&token) {
-            None => Refusal::Invalid,
-            Some(grant) if need.allowed(grant) => {
+        Presented::Token(token) => match (guard.tokens.grant_for(&token), route) {
+            (None, _) => Refusal::Invalid,
+            (Some(_), None) => return undeclared(&request),
+            (Some(grant), Some(route)) if allows(route.access, grant) => {
                 request.extensions_mut().insert(grant);
                 return next.run(request).await;
             }
-            Some(grant) => Refusal::Scope { need, grant },
+            (Some(grant), Some(route)) => Refusal::Scope {
+                need: route.access,
+                grant,
+            },
         },
     };
     refuse(&request, refusal)
+}
+
+/// The answer to a request with a valid token on a route no protocol
+/// declared: the unknown-route answer, so the handler (if one was mounted
+/// without its declaration) is never reached.
+fn undeclared(request: &Request) -> Response {
+    tracing::debug!(
+        path = request.uri().path(),
+        "A request on a route with no declared access was refused."
+    );
+    crate::error::unknown_route(request.headers(), request.uri().path())
 }
 
 /// The answer to a refused request: a gRPC status for gRPC and gRPC-Web
@@ -702,57 +659,6 @@ mod tests {
     }
 
     #[test]
-    fn what_each_request_needs() {
-        let get = Method::GET;
-        let post = Method::POST;
-        for open in [
-            "/healthz",
-            "/",
-            "/index.html",
-            "/assets/app-1234.js",
-            "/grpc.health.v1.Health/Check",
-            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-        ] {
-            assert_eq!(required_access(&get, open, false), Access::Open, "{open}");
-        }
-        assert_eq!(required_access(&get, "/metrics", false), Access::Read);
-        assert_eq!(required_access(&get, "/metrics", true), Access::Open);
-        for read in [
-            "/logtap.v1.LogService/GetLogs",
-            "/logtap.v1.LogService/StreamLogs",
-            "/example.LogService/GetLogs",
-            "/api/v1/logs",
-            "/api/v1/sse",
-            "/nowhere",
-            "/healthz/",
-        ] {
-            assert_eq!(
-                required_access(&post, read, false),
-                if read.starts_with("/api/") {
-                    Access::Write
-                } else {
-                    Access::Read
-                },
-                "{read}"
-            );
-            assert_eq!(required_access(&get, read, false), Access::Read, "{read}");
-        }
-        for write in [
-            "/logtap.v1.LogService/Push",
-            "/logtap.v1.LogService/Delete",
-            "/example.LogService/Anything",
-        ] {
-            assert_eq!(
-                required_access(&post, write, false),
-                Access::Write,
-                "{write}"
-            );
-        }
-        assert_eq!(required_access(&post, "/api/v1/push", false), Access::Write);
-    }
-
-    #[test]
     fn the_query_token_is_removed_and_decoded() {
         let uri: Uri = "/api/v1/sse?level=error&access_token=a%2Bb%3D&after=3"
             .parse()
@@ -765,9 +671,6 @@ mod tests {
         assert_eq!(stripped, "/api/v1/poll");
         assert_eq!(token.as_deref(), Some("t"));
         assert!(strip_query_token(&"/api/v1/poll?after=1".parse().unwrap()).is_none());
-        assert!(takes_query_token(&Method::GET, "/api/v1/sse"));
-        assert!(!takes_query_token(&Method::GET, "/api/v1/logs"));
-        assert!(!takes_query_token(&Method::POST, "/api/v1/poll"));
     }
 
     #[test]

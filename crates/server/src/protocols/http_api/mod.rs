@@ -24,6 +24,7 @@ pub(crate) mod sse;
 
 use crate::config::ServerConfig;
 use crate::error::ServeError;
+use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::state::Shared;
 use axum::http::header::IntoHeaderName;
@@ -50,6 +51,15 @@ pub struct Fallback {
     /// message, so no transport takes an entry another one would refuse.
     pub max_line_bytes: usize,
 }
+
+/// What each route needs. Only the reading routes a browser's
+/// `EventSource` or a plain page poll reaches take `?access_token=`.
+pub(crate) const ROUTES: [Route; 4] = [
+    Route::exact("/api/v1/logs", Methods::Get, Access::Read),
+    Route::exact("/api/v1/poll", Methods::Get, Access::Read).with_query_token(),
+    Route::exact("/api/v1/sse", Methods::Get, Access::Read).with_query_token(),
+    Route::exact("/api/v1/push", Methods::Post, Access::Write),
+];
 
 /// `/api/v1/logs`, `/api/v1/poll`, `/api/v1/sse` and `/api/v1/push`.
 pub fn routes(shared: Shared, config: &ServerConfig) -> Router {

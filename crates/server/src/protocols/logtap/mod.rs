@@ -9,6 +9,7 @@ use crate::grpc::method::{Limits, Method, ServiceRoutes};
 use crate::grpc::wire::V1Encoder;
 use crate::grpc::{error_status, open_stream};
 use crate::ingest::{self, now_nanos};
+use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::state::Shared;
 use axum::Router;
@@ -21,6 +22,20 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// logtap.v1's service name, for routes and health checks.
 pub const SERVICE_NAME: &str = "logtap.v1.LogService";
+
+/// What each method needs. Any other path under the service needs write,
+/// so a write method added later cannot slip through with a read token;
+/// `ServiceRoutes` answers it UNIMPLEMENTED.
+pub(crate) const ROUTES: [Route; 4] = [
+    Route::exact("/logtap.v1.LogService/GetLogs", Methods::Any, Access::Read),
+    Route::exact(
+        "/logtap.v1.LogService/StreamLogs",
+        Methods::Any,
+        Access::Read,
+    ),
+    Route::exact("/logtap.v1.LogService/Push", Methods::Any, Access::Write),
+    Route::prefix("/logtap.v1.LogService/", Methods::Any, Access::Write),
+];
 
 /// logtap's own API.
 #[derive(Debug, Clone)]

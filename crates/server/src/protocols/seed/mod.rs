@@ -7,6 +7,7 @@ use crate::grpc::body::GrpcBody;
 use crate::grpc::method::{Limits, Method, ServiceRoutes};
 use crate::grpc::open_stream;
 use crate::grpc::wire::SeedEncoder;
+use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::RequestId;
 use crate::stream::state::Shared;
 use axum::Router;
@@ -17,6 +18,14 @@ use tonic::{Request, Response, Status};
 
 /// The seed service's full name, for routes and health checks.
 pub const SERVICE_NAME: &str = "example.LogService";
+
+/// What each method needs: both read. Any other path under the service
+/// needs write, as for logtap.v1; `ServiceRoutes` answers it UNIMPLEMENTED.
+pub(crate) const ROUTES: [Route; 3] = [
+    Route::exact("/example.LogService/GetLogs", Methods::Any, Access::Read),
+    Route::exact("/example.LogService/StreamLogs", Methods::Any, Access::Read),
+    Route::prefix("/example.LogService/", Methods::Any, Access::Write),
+];
 
 /// Both of the seed's methods: the request's level, entries in the seed's
 /// form (encoded straight from the store).
