@@ -8,6 +8,7 @@ use logtap_query::QueryError;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
 /// Why [`crate::Server::bind`] or [`crate::Server::run`] failed. These stop
@@ -403,8 +404,108 @@ pub(crate) fn unknown_route(headers: &http::HeaderMap, path: &str) -> axum::resp
     }
 }
 
+/// The final status of a server-streaming gRPC response, carrying the
+/// stream's trailer metadata: OK, or the error's code and message. The
+/// message is the error's whole text, not clipped as `to_status` clips it;
+/// a message that cannot be a header value goes out as
+/// [`without_message`].
+pub(crate) fn stream_end_status(error: Option<&ServeError>, trailers: MetadataMap) -> Status {
+    match error {
+        None => Status::with_metadata(Code::Ok, "", trailers),
+        Some(error) => Status::with_metadata(error.code(), error.to_string(), trailers),
+    }
+}
+
+/// `status` without its message, for a message that cannot be a header
+/// value: the code and metadata still go out.
+pub(crate) fn without_message(status: &Status) -> Status {
+    Status::with_metadata(status.code(), "", status.metadata().clone())
+}
+
+/// The answer to an unknown method of a service this server serves.
+pub(crate) fn no_such_method(path: &str) -> Status {
+    Status::unimplemented(format!("no such method: {path}"))
+}
+
+/// Why the token check refused a request, before any handler ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// No valid token: UNAUTHENTICATED, HTTP 401.
+    Unauthenticated,
+    /// A valid token without the scope the route needs: PERMISSION_DENIED,
+    /// HTTP 403.
+    PermissionDenied,
+}
+
+impl Refused {
+    /// The gRPC code.
+    pub(crate) fn code(self) -> Code {
+        match self {
+            Refused::Unauthenticated => Code::Unauthenticated,
+            Refused::PermissionDenied => Code::PermissionDenied,
+        }
+    }
+
+    /// The HTTP status.
+    pub(crate) fn http_status(self) -> StatusCode {
+        match self {
+            Refused::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Refused::PermissionDenied => StatusCode::FORBIDDEN,
+        }
+    }
+
+    /// The gRPC status, with `message`.
+    pub(crate) fn to_status(self, message: String) -> Status {
+        Status::new(self.code(), message)
+    }
+
+    /// The HTTP answer: the status, the `WWW-Authenticate` challenge and a
+    /// JSON body `{"error": ...}` whose string is `json_message`, already
+    /// escaped.
+    pub(crate) fn to_http(
+        self,
+        challenge: &'static str,
+        json_message: &str,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+        use http::HeaderValue;
+        let body = format!("{{\"error\":{json_message}}}\n");
+        (
+            self.http_status(),
+            [
+                (WWW_AUTHENTICATE, HeaderValue::from_static(challenge)),
+                (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            ],
+            body,
+        )
+            .into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn refusals_map_to_one_code_and_one_status() {
+        assert_eq!(Refused::Unauthenticated.code(), Code::Unauthenticated);
+        assert_eq!(
+            Refused::Unauthenticated.http_status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(Refused::PermissionDenied.code(), Code::PermissionDenied);
+        assert_eq!(
+            Refused::PermissionDenied.http_status(),
+            StatusCode::FORBIDDEN
+        );
+        let response = Refused::PermissionDenied.to_http("Bearer realm=\"logtap\"", "\"no\"");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"logtap\""
+        );
+        assert_eq!(response.headers()["content-type"], "application/json");
+    }
+
     use super::*;
     use std::io;
 

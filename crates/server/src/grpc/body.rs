@@ -19,7 +19,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tonic::{Code, Status};
+use tonic::Status;
 
 /// How many bytes of entries sent one by one are gathered into one DATA
 /// frame before it goes out (tonic's own threshold): a stream reading
@@ -67,16 +67,13 @@ impl GrpcBody {
 /// and logtap's trailer metadata.
 fn trailers(request_id: &RequestId, end: End) -> HeaderMap {
     let metadata = metadata::stream_trailers(request_id, &end.summary);
-    let status = match end.error {
-        None => Status::with_metadata(Code::Ok, "", metadata),
-        Some(error) => Status::with_metadata(error.code(), error.to_string(), metadata),
-    };
+    let status = crate::error::stream_end_status(end.error.as_ref(), metadata);
     let mut headers = HeaderMap::new();
     if let Err(error) = status.add_header(&mut headers) {
         // Only a status message that cannot be a header value gets here;
         // the code and metadata still go out.
         tracing::warn!(request_id = %request_id, error = %error, "A stream's status message could not be sent.");
-        let status = Status::with_metadata(status.code(), "", status.metadata().clone());
+        let status = crate::error::without_message(&status);
         headers.clear();
         let _ = status.add_header(&mut headers);
     }

@@ -136,7 +136,7 @@ impl tower::Service<HttpRequest> for Method {
 /// The answer to a method the service does not have, as a generated tonic
 /// server gives it: a headers-only response with UNIMPLEMENTED.
 async fn unimplemented(request: HttpRequest) -> HttpResponse {
-    Status::unimplemented(format!("no such method: {}", request.uri().path())).into_http()
+    crate::error::no_such_method(request.uri().path()).into_http()
 }
 
 /// The routes of one gRPC service: each of its methods on its path, and

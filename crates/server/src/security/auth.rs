@@ -50,21 +50,20 @@
 //! many leading bytes were right, nor the configured tokens' lengths show in
 //! the time taken. Tokens are never logged.
 
-use crate::error::TokenFileError;
+use crate::error::{Refused, TokenFileError};
 use crate::security::access::{Access, Routes};
 use crate::stream::metadata::RequestId;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, StatusCode, Uri};
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Uri};
 use ring::digest::{digest, SHA256};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use subtle::{Choice, ConstantTimeEq};
-use tonic::Code;
 
 /// Tokens shorter than this draw a warning at startup: easy to guess.
 const SHORT_TOKEN: usize = 16;
@@ -396,12 +395,13 @@ impl Refusal {
         }
     }
 
-    /// The gRPC code: UNAUTHENTICATED without a valid token,
-    /// PERMISSION_DENIED with one that lacks the scope.
-    fn code(self) -> Code {
+    /// Which refusal it is: unauthenticated without a valid token,
+    /// permission denied with one that lacks the scope (`error.rs` says
+    /// what each is on the wire).
+    fn kind(self) -> Refused {
         match self {
-            Refusal::Scope { .. } => Code::PermissionDenied,
-            _ => Code::Unauthenticated,
+            Refusal::Scope { .. } => Refused::PermissionDenied,
+            _ => Refused::Unauthenticated,
         }
     }
 
@@ -548,27 +548,13 @@ fn refuse(request: &Request, refusal: Refusal) -> Response {
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("application/grpc"));
     if is_grpc {
-        let mut status = tonic::Status::new(refusal.code(), refusal.message());
+        let mut status = refusal.kind().to_status(refusal.message());
         request_id.insert_into(status.metadata_mut());
         return status.into_http::<axum::body::Body>();
     }
-    let status = match refusal.code() {
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        _ => StatusCode::UNAUTHORIZED,
-    };
-    let body = format!("{{\"error\":{}}}\n", json_string(&refusal.message()));
-    let mut response = (
-        status,
-        [
-            (
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static(refusal.challenge()),
-            ),
-            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-        ],
-        body,
-    )
-        .into_response();
+    let mut response = refusal
+        .kind()
+        .to_http(refusal.challenge(), &json_string(&refusal.message()));
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         response
             .headers_mut()
