@@ -11,7 +11,7 @@
 //!
 //! Entries take one JSON form everywhere ([`json`]). The reading routes take
 //! the query parameters parsed here, which mirror the gRPC `LogRequest`, and
-//! go through the same [`Query::parse`](crate::query::Query::parse) and
+//! go through the same [`Plan::parse`](logtap_query::Plan::parse) and
 //! [`tail::open`](crate::stream::tail::open) as gRPC, so they accept and refuse the
 //! same things and count in the same metrics. Errors answer with the status
 //! from [`ServeError::http_status`] and a body `{"error":"..."}`.
@@ -114,7 +114,7 @@ impl Endpoint {
 }
 
 /// A reading route's query string, checked for form but not yet for
-/// meaning (that is [`Query::parse`](crate::query::Query::parse)'s job).
+/// meaning (that is [`Plan::parse`](logtap_query::Plan::parse)'s job).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
     /// The filters, as the gRPC request would carry them.
