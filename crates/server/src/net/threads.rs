@@ -117,6 +117,7 @@ impl Drop for ConnectionThreads {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// The name of the thread a task spawned on `runtime` runs on.
     fn thread_of(runtime: &Handle) -> String {
@@ -125,7 +126,10 @@ mod tests {
             let name = std::thread::current().name().map(str::to_string);
             sender.send(name).unwrap();
         });
-        receiver.recv().unwrap().unwrap()
+        receiver
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the task ran")
+            .expect("the thread has a name")
     }
 
     #[test]
@@ -155,21 +159,46 @@ mod tests {
             }
             sender.send(seen).unwrap();
         });
-        let seen = receiver.recv().unwrap();
+        let seen = receiver
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the task ended");
         assert!(seen.iter().all(|name| name == "logtap-conn-0"), "{seen:?}");
     }
 
     #[test]
     fn dropping_ends_the_threads_even_with_tasks_still_running() {
+        /// Says when the task that owns it is dropped with its runtime.
+        struct Dropped(std::sync::mpsc::Sender<&'static str>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                let _ = self.0.send("task dropped");
+            }
+        }
         let threads = ConnectionThreads::start(1).unwrap();
         let (started, wait_started) = std::sync::mpsc::channel();
+        let (events, seen) = std::sync::mpsc::channel();
+        let guard = Dropped(events.clone());
         threads.next().spawn(async move {
+            let _guard = guard;
             started.send(()).unwrap();
             std::future::pending::<()>().await;
         });
-        wait_started.recv().unwrap();
-        // Returns only once the thread has been joined.
-        drop(threads);
+        wait_started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the task started");
+        // Dropping joins the thread; on another thread, so that a drop that
+        // hangs fails the test instead of hanging it.
+        std::thread::spawn(move || {
+            drop(threads);
+            let _ = events.send("threads joined");
+        });
+        let first = seen.recv_timeout(Duration::from_secs(10));
+        let second = seen.recv_timeout(Duration::from_secs(10));
+        assert_eq!(
+            (first, second),
+            (Ok("task dropped"), Ok("threads joined")),
+            "dropping the threads drops the pending task, then returns"
+        );
     }
 
     #[test]
