@@ -41,6 +41,19 @@ pub fn encode_labels(labels: &[(String, String)], out: &mut Vec<u8>) -> Result<(
     Ok(())
 }
 
+/// Puts labels in the one form every ingest path stores: sorted by name, a
+/// name given more than once keeping its last value. That is what a label
+/// map (gRPC's, OTLP's attributes) makes of the same pairs, so an entry is
+/// stored alike whichever protocol brought it.
+pub fn normalize_labels(labels: &mut Vec<(String, String)>) {
+    // A stable sort keeps equal names in the order written; reversed, the
+    // last written comes first in its run, which is the one dedup keeps.
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
+    labels.reverse();
+    labels.dedup_by(|later, kept| later.0 == kept.0);
+    labels.reverse();
+}
+
 /// The bytes `labels` take in the compact form.
 pub fn encoded_labels_len(labels: &[(String, String)]) -> usize {
     labels
@@ -128,6 +141,16 @@ mod tests {
             Err(StoreError::EntryTooLarge(_))
         ));
         assert_eq!(out, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn normalized_labels_are_sorted_with_the_last_value_of_a_repeated_name() {
+        let mut labels = pairs(&[("b", "1"), ("a", "x"), ("b", "2"), ("c", ""), ("b", "3")]);
+        normalize_labels(&mut labels);
+        assert_eq!(labels, pairs(&[("a", "x"), ("b", "3"), ("c", "")]));
+        let mut none = Vec::new();
+        normalize_labels(&mut none);
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -32,7 +32,9 @@ mod run;
 pub use backend::{AppendReceipt, Backend, CommitHook, LogReader, StoreStats};
 pub use entry::{Entry, EntryRef, NewEntry};
 pub use error::StoreError;
-pub use labels::{encode_labels, encoded_labels_len, Labels, MAX_LABELS, MAX_LABEL_TEXT_BYTES};
+pub use labels::{
+    encode_labels, encoded_labels_len, normalize_labels, Labels, MAX_LABELS, MAX_LABEL_TEXT_BYTES,
+};
 pub use level::{Level, UnknownLevel};
 pub use limits::{content_bytes, EntryLimits};
 pub use read::{Direction, Filter, ReadOptions, Step};

@@ -196,6 +196,16 @@ pub enum ServeError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// One line of an HTTP push whose entry the backend cannot keep (a
+    /// label over its limits): the lines before it are stored, it and the
+    /// rest are not.
+    #[error("line {line}: {source}")]
+    LineRefused {
+        /// The line's number in the body, from 1.
+        line: u64,
+        /// Why the backend refuses the entry.
+        source: StoreError,
+    },
     /// An HTTP push body in a content coding the server does not decode;
     /// storing it as text would store the compressed bytes.
     #[error("the body is {0}-encoded; send it uncompressed (no Content-Encoding, or identity)")]
@@ -338,7 +348,9 @@ impl ServeError {
             ServeError::BodyTooLarge { .. } | ServeError::LineTooLong { .. } => {
                 Code::ResourceExhausted
             }
-            ServeError::Store(error) => store_error_code(error),
+            ServeError::Store(error) | ServeError::LineRefused { source: error, .. } => {
+                store_error_code(error)
+            }
             ServeError::Inbound(status) if is_message_too_large(status) => Code::ResourceExhausted,
             ServeError::Inbound(status) => status.code(),
             ServeError::PushFailed { cause, .. } => cause.code(),

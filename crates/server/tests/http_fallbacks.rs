@@ -757,6 +757,34 @@ async fn push_bodies_over_the_limits_are_413_and_compressed_ones_415() {
 }
 
 #[tokio::test]
+async fn a_line_the_store_cannot_keep_is_400_and_the_lines_before_it_are_stored() {
+    let server = TestServer::start().await;
+    let mut body = String::new();
+    for n in 1..=999 {
+        if n == 500 {
+            // A label over the record format's 64 KiB.
+            body.push_str(&format!(
+                "{{\"msg\":\"big\",\"k\":\"{}\"}}\n",
+                "v".repeat(70_000)
+            ));
+        } else {
+            body.push_str(&format!("line {n}\n"));
+        }
+    }
+    let (status, headers, answer) = post_push(&server, body.as_bytes()).await;
+    assert_eq!(status, 400, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("line 500: "), "{answer}");
+    assert!(error.contains("64 KiB"), "{answer}");
+    assert_eq!(answer["stored"], 499, "{answer}");
+    assert_eq!(header(&headers, "logtap-stored"), "499");
+    let mut client = server.client().await;
+    let (entries, _, _) = get_all(&mut client, LogRequest::default()).await;
+    assert_eq!(entries.len(), 499);
+    assert_eq!(entries[498].message, "line 499");
+}
+
+#[tokio::test]
 async fn bad_parameters_are_400_with_a_message_that_says_what_to_change() {
     let server = TestServer::start().await;
     let cases = [

@@ -1,5 +1,10 @@
-//! Appending to the store from async code, for every transport that takes
-//! entries in (gRPC Push, the HTTP push route).
+//! Appending to the store from async code, for every protocol that takes
+//! entries in (gRPC Push, the HTTP push route): the one [`batcher`] they
+//! fill, and [`append`], which hands a batch to the backend.
+
+pub(crate) mod batcher;
+
+pub(crate) use batcher::Batcher;
 
 use crate::error::ServeError;
 use crate::stream::state::Shared;

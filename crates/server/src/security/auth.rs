@@ -563,19 +563,11 @@ fn refuse(request: &Request, refusal: Refusal) -> Response {
     response
 }
 
-/// `text` as a JSON string literal.
+/// `text` as a JSON string literal, with the one escaper every JSON body
+/// uses (`logtap_core::json`).
 fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    logtap_core::json::write_string(&mut out, text);
     out
 }
 
@@ -671,6 +663,6 @@ mod tests {
 
     #[test]
     fn json_bodies_are_escaped() {
-        assert_eq!(json_string("a \"b\" \\ \n"), "\"a \\\"b\\\" \\\\ \\u000a\"");
+        assert_eq!(json_string("a \"b\" \\ \n"), "\"a \\\"b\\\" \\\\ \\n\"");
     }
 }

@@ -1,11 +1,11 @@
 //! `POST /api/v1/push`: NDJSON in, in the line format of `logtap push`, and
 //! `{"stored":N,"last_cursor":C}` out.
 //!
-//! The body is read as it arrives and split into lines; every 1,000 entries
-//! (or about 1 MiB of them) are stored as one batch through
-//! [`ingest::append`], so a body of any size takes the memory of one batch
-//! and one line, and a slow disk slows the client down instead of piling
-//! the body up in memory. Each line is read as `logtap push` reads it:
+//! The body is read as it arrives and split into lines, which fill the one
+//! batcher ([`Batcher`]); a full batch is stored through [`ingest::append`],
+//! so a body of any size takes the memory of one batch and one line, and a
+//! slow disk slows the client down instead of piling the body up in memory.
+//! Each line is read as `logtap push` reads it:
 //!
 //! - bytes that are not UTF-8 become U+FFFD (one stray byte never costs a
 //!   line);
@@ -16,9 +16,13 @@
 //!   stored as plain text, the whole line as the message, as `logtap push`
 //!   does, so no line is ever lost; the answer's `logtap-stored-as-text`
 //!   header counts them;
-//! - labels are sorted by name and a name given twice keeps its last value,
-//!   which is what the same line pushed by `logtap push` (through gRPC's
-//!   label map) becomes, so both ways store the same entry.
+//! - labels are sorted by name and a name given twice keeps its last value
+//!   (the batcher's one normal form), which is what the same line pushed by
+//!   `logtap push` (through gRPC's label map) becomes, so both ways store
+//!   the same entry;
+//! - an entry over the backend's limits (a label over 64 KiB) is refused
+//!   with its line number (400) before it joins a batch: the lines before
+//!   it are stored, it and the rest are not.
 //!
 //! A body with a `Content-Encoding` (gzip, ...) is refused with 415 rather
 //! than stored as the compressed bytes. Limits answer 413: a `Content-Length` over `max_push_body_bytes` before
@@ -31,7 +35,7 @@
 
 use super::{error_response, Fallback};
 use crate::error::ServeError;
-use crate::ingest::{self, now_nanos};
+use crate::ingest::{self, now_nanos, Batcher};
 use crate::ops::metrics::Limit;
 use crate::stream::metadata::{self, RequestId};
 use axum::body::Body;
@@ -39,12 +43,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use logtap_core::NewEntry;
 
-/// A batch is stored once it holds this many entries...
-const BATCH_ENTRIES: usize = 1_000;
-/// ... or about this many bytes of messages and labels.
-const BATCH_BYTES: usize = 1 << 20;
 /// The answer header that counts JSON lines stored as plain text.
 pub const STORED_AS_TEXT: &str = "logtap-stored-as-text";
 
@@ -121,21 +120,12 @@ pub async fn push(State(state): State<Fallback>, headers: HeaderMap, body: Body)
     (response_headers, body).into_response()
 }
 
-/// The batch being filled.
-#[derive(Debug, Default)]
-struct Batch {
-    /// The entries parsed so far.
-    entries: Vec<NewEntry>,
-    /// Roughly the bytes they hold.
-    bytes: usize,
-}
-
 /// Reads the body line by line, storing a batch whenever one is full and
 /// what is left at the end. `pushed` says what was stored, also on error.
 async fn ingest_body(state: &Fallback, body: Body, pushed: &mut Pushed) -> Result<(), ServeError> {
     let shared = &state.shared;
     let mut chunks = body.into_data_stream();
-    let mut batch = Batch::default();
+    let mut batch = Batcher::new(shared.store.limits());
     // The start of a line whose end has not arrived yet.
     let mut partial: Vec<u8> = Vec::new();
     let mut line_number = 0u64;
@@ -168,14 +158,21 @@ async fn ingest_body(state: &Fallback, body: Body, pushed: &mut Pushed) -> Resul
                     limit: state.max_line_bytes,
                 });
             }
-            if partial.is_empty() {
-                add_line(&mut batch, piece, pushed);
+            let added = if partial.is_empty() {
+                add_line(&mut batch, piece, line_number, pushed)
             } else {
                 partial.extend_from_slice(piece);
-                add_line(&mut batch, &partial, pushed);
+                let added = add_line(&mut batch, &partial, line_number, pushed);
                 partial.clear();
+                added
+            };
+            if let Err(refused) = added {
+                // The lines before a refused one are good: they are stored,
+                // as the requests before a refused one are in gRPC Push.
+                store(shared, &mut batch, pushed).await?;
+                return Err(refused);
             }
-            if batch.entries.len() >= BATCH_ENTRIES || batch.bytes >= BATCH_BYTES {
+            if batch.is_full() {
                 store(shared, &mut batch, pushed).await?;
             }
         }
@@ -189,13 +186,21 @@ async fn ingest_body(state: &Fallback, body: Body, pushed: &mut Pushed) -> Resul
     }
     // A last line without a newline is a line all the same.
     if !partial.is_empty() {
-        add_line(&mut batch, &partial, pushed);
+        if let Err(refused) = add_line(&mut batch, &partial, line_number + 1, pushed) {
+            store(shared, &mut batch, pushed).await?;
+            return Err(refused);
+        }
     }
     store(shared, &mut batch, pushed).await
 }
 
-/// Parses one line (without its `\n`) into the batch.
-fn add_line(batch: &mut Batch, line: &[u8], pushed: &mut Pushed) {
+/// Parses line `number` (without its `\n`) into the batch.
+fn add_line(
+    batch: &mut Batcher,
+    line: &[u8],
+    number: u64,
+    pushed: &mut Pushed,
+) -> Result<(), ServeError> {
     let text = String::from_utf8_lossy(line);
     let received = now_nanos();
     let entry = match logtap_ingest::parse_line(&text, received) {
@@ -206,42 +211,25 @@ fn add_line(batch: &mut Batch, line: &[u8], pushed: &mut Pushed) {
             logtap_ingest::parse_plain(&text, received)
         }
     };
-    let Some(mut entry) = entry else {
-        return;
+    let Some(entry) = entry else {
+        return Ok(());
     };
-    normalize_labels(&mut entry.labels);
-    batch.bytes += entry.message.len()
-        + 24
-        + entry
-            .labels
-            .iter()
-            .map(|(name, value)| name.len() + value.len() + 8)
-            .sum::<usize>();
-    batch.entries.push(entry);
-}
-
-/// Sorts labels by name and keeps the last value of a name given twice.
-fn normalize_labels(labels: &mut Vec<(String, String)>) {
-    // A stable sort keeps equal names in the order written; reversed, the
-    // last written comes first in its run, which is the one dedup keeps.
-    labels.sort_by(|a, b| a.0.cmp(&b.0));
-    labels.reverse();
-    labels.dedup_by(|later, kept| later.0 == kept.0);
-    labels.reverse();
+    batch.add(entry).map_err(|source| ServeError::LineRefused {
+        line: number,
+        source,
+    })
 }
 
 /// Stores the batch (if it holds anything) and counts it.
 async fn store(
     shared: &crate::stream::state::Shared,
-    batch: &mut Batch,
+    batch: &mut Batcher,
     pushed: &mut Pushed,
 ) -> Result<(), ServeError> {
-    if batch.entries.is_empty() {
+    if batch.is_empty() {
         return Ok(());
     }
-    let entries = std::mem::take(&mut batch.entries);
-    batch.bytes = 0;
-    let receipt = ingest::append(shared, entries).await?;
+    let receipt = ingest::append(shared, batch.take()).await?;
     if receipt.count > 0 {
         pushed.stored += receipt.count;
         pushed.last_cursor = receipt.last_cursor;
@@ -252,46 +240,54 @@ async fn store(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use logtap_core::{EntryLimits, Level};
 
-    #[test]
-    fn labels_are_sorted_and_the_last_of_a_name_wins() {
-        let mut labels = vec![
-            ("host".to_string(), "a".to_string()),
-            ("app".into(), "db".into()),
-            ("host".into(), "b".into()),
-            ("zone".into(), "1".into()),
-            ("host".into(), "c".into()),
-        ];
-        normalize_labels(&mut labels);
-        assert_eq!(
-            labels,
-            vec![
-                ("app".to_string(), "db".to_string()),
-                ("host".into(), "c".into()),
-                ("zone".into(), "1".into()),
-            ]
-        );
-    }
+    /// The store's own limits, small where the test needs them.
+    const LIMITS: EntryLimits = EntryLimits {
+        max_message_bytes: u32::MAX as usize,
+        max_labels: u16::MAX as usize,
+        max_label_bytes: u16::MAX as usize,
+        max_entry_bytes: 1 << 29,
+    };
 
     #[test]
     fn lines_parse_like_logtap_push_and_rejected_json_is_kept_as_text() {
-        let mut batch = Batch::default();
+        let mut batch = Batcher::new(LIMITS);
         let mut pushed = Pushed::default();
-        add_line(&mut batch, b"ERROR disk full", &mut pushed);
-        add_line(&mut batch, b"   ", &mut pushed);
+        add_line(&mut batch, b"ERROR disk full", 1, &mut pushed).unwrap();
+        add_line(&mut batch, b"   ", 2, &mut pushed).unwrap();
         add_line(
             &mut batch,
             br#"{"level":"warn","msg":"slow","ts":"yesterday"}"#,
+            3,
             &mut pushed,
-        );
-        add_line(&mut batch, b"caf\xff\r", &mut pushed);
-        assert_eq!(batch.entries.len(), 3);
+        )
+        .unwrap();
+        add_line(&mut batch, b"caf\xff\r", 4, &mut pushed).unwrap();
+        let entries = batch.take();
+        assert_eq!(entries.len(), 3);
         assert_eq!(pushed.as_text, 1);
-        assert_eq!(batch.entries[0].level, logtap_core::Level::Error);
+        assert_eq!(entries[0].level, Level::Error);
         assert_eq!(
-            batch.entries[1].message,
+            entries[1].message,
             r#"{"level":"warn","msg":"slow","ts":"yesterday"}"#
         );
-        assert_eq!(batch.entries[2].message, "caf\u{fffd}");
+        assert_eq!(entries[2].message, "caf\u{fffd}");
+    }
+
+    #[test]
+    fn a_line_the_backend_cannot_keep_is_refused_with_its_number() {
+        let mut batch = Batcher::new(LIMITS);
+        let mut pushed = Pushed::default();
+        add_line(&mut batch, b"fine", 1, &mut pushed).unwrap();
+        let line = format!("{{\"msg\":\"x\",\"k\":\"{}\"}}", "v".repeat(70_000));
+        let error = add_line(&mut batch, line.as_bytes(), 2, &mut pushed).unwrap_err();
+        assert!(
+            matches!(error, ServeError::LineRefused { line: 2, .. }),
+            "{error:?}"
+        );
+        assert_eq!(error.http_status(), axum::http::StatusCode::BAD_REQUEST);
+        assert!(error.to_string().starts_with("line 2: "), "{error}");
+        assert_eq!(batch.take().len(), 1, "the line before it stays batched");
     }
 }

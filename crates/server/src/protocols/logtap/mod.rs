@@ -8,7 +8,7 @@ use crate::grpc::body::GrpcBody;
 use crate::grpc::method::{Limits, Method, ServiceRoutes};
 use crate::grpc::wire::V1Encoder;
 use crate::grpc::{error_status, open_stream};
-use crate::ingest::{self, now_nanos};
+use crate::ingest::{self, now_nanos, Batcher};
 use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::state::Shared;
@@ -68,10 +68,10 @@ pub fn batch_entries(
                 Level::parse(&entry.level)
                     .map_err(|source| ServeError::UnknownLevel { index, source })?
             };
-            let mut labels: Vec<(String, String)> = entry.labels.into_iter().collect();
-            // A protobuf map has no order; sorting keeps what is stored (and
-            // read back) the same however the client's map iterated.
-            labels.sort();
+            // A protobuf map has no order; the batcher puts labels in the
+            // one normal form, so what is stored (and read back) is the
+            // same however the client's map iterated.
+            let labels: Vec<(String, String)> = entry.labels.into_iter().collect();
             Ok(NewEntry {
                 timestamp: if entry.timestamp == 0 {
                     received_at
@@ -115,39 +115,14 @@ impl Pushed {
     }
 }
 
-/// The most entries one Push merges into one append. High, so that for
-/// small entries the byte bound below decides: Push stops reading ahead
-/// only when a whole next batch waits behind the append in flight, and
-/// frames left unread are what h2 counts against a connection.
-const MAX_MERGED_ENTRIES: usize = 1 << 16;
-
-/// About the most memory (entries, messages and labels) one Push merges
-/// into one append; with the batch being written, a Push holds about twice
-/// this. One request alone may exceed it (up to the message size limit).
-/// 1 MiB rather than 4: in the slow-reader benchmark (1M entries on 2
-/// Push calls) the server's RSS grew 14.3 / 13.5 MiB instead of 16.7 /
-/// 14.8, for gRPC Push at 2.72M entries/s instead of 2.92M (one A/B
-/// sitting, 2 × 3 runs).
-const MAX_MERGED_BYTES: usize = 1 << 20;
-
 /// The PushRequests a Push has read and checked but not yet stored, as one
-/// batch: requests that arrive together are stored with one append (one
-/// fsync), so a client sending many small requests is read as fast as it
-/// sends and the store is not asked for one fsync per request.
-#[derive(Default)]
-struct Merged {
-    /// The entries of every request merged so far, in order.
-    entries: Vec<NewEntry>,
-    /// Roughly the bytes they hold.
-    bytes: usize,
-}
+/// batch of the one batcher ([`Batcher`]): requests that arrive together
+/// are stored with one append (one fsync), so a client sending many small
+/// requests is read as fast as it sends and the backend is not asked for
+/// one fsync per request.
+struct Merged(Batcher);
 
 impl Merged {
-    /// Whether the batch is as large as one append should be.
-    fn is_full(&self) -> bool {
-        self.entries.len() >= MAX_MERGED_ENTRIES || self.bytes >= MAX_MERGED_BYTES
-    }
-
     /// Adds the next request of the stream (`None` at its end), if it is
     /// good. Returns why reading stops: `Some(None)` at the end,
     /// `Some(Some(error))` for a bad request or a failed read, which stores
@@ -173,31 +148,11 @@ impl Merged {
             Ok(entries) => entries,
             Err(error) => return Some(Some(error)),
         };
-        // The backend's own limits, checked before the request is merged:
-        // the backend refuses a whole batch for one entry over them, which
-        // would also refuse the requests merged before it.
-        let limits = shared.store.limits();
-        let mut bytes = 0;
-        for entry in &entries {
-            if let Err(error) = limits.check(entry) {
-                return Some(Some(ServeError::Store(error)));
-            }
-            bytes += entry_bytes(entry);
+        if let Err(error) = self.0.add_all(entries) {
+            return Some(Some(ServeError::Store(error)));
         }
-        self.entries.extend(entries);
-        self.bytes += bytes;
         None
     }
-}
-
-/// Roughly the memory `entry` takes.
-fn entry_bytes(entry: &NewEntry) -> usize {
-    let labels: usize = entry
-        .labels
-        .iter()
-        .map(|(name, value)| std::mem::size_of::<(String, String)>() + name.len() + value.len())
-        .sum();
-    std::mem::size_of::<NewEntry>() + entry.message.len() + labels
 }
 
 impl LogApi {
@@ -222,7 +177,7 @@ impl LogApi {
         let shared = &self.shared;
         let mut pushed = Pushed::default();
         // The requests read but not yet handed to the store, as one batch.
-        let mut merged = Merged::default();
+        let mut merged = Merged(Batcher::new(shared.store.limits()));
         // The append in flight (at most one, so batches stay in order).
         let mut writing: Option<BoxFuture<'_, Result<AppendReceipt, ServeError>>> = None;
         // Why reading stopped: the client's end, or the error to answer
@@ -235,17 +190,14 @@ impl LogApi {
                 if stop.is_none() && shared.shutdown.is_cancelled() {
                     stop = Some(Some(ServeError::ShuttingDown));
                 }
-                while stop.is_none() && !merged.is_full() {
+                while stop.is_none() && !merged.0.is_full() {
                     match requests.next().now_or_never() {
                         Some(next) => stop = merged.take(shared, next),
                         None => break,
                     }
                 }
-                if !merged.entries.is_empty() {
-                    writing = Some(Box::pin(ingest::append(
-                        shared,
-                        std::mem::take(&mut merged).entries,
-                    )));
+                if !merged.0.is_empty() {
+                    writing = Some(Box::pin(ingest::append(shared, merged.0.take())));
                     continue;
                 }
                 match stop {
@@ -264,7 +216,7 @@ impl LogApi {
             // next one, up to its bound, so the client's frames never wait
             // unread behind an fsync (h2 closes a connection on which too
             // many small frames wait: GOAWAY ENHANCE_YOUR_CALM).
-            let reading = stop.is_none() && !merged.is_full();
+            let reading = stop.is_none() && !merged.0.is_full();
             let written = tokio::select! {
                 biased;
                 written = append => written,
