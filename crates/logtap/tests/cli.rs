@@ -463,3 +463,40 @@ fn a_bad_pattern_is_invalid_argument_exit_2() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_second_server_on_a_data_directory_in_use_exits_at_once_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = Server::start(&data);
+    let (count, _) = stored(&logtap(&["push", "--server", &first.url], "kept\n"));
+    assert_eq!(count, 1);
+
+    let mut second = common::serve_command(&data, &[]).spawn().unwrap();
+    let status = wait_with_deadline(&mut second, "the second logtap serve");
+    let mut message = String::new();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut message)
+        .unwrap();
+    assert!(!status.success(), "the second server must not start");
+    assert!(
+        message.contains("is in use by another logtap process")
+            && message.contains(&format!("(pid {})", first.child.id())),
+        "the message names the directory's holder: {message}"
+    );
+
+    // The first server was not disturbed, and keeps what it acknowledged.
+    let after = stdout(&logtap(
+        &["logs", "--server", &first.url, "--output", "json"],
+        "",
+    ));
+    assert_eq!(after.lines().count(), 1);
+    assert!(first.stop("TERM").success());
+    // Once it is gone, the directory can be opened again.
+    let again = Server::start(&data);
+    let (count, _) = stored(&logtap(&["push", "--server", &again.url], "more\n"));
+    assert_eq!(count, 1);
+}
