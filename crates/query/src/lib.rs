@@ -21,8 +21,10 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// The longest regular expression accepted, in bytes. The size limit
 /// above bounds what a pattern compiles into, but only after the whole
-/// pattern was parsed: a 2 MiB pattern held a runtime worker thread for
-/// seconds before being refused. Nobody types a 64 KiB pattern.
+/// pattern is parsed, and parsing a pattern of megabytes holds a runtime
+/// worker thread for a long time before it is refused (measured:
+/// bench/RESULTS.md, "Figures that comments used to carry"). Nobody types
+/// a 64 KiB pattern.
 const MAX_PATTERN_BYTES: usize = 64 << 10;
 
 /// How much of a client's own text an error message quotes back.

@@ -278,10 +278,10 @@ const MAX_STATUS_MESSAGE: usize = 1024;
 /// saying how much was cut.
 ///
 /// Messages quote what the client sent, and a gRPC status message travels
-/// in an HTTP/2 header: a client's 2 MiB pattern echoed back made a header
+/// in an HTTP/2 header: a long pattern echoed back whole makes a header
 /// that clients refuse (h2 resets the connection after too many
 /// CONTINUATION frames; grpc-go's default header list limit is 16 KiB), so
-/// the client never learned why it was refused.
+/// the client would never learn why it was refused.
 pub fn clip_message(mut text: String) -> String {
     if text.len() <= MAX_STATUS_MESSAGE {
         return text;

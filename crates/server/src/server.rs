@@ -421,13 +421,13 @@ fn connection_builder(
 
 /// How many encoded bytes one response stream may queue in HTTP/2 before
 /// its body is polled no more (hyper's default is ~400 KiB). This is what a
-/// client that reads slowly costs the server beyond its reader's buffer:
-/// with the default, 1,000 live tails behind a 10,000 entries/s push held
-/// 915 MiB (the fan-out benchmark); a stream's output keeps flowing at full
-/// speed with far less, since the connection writes as it goes. Half this
-/// (32 KiB) took that benchmark's peak from 253 to 202 MiB, but cost a
-/// single fast reader about 10% more CPU per entry (more, smaller rounds
-/// between the stream and its connection), so 64 KiB it stays.
+/// client that reads slowly costs the server beyond its reader's buffer,
+/// multiplied by every lagging live tail, so it is far below the default; a
+/// stream's output keeps flowing at full speed with far less, since the
+/// connection writes as it goes. It is not smaller still because a smaller
+/// buffer costs every fast reader more CPU per entry (more, smaller rounds
+/// between the stream and its connection). (measured: bench/RESULTS.md,
+/// "After this run" and "Third session")
 const SEND_BUFFER: usize = 64 * 1024;
 
 /// How much request data one HTTP/2 connection may send ahead of what its
@@ -436,11 +436,12 @@ const SEND_BUFFER: usize = 64 * 1024;
 /// h2 closes a connection (GOAWAY ENHANCE_YOUR_CALM "too_many_data_frames")
 /// when small DATA frames waiting unread cost more than half this window
 /// (~250 B of budget per frame), so with 1 MiB a client pushing one-entry
-/// requests had only ~2,000-3,000 frames of slack while Push was busy with
-/// an fsync. Push now reads ahead while it writes (see `protocols/logtap/`); the
-/// larger window is headroom for scheduling hiccups and for many streams
-/// pushing on one connection. It is also the most one connection can make
-/// the server hold unread, so it stays modest: 8 MiB per connection.
+/// requests has only a few thousand frames of slack while Push waits for
+/// an fsync. Push reads ahead while it writes (see `protocols/logtap/`);
+/// the larger window is headroom for scheduling hiccups and for many
+/// streams pushing on one connection. It is also the most one connection
+/// can make the server hold unread, so it stays modest: 8 MiB per
+/// connection.
 const CONNECTION_WINDOW: u32 = 8 << 20;
 
 /// How much request data one HTTP/2 stream may send ahead of its handler

@@ -18,10 +18,10 @@
 /// The longest input taken by the short path. Below about 768 bytes the
 /// crate too runs one serial chain of 8-byte steps, so the short path is
 /// never slower there; past that the crate's three independent chains are
-/// faster. In the `checksum` criterion bench the short path saves about 10
-/// ns a call up to 256 bytes and nothing measurable at 512 and 768, where
-/// the chain's latency hides the crate's fixed cost, so 256 keeps the gain
-/// with a margin below the crate's parallel path.
+/// faster. The gain is in the crate's fixed cost, which the chain's
+/// latency hides on longer inputs, so 256 keeps the gain with a margin
+/// below the crate's parallel path (measured: bench/RESULTS.md, "Third
+/// session" and "Figures that comments used to carry").
 const SHORT_MAX: usize = 256;
 
 /// The CRC-32C of `bytes`; the same as `crc32c_append(0, bytes)`.

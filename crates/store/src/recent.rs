@@ -173,13 +173,14 @@ const CHUNK_BYTES: usize = 16 * 1024;
 /// store opens, going round between the writer, `Recent` and readers.
 ///
 /// Why fixed: chunks made anew for every batch, on whichever blocking
-/// thread appended, and freed wherever their last reader let go, were
+/// thread appended, and freed wherever their last reader let go, would be
 /// interleaved with each batch's short-lived allocations in glibc's
-/// per-thread arenas. Each arena then kept a high-water mark of a few MiB:
-/// the slow-reader benchmark's RSS grew by 16–19 MiB instead of 11. With a
-/// fixed set the memory is what the set holds, and nothing else. When
-/// every buffer is in use (readers holding old chunks), a batch is simply
-/// not kept in memory and readers read it from the file.
+/// per-thread arenas, and each arena would keep a high-water mark of its
+/// own, growing the server's memory well beyond what the chunks hold
+/// (measured: bench/RESULTS.md, "Fourth session"). With a fixed set the
+/// memory is what the set holds, and nothing else. When every buffer is in
+/// use (readers holding old chunks), a batch is simply not kept in memory
+/// and readers read it from the file.
 #[derive(Debug, Default)]
 pub(crate) struct ChunkPool {
     /// The buffers nobody holds, each with `BUFFER_BYTES` of capacity.

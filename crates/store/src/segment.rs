@@ -232,9 +232,10 @@ impl Segment {
 /// to them.
 ///
 /// Its storage stays initialised up to the most it has ever held, so a
-/// read never zeroes memory before the file overwrites it: zeroing the
-/// buffer before every read was 3% of the server's CPU in the fan-out
-/// benchmark, where a thousand live tails each read every commit.
+/// read never zeroes memory before the file overwrites it: with a thousand
+/// live tails each reading every commit, zeroing before every read is a
+/// visible share of the server's CPU (measured: bench/RESULTS.md, "Third
+/// session").
 #[derive(Debug, Default)]
 pub struct ReadBuffer {
     /// Initialised bytes; the first `len` are the last read's.

@@ -91,8 +91,9 @@ fn varint_len(value: u64) -> usize {
 
 /// Writes a field's key and a varint (the value, or a length) with one
 /// copy. prost's `encode_key` and `encode_varint` write byte by byte, each
-/// byte a capacity check on the buffer: a 9-byte timestamp cost ten of
-/// them, about 3% of the stream benchmark's server CPU.
+/// byte a capacity check on the buffer: a 9-byte timestamp costs ten of
+/// them, for every entry a stream sends (measured: bench/RESULTS.md,
+/// "Third session").
 fn put_key_and_varint(tag: u32, wire_type: WireType, mut value: u64, buf: &mut BytesMut) {
     debug_assert!(tag < 16, "every tag here has a one-byte key");
     let mut bytes = [0u8; 11];
@@ -287,8 +288,8 @@ mod tests {
     use proptest::prelude::*;
     use prost::Message;
 
-    /// What the server sent before this module: the same entry built as a
-    /// prost message. The model the encoding is checked against.
+    /// The same entry built as a prost message: the model the encoding is
+    /// checked against.
     fn prost_v1(entry: &EntryRef<'_>) -> LogEntry {
         LogEntry {
             message: entry.message.to_string(),

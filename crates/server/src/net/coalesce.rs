@@ -3,11 +3,11 @@
 //!
 //! h2 hands each DATA frame of more than 256 bytes to the socket on its own,
 //! chaining the payload to the frame head rather than copying it, and
-//! flushes after each. With a thousand live tails on eight connections,
-//! every commit became a thousand `writev` calls of a few KiB each: 100,000
-//! syscalls and TCP segments a second, whose per-segment cost in the kernel
-//! (transmit, the loopback receive, ACKs, the reader's wake-ups) was most of
-//! the server's CPU in the fan-out benchmark.
+//! flushes after each. With a thousand live tails on a few connections,
+//! every commit would be a thousand `writev` calls of a few KiB each, and
+//! the per-segment cost in the kernel (transmit, the loopback receive,
+//! ACKs, the reader's wake-ups) would be most of the server's CPU.
+//! (measured: bench/RESULTS.md, "Sixth session")
 //!
 //! [`CoalescingIo`] copies writes into one buffer of up to [`CAPACITY`]
 //! bytes, and when the buffer is full sends it together with the next write

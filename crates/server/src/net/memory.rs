@@ -1,37 +1,36 @@
 //! Gives memory back to the system after a burst of streams has ended.
 //!
-//! Ten thousand streams opened at once take about a hundred MiB (HTTP/2
-//! stream state, tasks, buffers), spread over glibc malloc's per-thread
-//! arenas. When they end, that memory is free but glibc keeps it: an arena
-//! only shrinks from its top, and freed chunks in the middle stay resident.
+//! A burst of streams opened at once takes memory in proportion to its
+//! size (HTTP/2 stream state, tasks, buffers), spread over glibc malloc's
+//! per-thread arenas. When they end, that memory is free but glibc keeps
+//! it: an arena only shrinks from its top, and freed chunks in the middle
+//! stay resident.
 //! A server that once saw a storm of browser tabs would hold that memory
 //! forever. So a small task watches the active streams and open connections
 //! gauges, and when either count has fallen far below its peak it asks
 //! malloc to return free pages (`malloc_trim`), once per burst. Trimming
-//! walks the free lists of every arena (milliseconds for a hundred MiB) and
-//! runs on a blocking thread.
+//! walks the free lists of every arena, so it runs on a blocking thread.
 //!
 //! Connections count on their own because HTTP/2 keeps its per-stream
 //! state in a table that grows to the most streams the connection has had
-//! open at once (about 1.3 KiB each in the cancel-storm benchmark) and
-//! never shrinks while the connection lives: after 10,000 streams over 16
-//! connections, the streams' end frees little, the connections' end frees
-//! the rest. Such connections
-//! are asked to go away once idle (`stream_table.rs`), so their end, and
-//! this trim, follow a burst by about half a second.
+//! open at once and never shrinks while the connection lives: after a
+//! burst spread over a few connections, the streams' end frees little, the
+//! connections' end frees the rest. Such connections are asked to go away
+//! once idle (`stream_table.rs`), so their end, and this trim, follow a
+//! burst by about half a second. (measured: bench/RESULTS.md, "Third
+//! session" and "Figures that comments used to carry")
 //!
 //! A trim cannot return a page that holds one live chunk, and glibc's
 //! per-thread cache (tcache) keeps up to 7 freed chunks of each small size
 //! live on each thread, to hand out again without a lock. After a burst
-//! those are the last chunks freed, scattered over the tens of MiB the
-//! burst had spread to: measured after 10,000 streams, each connection
-//! thread's arena kept about 240 such chunks (80 KiB) on 160 pages, 1.2 MiB
-//! that no trim could return. glibc has no call to empty a thread's cache,
-//! but a thread's cache is emptied into the arenas when the thread ends.
-//! So before trimming, each connection thread takes its cached chunks out
-//! (by allocating 7 of each size, which its cache serves first) and a
-//! short-lived thread frees them and ends. Then the arena holds only what
-//! is really live (about 10 chunks on 4 pages in the same measurement).
+//! those are the last chunks freed, scattered over the heap the burst had
+//! spread to, each holding a page that no trim can return. glibc has no
+//! call to empty a thread's cache, but a thread's cache is emptied into
+//! the arenas when the thread ends. So before trimming, each connection
+//! thread takes its cached chunks out (by allocating 7 of each size, which
+//! its cache serves first) and a short-lived thread frees them and ends.
+//! Then the arena holds only what is really live, on a handful of pages.
+//! (measured: bench/RESULTS.md, "Seventh session")
 
 use crate::ops::metrics::Metrics;
 use std::ptr::NonNull;
@@ -50,9 +49,11 @@ const CHECK_EVERY: Duration = Duration::from_millis(200);
 const BURST_STREAMS: i64 = 1_000;
 
 /// How many connections must have closed since the peak before a trim. A
-/// connection that carried many streams holds up to ~1.3 MiB of HTTP/2
-/// state, so a few dozen leaving can free tens of MiB; the ordinary churn of
-/// short HTTP/1.1 requests stays well below this.
+/// connection that carried many streams keeps a stream table sized for the
+/// most it had open at once (up to the per-connection stream limit), so a
+/// few dozen leaving can free much memory; the ordinary churn of short
+/// HTTP/1.1 requests stays well below this. (measured: bench/RESULTS.md,
+/// "Figures that comments used to carry")
 const BURST_CONNECTIONS: i64 = 16;
 
 /// Watches the active streams and open connections and, after each burst
@@ -153,8 +154,9 @@ impl CachedChunks {
     /// empty it. Any it lacked come from the arena and are freed with the
     /// rest; such an allocation may move a few free chunks of the same size
     /// from the arena into the cache, where they stay, which is no worse:
-    /// they sat between live chunks already (measured: about 10 live chunks
-    /// left in each connection thread's arena after a storm).
+    /// they sat between live chunks already, and after a storm only a few
+    /// live chunks are left in each connection thread's arena (measured:
+    /// bench/RESULTS.md, "Seventh session").
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     pub fn take() -> CachedChunks {
         let mut chunks = Vec::with_capacity(CACHE_BINS * CACHED_PER_BIN);

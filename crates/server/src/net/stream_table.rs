@@ -2,13 +2,14 @@
 //! burst of streams on it has ended.
 //!
 //! h2 keeps each connection's streams in a table that grows to the most
-//! streams the connection has had open at once (about 1.3 KiB a slot) and
-//! never shrinks while the connection lives. A client that once opened a
-//! thousand live tails on one connection and closed them all, as the
-//! cancel-storm benchmark does, left the server holding that table for as
-//! long as the client kept its idle connection: 10,000 streams over 16
-//! connections kept RSS at 2.2× a fresh server's. The only way to free it
-//! is to end the connection.
+//! streams the connection has had open at once and never shrinks while the
+//! connection lives. A client that once opened a thousand live tails on one
+//! connection and closed them all, as the cancel-storm benchmark does,
+//! leaves the server holding that table for as long as the client keeps its
+//! idle connection, which after a storm is most of what the server holds
+//! beyond a fresh server's memory. The only way to free it is to end the
+//! connection. (measured: bench/RESULTS.md, "Sixth session" and "Figures
+//! that comments used to carry")
 //!
 //! So every connection counts its open HTTP/2 streams ([`StreamTable`]),
 //! and once it has had [`LARGE`] or more open at once and then none for
@@ -23,8 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// How many streams open at once make a table worth giving back: about
-/// 330 KiB of h2 state, against the cost of one reconnect for the client.
+/// How many streams open at once make a table worth giving back: a
+/// table this large holds far more memory than one reconnect costs the
+/// client (measured: bench/RESULTS.md, "Figures that comments used to
+/// carry").
 pub const LARGE: usize = 256;
 
 /// How long a large table's connection must have had no open stream

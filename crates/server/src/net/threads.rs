@@ -7,11 +7,10 @@
 //! other for every frame (the body fills the send buffer, the connection
 //! writes it and asks for more). With work stealing, the idle worker is
 //! woken to steal one of them, so the pair ping-pongs between threads, each
-//! hop a futex wake and a context switch. Reading 1M stored entries over
-//! one connection, that cost about 13% of the server's CPU (0.37 CPU-s per
-//! million with two stealing workers, 0.32 with one; see bench/RESULTS.md).
+//! hop a futex wake and a context switch, for every frame of a long read.
 //! Pinned, the pair hands over through the thread's own run queue, and the
-//! other cores serve other connections.
+//! other cores serve other connections. (measured: bench/RESULTS.md,
+//! "Third session")
 //!
 //! What it gives up: one connection's streams share one core. That is the
 //! usual shape of an HTTP/2 server (one connection per client); a client

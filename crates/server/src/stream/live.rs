@@ -18,11 +18,12 @@
 //! store's watch. The commit hook runs on a blocking thread, and tokio wakes
 //! a task of a single-threaded runtime from another thread by pushing it on
 //! the runtime's queue and writing to the runtime's eventfd, once per task:
-//! with a thousand live tails that was a thousand `write` calls per commit,
-//! 9% of the server's CPU in the fan-out benchmark. A relay is one task per
-//! thread that waits on the store's watch and passes each new cursor to a
-//! watch of its thread, whose waiters are woken through the thread's own
-//! run queue: one cross-thread wake per thread and commit.
+//! with a thousand live tails, a thousand `write` calls per commit, a cost
+//! the fan-out benchmark shows (measured: bench/RESULTS.md, "Sixth
+//! session"). A relay is one task per thread that waits on the store's
+//! watch and passes each new cursor to a watch of its thread, whose
+//! waiters are woken through the thread's own run queue: one cross-thread
+//! wake per thread and commit.
 //!
 //! The relay changes when a follower wakes, never whether: it forwards the
 //! newest value of a watch that remembers every change, so every commit

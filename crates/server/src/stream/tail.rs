@@ -33,10 +33,10 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// The work (records read, blocks or segments passed over, entries sent or
 /// rejected by the text and label filters) a stream does between two pauses
 /// that give its worker thread back. Small enough that a long scan never
-/// holds a worker for long (4,096 records read is about 0.4 ms), large
-/// enough that the pauses cost little: at 1,024 the stream benchmark spent
-/// 0.38 CPU-s per million entries, at 4,096 0.33. The first match always
-/// pauses at once, whatever the budget.
+/// holds a worker for long, large enough that the pauses cost little next
+/// to the reading (measured: bench/RESULTS.md, "After this run" and
+/// "Figures that comments used to carry"). The first match always pauses
+/// at once, whatever the budget.
 pub const READ_BUDGET: usize = 4096;
 
 /// Why a stream ended by itself.
