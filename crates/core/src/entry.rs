@@ -48,6 +48,7 @@ pub struct EntryRef<'a> {
 
 impl<'a> EntryRef<'a> {
     /// An entry read from a backend's buffer.
+    #[inline]
     pub fn new(
         cursor: u64,
         timestamp: i64,
@@ -65,6 +66,7 @@ impl<'a> EntryRef<'a> {
     }
 
     /// The entry's labels, in stored order.
+    #[inline]
     pub fn labels(&self) -> Labels<'a> {
         self.labels
     }

@@ -21,6 +21,8 @@ pub const MAX_LABEL_TEXT_BYTES: usize = u16::MAX as usize;
 
 /// Appends `labels` in the compact form to `out`. On error `out` is left
 /// as it was, so a caller encoding a whole record can go on with the next.
+/// Inlined: a backend calls it for every entry it appends.
+#[inline]
 pub fn encode_labels(labels: &[(String, String)], out: &mut Vec<u8>) -> Result<(), StoreError> {
     if labels.len() > MAX_LABELS {
         return Err(StoreError::EntryTooLarge("over 65,535 labels"));
@@ -55,6 +57,7 @@ pub fn normalize_labels(labels: &mut Vec<(String, String)>) {
 }
 
 /// The bytes `labels` take in the compact form.
+#[inline]
 pub fn encoded_labels_len(labels: &[(String, String)]) -> usize {
     labels
         .iter()
@@ -75,7 +78,9 @@ pub struct Labels<'a> {
 
 impl<'a> Labels<'a> {
     /// Checks that `bytes` are whole labels in the compact form, each text
-    /// UTF-8.
+    /// UTF-8. Inlined: a backend calls it for every record it decodes, and
+    /// most records carry few labels or none.
+    #[inline]
     pub fn parse(bytes: &'a [u8]) -> Result<Labels<'a>, &'static str> {
         let mut rest = bytes;
         while !rest.is_empty() {
@@ -87,6 +92,7 @@ impl<'a> Labels<'a> {
     }
 
     /// No labels.
+    #[inline]
     pub fn empty() -> Labels<'static> {
         Labels { rest: &[] }
     }
@@ -95,6 +101,7 @@ impl<'a> Labels<'a> {
 impl<'a> Iterator for Labels<'a> {
     type Item = (&'a str, &'a str);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let (name, rest) = take_str(self.rest)?;
         let (value, rest) = take_str(rest)?;
@@ -104,6 +111,7 @@ impl<'a> Iterator for Labels<'a> {
 }
 
 /// Splits a u16-length-prefixed UTF-8 string off the front of `bytes`.
+#[inline]
 fn take_str(bytes: &[u8]) -> Option<(&str, &[u8])> {
     let len = u16::from_le_bytes(bytes.get(0..2)?.try_into().ok()?) as usize;
     let text = bytes.get(2..2 + len)?;

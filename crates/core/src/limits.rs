@@ -22,6 +22,7 @@ pub struct EntryLimits {
 /// The bytes of an entry's content in its compact form: the message, and
 /// each label's name and value with their two lengths. A backend's record
 /// adds a fixed overhead to this; batchers use it as the entry's size.
+#[inline]
 pub fn content_bytes(entry: &NewEntry) -> usize {
     entry.message.len() + encoded_labels_len(&entry.labels)
 }
@@ -29,6 +30,7 @@ pub fn content_bytes(entry: &NewEntry) -> usize {
 impl EntryLimits {
     /// Whether `entry` fits; if not, the error says which limit it passes,
     /// as the backend's append would.
+    #[inline]
     pub fn check(&self, entry: &NewEntry) -> Result<(), StoreError> {
         if entry.message.len() > self.max_message_bytes {
             return Err(StoreError::EntryTooLarge(
