@@ -52,22 +52,14 @@ pub mod tls {
     pub use crate::net::tls::TlsFiles;
 }
 
-/// Internals that the integration tests under `tests/` drive directly (the
-/// stream without a transport, the query parser under fuzzing, timings of
-/// the stream table). Not a supported API: paths here follow the code.
+/// Internals that tests under `tests/` need and that cannot move next to
+/// the code: the HTTP parameter parser under the shared fuzz runner, the
+/// stream table's timings (a real client must wait them out), and the
+/// malloc-cache helper, whose test needs a process of its own. Not a
+/// supported API: paths here follow the code.
 #[doc(hidden)]
 pub mod testing {
-    pub use crate::ingest::now_nanos;
     pub use crate::net::memory::CachedChunks;
     pub use crate::net::stream_table::{IDLE_FOR, LARGE};
-    pub use crate::ops::metrics::Metrics;
     pub use crate::protocols::http_api::{parse_params, Endpoint};
-    pub use crate::stream::live::Live;
-    pub use crate::stream::metadata::RequestId;
-    pub use crate::stream::state::Shared;
-
-    /// The per-request entry stream.
-    pub mod tail {
-        pub use crate::stream::tail::{open, Item, TailStream, READ_BUDGET};
-    }
 }

@@ -41,7 +41,7 @@ async fn pushed_entries_come_back_in_order_with_cursors_headers_and_trailers() {
     let mut client = server.client().await;
     let mut labeled = entry("warn", "disk almost full", 1_000);
     labeled.labels.insert("host".into(), "a".into());
-    let before_push = logtap_server::testing::now_nanos();
+    let before_push = common::now_nanos();
     let reply = push(
         &mut client,
         vec![

@@ -646,7 +646,7 @@ async fn sse_sends_heartbeats_and_a_resume_id_when_the_server_stops() {
 #[tokio::test]
 async fn push_takes_the_logtap_push_line_format_and_entries_read_back() {
     let server = TestServer::start().await;
-    let before = logtap_server::testing::now_nanos();
+    let before = common::now_nanos();
     let mut body = Vec::new();
     body.extend_from_slice(
         b"{\"level\":\"error\",\"msg\":\"db down\",\"ts\":\"2024-05-01T12:00:00Z\",\"host\":\"a\",\"host\":\"b\"}\n",

@@ -14,3 +14,8 @@ pub(crate) mod live;
 pub(crate) mod metadata;
 pub(crate) mod state;
 pub(crate) mod tail;
+
+/// The tap, not the bucket: a stream hands each match over before it scans
+/// on. Next to the code, since it drives a `TailStream` without a transport.
+#[cfg(test)]
+mod tap_tests;

@@ -341,3 +341,12 @@ pub fn expected_crc<'a>(entries: impl IntoIterator<Item = (i64, &'a str)>) -> St
     });
     format!("{crc:08x}")
 }
+
+/// Now, as Unix epoch nanoseconds, as the server stamps an entry pushed
+/// without a time.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_nanos() as i64
+}

@@ -5,14 +5,14 @@
 //! the scan ended: "Show Errors" on a big store would wait for the last
 //! error before showing the first.
 
+use crate::ops::metrics::Metrics;
+use crate::stream::live::Live;
+use crate::stream::metadata::RequestId;
+use crate::stream::state::Shared;
+use crate::stream::tail::{self, Item, READ_BUDGET};
 use futures::StreamExt;
 use logtap_core::{EntryRef, Level, NewEntry};
 use logtap_query::{Mode, Plan};
-use logtap_server::testing::tail::{self, Item, READ_BUDGET};
-use logtap_server::testing::Live;
-use logtap_server::testing::Metrics;
-use logtap_server::testing::RequestId;
-use logtap_server::testing::Shared;
 use logtap_store::{Store, StoreConfig, SyncPolicy};
 use std::sync::Arc;
 use std::task::Poll;
