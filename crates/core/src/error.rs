@@ -85,6 +85,21 @@ impl StoreError {
     }
 }
 
+/// The first `keep` bytes of a client's `text` (cut on a character
+/// boundary), with a note of the whole length when it was cut: what an error
+/// message quotes back of what a client sent, so that a megabyte of
+/// "level" or pattern never becomes a megabyte of error.
+pub fn clip_quote(text: &str, keep: usize) -> String {
+    if text.len() <= keep {
+        return text.to_string();
+    }
+    let mut cut = keep;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}... ({} bytes in all)", &text[..cut], text.len())
+}
+
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -138,6 +153,13 @@ impl std::error::Error for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quote_is_clipped_on_a_character_boundary_and_says_how_long_it_was() {
+        assert_eq!(clip_quote("short", 10), "short");
+        let long = "é".repeat(10);
+        assert_eq!(clip_quote(&long, 5), "éé... (20 bytes in all)");
+    }
 
     #[test]
     fn messages_say_what_and_where() {

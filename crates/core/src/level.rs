@@ -82,23 +82,9 @@ impl Level {
             // The name is echoed in error messages a server sends back; a
             // client's megabyte of "level" must not become a megabyte of
             // error, so only its start is kept.
-            _ => return Err(UnknownLevel(clip(name))),
+            _ => return Err(UnknownLevel(crate::clip_quote(name, 64))),
         })
     }
-}
-
-/// The first 64 bytes of `name` (on a character boundary), with a note of
-/// the length when it was cut.
-fn clip(name: &str) -> String {
-    const KEEP: usize = 64;
-    if name.len() <= KEEP {
-        return name.to_string();
-    }
-    let mut cut = KEEP;
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}... ({} bytes in all)", &name[..cut], name.len())
 }
 
 impl FromStr for Level {

@@ -31,7 +31,7 @@ mod run;
 
 pub use backend::{AppendReceipt, Backend, CommitHook, LogReader, StoreStats};
 pub use entry::{Entry, EntryRef, NewEntry};
-pub use error::StoreError;
+pub use error::{clip_quote, StoreError};
 pub use labels::{
     encode_labels, encoded_labels_len, normalize_labels, Labels, MAX_LABELS, MAX_LABEL_TEXT_BYTES,
 };

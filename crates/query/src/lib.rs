@@ -30,17 +30,10 @@ const MAX_PATTERN_BYTES: usize = 64 << 10;
 /// How much of a client's own text an error message quotes back.
 const QUOTE_BYTES: usize = 120;
 
-/// The first [`QUOTE_BYTES`] of `text` (on a character boundary), with a
-/// note of the length when it was cut.
+/// The first [`QUOTE_BYTES`] of `text`, as every error message quotes a
+/// client's text.
 fn clip_quote(text: &str) -> String {
-    if text.len() <= QUOTE_BYTES {
-        return text.to_string();
-    }
-    let mut cut = QUOTE_BYTES;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}... ({} bytes in all)", &text[..cut], text.len())
+    logtap_core::clip_quote(text, QUOTE_BYTES)
 }
 
 /// A regex error, short: the regex crate quotes the whole pattern with a

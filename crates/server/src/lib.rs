@@ -42,6 +42,11 @@ pub(crate) mod security;
 pub(crate) mod server;
 pub(crate) mod stream;
 
+/// The layers of the modules above, checked on the source text: no circle
+/// between top-level modules.
+#[cfg(test)]
+mod layout_tests;
+
 pub use config::ServerConfig;
 pub use error::{ServeError, ServerError};
 pub use net::tls::TlsFiles;

@@ -81,25 +81,7 @@ pub(crate) fn access(config: &ServerConfig) -> Routes {
 mod tests {
     use super::*;
     use http::Method;
-    use std::path::{Path, PathBuf};
-
-    /// Every `.rs` file under `dir`, in a fixed order.
-    fn rust_files(dir: &Path) -> Vec<PathBuf> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .expect("read src")
-            .map(|entry| entry.expect("dir entry").path())
-            .collect();
-        entries.sort();
-        let mut files = Vec::new();
-        for path in entries {
-            if path.is_dir() {
-                files.extend(rust_files(&path));
-            } else if path.extension().is_some_and(|ext| ext == "rs") {
-                files.push(path);
-            }
-        }
-        files
-    }
+    use std::path::Path;
 
     /// The string literal at the start of `text`, if it starts with one.
     fn literal(text: &str) -> Option<&str> {
@@ -124,7 +106,7 @@ mod tests {
     fn mounted() -> Vec<(Method, String)> {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut found = Vec::new();
-        for file in rust_files(&src) {
+        for file in crate::layout_tests::rust_files(&src) {
             let source = std::fs::read_to_string(&file).expect("read a source file");
             // Unit tests mount what they test on routers of their own.
             let source = source.split("#[cfg(test)]").next().unwrap_or("");
