@@ -2,7 +2,8 @@
 //! the store is opened and everything it serves read forward and backward.
 //! A panic, a failed open or an inconsistent read is a crash.
 
-use logtap_store::{Direction, ReadOptions, Store, StoreConfig, SyncPolicy};
+use logtap_core::{Direction, ReadOptions};
+use logtap_store::{Store, StoreConfig, SyncPolicy};
 
 fn read_all(store: &Store, direction: Direction) -> Vec<u64> {
     let options = ReadOptions {
