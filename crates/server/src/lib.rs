@@ -63,6 +63,7 @@ pub mod testing {
     pub use crate::ops::metrics::Metrics;
     pub use crate::protocols::http_api::{parse_params, Endpoint};
     pub use crate::stream::live::Live;
+    pub use crate::stream::matching::MatchThreads;
     pub use crate::stream::metadata::RequestId;
     pub use crate::stream::state::Shared;
 

@@ -27,7 +27,9 @@ const PROMPT: Duration = Duration::from_secs(2);
 /// three digits in a row: `COSTLY` never matches it, so a search reads
 /// every byte.
 fn costly_line(seed: u64) -> String {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut line = String::with_capacity(60_000);
     while line.len() < 60_000 {
         state = state
@@ -109,7 +111,10 @@ async fn costly_searches_leave_healthz_and_other_streams_prompt() {
         assert_eq!(number(&trailers, "logtap-sent"), 3);
     }
     for search in &searches {
-        assert!(!search.is_finished(), "the costly searches were still running");
+        assert!(
+            !search.is_finished(),
+            "the costly searches were still running"
+        );
     }
     for search in searches {
         search.abort();
@@ -163,15 +168,13 @@ async fn the_scan_limit_ends_a_query_with_a_clear_error() {
             .await
             .expect("get_logs")
             .into_inner();
-        let status = loop {
-            match tokio::time::timeout(DEADLINE, stream.message())
-                .await
-                .expect("the stream ends within the deadline")
-            {
-                Ok(Some(entry)) => panic!("nothing matches, yet {entry:?} came"),
-                Ok(None) => panic!("the stream ended with OK after 4 MiB scanned"),
-                Err(status) => break status,
-            }
+        let status = match tokio::time::timeout(DEADLINE, stream.message())
+            .await
+            .expect("the stream ends within the deadline")
+        {
+            Ok(Some(entry)) => panic!("nothing matches, yet {entry:?} came"),
+            Ok(None) => panic!("the stream ended with OK after 4 MiB scanned"),
+            Err(status) => status,
         };
         assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
         let message = status.message();
@@ -211,7 +214,11 @@ async fn a_reverse_read_after_the_largest_cursor_resumes_at_the_snapshot() {
         };
         let (entries, _, trailers) = get_all(&mut client, request).await;
         assert!(entries.is_empty());
-        assert_eq!(number(&trailers, "logtap-next-cursor"), 5, "after {after_cursor}");
+        assert_eq!(
+            number(&trailers, "logtap-next-cursor"),
+            5,
+            "after {after_cursor}"
+        );
     }
     // Resuming forward from there misses nothing that comes next.
     push(&mut client, vec![vec![entry("info", "next", 6)]]).await;
@@ -234,7 +241,9 @@ async fn a_segment_cut_under_the_running_server_answers_data_loss() {
     let mut client = server.client().await;
     let line = "y".repeat(1000);
     for batch in 0..8 {
-        let entries = (0..50).map(|i| entry("info", &line, batch * 50 + i + 1)).collect();
+        let entries = (0..50)
+            .map(|i| entry("info", &line, batch * 50 + i + 1))
+            .collect();
         push(&mut client, vec![entries]).await;
     }
     // The oldest segment is sealed: cut it in half, as a careless
@@ -274,7 +283,10 @@ async fn a_segment_cut_under_the_running_server_answers_data_loss() {
     let message = status.message();
     assert!(message.contains("entries were lost"), "{message}");
     assert!(!message.contains(".seg"), "{message}");
-    assert!(!message.contains(&*server.dir.to_string_lossy()), "{message}");
+    assert!(
+        !message.contains(&*server.dir.to_string_lossy()),
+        "{message}"
+    );
     assert!(sent < 400, "{sent}");
     // The server goes on serving.
     let (status, _) = server.http_get("/healthz").await;
