@@ -26,8 +26,9 @@ pub enum StoreError {
         /// The oldest cursor still held, where the reader can resume.
         oldest: u64,
     },
-    /// A record inside a sealed segment failed its checksum while being read:
-    /// the file changed under the store after it was opened.
+    /// A record inside a sealed segment failed its checksum while being
+    /// read, or the file ends before it: the file changed under the store
+    /// after it was opened, and the record's entries are lost.
     Corrupt {
         /// The file the record is in.
         path: PathBuf,

@@ -96,6 +96,13 @@ impl<'a> Labels<'a> {
     pub fn empty() -> Labels<'static> {
         Labels { rest: &[] }
     }
+
+    /// The labels not yet yielded, in the compact form: what a caller that
+    /// must keep an entry beyond its reader's buffer copies, and gives back
+    /// to [`Labels::parse`].
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.rest
+    }
 }
 
 impl<'a> Iterator for Labels<'a> {

@@ -70,6 +70,18 @@ pub struct ServeArgs {
     /// several. Without it, only the viewer this server serves can.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+
+    /// The most message bytes one query's text filter (--grep, plain or
+    /// regex) may look at before it catches up with the newest entries; a
+    /// query that needs more ends with RESOURCE_EXHAUSTED. 0: no limit.
+    /// Default 68719476736 (64 GiB).
+    #[arg(long, value_name = "BYTES")]
+    pub max_query_scan_bytes: Option<u64>,
+
+    /// Threads that run regular-expression matching, away from the threads
+    /// serving connections. Default: half the cores, at least one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub match_threads: Option<u64>,
 }
 
 /// Where the server listens when --listen is not given: loopback only.
@@ -122,6 +134,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.auth_token_file = args.auth_token_file;
     config.metrics_public = args.metrics_public;
     config.cors_origins = args.cors_origins;
+    if let Some(limit) = args.max_query_scan_bytes {
+        config.max_query_scan_bytes = limit;
+    }
+    if let Some(threads) = args.match_threads {
+        config.match_threads = usize::try_from(threads).context("--match-threads")?;
+    }
     config.store.sync = args.sync.0;
     config.store.segment_bytes = args.segment_mb << 20;
     config.store.retention = Retention {

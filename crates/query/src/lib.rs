@@ -172,18 +172,41 @@ impl Matcher {
         self.text.is_none() && self.labels.is_empty()
     }
 
+    /// Whether matching may cost far more per byte than reading: a regular
+    /// expression. The regex crate is linear in the text, but its factor
+    /// depends on the pattern: a substring search passes gigabytes a
+    /// second, a pattern like `[a-z ]*[aeiou][a-z ]{40}[0-9]{3}` that
+    /// defeats the lazy DFA passes a few megabytes, so one 60 KB message
+    /// can take milliseconds. Such matching belongs off the threads that
+    /// serve connections.
+    pub fn is_costly(&self) -> bool {
+        matches!(self.text, Some(TextPattern::Regex(_)))
+    }
+
     /// Whether `entry` passes the text and label filters.
     pub fn matches(&self, entry: &EntryRef<'_>) -> bool {
-        let text_ok = match &self.text {
-            None => true,
-            Some(TextPattern::Substring(finder)) => finder.find(entry.message.as_bytes()).is_some(),
-            Some(TextPattern::Regex(regex)) => regex.is_match(entry.message),
+        self.check(entry).0
+    }
+
+    /// Whether `entry` passes the text and label filters, and how many
+    /// message bytes the text filter was given to look at (its whole
+    /// message, 0 without a text filter): the cost a caller charges.
+    #[inline]
+    pub fn check(&self, entry: &EntryRef<'_>) -> (bool, usize) {
+        let (text_ok, scanned) = match &self.text {
+            None => (true, 0),
+            Some(TextPattern::Substring(finder)) => (
+                finder.find(entry.message.as_bytes()).is_some(),
+                entry.message.len(),
+            ),
+            Some(TextPattern::Regex(regex)) => (regex.is_match(entry.message), entry.message.len()),
         };
-        text_ok
+        let ok = text_ok
             && self
                 .labels
                 .iter()
-                .all(|(name, value)| entry.has_label(name, value))
+                .all(|(name, value)| entry.has_label(name, value));
+        (ok, scanned)
     }
 }
 

@@ -73,6 +73,22 @@ pub struct ServerConfig {
     /// How many threads serve connections; each connection stays on one
     /// (see `crate::net::threads`). One per core by default.
     pub connection_threads: usize,
+    /// How many threads run costly text matching (regular expressions),
+    /// off the connection threads (see `crate::stream::matching`). Half the
+    /// cores by default, at least one: costly searches together then take
+    /// at most that share of the CPU, and the rest stays with the clients.
+    pub match_threads: usize,
+    /// The most message bytes one stream's text filter (`grep`, plain or
+    /// regular expression) may look at before the stream catches up with
+    /// the newest entries; a query that needs more ends with
+    /// RESOURCE_EXHAUSTED, saying how to narrow it. 0: no limit. A live
+    /// tail starts counting again each time it catches up, so following
+    /// with a filter for weeks is never cut; what is bounded is one pass
+    /// over stored history. 64 GiB by default: more than a full grep of
+    /// most stores (a minute of one core for a plain word or an ordinary
+    /// pattern), while a pathological pattern, a few MB/s, is stopped
+    /// before it has run for days.
+    pub max_query_scan_bytes: u64,
 }
 
 /// How many bytes an entry's LogEntry going out may exceed the PushRequest
@@ -116,6 +132,9 @@ impl ServerConfig {
             sse_heartbeat: Duration::from_secs(15),
             max_push_body_bytes: 256 << 20,
             connection_threads: crate::net::threads::ConnectionThreads::default_count(),
+            match_threads: std::thread::available_parallelism()
+                .map_or(1, |cores| (cores.get() / 2).max(1)),
+            max_query_scan_bytes: 64 << 30,
         }
     }
 }

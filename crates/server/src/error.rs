@@ -166,7 +166,7 @@ pub enum ServeError {
         source: UnknownLevel,
     },
     /// The store refused or failed.
-    #[error(transparent)]
+    #[error("{}", store_message(.0))]
     Store(#[from] StoreError),
     /// A message from the client could not be read (too large, malformed,
     /// or the client went away mid-request).
@@ -214,6 +214,15 @@ pub enum ServeError {
     /// its framing is broken).
     #[error("could not read the request body: {0}")]
     BadBody(String),
+    /// A stream's text filter looked at more message bytes than
+    /// `max_query_scan_bytes` allows before catching up.
+    #[error("the query scanned {scanned} bytes of messages, over the limit of {limit} (max_query_scan_bytes); narrow it with a level, a time range or a cursor, or grep for a plain literal")]
+    QueryTooCostly {
+        /// Bytes the text filter looked at.
+        scanned: u64,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The server is shutting down and takes no new work.
     #[error("the server is shutting down; retry against another instance or once it is back")]
     ShuttingDown,
@@ -315,6 +324,20 @@ pub fn store_error_code(error: &StoreError) -> Code {
     }
 }
 
+/// What a client is told of a store error. Damage found while reading
+/// (a record that no longer checks, a file cut short under the server)
+/// says that entries were lost, and not which file: the path is the
+/// operator's, in the server's log (`error_status` and the stream's end log
+/// the error's whole form).
+fn store_message(error: &StoreError) -> String {
+    match error {
+        StoreError::Corrupt { reason, .. } => format!(
+            "entries were lost: stored data became unreadable under the running server ({reason}); the server's log names the file"
+        ),
+        error => error.to_string(),
+    }
+}
+
 /// The HTTP status that corresponds to a gRPC code, for the HTTP fallbacks.
 pub fn http_status_for_code(code: Code) -> StatusCode {
     match code {
@@ -355,7 +378,9 @@ impl ServeError {
             ServeError::Inbound(status) => status.code(),
             ServeError::PushFailed { cause, .. } => cause.code(),
             ServeError::ShuttingDown => Code::Unavailable,
-            ServeError::TooManyStreams { .. } => Code::ResourceExhausted,
+            ServeError::TooManyStreams { .. } | ServeError::QueryTooCostly { .. } => {
+                Code::ResourceExhausted
+            }
             ServeError::Internal(_) => Code::Internal,
         }
     }

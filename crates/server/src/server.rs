@@ -23,6 +23,7 @@ use crate::ops::metrics::Metrics;
 use crate::protocols;
 use crate::security::{auth, cors};
 use crate::stream::live::Live;
+use crate::stream::matching::MatchThreads;
 use crate::stream::state::Shared;
 use axum::extract::ConnectInfo;
 use axum::response::Response;
@@ -103,6 +104,10 @@ impl Server {
             shutdown: CancellationToken::new(),
             metrics: Arc::new(Metrics::after_recovery(&report)),
             max_streams: config.max_streams,
+            matching: MatchThreads::start(config.match_threads).map_err(|error| {
+                ServerError::Internal(format!("could not start the matching threads: {error}"))
+            })?,
+            max_query_scan_bytes: config.max_query_scan_bytes,
         };
         let (grpc_routes, health) = protocols::grpc_routes(&shared, &config).await;
         // CORS outside the token check: preflights carry no token, and a

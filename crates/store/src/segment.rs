@@ -213,7 +213,17 @@ impl Segment {
         }
         self.file
             .read_exact_at(&mut buf.storage[..len], offset)
-            .map_err(|e| StoreError::io("reading a segment", &self.path, e))?;
+            .map_err(|e| match e.kind() {
+                // Only published records are read, so a file that ends
+                // before them was cut under the store: their entries are
+                // lost, which is not an I/O failure worth retrying.
+                std::io::ErrorKind::UnexpectedEof => StoreError::Corrupt {
+                    path: self.path.clone(),
+                    offset,
+                    reason: "the file ends before the records published in it: it was cut short under the store",
+                },
+                _ => StoreError::io("reading a segment", &self.path, e),
+            })?;
         buf.len = len;
         Ok(())
     }

@@ -53,7 +53,7 @@ where
 pub(crate) fn error_status(request_id: &RequestId, error: &ServeError) -> Status {
     match error.code() {
         Code::Internal | Code::DataLoss | Code::Unknown => {
-            tracing::error!(request_id = %request_id, error = %error, "A request failed.");
+            tracing::error!(request_id = %request_id, error = %error, detail = ?error, "A request failed.");
         }
         _ => tracing::debug!(request_id = %request_id, error = %error, "A request was refused."),
     }

@@ -75,15 +75,19 @@ pub enum Limit {
     IdleTimeout,
     /// The disk (or quota) is full: an append was refused.
     DiskFull,
+    /// `max_query_scan_bytes`: a stream whose text filter looked at too
+    /// many bytes, ended.
+    QueryScanBytes,
 }
 
 impl Limit {
     /// Every limit, so each shows in /metrics at 0 before it is first hit.
-    pub const ALL: [Limit; 4] = [
+    pub const ALL: [Limit; 5] = [
         Limit::Streams,
         Limit::MessageSize,
         Limit::IdleTimeout,
         Limit::DiskFull,
+        Limit::QueryScanBytes,
     ];
 
     /// The value of the `limit` label.
@@ -93,6 +97,7 @@ impl Limit {
             Limit::MessageSize => "message_size",
             Limit::IdleTimeout => "idle_timeout",
             Limit::DiskFull => "disk_full",
+            Limit::QueryScanBytes => "query_scan_bytes",
         }
     }
 }

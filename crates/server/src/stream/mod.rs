@@ -2,7 +2,8 @@
 //! store a budgeted step at a time and ends with a summary for the
 //! trailers, [`live`] wakes followers when the store commits, and
 //! [`metadata`] names the headers and trailers every transport sends and
-//! the summary they report. [`state`] holds `Shared`, the handles every
+//! the summary they report. [`matching`] runs costly text matching
+//! (regular expressions) off the connection threads. [`state`] holds `Shared`, the handles every
 //! request runs on; it lives here because it holds the commit watch and the
 //! stream reads through it, so a folder of its own would import this one
 //! and be imported by it.
@@ -11,6 +12,7 @@
 //! encoder and turns its items into frames.
 
 pub(crate) mod live;
+pub(crate) mod matching;
 pub(crate) mod metadata;
 pub(crate) mod state;
 pub(crate) mod tail;

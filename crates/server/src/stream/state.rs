@@ -2,6 +2,7 @@
 
 use crate::ops::metrics::Metrics;
 use crate::stream::live::Live;
+use crate::stream::matching::MatchThreads;
 use logtap_core::Backend;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,13 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The most reading streams open at once, across every transport.
     pub max_streams: usize,
+    /// Where streams with a costly matcher (a regular expression) run
+    /// their scan, so that it never holds a connection thread.
+    pub matching: MatchThreads,
+    /// The most message bytes one stream's text filter may look at before
+    /// it catches up (see `ServerConfig::max_query_scan_bytes`); 0: no
+    /// limit.
+    pub max_query_scan_bytes: u64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -33,6 +41,7 @@ impl std::fmt::Debug for Shared {
             .field("newest_cursor", &self.live.newest())
             .field("shutting_down", &self.shutdown.is_cancelled())
             .field("max_streams", &self.max_streams)
+            .field("max_query_scan_bytes", &self.max_query_scan_bytes)
             .finish_non_exhaustive()
     }
 }

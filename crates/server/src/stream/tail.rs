@@ -16,16 +16,20 @@ use crate::error::ServeError;
 use crate::net::idle::Probe;
 use crate::ops::metrics::{GaugeUnit, Limit, Metrics};
 use crate::stream::live::Live;
+use crate::stream::matching::MatchThreads;
 use crate::stream::metadata::{Crc, RequestId, RunCrc, Summary};
 use crate::stream::state::Shared;
 use futures::Stream;
 use futures::StreamExt;
-use logtap_core::{Backend, Direction, EntryRef, LogReader, ReadOptions, Run, Step, StoreError};
+use logtap_core::{
+    Backend, Direction, EntryRef, Labels, Level, LogReader, ReadOptions, Run, Step, StoreError,
+};
 use logtap_query::{Matcher, Plan, Start};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use tokio::sync::oneshot;
 use tokio::task::coop;
 use tokio_stream::wrappers::WatchStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -38,6 +42,30 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// "Figures that comments used to carry"). The first match always pauses
 /// at once, whatever the budget.
 pub const READ_BUDGET: usize = 4096;
+
+/// Message bytes a text filter looks at per unit of [`READ_BUDGET`]: a
+/// substring search passes a KiB in about the time a record takes to
+/// read (~0.1 µs), so a step over 60 KB messages pauses after some 70 of
+/// them instead of 4,096 (0.4 ms, not 25). Costly patterns do not run
+/// inline at all (see [`MATCH_BATCH_BYTES`]).
+const SCAN_BYTES_PER_UNIT_SHIFT: u32 = 10;
+
+/// The message bytes one batch on a matching thread looks at before it
+/// hands the reader back (`crate::stream::matching`): large enough that
+/// the hand-over (two thread wakes, ~20 µs) is lost in the matching, small
+/// enough that concurrent costly searches take turns often and a cancelled
+/// one stops soon.
+const MATCH_BATCH_BYTES: usize = 1 << 20;
+
+/// The reader's own work (records read, blocks passed over) one batch on a
+/// matching thread may do, for scans whose entries are mostly skipped
+/// before matching.
+const MATCH_BATCH_WORK: usize = 8 * READ_BUDGET;
+
+/// The bytes of matches (messages and labels) one batch may copy out
+/// before it hands them over: what a stream holds, like the entries
+/// encoded since its last pause.
+const MATCH_BATCH_FOUND_BYTES: usize = 64 << 10;
 
 /// Why a stream ended by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +299,8 @@ enum Phase {
     Paused(Pause),
     /// Caught up and following: waiting for a commit or for shutdown.
     Waiting,
+    /// The reader is lent to a matching thread for a batch.
+    Matching(oneshot::Receiver<Batch>),
     /// The end was sent.
     Ended,
 }
@@ -314,6 +344,193 @@ struct Reading<E> {
     work: usize,
     /// Why the stream failed, once it has.
     error: Option<ServeError>,
+    /// Message bytes the text filter has looked at since the stream
+    /// opened or last caught up.
+    scanned: u64,
+    /// The most `scanned` may reach (`max_query_scan_bytes`, or
+    /// `u64::MAX` for no limit).
+    scan_limit: u64,
+    /// For the limit's counter.
+    metrics: Arc<Metrics>,
+    /// For a costly matcher: the matching threads and what the last batch
+    /// found there.
+    offload: Option<Box<Offload>>,
+}
+
+/// What a stream with a costly matcher keeps between batches on the
+/// matching threads.
+struct Offload {
+    /// Where batches run.
+    threads: MatchThreads,
+    /// The matches the last batch copied out, sent one by one; its
+    /// buffers go back and forth with every batch, so they are reused.
+    found: Found,
+    /// How the last batch ended, acted on once its matches are sent.
+    then: Option<BatchEnd>,
+}
+
+/// The matches of one batch, copied out of the reader's buffer on the
+/// matching thread: the reader is back reading by the time they are sent.
+#[derive(Default)]
+struct Found {
+    /// Every match's message, one after the other; a `String`, so no
+    /// message is checked for UTF-8 again when sent.
+    messages: String,
+    /// Every match's labels in their compact form, one after the other.
+    labels: Vec<u8>,
+    /// Each match, and where its message and labels end.
+    entries: Vec<FoundEntry>,
+    /// The next match to send.
+    next: usize,
+}
+
+/// One match of a batch.
+struct FoundEntry {
+    cursor: u64,
+    timestamp: i64,
+    level: Level,
+    /// Where its message ends in `Found::messages` (it starts where the
+    /// one before ends).
+    message_end: usize,
+    /// Where its labels end in `Found::labels`.
+    labels_end: usize,
+}
+
+impl Found {
+    /// Empties it for the next batch, keeping the buffers.
+    fn clear(&mut self) {
+        self.messages.clear();
+        self.labels.clear();
+        self.entries.clear();
+        self.next = 0;
+    }
+
+    /// Copies `entry` in.
+    fn push(&mut self, entry: &EntryRef<'_>) {
+        self.messages.push_str(entry.message);
+        self.labels.extend_from_slice(entry.labels().as_bytes());
+        self.entries.push(FoundEntry {
+            cursor: entry.cursor,
+            timestamp: entry.timestamp,
+            level: entry.level,
+            message_end: self.messages.len(),
+            labels_end: self.labels.len(),
+        });
+    }
+
+    /// The bytes copied in.
+    fn bytes(&self) -> usize {
+        self.messages.len() + self.labels.len()
+    }
+
+    /// The next match to send, if any is left.
+    fn take(&mut self) -> Option<Result<EntryRef<'_>, StoreError>> {
+        let index = self.next;
+        let found = self.entries.get(index)?;
+        self.next += 1;
+        let (message_start, labels_start) = match index.checked_sub(1) {
+            Some(before) => (
+                self.entries[before].message_end,
+                self.entries[before].labels_end,
+            ),
+            None => (0, 0),
+        };
+        let labels = match Labels::parse(&self.labels[labels_start..found.labels_end]) {
+            Ok(labels) => labels,
+            Err(_) => return Some(Err(StoreError::unreadable_in_memory())),
+        };
+        Some(Ok(EntryRef::new(
+            found.cursor,
+            found.timestamp,
+            found.level,
+            &self.messages[message_start..found.message_end],
+            labels,
+        )))
+    }
+}
+
+/// How a batch on a matching thread ended.
+enum BatchEnd {
+    /// Its budget was spent: another batch goes on.
+    More,
+    /// The reader caught up; everything up to this cursor (the newest
+    /// visible when the batch was sent) has been considered.
+    CaughtUp(u64),
+    /// The store failed.
+    Failed(StoreError),
+}
+
+/// A batch of scanning lent to a matching thread, and what it gives back.
+struct Batch {
+    reader: Box<dyn LogReader>,
+    matcher: Matcher,
+    found: Found,
+    /// Stop after this many matches.
+    max_matches: usize,
+    /// Stop once the text filter has looked at this many bytes.
+    max_scanned: u64,
+    /// Bytes the text filter looked at.
+    scanned: u64,
+    /// How it ended.
+    end: BatchEnd,
+}
+
+impl Batch {
+    /// Reads and matches until a match limit, a budget or the end.
+    fn run(mut self, visible: u64) -> Batch {
+        self.found.clear();
+        let max_scanned = self.max_scanned.min(MATCH_BATCH_BYTES as u64);
+        let mut work = 0;
+        self.end = loop {
+            let end = match self.reader.step(READ_BUDGET) {
+                Err(error) => Some(BatchEnd::Failed(error)),
+                Ok(Step::End) => Some(BatchEnd::CaughtUp(visible)),
+                Ok(Step::Pending) => None,
+                Ok(Step::Entry(entry)) => {
+                    let (matched, scanned) = self.matcher.check(&entry);
+                    self.scanned += scanned as u64;
+                    if matched {
+                        self.found.push(&entry);
+                    }
+                    None
+                }
+            };
+            if let Some(end) = end {
+                break end;
+            }
+            work += self.reader.last_step_cost() + 1;
+            if self.found.entries.len() >= self.max_matches
+                || self.found.bytes() >= MATCH_BATCH_FOUND_BYTES
+                || self.scanned >= max_scanned
+                || work >= MATCH_BATCH_WORK
+            {
+                break BatchEnd::More;
+            }
+        };
+        self
+    }
+}
+
+/// Stands in for a stream's reader while a matching thread has it: the
+/// stream does not read until the batch is back, so it is never asked.
+struct Lent;
+
+impl LogReader for Lent {
+    fn step(&mut self, _budget: usize) -> Result<Step<'_>, StoreError> {
+        Ok(Step::End)
+    }
+
+    fn next_entry(&mut self) -> Result<Option<EntryRef<'_>>, StoreError> {
+        Ok(None)
+    }
+
+    fn last_step_cost(&self) -> usize {
+        0
+    }
+
+    fn scanned_through(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The reading loop for one stream.
@@ -327,7 +544,22 @@ fn read<E: Encode>(
     // The store's filter is the reader's to apply: `take_run` declines
     // when it has one.
     let runs = map.takes_runs() && matcher.is_empty() && plan.limit.is_none() && !plan.reverse;
+    let offload = matcher.is_costly().then(|| {
+        Box::new(Offload {
+            threads: shared.matching.clone(),
+            found: Found::default(),
+            then: None,
+        })
+    });
+    let scan_limit = match shared.max_query_scan_bytes {
+        0 => u64::MAX,
+        limit => limit,
+    };
     Reading {
+        metrics: Arc::clone(&shared.metrics),
+        scan_limit,
+        scanned: 0,
+        offload,
         commits: WatchStream::from_changes(shared.live.subscribe()),
         live: shared.live,
         shut_down: Box::pin(shared.shutdown.clone().cancelled_owned()),
@@ -354,6 +586,19 @@ impl<E: Encode> Reading<E> {
         if self.plan.limit.is_some_and(|limit| self.sent >= limit) {
             return Some(self.end(EndReason::Limit));
         }
+        if self.offload.is_some() {
+            if let Some(item) = self.after_batch() {
+                return item;
+            }
+        }
+        if self.scanned > self.scan_limit {
+            self.metrics.limit_hit(Limit::QueryScanBytes);
+            self.error = Some(ServeError::QueryTooCostly {
+                scanned: self.scanned,
+                limit: self.scan_limit,
+            });
+            return Some(self.end(EndReason::Failed));
+        }
         // Checked when a budget of work starts, not per entry: the token
         // takes a lock that every stream shares. A shutdown is seen within
         // one budget, and at once by a stream that waits.
@@ -369,12 +614,23 @@ impl<E: Encode> Reading<E> {
                 return Some(item);
             }
         }
+        if self.offload.is_some() {
+            self.lend(visible);
+            return None;
+        }
         let outcome = match self.reader.step(READ_BUDGET) {
             Err(error) => Outcome::Failed(error),
             Ok(Step::Pending) => Outcome::Pending,
             Ok(Step::End) => Outcome::CaughtUp,
             Ok(Step::Entry(entry)) => {
-                if self.matcher.matches(&entry) {
+                let (matched, scanned) = self.matcher.check(&entry);
+                if scanned != 0 {
+                    // Matching costs by the byte: a step over big messages
+                    // pauses sooner.
+                    self.scanned += scanned as u64;
+                    self.work += scanned >> SCAN_BYTES_PER_UNIT_SHIFT;
+                }
+                if matched {
                     self.crc.add(entry.timestamp, entry.message);
                     Outcome::Send(self.map.entry(&entry), entry.cursor)
                 } else {
@@ -407,15 +663,7 @@ impl<E: Encode> Reading<E> {
                 self.work = READ_BUDGET;
                 None
             }
-            Outcome::CaughtUp => {
-                self.caught_up = self.caught_up.max(self.plan.snapshot.unwrap_or(visible));
-                if !self.plan.follow {
-                    return Some(self.end(EndReason::Complete));
-                }
-                self.phase = Phase::Waiting;
-                self.work = 0;
-                return None;
-            }
+            Outcome::CaughtUp => return self.caught_up_at(visible),
             Outcome::Failed(failure) => {
                 self.error = Some(ServeError::Store(failure));
                 return Some(self.end(EndReason::Failed));
@@ -428,6 +676,86 @@ impl<E: Encode> Reading<E> {
             self.phase = Phase::Paused(Pause::default());
         }
         item
+    }
+
+    /// The reader has considered everything up to `visible`: the history
+    /// is complete, or a follower waits for the next commit.
+    fn caught_up_at(&mut self, visible: u64) -> Option<Item<E::Out>> {
+        self.caught_up = self.caught_up.max(self.plan.snapshot.unwrap_or(visible));
+        if !self.plan.follow {
+            return Some(self.end(EndReason::Complete));
+        }
+        // The scan limit bounds one pass over stored history; what a
+        // follower matches from here on comes as fast as pushes do.
+        self.scanned = 0;
+        self.phase = Phase::Waiting;
+        self.work = 0;
+        None
+    }
+
+    /// Lends the reader and matcher to a matching thread for one batch.
+    fn lend(&mut self, visible: u64) {
+        let Some(offload) = self.offload.as_mut() else {
+            return;
+        };
+        // The first match leaves alone, at once; then as many as the
+        // request's limit leaves room for.
+        let max_matches = match (self.sent, self.plan.limit) {
+            (0, _) => 1,
+            (sent, Some(limit)) => usize::try_from(limit - sent).unwrap_or(usize::MAX),
+            (_, None) => usize::MAX,
+        };
+        let batch = Batch {
+            reader: std::mem::replace(&mut self.reader, Box::new(Lent)),
+            matcher: std::mem::take(&mut self.matcher),
+            found: std::mem::take(&mut offload.found),
+            max_matches,
+            max_scanned: (self.scan_limit - self.scanned.min(self.scan_limit)).saturating_add(1),
+            scanned: 0,
+            end: BatchEnd::More,
+        };
+        self.work = 0;
+        self.phase = Phase::Matching(offload.threads.run(move || batch.run(visible)));
+    }
+
+    /// A batch is back from its matching thread: the reader and matcher
+    /// come home, its matches wait to be sent.
+    fn returned(&mut self, batch: Batch) {
+        self.reader = batch.reader;
+        self.matcher = batch.matcher;
+        self.scanned = self.scanned.saturating_add(batch.scanned);
+        if let Some(offload) = self.offload.as_mut() {
+            offload.found = batch.found;
+            offload.then = Some(batch.end);
+        }
+        self.phase = Phase::Reading;
+    }
+
+    /// Sends the next match of the last batch, then acts on how the batch
+    /// ended. `None` when there is nothing left of it.
+    fn after_batch(&mut self) -> Option<Option<Item<E::Out>>> {
+        let offload = self.offload.as_mut()?;
+        match offload.found.take() {
+            Some(Ok(entry)) => {
+                self.crc.add(entry.timestamp, entry.message);
+                self.sent += 1;
+                self.last_sent = entry.cursor;
+                return Some(Some(Item::Entry(self.map.entry(&entry))));
+            }
+            Some(Err(failure)) => {
+                self.error = Some(ServeError::Store(failure));
+                return Some(Some(self.end(EndReason::Failed)));
+            }
+            None => {}
+        }
+        match offload.then.take()? {
+            BatchEnd::More => None,
+            BatchEnd::CaughtUp(visible) => Some(self.caught_up_at(visible)),
+            BatchEnd::Failed(failure) => {
+                self.error = Some(ServeError::Store(failure));
+                Some(Some(self.end(EndReason::Failed)))
+            }
+        }
     }
 
     /// Sends the rest of the chunk of newest entries the reader is at, if
@@ -462,8 +790,11 @@ impl<E: Encode> Reading<E> {
         let plan = &self.plan;
         let next_cursor = if plan.reverse {
             // Newest first: everything up to the snapshot was considered or
-            // lies beyond the limit, and what comes next is newer.
-            plan.start.max(plan.snapshot.unwrap_or(0))
+            // lies beyond the limit, and what comes next is newer. The
+            // snapshot, not the start: a start past the newest entry
+            // (`after_cursor = u64::MAX`) would send the client to resume
+            // after entries that do not exist yet, and it would miss them.
+            plan.snapshot.unwrap_or(plan.start)
         } else {
             let scanned = self.reader.scanned_through().unwrap_or(0);
             plan.start
@@ -500,6 +831,15 @@ impl<E: Encode> Stream for Reading<E> {
                     ready!(pause.poll(cx));
                     this.phase = Phase::Reading;
                 }
+                Phase::Matching(batch) => match ready!(Pin::new(batch).poll(cx)) {
+                    Ok(batch) => this.returned(batch),
+                    Err(_) => {
+                        this.error = Some(ServeError::Internal(
+                            "a matching thread failed while scanning".into(),
+                        ));
+                        return Poll::Ready(Some(this.end(EndReason::Failed)));
+                    }
+                },
                 Phase::Waiting => {
                     if this.shut_down.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Some(this.end(EndReason::Shutdown)));
@@ -614,7 +954,7 @@ impl<T> Stream for TailStream<T> {
                     "A reading stream ended."
                 );
                 if let Some(error) = &end.error {
-                    tracing::warn!(request_id = %this.request_id, error = %error, "A reading stream failed.");
+                    tracing::warn!(request_id = %this.request_id, error = %error, detail = ?error, "A reading stream failed.");
                 }
             }
             Poll::Ready(None) => {

@@ -7,12 +7,13 @@
 
 use crate::ops::metrics::Metrics;
 use crate::stream::live::Live;
+use crate::stream::matching::MatchThreads;
 use crate::stream::metadata::RequestId;
 use crate::stream::state::Shared;
 use crate::stream::tail::{self, Item, READ_BUDGET};
 use futures::StreamExt;
 use logtap_core::{EntryRef, Level, NewEntry};
-use logtap_query::{Mode, Plan};
+use logtap_query::{Mode, Plan, RawQuery};
 use logtap_store::{Store, StoreConfig, SyncPolicy};
 use std::sync::Arc;
 use std::task::Poll;
@@ -101,6 +102,8 @@ fn shared(store: Store) -> Shared {
         shutdown: CancellationToken::new(),
         metrics: Arc::new(Metrics::new()),
         max_streams: 10,
+        matching: MatchThreads::start(1).expect("matching threads"),
+        max_query_scan_bytes: 0,
     }
 }
 
@@ -155,4 +158,66 @@ async fn a_stream_pauses_after_its_first_match_and_whenever_a_budget_of_reading_
             "a run of {run} matches without a pause: {pauses_before:?}"
         );
     }
+}
+
+/// A text filter is charged by the bytes it looks at: over 16 KiB
+/// messages, 300 entries between two matches are 4.7 MiB of searching, and
+/// the stream pauses between every two matches. Counting entries only, it
+/// read 600 units per match and paused once in seven.
+#[tokio::test]
+async fn a_text_filter_over_big_messages_pauses_by_the_bytes_it_searches() {
+    let gap = 300;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = StoreConfig::new(dir.path());
+    config.sync = SyncPolicy::Never;
+    config.block_bytes = 64 << 20;
+    config.segment_bytes = 1 << 30;
+    let store = Store::open(config).expect("store");
+    let big = "x".repeat(16 << 10);
+    let entries: Vec<NewEntry> = (0..gap * 10)
+        .map(|i| NewEntry {
+            timestamp: i as i64,
+            level: Level::Info,
+            message: if i % gap == 0 {
+                format!("needle {big}")
+            } else {
+                big.clone()
+            },
+            labels: Vec::new(),
+        })
+        .collect();
+    store.append(&entries).expect("append");
+    let shared = shared(store);
+    let query = Plan::parse(
+        Mode::History,
+        RawQuery {
+            grep: "needle".into(),
+            ..RawQuery::default()
+        },
+    )
+    .expect("query");
+    let mut stream = tail::open(
+        &shared,
+        RequestId::generate(),
+        query,
+        |entry: &EntryRef<'_>| entry.cursor,
+    )
+    .await
+    .expect("open")
+    .stream;
+    let mut pauses_before = Vec::new();
+    loop {
+        match next_with_pauses(&mut stream).await {
+            (Some(Item::Entry(_)), pauses) => pauses_before.push(pauses),
+            (Some(Item::End(end)), _) => {
+                assert_eq!(end.summary.sent, 10);
+                break;
+            }
+            (other, _) => panic!("unexpected {:?}", other.is_some()),
+        }
+    }
+    assert!(
+        pauses_before[1..].iter().all(|&pauses| pauses > 0),
+        "matches 300 entries of 16 KiB apart without a pause between: {pauses_before:?}"
+    );
 }
