@@ -75,15 +75,18 @@ pub enum Limit {
     IdleTimeout,
     /// The disk (or quota) is full: an append was refused.
     DiskFull,
+    /// `max_connections`: a connection closed as soon as it was accepted.
+    Connections,
 }
 
 impl Limit {
     /// Every limit, so each shows in /metrics at 0 before it is first hit.
-    pub const ALL: [Limit; 4] = [
+    pub const ALL: [Limit; 5] = [
         Limit::Streams,
         Limit::MessageSize,
         Limit::IdleTimeout,
         Limit::DiskFull,
+        Limit::Connections,
     ];
 
     /// The value of the `limit` label.
@@ -93,6 +96,7 @@ impl Limit {
             Limit::MessageSize => "message_size",
             Limit::IdleTimeout => "idle_timeout",
             Limit::DiskFull => "disk_full",
+            Limit::Connections => "connections",
         }
     }
 }
@@ -235,12 +239,19 @@ impl Metrics {
         Ok(guard)
     }
 
-    /// Counts an accepted connection, until the unit is dropped.
-    pub fn open_connection(&self) -> GaugeUnit {
-        self.open_connections.inc();
-        GaugeUnit {
+    /// Counts an accepted connection, until the unit is dropped, or
+    /// refuses it (`None`, counted) when `limit` are open.
+    pub fn open_connection(&self, limit: usize) -> Option<GaugeUnit> {
+        let before = self.open_connections.inc();
+        let guard = GaugeUnit {
             gauge: self.open_connections.clone(),
+        };
+        if usize::try_from(before).unwrap_or(usize::MAX) >= limit {
+            drop(guard);
+            self.limit_hit(Limit::Connections);
+            return None;
         }
+        Some(guard)
     }
 
     /// Counts one refusal (or reset) because `limit` was reached.
@@ -380,6 +391,7 @@ mod tests {
             r#"logtap_limit_rejections_total{limit="message_size"} 0"#,
             r#"logtap_limit_rejections_total{limit="idle_timeout"} 0"#,
             r#"logtap_limit_rejections_total{limit="disk_full"} 0"#,
+            r#"logtap_limit_rejections_total{limit="connections"} 0"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),
