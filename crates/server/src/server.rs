@@ -23,7 +23,7 @@ use crate::net::tls;
 use crate::ops::log_throttle::LogThrottle;
 use crate::ops::metrics::Metrics;
 use crate::protocols;
-use crate::security::{auth, cors};
+use crate::security::{auth, browser, cors};
 use crate::stream::live::Live;
 use crate::stream::state::Shared;
 use axum::extract::ConnectInfo;
@@ -108,11 +108,26 @@ impl Server {
             max_streams: config.max_streams,
         };
         let (grpc_routes, health) = protocols::grpc_routes(&shared, &config).await;
+        // Without tokens, pages of other sites may not write and names
+        // other than the server's own are not answered (DNS rebinding).
+        let browser_guard = guard.is_none().then(|| {
+            browser::BrowserGuard::new(
+                protocols::access(&config),
+                exposure == Exposure::Loopback,
+                &config.allowed_hosts,
+                cors_origins.clone(),
+            )
+        });
         // CORS outside the token check: preflights carry no token, and a
         // refusal must still carry CORS headers for the page to read it.
-        let router = cors::apply(
-            auth::protect(app(&shared, &config, grpc_routes), guard),
-            cors_origins.as_ref(),
+        // The browser rules outside CORS: a rebinding page's preflight is
+        // refused too.
+        let router = browser::protect(
+            cors::apply(
+                auth::protect(app(&shared, &config, grpc_routes), guard),
+                cors_origins.as_ref(),
+            ),
+            browser_guard,
         );
         let listener =
             TcpListener::bind(config.listen)
