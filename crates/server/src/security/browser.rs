@@ -89,7 +89,7 @@ impl BrowserGuard {
             return true;
         };
         let host = normalize_host(strip_port(authority));
-        is_loopback_name(&host) || allowed.iter().any(|name| *name == host)
+        is_loopback_name(&host) || allowed.contains(&host)
     }
 
     /// Whether a write with this `Origin` may pass: the server's own origin
