@@ -94,11 +94,16 @@ fn fail(error: &anyhow::Error) -> ExitCode {
 /// Diagnostics go to standard error, so they never mix with `logs` output.
 /// The server says what it does at `info`; the clients only speak up about
 /// problems. `RUST_LOG` overrides either.
+///
+/// h2 writes a WARN line each time it sends a misbehaving peer away (rapid
+/// resets, say), which an attacker repeats at will; the server logs those
+/// itself, at most once per interval with a count, so h2's own are off
+/// below ERROR by default.
 fn init_tracing(serving: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
 
-    let default = if serving { "info" } else { "warn" };
+    let default = if serving { "info,h2=error" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

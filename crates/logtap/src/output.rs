@@ -58,6 +58,12 @@ impl<W: Write> Printer<W> {
 
 /// `2024-05-01 14:00:00.123 ERROR message k=v`, the time in the local zone
 /// (people read their own clock), millisecond precision.
+///
+/// What the server sends is shown, never obeyed: control characters in the
+/// level, the message and label names and values are written as escapes
+/// ([`Escaped`]), so an entry cannot retitle the terminal, move its cursor,
+/// overwrite earlier lines with a carriage return, or pass for several
+/// entries with a newline.
 fn write_text(out: &mut impl Write, entry: &LogEntry, color: bool) -> io::Result<()> {
     let time = DateTime::from_timestamp_nanos(entry.timestamp)
         .with_timezone(&Local)
@@ -72,15 +78,46 @@ fn write_text(out: &mut impl Write, entry: &LogEntry, color: bool) -> io::Result
     write!(
         out,
         "{dim}{time}{dim:#} {style}{:<5} {}{style:#}",
-        entry.level.to_uppercase(),
-        entry.message
+        Escaped(&entry.level.to_uppercase()).to_string(),
+        Escaped(&entry.message)
     )?;
     let mut labels: Vec<_> = entry.labels.iter().collect();
     labels.sort();
     for (name, value) in labels {
-        write!(out, " {dim}{name}={}{dim:#}", quote_if_needed(value))?;
+        write!(
+            out,
+            " {dim}{}={}{dim:#}",
+            Escaped(name),
+            Escaped(&quote_if_needed(value))
+        )?;
     }
     out.write_all(b"\n")
+}
+
+/// Text for a terminal with its control characters escaped, much as
+/// `journalctl` shows them: `\n`, `\r`, and `\xNN` for the other C0
+/// characters and DEL, `\u{NN}` for the C1 ones (U+0080 to U+009F, which
+/// some terminals obey as ESC sequences). Tab stays: it cannot hide or move
+/// text. Everything else, all of UTF-8, is written as it is; a backslash
+/// too, so an escape and the same characters typed out look alike.
+struct Escaped<'a>(&'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rest = self.0;
+        while let Some(at) = rest.find(|c: char| c.is_control() && c != '\t') {
+            f.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                c if (c as u32) < 0x80 => write!(f, "\\x{:02x}", c as u32)?,
+                c => write!(f, "\\u{{{:x}}}", c as u32)?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        f.write_str(rest)
+    }
 }
 
 /// Red for errors (bold for fatal), yellow for warnings, dim for debug and
@@ -169,6 +206,36 @@ mod tests {
             format!("{expected_time} ERROR disk full app=db host=\"a 1\"\n")
         );
         assert!(!line.contains('\x1b'));
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        let mut entry = entry();
+        entry.message = "\x1b]0;owned\x07title\r\x1b[2Aup\nfake line\ttab \u{9b}31m é".into();
+        entry.level = "error\x1b[8m".into();
+        entry.labels = [
+            ("k\x1b[1m".to_string(), "v\x1b[2J".to_string()),
+            ("plain".into(), "\u{9b}c".into()),
+        ]
+        .into_iter()
+        .collect();
+        let mut printer = Printer::new(Vec::new(), Format::Text, false);
+        printer.entry(&entry).unwrap();
+        let line = String::from_utf8(printer.out).unwrap();
+        assert!(
+            !line.contains(|c: char| c.is_control() && c != '\t' && c != '\n'),
+            "{line:?}"
+        );
+        assert_eq!(line.matches('\n').count(), 1, "{line:?}");
+        assert!(line.ends_with('\n'));
+        assert!(
+            line.contains(
+                "ERROR\\x1b[8M \\x1b]0;owned\\x07title\\r\\x1b[2Aup\\nfake line\ttab \\u{9b}31m é"
+            ),
+            "{line:?}"
+        );
+        assert!(line.contains(" k\\x1b[1m=\"v\\u001b[2J\""), "{line:?}");
+        assert!(line.contains(" plain=\"\\u{9b}c\""), "{line:?}");
     }
 
     #[test]

@@ -82,6 +82,25 @@ pub struct ServeArgs {
     /// serving connections. Default: half the cores, at least one.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub match_threads: Option<u64>,
+    /// Close a connection that has not said what it is (HTTP/2 preface, or
+    /// an HTTP/1.1 request head) within this long (10s, 500ms, ...); an
+    /// HTTP/1.1 connection left idle this long between requests is closed
+    /// too.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub header_read_timeout: Duration,
+
+    /// The most client connections open at once; one more is closed as soon
+    /// as it is accepted (counted in /metrics as
+    /// logtap_limit_rejections_total{limit="connections"}).
+    #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+
+    /// Without --auth-token-file, a loopback listener answers only requests
+    /// for its own names (localhost, *.localhost, 127.0.0.1, [::1]), so a
+    /// web page cannot reach it by pointing its own name at 127.0.0.1 (DNS
+    /// rebinding). Serve NAME too (no port; * for any); repeat for several.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Where the server listens when --listen is not given: loopback only.
@@ -115,6 +134,13 @@ fn parse_age(text: &str) -> Result<Duration, String> {
     logtap_ingest::parse_duration(text).map_err(|error| error.to_string())
 }
 
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_age(text)? {
+        duration if duration.is_zero() => Err("the timeout must be above zero".to_string()),
+        duration => Ok(duration),
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listen = match args.listen {
         Some(listen) => listen,
@@ -140,6 +166,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(threads) = args.match_threads {
         config.match_threads = usize::try_from(threads).context("--match-threads")?;
     }
+    config.header_read_timeout = args.header_read_timeout;
+    config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    config.allowed_hosts = args.allowed_hosts;
     config.store.sync = args.sync.0;
     config.store.segment_bytes = args.segment_mb << 20;
     config.store.retention = Retention {

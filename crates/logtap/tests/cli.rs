@@ -500,3 +500,27 @@ fn a_second_server_on_a_data_directory_in_use_exits_at_once_naming_the_holder() 
     let (count, _) = stored(&logtap(&["push", "--server", &again.url], "more\n"));
     assert_eq!(count, 1);
 }
+
+#[test]
+fn text_output_shows_control_characters_instead_of_sending_them_to_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    // A title change, a bell, a carriage return over the line, a cursor
+    // move, a forged second line, and a label name that sets bold.
+    let line = r#"{"level":"error","message":"\u001b]0;owned\u0007x\rfake\u001b[2A\nERROR forged","k\u001b[1m":"v"}"#;
+    let output = logtap(&["push", "--server", &server.url], &format!("{line}\n"));
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let output = logtap(&["logs", "--server", &server.url, "--output", "text"], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        !text.contains(|c: char| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    assert!(
+        text.contains(r"\x1b]0;owned\x07x\rfake\x1b[2A\nERROR forged k\x1b[1m=v"),
+        "{text:?}"
+    );
+}

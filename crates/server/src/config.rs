@@ -89,6 +89,27 @@ pub struct ServerConfig {
     /// pattern), while a pathological pattern, a few MB/s, is stopped
     /// before it has run for days.
     pub max_query_scan_bytes: u64,
+    /// How long a new connection may take to say what it is: the bytes that
+    /// tell HTTP/2 from HTTP/1.1, and on HTTP/1.1 each request's head (the
+    /// clock runs from when the server starts waiting for it, so a
+    /// keep-alive connection left idle this long is closed too). A client
+    /// that connects and sends nothing is closed after this, instead of
+    /// holding a descriptor forever. Default 10 s. See `crate::net::sniff`.
+    pub header_read_timeout: Duration,
+    /// The most client connections open at once (TLS handshakes included);
+    /// one more is closed as soon as it is accepted and counted in
+    /// `logtap_limit_rejections_total{limit="connections"}`. Default
+    /// 10,000; the open-file limit must leave room for it (the server raises
+    /// its soft limit to the hard one at start, and warns when that is
+    /// still too low).
+    pub max_connections: usize,
+    /// Host names a loopback listener without tokens serves besides its own
+    /// (`localhost`, `*.localhost`, 127.0.0.0/8 and `[::1]`, any port):
+    /// a request for any other `Host` is refused (403), so a web page whose
+    /// name was pointed at 127.0.0.1 (DNS rebinding) cannot read or push.
+    /// Names, without a port (`logs.internal`); `*` allows any. See
+    /// `crate::security::browser`.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// How many bytes an entry's LogEntry going out may exceed the PushRequest
@@ -135,6 +156,9 @@ impl ServerConfig {
             match_threads: std::thread::available_parallelism()
                 .map_or(1, |cores| (cores.get() / 2).max(1)),
             max_query_scan_bytes: 64 << 30,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            allowed_hosts: Vec::new(),
         }
     }
 }

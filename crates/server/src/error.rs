@@ -210,6 +210,12 @@ pub enum ServeError {
     /// storing it as text would store the compressed bytes.
     #[error("the body is {0}-encoded; send it uncompressed (no Content-Encoding, or identity)")]
     UnsupportedEncoding(String),
+    /// An HTTP push body of a media type that is not JSON or NDJSON: the
+    /// types a browser may send to another origin without asking first
+    /// (form, multipart, text/plain) are how a web page writes into a
+    /// server it should not.
+    #[error("a push body is NDJSON: send Content-Type: application/x-ndjson (or application/json), not {0:?}")]
+    UnsupportedContentType(String),
     /// An HTTP request body could not be read (the client went away, or
     /// its framing is broken).
     #[error("could not read the request body: {0}")]
@@ -367,7 +373,8 @@ impl ServeError {
             ServeError::Query(_)
             | ServeError::UnknownLevel { .. }
             | ServeError::BadBody(_)
-            | ServeError::UnsupportedEncoding(_) => Code::InvalidArgument,
+            | ServeError::UnsupportedEncoding(_)
+            | ServeError::UnsupportedContentType(_) => Code::InvalidArgument,
             ServeError::BodyTooLarge { .. } | ServeError::LineTooLong { .. } => {
                 Code::ResourceExhausted
             }
@@ -398,7 +405,9 @@ impl ServeError {
             }
             // RFC 7694: the answer to a content coding the server cannot
             // decode.
-            ServeError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ServeError::UnsupportedEncoding(_) | ServeError::UnsupportedContentType(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ServeError::PushFailed { cause, .. } => cause.http_status(),
             error => http_status_for_code(error.code()),
         }
@@ -462,6 +471,76 @@ pub(crate) fn without_message(status: &Status) -> Status {
 /// The answer to an unknown method of a service this server serves.
 pub(crate) fn no_such_method(path: &str) -> Status {
     Status::unimplemented(format!("no such method: {path}"))
+}
+
+/// Why a request from a browser (or for a name the server does not go by)
+/// was refused on a server without tokens, before any handler ran; see
+/// `security/browser.rs`. PERMISSION_DENIED for gRPC and gRPC-Web, HTTP 403
+/// for everyone else, with the message saying which option allows it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BrowserRefused {
+    /// A `Host` (or `:authority`) that is not a loopback name nor an
+    /// `--allowed-host`: what a page whose name was pointed at 127.0.0.1
+    /// (DNS rebinding) sends.
+    #[error("this server does not answer for the host name {host:?}: without tokens a loopback listener answers only localhost, 127.0.0.1 and [::1]; name others with --allowed-host")]
+    Host {
+        /// The name asked for, clipped.
+        host: String,
+    },
+    /// A write from a page of another origin: a cross-site form or `fetch`.
+    #[error("a push from the web page at {origin:?} is refused: without tokens only this server's own pages and --cors-origin origins may write")]
+    CrossSite {
+        /// The page's origin (or the `Sec-Fetch-Site` value), clipped.
+        origin: String,
+    },
+}
+
+impl BrowserRefused {
+    /// A refusal for `host`, clipped to what is worth quoting back.
+    pub(crate) fn host(host: &str) -> BrowserRefused {
+        BrowserRefused::Host {
+            host: clip_client_text(host),
+        }
+    }
+
+    /// A refusal for a write from `origin`, clipped likewise.
+    pub(crate) fn cross_site(origin: &str) -> BrowserRefused {
+        BrowserRefused::CrossSite {
+            origin: clip_client_text(origin),
+        }
+    }
+
+    /// The answer: PERMISSION_DENIED for gRPC (`grpc`), else 403 with
+    /// `{"error": ...}`.
+    pub(crate) fn to_response(&self, grpc: bool) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        if grpc {
+            return Status::permission_denied(self.to_string()).into_http::<axum::body::Body>();
+        }
+        let mut body = String::from("{\"error\":");
+        logtap_core::json::write_string(&mut body, &self.to_string());
+        body.push_str("}\n");
+        (
+            StatusCode::FORBIDDEN,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// A client's own text quoted in an answer: at most ~100 bytes of it, cut
+/// on a character boundary.
+fn clip_client_text(text: &str) -> String {
+    const MAX: usize = 100;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
 }
 
 /// Why the token check refused a request, before any handler ran.

@@ -16,12 +16,14 @@ use crate::config::{Exposure, ServerConfig};
 use crate::error::ServerError;
 use crate::net::coalesce::CoalescingIo;
 use crate::net::idle::StreamExecutor;
+use crate::net::sniff::SniffDeadline;
 use crate::net::stream_table::StreamTable;
 use crate::net::threads::ConnectionThreads;
 use crate::net::tls;
+use crate::ops::log_throttle::LogThrottle;
 use crate::ops::metrics::Metrics;
 use crate::protocols;
-use crate::security::{auth, cors};
+use crate::security::{auth, browser, cors};
 use crate::stream::live::Live;
 use crate::stream::matching::MatchThreads;
 use crate::stream::state::Shared;
@@ -80,6 +82,7 @@ impl Server {
             None => None,
         };
         let cors_origins = cors::parse_origins(&config.cors_origins)?;
+        warn_if_descriptors_are_short(&config);
         let store_config = config.store.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(store_config))
             .await
@@ -110,11 +113,26 @@ impl Server {
             max_query_scan_bytes: config.max_query_scan_bytes,
         };
         let (grpc_routes, health) = protocols::grpc_routes(&shared, &config).await;
+        // Without tokens, pages of other sites may not write and names
+        // other than the server's own are not answered (DNS rebinding).
+        let browser_guard = guard.is_none().then(|| {
+            browser::BrowserGuard::new(
+                protocols::access(&config),
+                exposure == Exposure::Loopback,
+                &config.allowed_hosts,
+                cors_origins.clone(),
+            )
+        });
         // CORS outside the token check: preflights carry no token, and a
         // refusal must still carry CORS headers for the page to read it.
-        let router = cors::apply(
-            auth::protect(app(&shared, &config, grpc_routes), guard),
-            cors_origins.as_ref(),
+        // The browser rules outside CORS: a rebinding page's preflight is
+        // refused too.
+        let router = browser::protect(
+            cors::apply(
+                auth::protect(app(&shared, &config, grpc_routes), guard),
+                cors_origins.as_ref(),
+            ),
+            browser_guard,
         );
         let listener =
             TcpListener::bind(config.listen)
@@ -202,11 +220,28 @@ impl Server {
             threads.handles(),
         ));
         tokio::pin!(shutdown);
+        let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
+                        backoff = ACCEPT_BACKOFF_MIN;
+                        // Counted from here until the connection ends; one
+                        // over the cap is closed at once (dropping the
+                        // socket), before it costs a task or a buffer.
+                        let Some(counted) = shared.metrics.open_connection(config.max_connections) else {
+                            drop(tcp);
+                            if let Some(suppressed) = REFUSED_CONNECTIONS.allow() {
+                                tracing::warn!(
+                                    peer = %peer,
+                                    max_connections = config.max_connections,
+                                    refused_since_last_line = suppressed,
+                                    "Closed a new connection: max_connections are open."
+                                );
+                            }
+                            continue;
+                        };
                         configure_socket(&tcp, &config);
                         let service = connection_service(router.clone(), peer);
                         // Taken now, before shutdown can begin, so a
@@ -226,7 +261,7 @@ impl Server {
                         let builder = connection_builder(&config, executor.for_connection(Arc::clone(&streams)));
                         let tls = tls.clone();
                         let stopping = shared.shutdown.clone();
-                        let counted = shared.metrics.open_connection();
+                        let first_bytes = config.header_read_timeout;
                         executor.spawn_on(async move {
                             // Held until the connection ends, however it ends.
                             let _counted = counted;
@@ -239,7 +274,7 @@ impl Server {
                                 }
                             };
                             match tls {
-                                None => serve_io(&builder, TokioIo::new(CoalescingIo::new(tcp)), service, &streams, &stopping, peer).await,
+                                None => serve_io(&builder, TokioIo::new(CoalescingIo::new(SniffDeadline::new(tcp, first_bytes))), service, &streams, &stopping, peer).await,
                                 Some(acceptor) => {
                                     // The handshake runs in the connection's
                                     // task: a slow client never stalls
@@ -251,17 +286,33 @@ impl Server {
                                         () = stopping.cancelled() => None,
                                     };
                                     if let Some(stream) = stream {
-                                        serve_io(&builder, TokioIo::new(CoalescingIo::new(stream)), service, &streams, &stopping, peer).await;
+                                        serve_io(&builder, TokioIo::new(CoalescingIo::new(SniffDeadline::new(stream, first_bytes))), service, &streams, &stopping, peer).await;
                                     }
                                 }
                             }
                         }, threads.next());
                     }
                     Err(error) => {
-                        // Usually out of file descriptors: back off instead of
-                        // spinning, and keep serving the connections we have.
-                        tracing::warn!(error = %error, "Could not accept a connection; retrying shortly.");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // Usually out of descriptors (EMFILE, ENFILE) or
+                        // buffers: the connection waits in the backlog and
+                        // makes every accept fail at once, so back off
+                        // (10 ms, doubling to 100 ms) instead of spinning,
+                        // and say so at most once per interval. Connections
+                        // already accepted live on their own threads and go
+                        // on being served meanwhile.
+                        if let Some(suppressed) = ACCEPT_FAILURES.allow() {
+                            tracing::warn!(
+                                error = %error,
+                                open_connections = shared.metrics.open_connections.get(),
+                                failures_since_last_line = suppressed,
+                                "Could not accept a connection; backing off and retrying."
+                            );
+                        }
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                     }
                 },
             }
@@ -338,7 +389,7 @@ async fn serve_io<I, S>(
         tokio::select! {
             ended = connection.as_mut() => {
                 if let Err(error) = ended {
-                    tracing::debug!(peer = %peer, error = %error, "A connection ended with an error.");
+                    log_connection_error(&*error, peer);
                 }
                 return;
             }
@@ -351,6 +402,72 @@ async fn serve_io<I, S>(
                 tracing::debug!(peer = %peer, "Asked an idle connection to go away, to free its large stream table.");
                 connection.as_mut().graceful_shutdown();
             }
+        }
+    }
+}
+
+/// How long the accept loop waits after a failed accept, at first.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest the accept loop waits after failed accepts in a row: a
+/// client served late by at most this once descriptors are free again.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(100);
+
+/// The least time between two log lines of one kind that any client can
+/// cause at will.
+const FLOOD_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Failed accepts (out of descriptors), logged at most once per interval.
+static ACCEPT_FAILURES: LogThrottle = LogThrottle::new(FLOOD_LOG_INTERVAL);
+
+/// Connections closed over `max_connections`, logged at most once per
+/// interval.
+static REFUSED_CONNECTIONS: LogThrottle = LogThrottle::new(FLOOD_LOG_INTERVAL);
+
+/// HTTP/2 peers sent away for misbehaving, logged at most once per interval.
+static CALM_DOWN: LogThrottle = LogThrottle::new(FLOOD_LOG_INTERVAL);
+
+/// Logs how a connection ended with an error. Most are a client's business
+/// (debug). A peer h2 sent away with ENHANCE_YOUR_CALM (rapid resets, too
+/// many small frames or locally reset streams) is worth an operator's
+/// notice, but an attacker repeats it at will, so it is logged at most once
+/// per interval, with a count; h2's own WARN lines for it are off in
+/// `logtap serve`'s default filter (`h2=error`).
+fn log_connection_error(error: &(dyn std::error::Error + 'static), peer: SocketAddr) {
+    let calm = std::iter::successors(Some(error), |error| error.source())
+        .filter_map(|error| error.downcast_ref::<h2::Error>())
+        .find(|error| {
+            error.is_go_away()
+                && error.is_library()
+                && error.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM)
+        });
+    match calm {
+        Some(reason) => {
+            if let Some(suppressed) = CALM_DOWN.allow() {
+                tracing::warn!(
+                    peer = %peer,
+                    error = %reason,
+                    sent_away_since_last_line = suppressed,
+                    "Sent an HTTP/2 client away for misbehaving (GOAWAY ENHANCE_YOUR_CALM)."
+                );
+            }
+        }
+        None => tracing::debug!(peer = %peer, error = %error, "A connection ended with an error."),
+    }
+}
+
+/// Raises the open-file limit (once per process) and warns when it still
+/// cannot hold `max_connections` and the store's own files.
+fn warn_if_descriptors_are_short(config: &ServerConfig) {
+    /// Descriptors kept for the store, the listener and the runtime.
+    const RESERVE: u64 = 64;
+    if let Some((soft, _hard)) = crate::net::descriptors::raise_open_file_limit() {
+        let wanted = (config.max_connections as u64).saturating_add(RESERVE);
+        if soft < wanted {
+            tracing::warn!(
+                open_file_limit = soft,
+                max_connections = config.max_connections,
+                "The open-file limit is below max_connections plus what the store needs; clients beyond it wait while accepting fails. Raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --max-connections."
+            );
         }
     }
 }
@@ -411,7 +528,10 @@ fn connection_builder(
     executor: StreamExecutor,
 ) -> auto::Builder<StreamExecutor> {
     let mut builder = auto::Builder::new(executor);
-    builder.http1().timer(TokioTimer::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -936,7 +936,7 @@ async fn plain_http_endpoints_with_odd_parameters() {
     let body = b"ok line\nbad \xff\xfe bytes\n";
     let request = [
         format!(
-            "POST /api/v1/push HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            "POST /api/v1/push HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes(),

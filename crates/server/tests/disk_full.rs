@@ -46,7 +46,7 @@ async fn a_full_disk_refuses_pushes_serves_what_was_acknowledged_and_recovers_wh
     // The HTTP push is refused the same way, as 507.
     let body = "{\"level\":\"info\",\"msg\":\"over http\"}\n";
     let request = format!(
-        "POST /api/v1/push HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST /api/v1/push HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-ndjson\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     let (code, _, text) = http1(server.addr, request.as_bytes()).await;

@@ -78,16 +78,19 @@ pub enum Limit {
     /// `max_query_scan_bytes`: a stream whose text filter looked at too
     /// many bytes, ended.
     QueryScanBytes,
+    /// `max_connections`: a connection closed as soon as it was accepted.
+    Connections,
 }
 
 impl Limit {
     /// Every limit, so each shows in /metrics at 0 before it is first hit.
-    pub const ALL: [Limit; 5] = [
+    pub const ALL: [Limit; 6] = [
         Limit::Streams,
         Limit::MessageSize,
         Limit::IdleTimeout,
         Limit::DiskFull,
         Limit::QueryScanBytes,
+        Limit::Connections,
     ];
 
     /// The value of the `limit` label.
@@ -98,6 +101,7 @@ impl Limit {
             Limit::IdleTimeout => "idle_timeout",
             Limit::DiskFull => "disk_full",
             Limit::QueryScanBytes => "query_scan_bytes",
+            Limit::Connections => "connections",
         }
     }
 }
@@ -240,12 +244,19 @@ impl Metrics {
         Ok(guard)
     }
 
-    /// Counts an accepted connection, until the unit is dropped.
-    pub fn open_connection(&self) -> GaugeUnit {
-        self.open_connections.inc();
-        GaugeUnit {
+    /// Counts an accepted connection, until the unit is dropped, or
+    /// refuses it (`None`, counted) when `limit` are open.
+    pub fn open_connection(&self, limit: usize) -> Option<GaugeUnit> {
+        let before = self.open_connections.inc();
+        let guard = GaugeUnit {
             gauge: self.open_connections.clone(),
+        };
+        if usize::try_from(before).unwrap_or(usize::MAX) >= limit {
+            drop(guard);
+            self.limit_hit(Limit::Connections);
+            return None;
         }
+        Some(guard)
     }
 
     /// Counts one refusal (or reset) because `limit` was reached.
@@ -385,6 +396,7 @@ mod tests {
             r#"logtap_limit_rejections_total{limit="message_size"} 0"#,
             r#"logtap_limit_rejections_total{limit="idle_timeout"} 0"#,
             r#"logtap_limit_rejections_total{limit="disk_full"} 0"#,
+            r#"logtap_limit_rejections_total{limit="connections"} 0"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),

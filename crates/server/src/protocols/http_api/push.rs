@@ -24,8 +24,17 @@
 //!   with its line number (400) before it joins a batch: the lines before
 //!   it are stored, it and the rest are not.
 //!
-//! A body with a `Content-Encoding` (gzip, ...) is refused with 415 rather
-//! than stored as the compressed bytes. Limits answer 413: a `Content-Length` over `max_push_body_bytes` before
+//! A body with a `Content-Encoding` (gzip, ...), or a `Transfer-Encoding`
+//! other than `chunked` (hyper undoes chunking but passes `gzip, chunked`
+//! on as it came), is refused with 415 rather than stored as the
+//! compressed bytes. So is a body whose `Content-Type` is not JSON or
+//! NDJSON (`application/x-ndjson`, `application/json`, `application/jsonl`,
+//! `*+json`, ...): form, multipart and `text/plain` bodies are what a web
+//! page can send to another origin without the browser asking first, so
+//! they are how a page would write into a server it should not. No
+//! `Content-Type` at all is accepted (no browser sends a body without
+//! one); curl's `--data-binary` says `application/x-www-form-urlencoded`
+//! unless told `-H 'Content-Type: application/x-ndjson'`. Limits answer 413: a `Content-Length` over `max_push_body_bytes` before
 //! anything is read, a body that grows past it while read, and a line
 //! longer than `max_message_bytes` (the largest gRPC message, so no
 //! transport takes an entry another would refuse). Batches stored before a
@@ -76,8 +85,15 @@ pub async fn push(State(state): State<Fallback>, headers: HeaderMap, body: Body)
         .get(header::CONTENT_ENCODING)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_string())
         .filter(|value| !value.is_empty() && !value.eq_ignore_ascii_case("identity"));
-    if let Some(encoding) = encoding {
+    if let Some(encoding) = encoding.or_else(|| transfer_coding(&headers)) {
         return error_response(&request_id, &ServeError::UnsupportedEncoding(encoding));
+    }
+    if let Some(media_type) = headers.get(header::CONTENT_TYPE) {
+        if !is_json_media_type(media_type.as_bytes()) {
+            let media_type = String::from_utf8_lossy(media_type.as_bytes());
+            let shown: String = media_type.chars().take(100).collect();
+            return error_response(&request_id, &ServeError::UnsupportedContentType(shown));
+        }
     }
     let mut pushed = Pushed::default();
     if let Err(cause) = ingest_body(&state, body, &mut pushed).await {
@@ -118,6 +134,46 @@ pub async fn push(State(state): State<Fallback>, headers: HeaderMap, body: Body)
         pushed.stored, pushed.last_cursor
     );
     (response_headers, body).into_response()
+}
+
+/// The first transfer coding of the request other than `chunked` (which
+/// hyper has undone), if any: `Transfer-Encoding: gzip, chunked` still
+/// carries gzip bytes.
+fn transfer_coding(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
+        .map(|coding| String::from_utf8_lossy(coding).trim().to_string())
+        .find(|coding| {
+            !coding.is_empty()
+                && !coding.eq_ignore_ascii_case("chunked")
+                && !coding.eq_ignore_ascii_case("identity")
+        })
+}
+
+/// Whether a `Content-Type` names JSON or NDJSON (parameters such as
+/// `charset` aside).
+fn is_json_media_type(value: &[u8]) -> bool {
+    let value = String::from_utf8_lossy(value);
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
+            | "application/jsonlines"
+            | "application/json"
+            | "application/json-seq"
+    ) || essence
+        .strip_prefix("application/")
+        .is_some_and(|subtype| subtype.ends_with("+json"))
 }
 
 /// Reads the body line by line, storing a batch whenever one is full and
