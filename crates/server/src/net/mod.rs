@@ -2,7 +2,9 @@
 //! gathered into fewer syscalls ([`coalesce`]), the watchdog for clients
 //! that accept nothing ([`idle`]), idle connections with a large stream
 //! table sent away ([`stream_table`]), memory given back after a burst
-//! ([`memory`]), and TLS ([`tls`]).
+//! ([`memory`]), stream slots shared per connection and per client address
+//! ([`quota`]), the budget of unfinished request bytes and the stall watch
+//! ([`request_body`]), and TLS ([`tls`]).
 //!
 //! This folder knows sockets and HTTP/2 connections, never a request: what
 //! a request means is decided above it.
@@ -10,6 +12,8 @@
 pub(crate) mod coalesce;
 pub(crate) mod idle;
 pub(crate) mod memory;
+pub(crate) mod quota;
+pub(crate) mod request_body;
 pub(crate) mod stream_table;
 pub(crate) mod threads;
 pub(crate) mod tls;

@@ -24,6 +24,11 @@ pub struct Metrics {
     /// Client connections open now (HTTP/1.1 and HTTP/2, TLS or not), from
     /// accept to close. Moved only by `GaugeUnit`.
     pub open_connections: Gauge,
+    /// Bytes of unfinished request messages held now, every request
+    /// together: the server-wide budget in use (`net::request_body`), which
+    /// charges and releases it with atomic updates so it never reads over
+    /// the budget.
+    pub request_buffered_bytes: Gauge,
     /// Entries made durable by pushes, on every transport.
     pub entries_stored: Counter,
     /// Entries handed to a transport by reading streams.
@@ -75,15 +80,29 @@ pub enum Limit {
     IdleTimeout,
     /// The disk (or quota) is full: an append was refused.
     DiskFull,
+    /// `max_streams_per_connection`: streams open at once on one connection.
+    StreamsPerConnection,
+    /// `max_streams_per_peer`: streams open at once from one client address.
+    StreamsPerPeer,
+    /// `max_buffered_request_bytes` (or its per-connection share): a request
+    /// whose unfinished message would go over the budget, cut.
+    RequestBuffer,
+    /// `request_stall_timeout`: a request that sent nothing for that long
+    /// in the middle of a message, cut.
+    RequestStall,
 }
 
 impl Limit {
     /// Every limit, so each shows in /metrics at 0 before it is first hit.
-    pub const ALL: [Limit; 4] = [
+    pub const ALL: [Limit; 8] = [
         Limit::Streams,
         Limit::MessageSize,
         Limit::IdleTimeout,
         Limit::DiskFull,
+        Limit::StreamsPerConnection,
+        Limit::StreamsPerPeer,
+        Limit::RequestBuffer,
+        Limit::RequestStall,
     ];
 
     /// The value of the `limit` label.
@@ -93,6 +112,10 @@ impl Limit {
             Limit::MessageSize => "message_size",
             Limit::IdleTimeout => "idle_timeout",
             Limit::DiskFull => "disk_full",
+            Limit::StreamsPerConnection => "streams_per_connection",
+            Limit::StreamsPerPeer => "streams_per_peer",
+            Limit::RequestBuffer => "request_buffer",
+            Limit::RequestStall => "request_stall",
         }
     }
 }
@@ -104,6 +127,7 @@ impl Metrics {
         let metrics = Metrics {
             active_streams: Gauge::default(),
             open_connections: Gauge::default(),
+            request_buffered_bytes: Gauge::default(),
             entries_stored: Counter::default(),
             entries_sent: Counter::default(),
             entries_sent_in_runs: Counter::default(),
@@ -129,6 +153,11 @@ impl Metrics {
             "logtap_open_connections",
             "Client connections open now",
             metrics.open_connections.clone(),
+        );
+        registry.register(
+            "logtap_request_buffered_bytes",
+            "Bytes of unfinished request messages held now, every request together",
+            metrics.request_buffered_bytes.clone(),
         );
         registry.register(
             "logtap_entries_stored",
@@ -255,7 +284,10 @@ impl Metrics {
     pub fn count_refusal(&self, error: &ServeError) {
         let limit = match error {
             ServeError::PushFailed { cause, .. } => return self.count_refusal(cause),
-            ServeError::Inbound(_) if error.code() == tonic::Code::ResourceExhausted => {
+            // Only tonic's refusal of an over-large message: a body the
+            // server cut (`BodyCut`) reaches a handler as RESOURCE_EXHAUSTED
+            // too, and was counted under its own limit where it was cut.
+            ServeError::Inbound(status) if crate::error::is_message_too_large(status) => {
                 Limit::MessageSize
             }
             ServeError::Store(store) if store.is_disk_full() => Limit::DiskFull,
@@ -380,6 +412,11 @@ mod tests {
             r#"logtap_limit_rejections_total{limit="message_size"} 0"#,
             r#"logtap_limit_rejections_total{limit="idle_timeout"} 0"#,
             r#"logtap_limit_rejections_total{limit="disk_full"} 0"#,
+            r#"logtap_limit_rejections_total{limit="streams_per_connection"} 0"#,
+            r#"logtap_limit_rejections_total{limit="streams_per_peer"} 0"#,
+            r#"logtap_limit_rejections_total{limit="request_buffer"} 0"#,
+            r#"logtap_limit_rejections_total{limit="request_stall"} 0"#,
+            "logtap_request_buffered_bytes 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
