@@ -57,7 +57,7 @@ pub struct ServerConfig {
     /// a quarter by default, so one client cannot take the whole budget.
     pub max_buffered_request_bytes_per_connection: usize,
     /// A request that receives nothing for this long while one of its
-    /// messages is unfinished is cut (CANCELLED, HTTP 408), so a client
+    /// messages is unfinished is cut (DEADLINE_EXCEEDED, HTTP 408), so a client
     /// cannot hold its share of the budget by stopping mid-message.
     pub request_stall_timeout: Duration,
     /// The most concurrent HTTP/2 streams one connection may open; a single

@@ -420,9 +420,10 @@ impl ServeError {
             | ServeError::TooManyStreamsOnConnection { .. }
             | ServeError::TooManyStreamsFromPeer { .. }
             | ServeError::RequestBufferFull { .. } => Code::ResourceExhausted,
-            // As the idle watchdog's reset of a response: the server gave
-            // up on a stream whose client stopped.
-            ServeError::RequestStalled { .. } => Code::Cancelled,
+            // Time ran out on the request. Not CANCELLED, which tonic
+            // reads on a request body as the end of the stream, so the
+            // handler would take a cut stream for a finished one.
+            ServeError::RequestStalled { .. } => Code::DeadlineExceeded,
             ServeError::Internal(_) => Code::Internal,
         }
     }
@@ -441,6 +442,7 @@ impl ServeError {
             // The budget is the server's state, not this request's size or
             // this client's rate: the same request passes once others finish.
             ServeError::RequestBufferFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ServeError::RequestStalled { .. } => StatusCode::REQUEST_TIMEOUT,
             // RFC 7694: the answer to a content coding the server cannot
             // decode.
             ServeError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -27,7 +27,7 @@
 //!
 //! A body with a message unfinished that receives nothing for
 //! `request_stall_timeout` while its reader waits for it is cut too
-//! (CANCELLED, HTTP 408): a client cannot hold its share forever by
+//! (DEADLINE_EXCEEDED, HTTP 408): a client cannot hold its share forever by
 //! stopping mid-message. A body between whole messages may wait as long
 //! as it likes (a shipper's Push stream is quiet between batches).
 //!
