@@ -207,8 +207,10 @@ async fn unfinished_push_messages_are_cut_at_the_connection_share_and_the_server
     assert_eq!(buffered, (11 * HELD) as u64);
     assert!(buffered <= 6 << 20);
     assert_eq!(server.metric(&rejections("request_buffer")).await, 2);
-    // The request streams count as streams while they are open.
-    assert_eq!(server.metric("logtap_active_streams").await, 11);
+    // The request streams count as streams while they are open (not as
+    // reading streams).
+    assert_eq!(server.metric("logtap_request_streams").await, 11);
+    assert_eq!(server.metric("logtap_active_streams").await, 0);
     // A well-behaved client on its own connection still pushes (its small
     // message fits in what is left) and reads.
     let mut client = server.client().await;
@@ -226,7 +228,7 @@ async fn unfinished_push_messages_are_cut_at_the_connection_share_and_the_server
     second.close();
     server.wait_for_metric(BUFFERED, |bytes| bytes == 0).await;
     server
-        .wait_for_metric("logtap_active_streams", |n| n == 0)
+        .wait_for_metric("logtap_request_streams", |n| n == 0)
         .await;
 }
 
@@ -245,7 +247,7 @@ async fn unfinished_requests_hold_stream_slots() {
         );
     }
     server
-        .wait_for_metric("logtap_active_streams", |n| n == 2)
+        .wait_for_metric("logtap_request_streams", |n| n == 2)
         .await;
     let mut client = server.client().await;
     let refused = client
@@ -260,7 +262,7 @@ async fn unfinished_requests_hold_stream_slots() {
     drop(pending);
     hostile.close();
     server
-        .wait_for_metric("logtap_active_streams", |n| n == 0)
+        .wait_for_metric("logtap_request_streams", |n| n == 0)
         .await;
     client
         .get_logs(LogRequest::default())

@@ -169,9 +169,10 @@ pub struct StreamSlot {
     _server: GaugeUnit,
 }
 
-/// Opens a stream slot: the connection's cap first, then its address's,
-/// then the server's `max_streams`; the first that refuses names itself in
-/// the error and is counted in `logtap_limit_rejections_total`.
+/// Opens a reading stream's slot: the connection's cap first, then its
+/// address's, then the server's `max_streams`; the first that refuses
+/// names itself in the error and is counted in
+/// `logtap_limit_rejections_total`. The slot is in `logtap_active_streams`.
 pub fn open_stream(
     metrics: &Metrics,
     max_streams: usize,
@@ -179,6 +180,21 @@ pub fn open_stream(
 ) -> Result<StreamSlot, ServeError> {
     let quota = quota.map(Quota::take).transpose()?;
     let server = metrics.open_stream(max_streams)?;
+    Ok(StreamSlot {
+        _quota: quota,
+        _server: server,
+    })
+}
+
+/// Opens a request body's slot, as [`open_stream`] does, but counted in
+/// `logtap_request_streams` rather than in the reading streams.
+pub fn open_request_stream(
+    metrics: &Metrics,
+    max_streams: usize,
+    quota: Option<&Quota>,
+) -> Result<StreamSlot, ServeError> {
+    let quota = quota.map(Quota::take).transpose()?;
+    let server = metrics.open_request_stream(max_streams)?;
     Ok(StreamSlot {
         _quota: quota,
         _server: server,

@@ -32,9 +32,9 @@
 //! as it likes (a shipper's Push stream is quiet between batches).
 //!
 //! A body that is not over when first read holds a stream slot
-//! (`quota::open_stream`) until it ends, so request streams count against
-//! `max_streams` and the per-connection and per-address caps like
-//! reading streams do.
+//! (`quota::open_request_stream`, in `logtap_request_streams`) until it
+//! ends, so request streams count against `max_streams` and the
+//! per-connection and per-address caps like reading streams do.
 //!
 //! The work per frame is the frame's `\n` search (lines) or a walk over
 //! its message prefixes (gRPC), and two atomic updates when the unfinished
@@ -362,7 +362,11 @@ impl http_body::Body for CountedBody {
             this.opened = true;
             if !this.inner.is_end_stream() {
                 let budget = &*this.budget;
-                match quota::open_stream(&budget.metrics, budget.max_streams, this.quota.as_ref()) {
+                match quota::open_request_stream(
+                    &budget.metrics,
+                    budget.max_streams,
+                    this.quota.as_ref(),
+                ) {
                     Ok(slot) => this.slot = Some(slot),
                     // Counted where the caps are checked.
                     Err(error) => return this.cut(None, error),

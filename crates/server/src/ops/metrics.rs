@@ -29,6 +29,11 @@ pub struct Metrics {
     /// charges and releases it with atomic updates so it never reads over
     /// the budget.
     pub request_buffered_bytes: Gauge,
+    /// Request bodies in progress (a Push stream, a request whose message
+    /// has not all arrived), every transport: they count against
+    /// `max_streams` with the reading streams, but are not reading streams,
+    /// so they are not in `active_streams`. Moved only by `GaugeUnit`.
+    pub request_streams: Gauge,
     /// Entries made durable by pushes, on every transport.
     pub entries_stored: Counter,
     /// Entries handed to a transport by reading streams.
@@ -128,6 +133,7 @@ impl Metrics {
             active_streams: Gauge::default(),
             open_connections: Gauge::default(),
             request_buffered_bytes: Gauge::default(),
+            request_streams: Gauge::default(),
             entries_stored: Counter::default(),
             entries_sent: Counter::default(),
             entries_sent_in_runs: Counter::default(),
@@ -158,6 +164,11 @@ impl Metrics {
             "logtap_request_buffered_bytes",
             "Bytes of unfinished request messages held now, every request together",
             metrics.request_buffered_bytes.clone(),
+        );
+        registry.register(
+            "logtap_request_streams",
+            "Request bodies in progress, counted against max_streams with the reading streams",
+            metrics.request_streams.clone(),
         );
         registry.register(
             "logtap_entries_stored",
@@ -249,11 +260,28 @@ impl Metrics {
         metrics
     }
 
-    /// Counts a new reading stream, or refuses it when `limit` are open.
+    /// Counts a new reading stream, or refuses it when `limit` streams
+    /// (reading streams and request bodies in progress) are open.
     pub fn open_stream(&self, limit: usize) -> Result<GaugeUnit, ServeError> {
-        let before = self.active_streams.inc();
+        self.open_one(&self.active_streams, &self.request_streams, limit)
+    }
+
+    /// Counts a request body in progress, or refuses it when `limit`
+    /// streams (reading streams and request bodies) are open.
+    pub fn open_request_stream(&self, limit: usize) -> Result<GaugeUnit, ServeError> {
+        self.open_one(&self.request_streams, &self.active_streams, limit)
+    }
+
+    /// One more of `gauge`, unless it and `other` hold `limit` together.
+    fn open_one(
+        &self,
+        gauge: &Gauge,
+        other: &Gauge,
+        limit: usize,
+    ) -> Result<GaugeUnit, ServeError> {
+        let before = gauge.inc().saturating_add(other.get());
         let guard = GaugeUnit {
-            gauge: self.active_streams.clone(),
+            gauge: gauge.clone(),
         };
         if usize::try_from(before).unwrap_or(usize::MAX) >= limit {
             // Dropping the guard takes the count back down.
