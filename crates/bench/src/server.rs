@@ -141,6 +141,10 @@ impl ServerProcess {
             .args(["serve", "--listen", "127.0.0.1:0", "--sync", sync.arg()])
             .arg("--data")
             .arg(data)
+            // Every client of a run comes from 127.0.0.1, and the cancel
+            // storm holds 10,000 streams at once: the per-address share
+            // (a quarter of the slots by default) would refuse most.
+            .args(["--max-streams-per-peer", "10000"])
             // The info level says where it listens; nothing per request.
             .env("RUST_LOG", "info");
         Self::spawn("logtap", command, "listening on http://")

@@ -101,6 +101,31 @@ pub struct ServeArgs {
     /// rebinding). Serve NAME too (no port; * for any); repeat for several.
     #[arg(long = "allowed-host", value_name = "NAME")]
     pub allowed_hosts: Vec<String>,
+    /// The most streams (reading streams and requests in progress) one
+    /// connection may hold; one more is refused with RESOURCE_EXHAUSTED
+    /// (HTTP 429).
+    #[arg(long, default_value_t = 1_000, value_name = "N")]
+    pub max_streams_per_connection: usize,
+
+    /// The most streams one client address (an IPv6 /64) may hold over all
+    /// its connections, so that one client cannot take every slot.
+    #[arg(long, default_value_t = 2_500, value_name = "N")]
+    pub max_streams_per_peer: usize,
+
+    /// The most bytes all requests together may hold in messages not yet
+    /// whole (gRPC messages, HTTP push lines); a request that would go over
+    /// is cut with RESOURCE_EXHAUSTED (HTTP 503).
+    #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
+    pub max_buffered_request_bytes: usize,
+
+    /// The share of --max-buffered-request-bytes one connection may hold.
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub max_buffered_request_bytes_per_connection: usize,
+
+    /// Cut a request that sends nothing for this long in the middle of a
+    /// message (30s, 2m, ...): DEADLINE_EXCEEDED (HTTP 408).
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_age)]
+    pub request_stall_timeout: Duration,
 }
 
 /// Where the server listens when --listen is not given: loopback only.
@@ -169,6 +194,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.header_read_timeout = args.header_read_timeout;
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     config.allowed_hosts = args.allowed_hosts;
+    config.max_streams_per_connection = args.max_streams_per_connection;
+    config.max_streams_per_peer = args.max_streams_per_peer;
+    config.max_buffered_request_bytes = args.max_buffered_request_bytes;
+    config.max_buffered_request_bytes_per_connection =
+        args.max_buffered_request_bytes_per_connection;
+    config.request_stall_timeout = args.request_stall_timeout;
     config.store.sync = args.sync.0;
     config.store.segment_bytes = args.segment_mb << 20;
     config.store.retention = Retention {

@@ -35,6 +35,31 @@ pub struct ServerConfig {
     /// The most reading streams open at once across every transport; one more
     /// is refused with RESOURCE_EXHAUSTED instead of exhausting memory.
     pub max_streams: usize,
+    /// The most streams (reading streams and request bodies in progress) one
+    /// connection may hold; one more is refused with RESOURCE_EXHAUSTED
+    /// (HTTP 429) naming this limit. Below h2's
+    /// `max_concurrent_streams_per_connection` (1,024), so a client meets
+    /// this clear refusal rather than h2's bare REFUSED_STREAM.
+    pub max_streams_per_connection: usize,
+    /// The most streams one client address (an IPv4 address, an IPv6 /64)
+    /// may hold over all its connections, so that one client cannot take
+    /// every slot of `max_streams`. A quarter of `max_streams` by default:
+    /// at least four clients always find room, and a proxy or NAT that
+    /// puts many users behind one address still gets a large share.
+    pub max_streams_per_peer: usize,
+    /// The most bytes every request together may hold in messages not yet
+    /// whole (a gRPC message up to its declared length, an HTTP push line
+    /// up to its newline); a request that would go over is cut with
+    /// RESOURCE_EXHAUSTED (HTTP 503) and its bytes freed. See
+    /// `crate::net::request_body`.
+    pub max_buffered_request_bytes: usize,
+    /// The share of `max_buffered_request_bytes` one connection may hold:
+    /// a quarter by default, so one client cannot take the whole budget.
+    pub max_buffered_request_bytes_per_connection: usize,
+    /// A request that receives nothing for this long while one of its
+    /// messages is unfinished is cut (DEADLINE_EXCEEDED, HTTP 408), so a client
+    /// cannot hold its share of the budget by stopping mid-message.
+    pub request_stall_timeout: Duration,
     /// The most concurrent HTTP/2 streams one connection may open; a single
     /// client tailing many filters at once needs more than hyper's default.
     pub max_concurrent_streams_per_connection: u32,
@@ -140,6 +165,11 @@ impl ServerConfig {
             keepalive_timeout: Duration::from_secs(20),
             drain_timeout: Duration::from_secs(10),
             max_streams: 10_000,
+            max_streams_per_connection: 1_000,
+            max_streams_per_peer: 2_500,
+            max_buffered_request_bytes: 256 << 20,
+            max_buffered_request_bytes_per_connection: 64 << 20,
+            request_stall_timeout: Duration::from_secs(30),
             max_concurrent_streams_per_connection: 1024,
             max_message_bytes: 4 << 20,
             retention_interval: Duration::from_secs(60),

@@ -238,14 +238,75 @@ pub enum ServeError {
         /// The limit, in streams.
         limit: usize,
     },
+    /// The limit on streams open at once over one connection is reached.
+    #[error("too many streams open on this connection (the limit is {limit} per connection); open more over another connection, or retry later")]
+    TooManyStreamsOnConnection {
+        /// The limit, in streams per connection.
+        limit: usize,
+    },
+    /// The limit on streams open at once from one client address is reached.
+    #[error("too many streams open from this client address (the limit is {limit} per address); retry later")]
+    TooManyStreamsFromPeer {
+        /// The limit, in streams per address.
+        limit: usize,
+    },
+    /// Unfinished request messages (a gRPC message, an HTTP push line not
+    /// yet complete) hold the whole budget of the server or of this
+    /// connection: the request is cut and its bytes freed.
+    #[error("the server holds too many unfinished request bytes ({scope} limit of {limit} bytes); retry later, or send smaller messages")]
+    RequestBufferFull {
+        /// Which budget is full: "the server's" or "this connection's".
+        scope: &'static str,
+        /// That budget, in bytes.
+        limit: usize,
+    },
+    /// A request sent no bytes for the stall timeout while one of its
+    /// messages was unfinished: it is cut, so it holds no memory forever.
+    #[error("no bytes of an unfinished request message arrived for {}s; the request was cut", .after.as_secs_f64())]
+    RequestStalled {
+        /// The stall timeout.
+        after: std::time::Duration,
+    },
     /// A blocking task panicked or was cancelled; a bug, not the client's fault.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
+/// A request body cut by the server (see `net::request_body`), as the
+/// body's error: the reader of the body learns why. Its source is the
+/// gRPC status the error maps to, which is what tonic looks for in a body
+/// error's source chain; the HTTP routes take [`BodyCut::error`] back.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct BodyCut {
+    /// Why the body was cut.
+    pub error: ServeError,
+    /// `error` as the gRPC status a client sees.
+    #[source]
+    status: Status,
+}
+
+impl BodyCut {
+    /// The body error for `error`.
+    pub fn new(error: ServeError) -> BodyCut {
+        let status = error.to_status();
+        BodyCut { error, status }
+    }
+
+    /// The server's own reason, when a body read failed because the server
+    /// cut the body: `error` is what the body stream returned.
+    pub fn from_body_error(error: axum::Error) -> Result<ServeError, axum::Error> {
+        let inner = error.into_inner();
+        match inner.downcast::<BodyCut>() {
+            Ok(cut) => Ok(cut.error),
+            Err(other) => Err(axum::Error::new(other)),
+        }
+    }
+}
+
 /// tonic reports an over-large message as OUT_OF_RANGE with this text; the
 /// product contract says RESOURCE_EXHAUSTED, like every other gRPC server.
-fn is_message_too_large(status: &Status) -> bool {
+pub(crate) fn is_message_too_large(status: &Status) -> bool {
     status.code() == Code::OutOfRange && status.message().contains("message length too large")
 }
 
@@ -385,9 +446,15 @@ impl ServeError {
             ServeError::Inbound(status) => status.code(),
             ServeError::PushFailed { cause, .. } => cause.code(),
             ServeError::ShuttingDown => Code::Unavailable,
-            ServeError::TooManyStreams { .. } | ServeError::QueryTooCostly { .. } => {
-                Code::ResourceExhausted
-            }
+            ServeError::TooManyStreams { .. }
+            | ServeError::QueryTooCostly { .. }
+            | ServeError::TooManyStreamsOnConnection { .. }
+            | ServeError::TooManyStreamsFromPeer { .. }
+            | ServeError::RequestBufferFull { .. } => Code::ResourceExhausted,
+            // Time ran out on the request. Not CANCELLED, which tonic
+            // reads on a request body as the end of the stream, so the
+            // handler would take a cut stream for a finished one.
+            ServeError::RequestStalled { .. } => Code::DeadlineExceeded,
             ServeError::Internal(_) => Code::Internal,
         }
     }
@@ -403,6 +470,10 @@ impl ServeError {
             ServeError::BodyTooLarge { .. } | ServeError::LineTooLong { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            // The budget is the server's state, not this request's size or
+            // this client's rate: the same request passes once others finish.
+            ServeError::RequestBufferFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ServeError::RequestStalled { .. } => StatusCode::REQUEST_TIMEOUT,
             // RFC 7694: the answer to a content coding the server cannot
             // decode.
             ServeError::UnsupportedEncoding(_) | ServeError::UnsupportedContentType(_) => {

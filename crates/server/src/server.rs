@@ -16,6 +16,8 @@ use crate::config::{Exposure, ServerConfig};
 use crate::error::ServerError;
 use crate::net::coalesce::CoalescingIo;
 use crate::net::idle::StreamExecutor;
+use crate::net::quota::{Peers, Quota};
+use crate::net::request_body::RequestBudget;
 use crate::net::sniff::SniffDeadline;
 use crate::net::stream_table::StreamTable;
 use crate::net::threads::ConnectionThreads;
@@ -63,6 +65,9 @@ pub struct Server {
     config: ServerConfig,
     /// The TLS handshake for every connection, when TLS is on.
     tls: Option<TlsAcceptor>,
+    /// The streams each client address holds; each connection gets its
+    /// share from it.
+    peers: Arc<Peers>,
 }
 
 impl Server {
@@ -134,6 +139,21 @@ impl Server {
             ),
             browser_guard,
         );
+        let router = count_request_bodies(
+            router,
+            RequestBudget::new(
+                Arc::clone(&shared.metrics),
+                config.max_streams,
+                config.max_buffered_request_bytes,
+                config.max_buffered_request_bytes_per_connection,
+                config.request_stall_timeout,
+            ),
+        );
+        let peers = Peers::new(
+            config.max_streams_per_connection,
+            config.max_streams_per_peer,
+            Arc::clone(&shared.metrics),
+        );
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -172,6 +192,7 @@ impl Server {
             health,
             config,
             tls,
+            peers,
         })
     }
 
@@ -199,6 +220,7 @@ impl Server {
             health,
             config,
             tls,
+            peers,
             ..
         } = self;
         let threads = ConnectionThreads::start(config.connection_threads).map_err(|error| {
@@ -243,7 +265,7 @@ impl Server {
                             continue;
                         };
                         configure_socket(&tcp, &config);
-                        let service = connection_service(router.clone(), peer);
+                        let service = connection_service(router.clone(), peer, peers.connection(peer.ip()));
                         // Taken now, before shutdown can begin, so a
                         // connection still in its TLS handshake is waited
                         // for and then told to drain like the others.
@@ -506,6 +528,17 @@ pub(crate) fn app(shared: &Shared, config: &ServerConfig, grpc_routes: Router) -
         .fallback(fallback)
 }
 
+/// Every request body of `router` counted against `budget` (see
+/// `net/request_body.rs`). Inside tonic-web's translation, which
+/// `connection_service` applies, so a gRPC-Web body is seen as gRPC.
+fn count_request_bodies(router: Router, budget: Arc<RequestBudget>) -> Router {
+    router.layer(axum::middleware::map_request_with_state(
+        budget,
+        |axum::extract::State(budget): axum::extract::State<Arc<RequestBudget>>,
+         request: axum::extract::Request| async move { budget.wrap(request) },
+    ))
+}
+
 /// Whether a request speaks gRPC or gRPC-Web, by its content type.
 fn content_type_starts_with(headers: &axum::http::HeaderMap, prefix: &str) -> bool {
     headers
@@ -592,12 +625,14 @@ fn configure_socket(tcp: &TcpStream, config: &ServerConfig) {
 }
 
 /// The hyper service of one connection: records the peer's address (for
-/// handlers that want it, via axum's `ConnectInfo`) and sends gRPC-Web
+/// handlers that want it, via axum's `ConnectInfo`) and the connection's
+/// [`Quota`] (its share of stream slots and request bytes), and sends gRPC-Web
 /// requests through tonic-web's translation, everything else straight to
 /// the router.
 fn connection_service(
     router: Router,
     peer: SocketAddr,
+    quota: Quota,
 ) -> impl hyper::service::Service<
     ::http::Request<Incoming>,
     Response = Response,
@@ -606,6 +641,7 @@ fn connection_service(
 > {
     hyper::service::service_fn(move |mut request: ::http::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(quota.clone());
         let router = router.clone();
         Box::pin(async move {
             if content_type_starts_with(request.headers(), "application/grpc-web") {

@@ -13,6 +13,7 @@ pub(crate) mod wire;
 
 use crate::error::ServeError;
 use crate::grpc::body::GrpcBody;
+use crate::net::quota::Quota;
 use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::state::Shared;
@@ -27,9 +28,11 @@ use tonic_health::server::HealthReporter;
 
 /// Opens a reading stream for a gRPC call: the response (headers included)
 /// is returned at once, before the first entry is read, and the body ends
-/// with trailers.
+/// with trailers. `quota` is the call's connection's (a request
+/// extension), whose caps the stream counts against.
 pub(crate) async fn open_stream<E>(
     shared: &Shared,
+    quota: Option<&Quota>,
     request_id: RequestId,
     query: Result<Plan, QueryError>,
     encoder: E,
@@ -38,7 +41,7 @@ where
     E: Encode<Out = Bytes>,
 {
     let opened = match query {
-        Ok(query) => tail::open(shared, request_id.clone(), query, encoder).await,
+        Ok(query) => tail::open(shared, quota, request_id.clone(), query, encoder).await,
         Err(error) => Err(ServeError::Query(error)),
     };
     let opened = opened.map_err(|error| error_status(&request_id, &error))?;

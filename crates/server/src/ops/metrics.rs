@@ -24,6 +24,16 @@ pub struct Metrics {
     /// Client connections open now (HTTP/1.1 and HTTP/2, TLS or not), from
     /// accept to close. Moved only by `GaugeUnit`.
     pub open_connections: Gauge,
+    /// Bytes of unfinished request messages held now, every request
+    /// together: the server-wide budget in use (`net::request_body`), which
+    /// charges and releases it with atomic updates so it never reads over
+    /// the budget.
+    pub request_buffered_bytes: Gauge,
+    /// Request bodies in progress (a Push stream, a request whose message
+    /// has not all arrived), every transport: they count against
+    /// `max_streams` with the reading streams, but are not reading streams,
+    /// so they are not in `active_streams`. Moved only by `GaugeUnit`.
+    pub request_streams: Gauge,
     /// Entries made durable by pushes, on every transport.
     pub entries_stored: Counter,
     /// Entries handed to a transport by reading streams.
@@ -80,17 +90,31 @@ pub enum Limit {
     QueryScanBytes,
     /// `max_connections`: a connection closed as soon as it was accepted.
     Connections,
+    /// `max_streams_per_connection`: streams open at once on one connection.
+    StreamsPerConnection,
+    /// `max_streams_per_peer`: streams open at once from one client address.
+    StreamsPerPeer,
+    /// `max_buffered_request_bytes` (or its per-connection share): a request
+    /// whose unfinished message would go over the budget, cut.
+    RequestBuffer,
+    /// `request_stall_timeout`: a request that sent nothing for that long
+    /// in the middle of a message, cut.
+    RequestStall,
 }
 
 impl Limit {
     /// Every limit, so each shows in /metrics at 0 before it is first hit.
-    pub const ALL: [Limit; 6] = [
+    pub const ALL: [Limit; 10] = [
         Limit::Streams,
         Limit::MessageSize,
         Limit::IdleTimeout,
         Limit::DiskFull,
         Limit::QueryScanBytes,
         Limit::Connections,
+        Limit::StreamsPerConnection,
+        Limit::StreamsPerPeer,
+        Limit::RequestBuffer,
+        Limit::RequestStall,
     ];
 
     /// The value of the `limit` label.
@@ -102,6 +126,10 @@ impl Limit {
             Limit::DiskFull => "disk_full",
             Limit::QueryScanBytes => "query_scan_bytes",
             Limit::Connections => "connections",
+            Limit::StreamsPerConnection => "streams_per_connection",
+            Limit::StreamsPerPeer => "streams_per_peer",
+            Limit::RequestBuffer => "request_buffer",
+            Limit::RequestStall => "request_stall",
         }
     }
 }
@@ -113,6 +141,8 @@ impl Metrics {
         let metrics = Metrics {
             active_streams: Gauge::default(),
             open_connections: Gauge::default(),
+            request_buffered_bytes: Gauge::default(),
+            request_streams: Gauge::default(),
             entries_stored: Counter::default(),
             entries_sent: Counter::default(),
             entries_sent_in_runs: Counter::default(),
@@ -138,6 +168,16 @@ impl Metrics {
             "logtap_open_connections",
             "Client connections open now",
             metrics.open_connections.clone(),
+        );
+        registry.register(
+            "logtap_request_buffered_bytes",
+            "Bytes of unfinished request messages held now, every request together",
+            metrics.request_buffered_bytes.clone(),
+        );
+        registry.register(
+            "logtap_request_streams",
+            "Request bodies in progress, counted against max_streams with the reading streams",
+            metrics.request_streams.clone(),
         );
         registry.register(
             "logtap_entries_stored",
@@ -229,11 +269,28 @@ impl Metrics {
         metrics
     }
 
-    /// Counts a new reading stream, or refuses it when `limit` are open.
+    /// Counts a new reading stream, or refuses it when `limit` streams
+    /// (reading streams and request bodies in progress) are open.
     pub fn open_stream(&self, limit: usize) -> Result<GaugeUnit, ServeError> {
-        let before = self.active_streams.inc();
+        self.open_one(&self.active_streams, &self.request_streams, limit)
+    }
+
+    /// Counts a request body in progress, or refuses it when `limit`
+    /// streams (reading streams and request bodies) are open.
+    pub fn open_request_stream(&self, limit: usize) -> Result<GaugeUnit, ServeError> {
+        self.open_one(&self.request_streams, &self.active_streams, limit)
+    }
+
+    /// One more of `gauge`, unless it and `other` hold `limit` together.
+    fn open_one(
+        &self,
+        gauge: &Gauge,
+        other: &Gauge,
+        limit: usize,
+    ) -> Result<GaugeUnit, ServeError> {
+        let before = gauge.inc().saturating_add(other.get());
         let guard = GaugeUnit {
-            gauge: self.active_streams.clone(),
+            gauge: gauge.clone(),
         };
         if usize::try_from(before).unwrap_or(usize::MAX) >= limit {
             // Dropping the guard takes the count back down.
@@ -271,7 +328,10 @@ impl Metrics {
     pub fn count_refusal(&self, error: &ServeError) {
         let limit = match error {
             ServeError::PushFailed { cause, .. } => return self.count_refusal(cause),
-            ServeError::Inbound(_) if error.code() == tonic::Code::ResourceExhausted => {
+            // Only tonic's refusal of an over-large message: a body the
+            // server cut (`BodyCut`) reaches a handler as RESOURCE_EXHAUSTED
+            // too, and was counted under its own limit where it was cut.
+            ServeError::Inbound(status) if crate::error::is_message_too_large(status) => {
                 Limit::MessageSize
             }
             ServeError::Store(store) if store.is_disk_full() => Limit::DiskFull,
@@ -397,6 +457,11 @@ mod tests {
             r#"logtap_limit_rejections_total{limit="idle_timeout"} 0"#,
             r#"logtap_limit_rejections_total{limit="disk_full"} 0"#,
             r#"logtap_limit_rejections_total{limit="connections"} 0"#,
+            r#"logtap_limit_rejections_total{limit="streams_per_connection"} 0"#,
+            r#"logtap_limit_rejections_total{limit="streams_per_peer"} 0"#,
+            r#"logtap_limit_rejections_total{limit="request_buffer"} 0"#,
+            r#"logtap_limit_rejections_total{limit="request_stall"} 0"#,
+            "logtap_request_buffered_bytes 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

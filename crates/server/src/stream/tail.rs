@@ -14,7 +14,8 @@
 
 use crate::error::ServeError;
 use crate::net::idle::Probe;
-use crate::ops::metrics::{GaugeUnit, Limit, Metrics};
+use crate::net::quota::{self, Quota, StreamSlot};
+use crate::ops::metrics::{Limit, Metrics};
 use crate::stream::live::Live;
 use crate::stream::matching::MatchThreads;
 use crate::stream::metadata::{Crc, RequestId, RunCrc, Summary};
@@ -171,12 +172,16 @@ where
 }
 
 /// Opens a stream for `query`, turning each entry into a `T` with `map`.
+/// The stream holds a slot under `max_streams` and, with the `quota` of the
+/// connection the request came on, under its connection's and address's
+/// caps.
 ///
 /// Errors that can be known before the first entry (shutting down, too many
 /// streams, a cursor older than retention) are returned here, so the
 /// transport can answer with a plain error status instead of a stream.
 pub async fn open<E: Encode>(
     shared: &Shared,
+    quota: Option<&Quota>,
     request_id: RequestId,
     query: Plan,
     map: E,
@@ -184,7 +189,7 @@ pub async fn open<E: Encode>(
     if shared.shutdown.is_cancelled() {
         return Err(ServeError::ShuttingDown);
     }
-    let guard = shared.metrics.open_stream(shared.max_streams)?;
+    let guard = quota::open_stream(&shared.metrics, shared.max_streams, quota)?;
     let store = shared.store.clone();
     // Counting and positioning a backward reader may read segment files,
     // so they run where blocking is allowed. A forward reader that needs no
@@ -919,7 +924,7 @@ pub struct TailStream<T> {
     /// client cancelled (or was reset for being idle).
     ended: bool,
     /// Holds one unit of the active streams gauge until the stream is gone.
-    _guard: GaugeUnit,
+    _guard: StreamSlot,
 }
 
 impl<T> Stream for TailStream<T> {

@@ -69,6 +69,7 @@ async fn a_pause_holds_until_the_scheduler_polls_the_task_again() {
     let query = Plan::from_level(Mode::History, "error").expect("query");
     let mut stream = tail::open(
         &shared,
+        None,
         RequestId::generate(),
         query,
         |entry: &EntryRef<'_>| entry.cursor,
@@ -117,6 +118,7 @@ async fn a_stream_pauses_after_its_first_match_and_whenever_a_budget_of_reading_
     let query = Plan::from_level(Mode::History, "error").expect("query");
     let opened = tail::open(
         &shared,
+        None,
         RequestId::generate(),
         query,
         |entry: &EntryRef<'_>| entry.cursor,
@@ -198,6 +200,7 @@ async fn a_text_filter_over_big_messages_pauses_by_the_bytes_it_searches() {
     .expect("query");
     let mut stream = tail::open(
         &shared,
+        None,
         RequestId::generate(),
         query,
         |entry: &EntryRef<'_>| entry.cursor,

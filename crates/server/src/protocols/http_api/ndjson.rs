@@ -18,10 +18,11 @@
 use super::{error_response, json, parse_params, stream_headers, Endpoint, Fallback};
 use crate::error::ServeError;
 use crate::ingest::now_nanos;
+use crate::net::quota::Quota;
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::tail::{self, Item};
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -40,6 +41,7 @@ const TRAILER_NAMES: &str = "x-request-id, logtap-sent, logtap-next-cursor, logt
 /// `GET /api/v1/logs?level=..&grep=..&follow=..`.
 pub async fn logs(
     State(state): State<Fallback>,
+    quota: Option<Extension<Quota>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -50,7 +52,15 @@ pub async fn logs(
         Ok(query) => query,
         Err(error) => return error_response(&request_id, &ServeError::Query(error)),
     };
-    let opened = match tail::open(&state.shared, request_id.clone(), query, json::line).await {
+    let opened = match tail::open(
+        &state.shared,
+        quota.as_deref(),
+        request_id.clone(),
+        query,
+        json::line,
+    )
+    .await
+    {
         Ok(opened) => opened,
         Err(error) => return error_response(&request_id, &error),
     };

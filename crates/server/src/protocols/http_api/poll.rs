@@ -23,10 +23,11 @@
 use super::{error_response, json, parse_params, Endpoint, Fallback};
 use crate::error::ServeError;
 use crate::ingest::now_nanos;
+use crate::net::quota::{self, Quota};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::state::Shared;
 use crate::stream::tail::{self, Item};
-use axum::extract::{RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -47,6 +48,7 @@ pub const MAX_BATCH: u64 = 10_000;
 /// `GET /api/v1/poll?after=..&wait=..&level=..`.
 pub async fn poll(
     State(state): State<Fallback>,
+    quota: Option<Extension<Quota>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -70,7 +72,7 @@ pub async fn poll(
         Ok(query) => query,
         Err(error) => return error_response(&request_id, &ServeError::Query(error)),
     };
-    match wait_for_page(&state.shared, &request_id, query, wait).await {
+    match wait_for_page(&state.shared, quota.as_deref(), &request_id, query, wait).await {
         Ok(page) => page.into_response(&request_id),
         Err(error) => error_response(&request_id, &error),
     }
@@ -120,6 +122,7 @@ impl Page {
 /// read stopped.
 async fn wait_for_page(
     shared: &Shared,
+    quota: Option<&Quota>,
     request_id: &RequestId,
     mut query: Plan,
     wait: Duration,
@@ -130,14 +133,14 @@ async fn wait_for_page(
         // Marks every commit so far as seen before reading, so that one
         // landing after the read's snapshot wakes the wait below.
         commits.borrow_and_update();
-        let page = read_page(shared, request_id, query.clone()).await?;
+        let page = read_page(shared, quota, request_id, query.clone()).await?;
         query.start = Start::After(page.next_cursor);
         if !page.entries.is_empty() || Instant::now() >= deadline {
             return Ok(page);
         }
         // Between reads no stream is open, so the wait holds its own place
         // in the gauge (and under the limit) until it ends.
-        let _waiting = shared.metrics.open_stream(shared.max_streams)?;
+        let _waiting = quota::open_stream(&shared.metrics, shared.max_streams, quota)?;
         tokio::select! {
             biased;
             // Shutting down: answer now with the resume point, as a gRPC
@@ -157,10 +160,11 @@ async fn wait_for_page(
 /// from a snapshot of the store.
 async fn read_page(
     shared: &Shared,
+    quota: Option<&Quota>,
     request_id: &RequestId,
     query: Plan,
 ) -> Result<Page, ServeError> {
-    let opened = tail::open(shared, request_id.clone(), query, json::entry).await?;
+    let opened = tail::open(shared, quota, request_id.clone(), query, json::entry).await?;
     let mut stream = opened.stream;
     let mut entries = Vec::new();
     while let Some(item) = stream.next().await {

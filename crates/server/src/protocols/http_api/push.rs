@@ -43,7 +43,7 @@
 //! `logtap-last-cursor` headers.
 
 use super::{error_response, Fallback};
-use crate::error::ServeError;
+use crate::error::{BodyCut, ServeError};
 use crate::ingest::{self, now_nanos, Batcher};
 use crate::ops::metrics::Limit;
 use crate::stream::metadata::{self, RequestId};
@@ -195,7 +195,11 @@ async fn ingest_body(state: &Fallback, body: Body, pushed: &mut Pushed) -> Resul
         let chunk = match chunk {
             None => break,
             Some(Ok(chunk)) => chunk,
-            Some(Err(error)) => return Err(ServeError::BadBody(error.to_string())),
+            // The server's own cut (`net::request_body`) keeps its reason.
+            Some(Err(error)) => {
+                return Err(BodyCut::from_body_error(error)
+                    .unwrap_or_else(|error| ServeError::BadBody(error.to_string())))
+            }
         };
         total = total.saturating_add(chunk.len() as u64);
         if total > state.max_push_body_bytes {

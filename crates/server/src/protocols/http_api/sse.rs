@@ -30,9 +30,10 @@
 use super::{error_response, json, parse_cursor, parse_params, stream_headers, Endpoint, Fallback};
 use crate::error::ServeError;
 use crate::ingest::now_nanos;
+use crate::net::quota::Quota;
 use crate::stream::metadata::RequestId;
 use crate::stream::tail::{self, EndReason, Item};
-use axum::extract::{RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +47,7 @@ const LAST_EVENT_ID: &str = "last-event-id";
 /// `GET /api/v1/sse?level=..&after=..`.
 pub async fn sse(
     State(state): State<Fallback>,
+    quota: Option<Extension<Quota>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -65,7 +67,15 @@ pub async fn sse(
         Ok(query) => query,
         Err(error) => return error_response(&request_id, &ServeError::Query(error)),
     };
-    let opened = match tail::open(&state.shared, request_id.clone(), query, entry_event).await {
+    let opened = match tail::open(
+        &state.shared,
+        quota.as_deref(),
+        request_id.clone(),
+        query,
+        entry_event,
+    )
+    .await
+    {
         Ok(opened) => opened,
         Err(error) => return error_response(&request_id, &error),
     };

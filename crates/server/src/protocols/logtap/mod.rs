@@ -9,6 +9,7 @@ use crate::grpc::method::{Limits, Method, ServiceRoutes};
 use crate::grpc::wire::V1Encoder;
 use crate::grpc::{error_status, open_stream};
 use crate::ingest::{self, now_nanos, Batcher};
+use crate::net::quota::Quota;
 use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::{self, RequestId};
 use crate::stream::state::Shared;
@@ -163,8 +164,16 @@ impl LogApi {
         request: Request<LogRequest>,
     ) -> Result<Response<GrpcBody>, Status> {
         let request_id = RequestId::from_metadata(request.metadata());
+        let quota = request.extensions().get::<Quota>().cloned();
         let query = Plan::parse(mode, raw_query(request.into_inner()));
-        open_stream(&self.shared, request_id, query, V1Encoder::default()).await
+        open_stream(
+            &self.shared,
+            quota.as_ref(),
+            request_id,
+            query,
+            V1Encoder::default(),
+        )
+        .await
     }
 
     /// Push: stores each request's entries, all of a request or none.

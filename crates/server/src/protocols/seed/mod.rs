@@ -7,6 +7,7 @@ use crate::grpc::body::GrpcBody;
 use crate::grpc::method::{Limits, Method, ServiceRoutes};
 use crate::grpc::open_stream;
 use crate::grpc::wire::SeedEncoder;
+use crate::net::quota::Quota;
 use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::RequestId;
 use crate::stream::state::Shared;
@@ -35,8 +36,9 @@ async fn read(
     request: Request<LogRequest>,
 ) -> Result<Response<GrpcBody>, Status> {
     let request_id = RequestId::from_metadata(request.metadata());
+    let quota = request.extensions().get::<Quota>();
     let query = Plan::from_level(mode, &request.get_ref().level);
-    open_stream(&shared, request_id, query, SeedEncoder::default()).await
+    open_stream(&shared, quota, request_id, query, SeedEncoder::default()).await
 }
 
 /// The seed's methods on their paths.
