@@ -906,3 +906,55 @@ async fn clients_that_go_away_end_their_streams_and_waits() {
     let now = server.metric("logtap_streams_cancelled_total").await;
     assert!(now >= cancelled + 2, "{cancelled} → {now}");
 }
+
+/// The messages stored so far, oldest first.
+async fn stored_messages(server: &TestServer) -> Vec<String> {
+    let mut client = server.client().await;
+    let (entries, _, _) = get_all(&mut client, LogRequest::default()).await;
+    entries.into_iter().map(|entry| entry.message).collect()
+}
+
+#[tokio::test]
+async fn trickled_push_lines_are_stored_soon_and_a_client_that_leaves_keeps_its_complete_lines() {
+    let server = TestServer::start().await;
+    let mut socket = TcpStream::connect(server.addr).await.unwrap();
+    let head = "POST /api/v1/push HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n";
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let chunk = |text: &str| format!("{:x}\r\n{text}\r\n", text.len());
+    socket.write_all(chunk("first\n").as_bytes()).await.unwrap();
+    // The body is still open, far from a full batch: the line is stored
+    // anyway, soon.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if stored_messages(&server).await == ["first"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a trickled line was never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // One more complete line, the start of another, and the client goes.
+    socket
+        .write_all(chunk("second\nunfinis").as_bytes())
+        .await
+        .unwrap();
+    socket.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(socket);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let messages = stored_messages(&server).await;
+        if messages.len() == 2 {
+            assert_eq!(
+                messages,
+                ["first", "second"],
+                "the unfinished line is not stored"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "stored: {messages:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -5,6 +5,10 @@
 //! batcher ([`Batcher`]); a full batch is stored through [`ingest::append`],
 //! so a body of any size takes the memory of one batch and one line, and a
 //! slow disk slows the client down instead of piling the body up in memory.
+//! Complete lines wait at most 200 ms for their batch to fill, so a client
+//! trickling lines sees them stored as it goes; a client that goes away
+//! mid-body keeps its complete lines, and the unfinished last one is logged
+//! as dropped.
 //! Each line is read as `logtap push` reads it:
 //!
 //! - bytes that are not UTF-8 become U+FFFD (one stray byte never costs a
@@ -45,6 +49,7 @@
 use super::{error_response, Fallback};
 use crate::error::{BodyCut, ServeError};
 use crate::ingest::{self, now_nanos, Batcher};
+use crate::ops::log_throttle::LogThrottle;
 use crate::ops::metrics::Limit;
 use crate::stream::metadata::{self, RequestId};
 use axum::body::Body;
@@ -52,9 +57,21 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The answer header that counts JSON lines stored as plain text.
 pub const STORED_AS_TEXT: &str = "logtap-stored-as-text";
+
+/// How long complete lines may wait in a batch that is not full: a client
+/// that trickles lines (a shipper forwarding as it reads) sees them stored,
+/// and readable, this soon rather than once a whole batch has arrived.
+const TRICKLE_FLUSH: Duration = Duration::from_millis(200);
+
+/// Pushes that ended before their body did (the client went away), logged
+/// at most once per interval with a count, since a flaky client can end
+/// many a second.
+static CUT_SHORT: LogThrottle = LogThrottle::new(Duration::from_secs(10));
 
 /// What a push has done so far.
 #[derive(Debug, Default, Clone, Copy)]
@@ -186,19 +203,40 @@ async fn ingest_body(state: &Fallback, body: Body, pushed: &mut Pushed) -> Resul
     let mut partial: Vec<u8> = Vec::new();
     let mut line_number = 0u64;
     let mut total = 0u64;
+    // When the oldest complete line not yet stored arrived.
+    let mut waiting_since: Option<Instant> = None;
     loop {
+        let flush_at = waiting_since.map(|since| since + TRICKLE_FLUSH);
         let chunk = tokio::select! {
             biased;
             () = shared.shutdown.cancelled() => return Err(ServeError::ShuttingDown),
             chunk = chunks.next() => chunk,
+            () = sleep_until(flush_at) => {
+                store(shared, &mut batch, pushed).await?;
+                waiting_since = None;
+                continue;
+            }
         };
         let chunk = match chunk {
             None => break,
             Some(Ok(chunk)) => chunk,
-            // The server's own cut (`net::request_body`) keeps its reason.
             Some(Err(error)) => {
+                // The body ended early: the client went away, or the
+                // server cut it (`net::request_body`, which keeps its
+                // reason). The complete lines are kept, as gRPC Push keeps
+                // the requests that arrived whole; an unfinished last line
+                // cannot be, and the log says so.
+                store(shared, &mut batch, pushed).await?;
+                if let Some(left_out) = CUT_SHORT.allow() {
+                    tracing::info!(
+                        stored = pushed.stored,
+                        unfinished_line_bytes = partial.len(),
+                        left_out,
+                        "An HTTP push ended before its body did; its complete lines are stored, an unfinished last line is dropped."
+                    );
+                }
                 return Err(BodyCut::from_body_error(error)
-                    .unwrap_or_else(|error| ServeError::BadBody(error.to_string())))
+                    .unwrap_or_else(|error| ServeError::BadBody(error.to_string())));
             }
         };
         total = total.saturating_add(chunk.len() as u64);
@@ -234,6 +272,9 @@ async fn ingest_body(state: &Fallback, body: Body, pushed: &mut Pushed) -> Resul
             }
             if batch.is_full() {
                 store(shared, &mut batch, pushed).await?;
+                waiting_since = None;
+            } else if waiting_since.is_none() && !batch.is_empty() {
+                waiting_since = Some(Instant::now());
             }
         }
         if partial.len() + rest.len() > state.max_line_bytes {
@@ -252,6 +293,14 @@ async fn ingest_body(state: &Fallback, body: Body, pushed: &mut Pushed) -> Resul
         }
     }
     store(shared, &mut batch, pushed).await
+}
+
+/// Waits until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Parses line `number` (without its `\n`) into the batch.
