@@ -758,14 +758,21 @@ async fn a_connection_idle_after_a_burst_of_streams_is_asked_to_go_away_and_the_
     server
         .wait_for_metric("logtap_active_streams", |n| n == LARGE as u64)
         .await;
-    // The scrape's own connection counts too.
-    assert_eq!(server.metric("logtap_open_connections").await, 3);
+    // The scrape's own connection counts too. Waited for, not read once:
+    // the previous scrape's connection may still be closing on the server.
+    server
+        .wait_for_metric("logtap_open_connections", |n| n == 3)
+        .await;
     drop(open);
     server
         .wait_for_metric("logtap_open_connections", |n| n == 2)
         .await;
     tokio::time::sleep(IDLE_FOR * 2).await;
-    assert_eq!(server.metric("logtap_open_connections").await, 2);
+    // The calm connection is still there (a lingering scrape can only
+    // make the gauge higher, never lower, so this waits it out).
+    server
+        .wait_for_metric("logtap_open_connections", |n| n == 2)
+        .await;
     calm.get_logs(LogRequest::default())
         .await
         .expect("the calm connection still works");
@@ -773,7 +780,9 @@ async fn a_connection_idle_after_a_burst_of_streams_is_asked_to_go_away_and_the_
         .get_logs(LogRequest::default())
         .await
         .expect("a call after the GOAWAY, on a new connection");
-    assert_eq!(server.metric("logtap_open_connections").await, 3);
+    server
+        .wait_for_metric("logtap_open_connections", |n| n == 3)
+        .await;
 }
 
 /// `logtap_open_connections` counts connections from accept to close. The
