@@ -350,3 +350,23 @@ pub fn now_nanos() -> i64 {
         .expect("a clock after 1970")
         .as_nanos() as i64
 }
+
+/// A `grpc-message` value as sent: percent-encoded (gRPC's HTTP/2
+/// mapping), decoded for the tests that read raw HTTP/2 frames.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
