@@ -190,7 +190,10 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<NewEntry>, LokiError> {
             .ok_or_else(|| LokiError::Timestamp {
                 stream: stream_index,
                 entry: entry_index,
-                timestamp: clip(&time.to_string()),
+                timestamp: clip(&match &time {
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                }),
             })?;
             let serde_json::Value::String(line) = line else {
                 return Err(bad("the line is a string"));
