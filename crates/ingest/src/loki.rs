@@ -138,7 +138,7 @@ pub fn decompress(encoding: Encoding, body: &[u8], limit: u64) -> Result<Vec<u8>
         Encoding::Deflate
             if body.len() >= 2
                 && body[0] & 0x0f == 8
-                && u16::from_be_bytes([body[0], body[1]]) % 31 == 0 =>
+                && u16::from_be_bytes([body[0], body[1]]).is_multiple_of(31) =>
         {
             read(&mut flate2::read::ZlibDecoder::new(body))
         }

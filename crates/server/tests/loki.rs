@@ -188,6 +188,10 @@ async fn gzip_and_deflate_bodies_are_decoded() {
     assert_eq!(got, [("zipped WARN", "warn", 5), ("deflated", "info", 6)]);
 }
 
+/// A bad input: its name, its headers, its body, the status it gets and
+/// what the answer says.
+type Case<'a> = (&'a str, Vec<&'a str>, Vec<u8>, u16, &'a str);
+
 #[tokio::test]
 async fn bad_inputs_get_their_status_and_store_nothing() {
     let limit = 1 << 20;
@@ -213,7 +217,7 @@ async fn bad_inputs_get_their_status_and_store_nothing() {
     );
     let json = "Content-Type: application/json";
     let protobuf = "Content-Type: application/x-protobuf";
-    let cases: Vec<(&str, Vec<&str>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "bad JSON",
             vec![json],
