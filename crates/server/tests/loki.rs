@@ -392,3 +392,29 @@ async fn ready_answers_200() {
     let (status, body) = server.http_get("/ready").await;
     assert_eq!((status, body.as_str()), (200, "ready"));
 }
+
+#[tokio::test]
+async fn a_full_disk_gets_507_with_retry_after_and_the_push_is_stored_once_space_returns() {
+    use logtap_store::fault::{Fault, FaultyFs};
+    let fs = std::sync::Arc::new(FaultyFs::new());
+    let server = TestServer::start_with(|config| config.store.fs = fs.clone()).await;
+    let body = br#"{"streams":[{"stream":{"app":"w"},"values":[["1","retried"]]}]}"#;
+    fs.fail_writes_after_bytes(0, Fault::NoSpace);
+    let (status, headers, text) = post(&server, &["Content-Type: application/json"], body).await;
+    assert_eq!(status, 507, "{text}");
+    assert!(text.contains("No space left"), "{text}");
+    assert!(
+        headers.iter().any(|(name, _)| name == "retry-after"),
+        "a shipper is told to retry: {headers:?}"
+    );
+    assert!(stored(&server).await.is_empty());
+    fs.clear();
+    let (status, _, text) = post(&server, &["Content-Type: application/json"], body).await;
+    assert_eq!(status, 204, "{text}");
+    let messages: Vec<String> = stored(&server)
+        .await
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(messages, ["retried"]);
+}
