@@ -2,8 +2,9 @@
 //! a backend keeps. No network types and no runtime here: a protocol
 //! receives its bytes in the server and hands them to its decoder.
 //!
-//! Today the decoder is the push line format (what `logtap push` sends and
-//! `POST /api/v1/push` takes), with the time expressions users type.
+//! The decoders: the push line format (what `logtap push` sends and
+//! `POST /api/v1/push` takes), with the time expressions users type, and
+//! Loki's push bodies, JSON and protobuf+snappy ([`loki`]).
 //!
 //! * [`parse_line`] turns one log line into a [`NewEntry`]: a line that is a
 //!   JSON object gives its fields (see [`json`]), any other line is plain text
@@ -21,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod json;
+pub mod loki;
 pub mod plain;
 pub mod time;
 

@@ -4,6 +4,7 @@
 
 use http::StatusCode;
 use logtap_core::{StoreError, UnknownLevel};
+use logtap_ingest::loki::LokiError;
 use logtap_query::QueryError;
 use std::io;
 use std::net::SocketAddr;
@@ -216,6 +217,23 @@ pub enum ServeError {
     /// server it should not.
     #[error("a push body is NDJSON: send Content-Type: application/x-ndjson (or application/json), not {0:?}")]
     UnsupportedContentType(String),
+    /// A Loki push body of a media type it does not come in.
+    #[error("a Loki push body is application/json or application/x-protobuf (snappy-compressed), not {0:?}")]
+    UnsupportedLokiContentType(String),
+    /// A Loki push body that cannot be decoded (malformed JSON, protobuf,
+    /// snappy, gzip or deflate, invalid UTF-8, a time out of range), or
+    /// that decompresses to more than the push body limit.
+    #[error(transparent)]
+    LokiBody(#[from] logtap_ingest::loki::LokiError),
+    /// An entry of a push the backend cannot keep (a label over its
+    /// limits): nothing of the push is stored.
+    #[error("entry {entry} of the push: {source}")]
+    EntryRefused {
+        /// The entry's position in the push, from 0.
+        entry: usize,
+        /// Why the backend refuses it.
+        source: StoreError,
+    },
     /// An HTTP request body could not be read (the client went away, or
     /// its framing is broken).
     #[error("could not read the request body: {0}")]
@@ -435,13 +453,16 @@ impl ServeError {
             | ServeError::UnknownLevel { .. }
             | ServeError::BadBody(_)
             | ServeError::UnsupportedEncoding(_)
-            | ServeError::UnsupportedContentType(_) => Code::InvalidArgument,
-            ServeError::BodyTooLarge { .. } | ServeError::LineTooLong { .. } => {
-                Code::ResourceExhausted
-            }
-            ServeError::Store(error) | ServeError::LineRefused { source: error, .. } => {
-                store_error_code(error)
-            }
+            | ServeError::UnsupportedContentType(_)
+            | ServeError::UnsupportedLokiContentType(_) => Code::InvalidArgument,
+            ServeError::BodyTooLarge { .. }
+            | ServeError::LineTooLong { .. }
+            | ServeError::LokiBody(LokiError::TooLarge { .. }) => Code::ResourceExhausted,
+            // Bytes that do not decode will not decode when sent again.
+            ServeError::LokiBody(_) => Code::InvalidArgument,
+            ServeError::Store(error)
+            | ServeError::LineRefused { source: error, .. }
+            | ServeError::EntryRefused { source: error, .. } => store_error_code(error),
             ServeError::Inbound(status) if is_message_too_large(status) => Code::ResourceExhausted,
             ServeError::Inbound(status) => status.code(),
             ServeError::PushFailed { cause, .. } => cause.code(),
@@ -467,18 +488,19 @@ impl ServeError {
             ServeError::Inbound(status) if is_message_too_large(status) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ServeError::BodyTooLarge { .. } | ServeError::LineTooLong { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            // A decompression bomb is as large as what it decompresses to.
+            ServeError::BodyTooLarge { .. }
+            | ServeError::LineTooLong { .. }
+            | ServeError::LokiBody(LokiError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             // The budget is the server's state, not this request's size or
             // this client's rate: the same request passes once others finish.
             ServeError::RequestBufferFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ServeError::RequestStalled { .. } => StatusCode::REQUEST_TIMEOUT,
             // RFC 7694: the answer to a content coding the server cannot
             // decode.
-            ServeError::UnsupportedEncoding(_) | ServeError::UnsupportedContentType(_) => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
+            ServeError::UnsupportedEncoding(_)
+            | ServeError::UnsupportedContentType(_)
+            | ServeError::UnsupportedLokiContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::PushFailed { cause, .. } => cause.http_status(),
             error => http_status_for_code(error.code()),
         }

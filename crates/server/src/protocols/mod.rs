@@ -1,5 +1,6 @@
 //! One folder per wire protocol: logtap.v1 ([`logtap`]), the seed's
-//! `example.LogService` ([`seed`]) and the plain HTTP API ([`http_api`]).
+//! `example.LogService` ([`seed`]), the plain HTTP API ([`http_api`]) and
+//! Grafana Loki's push API ([`loki`]).
 //!
 //! Only `protocols/*` knows a wire format: a protocol turns its requests into
 //! a `Query` or a batch of entries and its answers out of a `TailStream`,
@@ -10,6 +11,7 @@
 
 pub(crate) mod http_api;
 pub(crate) mod logtap;
+pub(crate) mod loki;
 pub(crate) mod seed;
 
 use crate::config::ServerConfig;
@@ -47,7 +49,7 @@ pub(crate) async fn grpc_routes(
 
 /// The plain HTTP routes of every protocol.
 pub(crate) fn http_routes(shared: &Shared, config: &ServerConfig) -> Router {
-    http_api::routes(shared.clone(), config)
+    http_api::routes(shared.clone(), config).merge(loki::routes(shared.clone(), config))
 }
 
 /// What every route needs: each protocol's table, gRPC health and
@@ -63,6 +65,7 @@ pub(crate) fn access(config: &ServerConfig) -> Routes {
     routes.extend(logtap::ROUTES);
     routes.extend(seed::ROUTES);
     routes.extend(http_api::ROUTES);
+    routes.extend(loki::ROUTES);
     routes.extend(crate::grpc::ROUTES);
     routes.extend([
         Route::exact("/healthz", Methods::Any, Access::Open),
@@ -218,6 +221,8 @@ mod tests {
             assert_eq!(need(&post, write), Some(Access::Write), "{write}");
         }
         assert_eq!(need(&post, "/api/v1/push"), Some(Access::Write));
+        assert_eq!(need(&post, "/loki/api/v1/push"), Some(Access::Write));
+        assert_eq!(need(&get, "/ready"), Some(Access::Open));
         for unknown in [
             "/nowhere",
             "/healthz/",

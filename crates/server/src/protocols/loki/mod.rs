@@ -1,0 +1,323 @@
+//! Grafana Loki's push API, so Promtail, Grafana Alloy, Vector, Fluent Bit
+//! and Loki client libraries can ship to logtap unchanged.
+//!
+//! | Route | Access | Answer |
+//! | --- | --- | --- |
+//! | `POST /loki/api/v1/push` | write | 204 once the push is durable |
+//! | `GET /ready` | open | 200 `ready` (the shippers' health check) |
+//!
+//! What a push becomes is the ingest crate's ([`logtap_ingest::loki`]).
+//! The body is read whole (it is one message, decoded all or nothing, and
+//! counted against the request budget as it arrives, `net::request_body`),
+//! then, on the blocking pool since a large body takes a while:
+//!
+//! 1. its `Content-Encoding` is undone: gzip, deflate (zlib or raw),
+//!    identity; any other coding is 415;
+//! 2. it is decoded by its `Content-Type`: `application/x-protobuf` (or
+//!    `application/octet-stream`) is snappy-compressed protobuf, JSON types
+//!    are JSON; without a `Content-Type`, a body whose first byte that is
+//!    not white space is `{` is JSON and any other protobuf, as Loki
+//!    itself guesses; other types (form, multipart, `text/plain`: what a
+//!    web page can send to another origin without asking) are 415.
+//!
+//! The body, and what it decompresses to, are both bounded by
+//! `max_push_body_bytes` (413), so a decompression bomb costs at most that
+//! much memory. Anything that does not decode is 400 with the decoder's
+//! reason, as is an entry the backend cannot keep; nothing of such a push
+//! is stored. The entries go through the one [`Batcher`] and one
+//! [`ingest::append`]: a push is stored entirely or not at all, and 204
+//! comes only once it is durable. A full disk (507), a shutdown (503) or
+//! the request budget (503) are answered with `Retry-After`, statuses
+//! shippers retry. Errors are plain text, as Loki answers them.
+
+use crate::config::ServerConfig;
+use crate::error::{BodyCut, ServeError};
+use crate::ingest::{self, Batcher};
+use crate::ops::metrics::Limit;
+use crate::security::access::{Access, Methods, Route};
+use crate::stream::metadata::RequestId;
+use crate::stream::state::Shared;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use futures::StreamExt;
+use logtap_core::NewEntry;
+use logtap_ingest::loki::{self, Encoding};
+use tonic::Code;
+
+/// What each route needs.
+pub(crate) const ROUTES: [Route; 2] = [
+    Route::exact("/loki/api/v1/push", Methods::Post, Access::Write),
+    Route::exact("/ready", Methods::Get, Access::Open),
+];
+
+/// What the Loki routes share.
+#[derive(Debug, Clone)]
+pub struct Loki {
+    /// The store, shutdown signal and metrics.
+    pub shared: Shared,
+    /// The largest body accepted, in bytes, before and after decompression.
+    pub max_push_body_bytes: u64,
+}
+
+/// `POST /loki/api/v1/push` and `GET /ready`.
+pub fn routes(shared: Shared, config: &ServerConfig) -> Router {
+    let state = Loki {
+        shared,
+        max_push_body_bytes: config.max_push_body_bytes,
+    };
+    Router::new()
+        .route("/loki/api/v1/push", post(push))
+        .route("/ready", get(ready))
+        .with_state(state)
+}
+
+/// `GET /ready`: the server answers, so it is ready.
+async fn ready() -> &'static str {
+    "ready"
+}
+
+/// Which decoder a body goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `application/json` and friends.
+    Json,
+    /// `application/x-protobuf`: snappy-compressed `PushRequest`.
+    Protobuf,
+    /// No `Content-Type`: told from the body.
+    Guess,
+}
+
+/// `POST /loki/api/v1/push`.
+async fn push(State(state): State<Loki>, headers: HeaderMap, body: Body) -> Response {
+    let request_id = RequestId::from_headers(&headers);
+    match receive(&state, &headers, body).await {
+        Ok(stored) => {
+            tracing::debug!(request_id = %request_id, stored, "A Loki push was stored.");
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+                response
+                    .headers_mut()
+                    .insert(crate::stream::metadata::REQUEST_ID, value);
+            }
+            response
+        }
+        Err(error) => {
+            if matches!(
+                error,
+                ServeError::BodyTooLarge { .. }
+                    | ServeError::LokiBody(loki::LokiError::TooLarge { .. })
+            ) {
+                state.shared.metrics.limit_hit(Limit::MessageSize);
+            }
+            error_response(&request_id, &error)
+        }
+    }
+}
+
+/// Reads, decodes and stores one push; the count of entries stored.
+async fn receive(state: &Loki, headers: &HeaderMap, body: Body) -> Result<usize, ServeError> {
+    let form = form(headers)?;
+    let encoding = encoding(headers)?;
+    let limit = state.max_push_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(ServeError::BodyTooLarge { limit });
+    }
+    let raw = read_body(state, body).await?;
+    let entries = tokio::task::spawn_blocking(move || decode(&raw, encoding, form, limit))
+        .await
+        .map_err(ServeError::join)??;
+    let mut batch = Batcher::new(state.shared.store.limits());
+    let count = entries.len();
+    for (index, entry) in entries.into_iter().enumerate() {
+        batch
+            .add(entry)
+            .map_err(|source| ServeError::EntryRefused {
+                entry: index,
+                source,
+            })?;
+    }
+    if state.shared.shutdown.is_cancelled() {
+        return Err(ServeError::ShuttingDown);
+    }
+    ingest::append(&state.shared, batch.take()).await?;
+    Ok(count)
+}
+
+/// The whole body, at most `max_push_body_bytes` of it.
+async fn read_body(state: &Loki, body: Body) -> Result<Vec<u8>, ServeError> {
+    let limit = state.max_push_body_bytes;
+    let mut chunks = body.into_data_stream();
+    let mut raw = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            () = state.shared.shutdown.cancelled() => return Err(ServeError::ShuttingDown),
+            chunk = chunks.next() => chunk,
+        };
+        match chunk {
+            None => return Ok(raw),
+            Some(Ok(chunk)) => {
+                if (raw.len() + chunk.len()) as u64 > limit {
+                    return Err(ServeError::BodyTooLarge { limit });
+                }
+                raw.extend_from_slice(&chunk);
+            }
+            Some(Err(error)) => {
+                return Err(BodyCut::from_body_error(error)
+                    .unwrap_or_else(|error| ServeError::BadBody(error.to_string())))
+            }
+        }
+    }
+}
+
+/// Undoes the coding and decodes: the entries, or why there are none.
+fn decode(
+    raw: &[u8],
+    encoding: Encoding,
+    form: Form,
+    limit: u64,
+) -> Result<Vec<NewEntry>, ServeError> {
+    let body = loki::decompress(encoding, raw, limit)?;
+    let json = match form {
+        Form::Json => true,
+        Form::Protobuf => false,
+        // Loki's own rule: JSON is an object, anything else is protobuf.
+        Form::Guess => body
+            .iter()
+            .find(|byte| !byte.is_ascii_whitespace())
+            .is_some_and(|byte| *byte == b'{'),
+    };
+    Ok(if json {
+        loki::decode_json(&body)?
+    } else {
+        loki::decode_protobuf(&body, limit)?
+    })
+}
+
+/// The decoder a `Content-Type` asks for.
+fn form(headers: &HeaderMap) -> Result<Form, ServeError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Form::Guess);
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/x-protobuf" | "application/protobuf" | "application/octet-stream" => {
+            Ok(Form::Protobuf)
+        }
+        "application/json" => Ok(Form::Json),
+        "" => Ok(Form::Guess),
+        other if other.starts_with("application/") && other.ends_with("+json") => Ok(Form::Json),
+        _ => Err(ServeError::UnsupportedLokiContentType(
+            text.chars().take(100).collect(),
+        )),
+    }
+}
+
+/// The coding a `Content-Encoding` names; one coding at most.
+fn encoding(headers: &HeaderMap) -> Result<Encoding, ServeError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(Encoding::Identity);
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(Encoding::Identity),
+        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+        "deflate" => Ok(Encoding::Deflate),
+        _ => Err(ServeError::UnsupportedEncoding(
+            text.chars().take(100).collect(),
+        )),
+    }
+}
+
+/// A refusal as Loki answers one: the status, the message as plain text.
+/// Statuses a shipper retries on (429, 5xx) carry `Retry-After`.
+fn error_response(request_id: &RequestId, error: &ServeError) -> Response {
+    match error.code() {
+        Code::Internal | Code::DataLoss | Code::Unknown => {
+            tracing::error!(request_id = %request_id, error = %error, "A Loki push failed.");
+        }
+        _ => {
+            tracing::debug!(request_id = %request_id, error = %error, "A Loki push was refused.")
+        }
+    }
+    let status = error.http_status();
+    let mut response = (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        format!("{}\n", crate::error::clip_message(error.to_string())),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        headers.insert(crate::stream::metadata::REQUEST_ID, value);
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn content_types_choose_the_decoder() {
+        let form_of = |value: &str| form(&headers(&[(header::CONTENT_TYPE, value)]));
+        assert_eq!(form(&HeaderMap::new()).unwrap(), Form::Guess);
+        assert_eq!(form_of("application/x-protobuf").unwrap(), Form::Protobuf);
+        assert_eq!(
+            form_of("application/json; charset=utf-8").unwrap(),
+            Form::Json
+        );
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ] {
+            let error = form_of(refused).unwrap_err();
+            assert_eq!(error.http_status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        }
+    }
+
+    #[test]
+    fn an_unknown_coding_is_415_and_a_guess_reads_json_or_protobuf() {
+        let error = encoding(&headers(&[(header::CONTENT_ENCODING, "br")])).unwrap_err();
+        assert_eq!(error.http_status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let json = br#" {"streams":[{"stream":{},"values":[["1","x"]]}]}"#;
+        assert_eq!(
+            decode(json, Encoding::Identity, Form::Guess, 1 << 20)
+                .unwrap()
+                .len(),
+            1
+        );
+        let error = decode(b"not json", Encoding::Identity, Form::Guess, 1 << 20).unwrap_err();
+        assert_eq!(error.http_status(), StatusCode::BAD_REQUEST);
+        assert!(error.to_string().contains("snappy"), "{error}");
+    }
+}
