@@ -4,7 +4,8 @@
 //!
 //! The decoders: the push line format (what `logtap push` sends and
 //! `POST /api/v1/push` takes), with the time expressions users type, and
-//! Loki's push bodies, JSON and protobuf+snappy ([`loki`]).
+//! Loki's push bodies, JSON and protobuf+snappy ([`loki`]), and syslog
+//! messages, RFC 5424 and RFC 3164, with TCP framing ([`syslog`]).
 //!
 //! * [`parse_line`] turns one log line into a [`NewEntry`]: a line that is a
 //!   JSON object gives its fields (see [`json`]), any other line is plain text
@@ -24,6 +25,7 @@
 pub mod json;
 pub mod loki;
 pub mod plain;
+pub mod syslog;
 pub mod time;
 
 use logtap_core::NewEntry;
