@@ -126,6 +126,18 @@ pub struct ServeArgs {
     /// message (30s, 2m, ...): DEADLINE_EXCEEDED (HTTP 408).
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_age)]
     pub request_stall_timeout: Duration,
+
+    /// Receive syslog (RFC 5424 or RFC 3164, one message per datagram) over
+    /// UDP on ADDR (e.g. 127.0.0.1:5514). Off unless given. Syslog has no
+    /// tokens and no acknowledgement: bind it where only trusted senders
+    /// reach it.
+    #[arg(long, value_name = "ADDR")]
+    pub syslog_udp: Option<SocketAddr>,
+
+    /// Receive syslog over TCP on ADDR, octet-counted or LF-framed
+    /// (RFC 6587). Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub syslog_tcp: Option<SocketAddr>,
 }
 
 /// Where the server listens when --listen is not given: loopback only.
@@ -200,6 +212,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.max_buffered_request_bytes_per_connection =
         args.max_buffered_request_bytes_per_connection;
     config.request_stall_timeout = args.request_stall_timeout;
+    config.syslog_udp = args.syslog_udp;
+    config.syslog_tcp = args.syslog_tcp;
     config.store.sync = args.sync.0;
     config.store.segment_bytes = args.segment_mb << 20;
     config.store.retention = Retention {
@@ -215,6 +229,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     tracing::info!("logtap is listening on {scheme}://{}", server.local_addr());
+    let syslog = server.syslog_addrs();
+    if let Some(addr) = syslog.udp {
+        tracing::info!("logtap is receiving syslog on udp://{addr}");
+    }
+    if let Some(addr) = syslog.tcp {
+        tracing::info!("logtap is receiving syslog on tcp://{addr}");
+    }
     server
         .run(shutdown_signal())
         .await

@@ -95,6 +95,10 @@ pub struct ServerConfig {
     /// is answered 413. The body is read line by line and stored in batches,
     /// so this bounds what one request may add, not the memory it takes.
     pub max_push_body_bytes: u64,
+    /// Where to receive syslog over UDP (`--syslog-udp`); off when `None`.
+    pub syslog_udp: Option<SocketAddr>,
+    /// Where to receive syslog over TCP (`--syslog-tcp`); off when `None`.
+    pub syslog_tcp: Option<SocketAddr>,
     /// How many threads serve connections; each connection stays on one
     /// (see `crate::net::threads`). One per core by default.
     pub connection_threads: usize,
@@ -182,6 +186,8 @@ impl ServerConfig {
             listen_explicit: true,
             sse_heartbeat: Duration::from_secs(15),
             max_push_body_bytes: 256 << 20,
+            syslog_udp: None,
+            syslog_tcp: None,
             connection_threads: crate::net::threads::ConnectionThreads::default_count(),
             match_threads: std::thread::available_parallelism()
                 .map_or(1, |cores| (cores.get() / 2).max(1)),

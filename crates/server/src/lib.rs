@@ -50,6 +50,7 @@ mod layout_tests;
 pub use config::ServerConfig;
 pub use error::{ServeError, ServerError};
 pub use net::tls::TlsFiles;
+pub use protocols::syslog::SyslogAddrs;
 pub use server::Server;
 
 /// TLS settings, at the path the binary and the tests name them by.

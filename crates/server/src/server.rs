@@ -68,6 +68,8 @@ pub struct Server {
     /// The streams each client address holds; each connection gets its
     /// share from it.
     peers: Arc<Peers>,
+    /// The syslog listeners, when on.
+    syslog: protocols::syslog::Listeners,
 }
 
 impl Server {
@@ -165,6 +167,7 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let syslog = protocols::syslog::bind(&config).await?;
         tracing::info!(
             address = %local_addr,
             data = %config.store.dir.display(),
@@ -193,12 +196,19 @@ impl Server {
             config,
             tls,
             peers,
+            syslog,
         })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The addresses the syslog listeners are bound to (`None` for one
+    /// that is off).
+    pub fn syslog_addrs(&self) -> protocols::syslog::SyslogAddrs {
+        self.syslog.addrs()
     }
 
     /// What the handlers share, for callers that add their own routes or
@@ -221,6 +231,7 @@ impl Server {
             config,
             tls,
             peers,
+            syslog,
             ..
         } = self;
         let threads = ConnectionThreads::start(config.connection_threads).map_err(|error| {
@@ -241,6 +252,7 @@ impl Server {
             shared.shutdown.clone(),
             threads.handles(),
         ));
+        syslog.spawn(&shared, &config, &tracker);
         tokio::pin!(shutdown);
         let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {

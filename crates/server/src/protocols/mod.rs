@@ -1,6 +1,7 @@
 //! One folder per wire protocol: logtap.v1 ([`logtap`]), the seed's
 //! `example.LogService` ([`seed`]), the plain HTTP API ([`http_api`]) and
-//! Grafana Loki's push API ([`loki`]).
+//! Grafana Loki's push API ([`loki`]) and syslog over UDP and TCP
+//! ([`syslog`], its own listeners, not HTTP routes).
 //!
 //! Only `protocols/*` knows a wire format: a protocol turns its requests into
 //! a `Query` or a batch of entries and its answers out of a `TailStream`,
@@ -13,6 +14,7 @@ pub(crate) mod http_api;
 pub(crate) mod logtap;
 pub(crate) mod loki;
 pub(crate) mod seed;
+pub(crate) mod syslog;
 
 use crate::config::ServerConfig;
 use crate::grpc::method::Limits;
