@@ -23,6 +23,8 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 /// A running server and the handles to stop it.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The syslog listeners' addresses, when the configuration turned them on.
+    pub syslog: logtap_server::SyslogAddrs,
     pub dir: PathBuf,
     /// Keeps the temporary directory alive (when the server made it).
     _temp: Option<tempfile::TempDir>,
@@ -53,12 +55,14 @@ impl TestServer {
         adjust(&mut config);
         let server = Server::bind(config).await.expect("bind");
         let addr = server.local_addr();
+        let syslog = server.syslog_addrs();
         let (stop, stopped) = oneshot::channel::<()>();
         let run = tokio::spawn(server.run(async move {
             let _ = stopped.await;
         }));
         TestServer {
             addr,
+            syslog,
             dir: dir.to_path_buf(),
             _temp: None,
             stop: Some(stop),
