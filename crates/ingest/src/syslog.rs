@@ -327,9 +327,7 @@ fn decode_3164(rest: &str, received_ns: i64, labels: &mut Vec<(String, String)>)
         }
     }
     // TAG[PID]: up to the first ':' or '[' within a word.
-    let tag_end = after
-        .find(|c: char| c == ':' || c == '[' || c == ' ')
-        .unwrap_or(after.len());
+    let tag_end = after.find([':', '[', ' ']).unwrap_or(after.len());
     let tag = &after[..tag_end];
     let mut tail = &after[tag_end..];
     let mut pid = None;

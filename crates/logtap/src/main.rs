@@ -30,8 +30,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server: gRPC, gRPC-Web and HTTP on one port.
-    Serve(serve::ServeArgs),
+    /// Run the server: gRPC, gRPC-Web and HTTP on one port. (Boxed: its
+    /// many flags would make every command as large.)
+    Serve(Box<serve::ServeArgs>),
     /// Send log lines from files or standard input to a server.
     Push(push::PushArgs),
     /// Read log entries from a server, and follow new ones with -f.
@@ -57,7 +58,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Push(args) => push::run(args).await,
             Command::Logs(args) => logs::run(args).await,
         }
