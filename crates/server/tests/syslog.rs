@@ -113,6 +113,8 @@ async fn tcp_octet_counting_and_lf_framing_keep_good_frames_around_bad_ones() {
             ("two\nstill two", "debug"),
         ]
     );
+    // "garbage" and "<oops>".
+    assert_eq!(server.metric("logtap_syslog_dropped_total").await, 2);
 }
 
 #[tokio::test]

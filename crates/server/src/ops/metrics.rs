@@ -44,6 +44,10 @@ pub struct Metrics {
     /// Reading streams dropped before they ended themselves: the client
     /// cancelled or vanished, or the idle timeout reset them.
     pub streams_cancelled: Counter,
+    /// Syslog messages dropped: undecodable, over `max_message_bytes`, cut
+    /// off with their connection, or refused by the store (syslog has no
+    /// acknowledgement to refuse them with, so this is where it shows).
+    pub syslog_dropped: Counter,
     /// Bytes of segment files, refreshed at every scrape.
     store_bytes: Gauge,
     /// Segment files, refreshed at every scrape.
@@ -147,6 +151,7 @@ impl Metrics {
             entries_sent: Counter::default(),
             entries_sent_in_runs: Counter::default(),
             streams_cancelled: Counter::default(),
+            syslog_dropped: Counter::default(),
             store_bytes: Gauge::default(),
             store_segments: Gauge::default(),
             store_entries: Gauge::default(),
@@ -193,6 +198,11 @@ impl Metrics {
             "logtap_entries_sent_in_runs",
             "Entries sent in runs of the newest entries encoded once for every live tail",
             metrics.entries_sent_in_runs.clone(),
+        );
+        registry.register(
+            "logtap_syslog_dropped",
+            "Syslog messages dropped: undecodable, too large, or refused by the store",
+            metrics.syslog_dropped.clone(),
         );
         registry.register(
             "logtap_streams_cancelled",

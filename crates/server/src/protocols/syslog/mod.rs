@@ -17,7 +17,8 @@
 //!
 //! Bad input costs only itself: a datagram or frame that does not decode
 //! (no `<PRI>`, a malformed RFC 5424 header) is dropped and logged, at most
-//! one line per interval ([`LogThrottle`]), and the connection goes on. A
+//! one line per interval ([`LogThrottle`]), and the connection goes on.
+//! Every message dropped is counted in `logtap_syslog_dropped_total`. A
 //! frame longer than `max_message_bytes`, or an octet count that is not a
 //! number, closes the TCP connection, since where its next frame starts is
 //! unknown; the frames before it are kept. TCP connections count against
@@ -140,7 +141,7 @@ impl Listeners {
 }
 
 /// Decodes one message and queues it; a bad one is logged and dropped.
-async fn queue(message: &[u8], peer: SocketAddr, sender: &mpsc::Sender<NewEntry>) {
+async fn queue(message: &[u8], peer: SocketAddr, shared: &Shared, sender: &mpsc::Sender<NewEntry>) {
     if message.iter().all(u8::is_ascii_whitespace) {
         return;
     }
@@ -148,6 +149,7 @@ async fn queue(message: &[u8], peer: SocketAddr, sender: &mpsc::Sender<NewEntry>
         // The batcher ends only after every sender is gone.
         Ok(entry) => drop(sender.send(entry).await),
         Err(error) => {
+            shared.metrics.syslog_dropped.inc();
             if let Some(suppressed) = BAD_MESSAGES.allow() {
                 tracing::warn!(
                     peer = %peer,
@@ -170,11 +172,12 @@ async fn serve_udp(udp: UdpSocket, shared: Shared, sender: mpsc::Sender<NewEntry
         };
         match received {
             Ok((length, peer)) if length > limit => {
+                shared.metrics.syslog_dropped.inc();
                 if let Some(suppressed) = BAD_MESSAGES.allow() {
                     tracing::warn!(peer = %peer, max_message_bytes = limit, dropped_since_last_line = suppressed, "Dropped a syslog datagram over max_message_bytes.");
                 }
             }
-            Ok((length, peer)) => queue(&buffer[..length], peer, &sender).await,
+            Ok((length, peer)) => queue(&buffer[..length], peer, &shared, &sender).await,
             // ICMP errors from earlier sends and the like: the socket goes on.
             Err(error) => tracing::debug!(error = %error, "A syslog UDP receive failed."),
         }
@@ -207,7 +210,7 @@ async fn serve_tcp(
                     let _counted = counted;
                     tokio::select! {
                         () = shared.shutdown.cancelled() => {}
-                        () = serve_connection(tcp, peer, &sender, limit) => {}
+                        () = serve_connection(tcp, peer, &shared, &sender, limit) => {}
                     }
                 });
             }
@@ -226,6 +229,7 @@ async fn serve_tcp(
 async fn serve_connection(
     mut tcp: TcpStream,
     peer: SocketAddr,
+    shared: &Shared,
     sender: &mpsc::Sender<NewEntry>,
     limit: usize,
 ) {
@@ -243,7 +247,7 @@ async fn serve_connection(
         if read == 0 {
             // A sender may close without ending its last LF-framed message.
             if framing == Some(Framing::NonTransparent) && !buffer.is_empty() {
-                queue(&buffer, peer, sender).await;
+                queue(&buffer, peer, shared, sender).await;
             }
             return;
         }
@@ -251,9 +255,10 @@ async fn serve_connection(
         let framing = *framing.get_or_insert_with(|| Framing::detect(buffer[0]));
         loop {
             match syslog::next_frame(&mut buffer, framing, limit) {
-                Ok(Some(frame)) => queue(&frame, peer, sender).await,
+                Ok(Some(frame)) => queue(&frame, peer, shared, sender).await,
                 Ok(None) => break,
                 Err(error) => {
+                    shared.metrics.syslog_dropped.inc();
                     if let Some(suppressed) = BAD_FRAMES.allow() {
                         tracing::warn!(
                             peer = %peer,
@@ -291,6 +296,7 @@ async fn store_batches(shared: Shared, mut receiver: mpsc::Receiver<NewEntry>) {
             return;
         };
         if let Err(error) = batch.add(entry) {
+            shared.metrics.syslog_dropped.inc();
             if let Some(suppressed) = REFUSED.allow() {
                 tracing::warn!(error = %error, refused_since_last_line = suppressed, "Dropped a syslog message the store cannot keep.");
             }
@@ -313,6 +319,7 @@ async fn flush(shared: &Shared, batch: &mut Batcher) {
     let entries = batch.take();
     let count = entries.len();
     if let Err(error) = ingest::append(shared, entries).await {
+        shared.metrics.syslog_dropped.inc_by(count as u64);
         if let Some(suppressed) = REFUSED.allow() {
             tracing::warn!(error = %error, entries = count, refused_since_last_line = suppressed, "The store refused a batch of syslog messages; they are lost.");
         }
