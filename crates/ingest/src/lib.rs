@@ -23,6 +23,7 @@
 
 pub mod json;
 pub mod loki;
+pub mod otlp;
 pub mod plain;
 pub mod time;
 

@@ -1,6 +1,6 @@
 //! One folder per wire protocol: logtap.v1 ([`logtap`]), the seed's
 //! `example.LogService` ([`seed`]), the plain HTTP API ([`http_api`]) and
-//! Grafana Loki's push API ([`loki`]).
+//! Grafana Loki's push API ([`loki`]) and OTLP logs ([`otlp`]).
 //!
 //! Only `protocols/*` knows a wire format: a protocol turns its requests into
 //! a `Query` or a batch of entries and its answers out of a `TailStream`,
@@ -12,6 +12,7 @@
 pub(crate) mod http_api;
 pub(crate) mod logtap;
 pub(crate) mod loki;
+pub(crate) mod otlp;
 pub(crate) mod seed;
 
 use crate::config::ServerConfig;
@@ -49,7 +50,9 @@ pub(crate) async fn grpc_routes(
 
 /// The plain HTTP routes of every protocol.
 pub(crate) fn http_routes(shared: &Shared, config: &ServerConfig) -> Router {
-    http_api::routes(shared.clone(), config).merge(loki::routes(shared.clone(), config))
+    http_api::routes(shared.clone(), config)
+        .merge(loki::routes(shared.clone(), config))
+        .merge(otlp::routes(shared.clone(), config))
 }
 
 /// What every route needs: each protocol's table, gRPC health and
@@ -66,6 +69,7 @@ pub(crate) fn access(config: &ServerConfig) -> Routes {
     routes.extend(seed::ROUTES);
     routes.extend(http_api::ROUTES);
     routes.extend(loki::ROUTES);
+    routes.extend(otlp::ROUTES);
     routes.extend(crate::grpc::ROUTES);
     routes.extend([
         Route::exact("/healthz", Methods::Any, Access::Open),
@@ -223,6 +227,8 @@ mod tests {
         assert_eq!(need(&post, "/api/v1/push"), Some(Access::Write));
         assert_eq!(need(&post, "/loki/api/v1/push"), Some(Access::Write));
         assert_eq!(need(&get, "/ready"), Some(Access::Open));
+        assert_eq!(need(&post, "/v1/logs"), Some(Access::Write));
+        assert_eq!(need(&post, "/otlp/v1/logs"), Some(Access::Write));
         for unknown in [
             "/nowhere",
             "/healthz/",
