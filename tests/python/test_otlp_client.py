@@ -1,10 +1,12 @@
-"""The OpenTelemetry Python SDK's OTLP/HTTP log exporter (PyPI
-`opentelemetry-sdk`, `opentelemetry-exporter-otlp-proto-http`) against a
-real logtap server's `POST /v1/logs`.
+"""The OpenTelemetry Python SDK's OTLP log exporters (PyPI
+`opentelemetry-sdk`, `opentelemetry-exporter-otlp-proto-http`,
+`opentelemetry-exporter-otlp-proto-grpc`) against a real logtap server:
+the HTTP one to `POST /v1/logs`, the gRPC one to `LogsService/Export` on
+the same port.
 
 Python's logging sends records at five levels, each with an attribute,
 through the SDK's `LoggingHandler` under a resource with a `service.name`;
-the exporter sends protobuf, gzip-compressed. The test reads them back with
+both exporters send protobuf, gzip-compressed. The test reads them back with
 `logtap logs --output json` and checks each entry's message, level, time and
 labels (the resource's `service.name`, also as `service`, and the record's
 attributes).
@@ -16,7 +18,8 @@ The server:
     target/debug/logtap, on a free port over a temporary data directory.
 `logtap logs` comes from the same binary.
 
-Run: pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http pytest
+Run: pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http \
+         opentelemetry-exporter-otlp-proto-grpc pytest
      && python3 -m pytest tests/python
 """
 
@@ -33,8 +36,9 @@ import warnings
 from pathlib import Path
 
 import pytest
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -106,23 +110,35 @@ def read_back(address, run):
     return [json.loads(line) for line in output.splitlines() if line.strip()]
 
 
-class Recording(OTLPLogExporter):
-    """The HTTP exporter, keeping each export's result: the SDK only logs a
+def recording(exporter):
+    """`exporter`, keeping each export's result: the SDK only logs a
     failure, and the test must fail with it."""
+    results = []
+    export = exporter.export
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.results = []
-
-    def export(self, batch):
-        result = super().export(batch)
-        self.results.append(result)
+    def recorded(batch):
+        result = export(batch)
+        results.append(result)
         return result
 
+    exporter.export = recorded
+    return exporter, results
 
-def test_otel_sdk_http_exporter_records_arrive_with_message_level_time_and_labels(address):
+
+def http_exporter(address):
+    return HttpLogExporter(endpoint=f"http://{address}/v1/logs", compression=Compression.Gzip, timeout=DEADLINE)
+
+
+def grpc_exporter(address):
+    from grpc import Compression as GrpcCompression
+
+    return GrpcLogExporter(endpoint=f"http://{address}", insecure=True, compression=GrpcCompression.Gzip, timeout=DEADLINE)
+
+
+@pytest.mark.parametrize("make_exporter", [http_exporter, grpc_exporter], ids=["http", "grpc"])
+def test_otel_sdk_exporter_records_arrive_with_message_level_time_and_labels(address, make_exporter):
     run = uuid.uuid4().hex[:8]
-    exporter = Recording(endpoint=f"http://{address}/v1/logs", compression=Compression.Gzip, timeout=DEADLINE)
+    exporter, results = recording(make_exporter(address))
     provider = LoggerProvider(resource=Resource.create({"service.name": f"shop-{run}"}))
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     # The SDK's handler is deprecated for opentelemetry-instrumentation-logging's
@@ -149,7 +165,7 @@ def test_otel_sdk_http_exporter_records_arrive_with_message_level_time_and_label
         logger.removeHandler(handler)
         provider.shutdown()
     after = time.time_ns()
-    assert exporter.results and all(r.name == "SUCCESS" for r in exporter.results), exporter.results
+    assert results and all(r.name == "SUCCESS" for r in results), results
 
     entries = read_back(address, run)
     assert [entry["message"] for entry in entries] == [f"{run} record {n}" for n in range(len(sent))]

@@ -81,6 +81,11 @@ pub fn level_of(severity_number: i32, severity_text: &str) -> Level {
     }
 }
 
+/// The entries of a request already decoded (by a gRPC server's codec).
+pub fn from_request(request: ExportLogsServiceRequest, received_ns: i64) -> Decoded {
+    map(request, received_ns)
+}
+
 /// The request's records as entries.
 fn map(request: ExportLogsServiceRequest, received_ns: i64) -> Decoded {
     let mut decoded = Decoded::default();

@@ -24,7 +24,11 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 /// The gRPC services served here, by full name, for health checks.
-pub(crate) const GRPC_SERVICES: [&str; 2] = [logtap::SERVICE_NAME, seed::SERVICE_NAME];
+pub(crate) const GRPC_SERVICES: [&str; 3] = [
+    logtap::SERVICE_NAME,
+    seed::SERVICE_NAME,
+    otlp::grpc::SERVICE_NAME,
+];
 
 /// The gRPC services: logtap.v1, the seed's example service, health and
 /// reflection. Returns the routes and the health reporter, which shutdown
@@ -39,6 +43,7 @@ pub(crate) async fn grpc_routes(
     };
     let mut router = logtap::routes(Router::new(), shared, limits);
     router = seed::routes(router, shared, limits);
+    router = otlp::grpc::routes(router, shared, limits);
     let (router, health) = crate::grpc::health_and_reflection(router);
     for name in GRPC_SERVICES {
         health
@@ -70,6 +75,7 @@ pub(crate) fn access(config: &ServerConfig) -> Routes {
     routes.extend(http_api::ROUTES);
     routes.extend(loki::ROUTES);
     routes.extend(otlp::ROUTES);
+    routes.extend(otlp::grpc::ROUTES);
     routes.extend(crate::grpc::ROUTES);
     routes.extend([
         Route::exact("/healthz", Methods::Any, Access::Open),
@@ -229,6 +235,13 @@ mod tests {
         assert_eq!(need(&get, "/ready"), Some(Access::Open));
         assert_eq!(need(&post, "/v1/logs"), Some(Access::Write));
         assert_eq!(need(&post, "/otlp/v1/logs"), Some(Access::Write));
+        assert_eq!(
+            need(
+                &post,
+                "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+            ),
+            Some(Access::Write)
+        );
         for unknown in [
             "/nowhere",
             "/healthz/",

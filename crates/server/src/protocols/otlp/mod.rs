@@ -1,5 +1,5 @@
-//! OTLP logs over HTTP, so OpenTelemetry SDKs and Collectors can export
-//! to logtap unchanged.
+//! OTLP logs over HTTP (here) and gRPC ([`grpc`]), so OpenTelemetry SDKs
+//! and Collectors can export to logtap unchanged.
 //!
 //! | Route | Access | Answer |
 //! | --- | --- | --- |
@@ -27,6 +27,8 @@
 //! shutdown or the request budget answer 503 with `Retry-After`, which
 //! OTLP exporters retry. Errors are a `google.rpc.Status` in the request's
 //! form (protobuf or JSON), as the OTLP specification asks.
+
+pub(crate) mod grpc;
 
 use crate::config::ServerConfig;
 use crate::error::{BodyCut, ServeError};
