@@ -24,6 +24,7 @@
 
 pub mod json;
 pub mod loki;
+pub mod otlp;
 pub mod plain;
 pub mod syslog;
 pub mod time;

@@ -225,6 +225,13 @@ pub enum ServeError {
     /// that decompresses to more than the push body limit.
     #[error(transparent)]
     LokiBody(#[from] logtap_ingest::loki::LokiError),
+    /// An OTLP logs body of a media type it does not come in.
+    #[error("an OTLP logs body is application/x-protobuf or application/json, not {0:?}")]
+    UnsupportedOtlpContentType(String),
+    /// An OTLP logs body that cannot be decoded (malformed protobuf or
+    /// JSON, invalid UTF-8, an id that is not hex).
+    #[error(transparent)]
+    OtlpBody(#[from] logtap_ingest::otlp::OtlpError),
     /// An entry of a push the backend cannot keep (a label over its
     /// limits): nothing of the push is stored.
     #[error("entry {entry} of the push: {source}")]
@@ -454,7 +461,9 @@ impl ServeError {
             | ServeError::BadBody(_)
             | ServeError::UnsupportedEncoding(_)
             | ServeError::UnsupportedContentType(_)
-            | ServeError::UnsupportedLokiContentType(_) => Code::InvalidArgument,
+            | ServeError::UnsupportedLokiContentType(_)
+            | ServeError::UnsupportedOtlpContentType(_)
+            | ServeError::OtlpBody(_) => Code::InvalidArgument,
             ServeError::BodyTooLarge { .. }
             | ServeError::LineTooLong { .. }
             | ServeError::LokiBody(LokiError::TooLarge { .. }) => Code::ResourceExhausted,
@@ -500,10 +509,39 @@ impl ServeError {
             // decode.
             ServeError::UnsupportedEncoding(_)
             | ServeError::UnsupportedContentType(_)
-            | ServeError::UnsupportedLokiContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            | ServeError::UnsupportedLokiContentType(_)
+            | ServeError::UnsupportedOtlpContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::PushFailed { cause, .. } => cause.http_status(),
             error => http_status_for_code(error.code()),
         }
+    }
+
+    /// The gRPC code an OTLP exporter sees: what the server may accept
+    /// once it has room (a full disk, a shutdown, the request budget) is
+    /// UNAVAILABLE, the code OTLP exporters retry; RESOURCE_EXHAUSTED they
+    /// retry only with a retry hint, which a full disk does not send.
+    pub fn otlp_code(&self) -> Code {
+        match self {
+            ServeError::Store(error) if error.is_disk_full() => Code::Unavailable,
+            ServeError::RequestBufferFull { .. } | ServeError::ShuttingDown => Code::Unavailable,
+            ServeError::PushFailed { cause, .. } => cause.otlp_code(),
+            error => error.code(),
+        }
+    }
+
+    /// The HTTP status an OTLP/HTTP exporter sees: 503 for what it should
+    /// retry (see [`ServeError::otlp_code`]), where other HTTP routes
+    /// answer a full disk with 507, which OTLP exporters drop.
+    pub fn otlp_http_status(&self) -> StatusCode {
+        match self.otlp_code() {
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => self.http_status(),
+        }
+    }
+
+    /// The gRPC status an OTLP exporter sees, message included.
+    pub fn to_otlp_status(&self) -> Status {
+        Status::new(self.otlp_code(), clip_message(self.to_string()))
     }
 
     /// The gRPC status a client sees, message included (clipped, see

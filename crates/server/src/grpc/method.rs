@@ -118,6 +118,28 @@ impl Method {
     }
 }
 
+impl Method {
+    /// A unary method: `handler` answers one prost request with one
+    /// response. Requests may come gzip-compressed, as OTLP exporters
+    /// send them; the size limit applies to the message decompressed.
+    pub fn unary<D, R>(
+        limits: Limits,
+        handler: impl Fn(Request<D>) -> UnaryFuture<R> + Clone + Send + Sync + 'static,
+    ) -> Method
+    where
+        D: prost::Message + Default + Send + 'static,
+        R: prost::Message + Send + 'static,
+    {
+        Method(Arc::new(move |request| {
+            let mut grpc = limits
+                .grpc(ProstCodec::<R, D>::default())
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+            let method = tower::service_fn(handler.clone());
+            Box::pin(async move { grpc.unary(method, request).await })
+        }))
+    }
+}
+
 impl tower::Service<HttpRequest> for Method {
     type Response = HttpResponse;
     type Error = Infallible;

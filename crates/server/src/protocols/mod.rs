@@ -1,7 +1,7 @@
 //! One folder per wire protocol: logtap.v1 ([`logtap`]), the seed's
 //! `example.LogService` ([`seed`]), the plain HTTP API ([`http_api`]) and
-//! Grafana Loki's push API ([`loki`]) and syslog over UDP and TCP
-//! ([`syslog`], its own listeners, not HTTP routes).
+//! Grafana Loki's push API ([`loki`]), OTLP logs ([`otlp`]), and syslog
+//! over UDP and TCP ([`syslog`], its own listeners, not HTTP routes).
 //!
 //! Only `protocols/*` knows a wire format: a protocol turns its requests into
 //! a `Query` or a batch of entries and its answers out of a `TailStream`,
@@ -13,6 +13,7 @@
 pub(crate) mod http_api;
 pub(crate) mod logtap;
 pub(crate) mod loki;
+pub(crate) mod otlp;
 pub(crate) mod seed;
 pub(crate) mod syslog;
 
@@ -25,7 +26,11 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 /// The gRPC services served here, by full name, for health checks.
-pub(crate) const GRPC_SERVICES: [&str; 2] = [logtap::SERVICE_NAME, seed::SERVICE_NAME];
+pub(crate) const GRPC_SERVICES: [&str; 3] = [
+    logtap::SERVICE_NAME,
+    seed::SERVICE_NAME,
+    otlp::grpc::SERVICE_NAME,
+];
 
 /// The gRPC services: logtap.v1, the seed's example service, health and
 /// reflection. Returns the routes and the health reporter, which shutdown
@@ -40,6 +45,7 @@ pub(crate) async fn grpc_routes(
     };
     let mut router = logtap::routes(Router::new(), shared, limits);
     router = seed::routes(router, shared, limits);
+    router = otlp::grpc::routes(router, shared, limits);
     let (router, health) = crate::grpc::health_and_reflection(router);
     for name in GRPC_SERVICES {
         health
@@ -51,7 +57,9 @@ pub(crate) async fn grpc_routes(
 
 /// The plain HTTP routes of every protocol.
 pub(crate) fn http_routes(shared: &Shared, config: &ServerConfig) -> Router {
-    http_api::routes(shared.clone(), config).merge(loki::routes(shared.clone(), config))
+    http_api::routes(shared.clone(), config)
+        .merge(loki::routes(shared.clone(), config))
+        .merge(otlp::routes(shared.clone(), config))
 }
 
 /// What every route needs: each protocol's table, gRPC health and
@@ -68,6 +76,8 @@ pub(crate) fn access(config: &ServerConfig) -> Routes {
     routes.extend(seed::ROUTES);
     routes.extend(http_api::ROUTES);
     routes.extend(loki::ROUTES);
+    routes.extend(otlp::ROUTES);
+    routes.extend(otlp::grpc::ROUTES);
     routes.extend(crate::grpc::ROUTES);
     routes.extend([
         Route::exact("/healthz", Methods::Any, Access::Open),
@@ -225,6 +235,15 @@ mod tests {
         assert_eq!(need(&post, "/api/v1/push"), Some(Access::Write));
         assert_eq!(need(&post, "/loki/api/v1/push"), Some(Access::Write));
         assert_eq!(need(&get, "/ready"), Some(Access::Open));
+        assert_eq!(need(&post, "/v1/logs"), Some(Access::Write));
+        assert_eq!(need(&post, "/otlp/v1/logs"), Some(Access::Write));
+        assert_eq!(
+            need(
+                &post,
+                "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+            ),
+            Some(Access::Write)
+        );
         for unknown in [
             "/nowhere",
             "/healthz/",
