@@ -6,8 +6,10 @@ pub(crate) mod batcher;
 
 pub(crate) use batcher::Batcher;
 
-use crate::error::ServeError;
+use crate::error::{BodyCut, ServeError};
 use crate::stream::state::Shared;
+use axum::body::Body;
+use futures::StreamExt;
 use logtap_core::{AppendReceipt, NewEntry};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -46,4 +48,37 @@ pub async fn append(shared: &Shared, entries: Vec<NewEntry>) -> Result<AppendRec
         })?;
     shared.metrics.entries_stored.inc_by(receipt.count);
     Ok(receipt)
+}
+
+/// A request body read whole, at most `limit` bytes of it: for protocols
+/// whose body is one message decoded all or nothing (Loki, OTLP). Shutdown
+/// ends the read; a body cut by the server (`net::request_body`) keeps its
+/// reason.
+pub(crate) async fn read_body(
+    shared: &Shared,
+    body: Body,
+    limit: u64,
+) -> Result<Vec<u8>, ServeError> {
+    let mut chunks = body.into_data_stream();
+    let mut raw = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            () = shared.shutdown.cancelled() => return Err(ServeError::ShuttingDown),
+            chunk = chunks.next() => chunk,
+        };
+        match chunk {
+            None => return Ok(raw),
+            Some(Ok(chunk)) => {
+                if (raw.len() + chunk.len()) as u64 > limit {
+                    return Err(ServeError::BodyTooLarge { limit });
+                }
+                raw.extend_from_slice(&chunk);
+            }
+            Some(Err(error)) => {
+                return Err(BodyCut::from_body_error(error)
+                    .unwrap_or_else(|error| ServeError::BadBody(error.to_string())))
+            }
+        }
+    }
 }

@@ -31,7 +31,7 @@
 //! shippers retry. Errors are plain text, as Loki answers them.
 
 use crate::config::ServerConfig;
-use crate::error::{BodyCut, ServeError};
+use crate::error::ServeError;
 use crate::ingest::{self, Batcher};
 use crate::ops::metrics::Limit;
 use crate::security::access::{Access, Methods, Route};
@@ -43,7 +43,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use futures::StreamExt;
 use logtap_core::NewEntry;
 use logtap_ingest::loki::{self, Encoding};
 use tonic::Code;
@@ -130,7 +129,7 @@ async fn receive(state: &Loki, headers: &HeaderMap, body: Body) -> Result<usize,
     if declared.is_some_and(|length| length > limit) {
         return Err(ServeError::BodyTooLarge { limit });
     }
-    let raw = read_body(state, body).await?;
+    let raw = ingest::read_body(&state.shared, body, state.max_push_body_bytes).await?;
     let entries = tokio::task::spawn_blocking(move || decode(&raw, encoding, form, limit))
         .await
         .map_err(ServeError::join)??;
@@ -149,33 +148,6 @@ async fn receive(state: &Loki, headers: &HeaderMap, body: Body) -> Result<usize,
     }
     ingest::append(&state.shared, batch.take()).await?;
     Ok(count)
-}
-
-/// The whole body, at most `max_push_body_bytes` of it.
-async fn read_body(state: &Loki, body: Body) -> Result<Vec<u8>, ServeError> {
-    let limit = state.max_push_body_bytes;
-    let mut chunks = body.into_data_stream();
-    let mut raw = Vec::new();
-    loop {
-        let chunk = tokio::select! {
-            biased;
-            () = state.shared.shutdown.cancelled() => return Err(ServeError::ShuttingDown),
-            chunk = chunks.next() => chunk,
-        };
-        match chunk {
-            None => return Ok(raw),
-            Some(Ok(chunk)) => {
-                if (raw.len() + chunk.len()) as u64 > limit {
-                    return Err(ServeError::BodyTooLarge { limit });
-                }
-                raw.extend_from_slice(&chunk);
-            }
-            Some(Err(error)) => {
-                return Err(BodyCut::from_body_error(error)
-                    .unwrap_or_else(|error| ServeError::BadBody(error.to_string())))
-            }
-        }
-    }
 }
 
 /// Undoes the coding and decodes: the entries, or why there are none.

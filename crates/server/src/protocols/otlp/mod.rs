@@ -31,7 +31,7 @@
 pub(crate) mod grpc;
 
 use crate::config::ServerConfig;
-use crate::error::{BodyCut, ServeError};
+use crate::error::ServeError;
 use crate::ingest::{self, Batcher};
 use crate::ops::metrics::Limit;
 use crate::security::access::{Access, Methods, Route};
@@ -43,7 +43,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use futures::StreamExt;
 use logtap_ingest::loki::{self, Encoding};
 use logtap_ingest::otlp::{self, Decoded, ExportLogsServiceResponse};
 use tonic::Code;
@@ -140,7 +139,7 @@ async fn receive(state: &Otlp, headers: &HeaderMap, body: Body) -> Result<Decode
     if declared.is_some_and(|length| length > limit) {
         return Err(ServeError::BodyTooLarge { limit });
     }
-    let raw = read_body(state, body).await?;
+    let raw = ingest::read_body(&state.shared, body, state.max_push_body_bytes).await?;
     let received = ingest::now_nanos();
     let decoded =
         tokio::task::spawn_blocking(move || decode(&raw, encoding, form, limit, received))
@@ -169,33 +168,6 @@ pub(crate) async fn store(shared: &Shared, mut decoded: Decoded) -> Result<Decod
     decoded.entries = batch.take();
     ingest::append(shared, decoded.entries.clone()).await?;
     Ok(decoded)
-}
-
-/// The whole body, at most `max_push_body_bytes` of it.
-async fn read_body(state: &Otlp, body: Body) -> Result<Vec<u8>, ServeError> {
-    let limit = state.max_push_body_bytes;
-    let mut chunks = body.into_data_stream();
-    let mut raw = Vec::new();
-    loop {
-        let chunk = tokio::select! {
-            biased;
-            () = state.shared.shutdown.cancelled() => return Err(ServeError::ShuttingDown),
-            chunk = chunks.next() => chunk,
-        };
-        match chunk {
-            None => return Ok(raw),
-            Some(Ok(chunk)) => {
-                if (raw.len() + chunk.len()) as u64 > limit {
-                    return Err(ServeError::BodyTooLarge { limit });
-                }
-                raw.extend_from_slice(&chunk);
-            }
-            Some(Err(error)) => {
-                return Err(BodyCut::from_body_error(error)
-                    .unwrap_or_else(|error| ServeError::BadBody(error.to_string())))
-            }
-        }
-    }
 }
 
 /// Undoes the coding and decodes.
