@@ -82,3 +82,24 @@ pub(crate) async fn read_body(
         }
     }
 }
+
+/// The coding a request's `Content-Encoding` names, for the protocols that
+/// decompress their one-message bodies (Loki, OTLP); one coding at most,
+/// anything else is 415.
+pub(crate) fn content_encoding(
+    headers: &http::HeaderMap,
+) -> Result<logtap_ingest::loki::Encoding, ServeError> {
+    use logtap_ingest::loki::Encoding;
+    let Some(value) = headers.get(http::header::CONTENT_ENCODING) else {
+        return Ok(Encoding::Identity);
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(Encoding::Identity),
+        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+        "deflate" => Ok(Encoding::Deflate),
+        _ => Err(ServeError::UnsupportedEncoding(
+            text.chars().take(100).collect(),
+        )),
+    }
+}

@@ -120,7 +120,7 @@ async fn push(State(state): State<Loki>, headers: HeaderMap, body: Body) -> Resp
 /// Reads, decodes and stores one push; the count of entries stored.
 async fn receive(state: &Loki, headers: &HeaderMap, body: Body) -> Result<usize, ServeError> {
     let form = form(headers)?;
-    let encoding = encoding(headers)?;
+    let encoding = ingest::content_encoding(headers)?;
     let limit = state.max_push_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -199,22 +199,6 @@ fn form(headers: &HeaderMap) -> Result<Form, ServeError> {
     }
 }
 
-/// The coding a `Content-Encoding` names; one coding at most.
-fn encoding(headers: &HeaderMap) -> Result<Encoding, ServeError> {
-    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
-        return Ok(Encoding::Identity);
-    };
-    let text = String::from_utf8_lossy(value.as_bytes());
-    match text.trim().to_ascii_lowercase().as_str() {
-        "" | "identity" => Ok(Encoding::Identity),
-        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
-        "deflate" => Ok(Encoding::Deflate),
-        _ => Err(ServeError::UnsupportedEncoding(
-            text.chars().take(100).collect(),
-        )),
-    }
-}
-
 /// A refusal as Loki answers one: the status, the message as plain text.
 /// Statuses a shipper retries on (429, 5xx) carry `Retry-After`.
 fn error_response(request_id: &RequestId, error: &ServeError) -> Response {
@@ -279,7 +263,8 @@ mod tests {
 
     #[test]
     fn an_unknown_coding_is_415_and_a_guess_reads_json_or_protobuf() {
-        let error = encoding(&headers(&[(header::CONTENT_ENCODING, "br")])).unwrap_err();
+        let error =
+            ingest::content_encoding(&headers(&[(header::CONTENT_ENCODING, "br")])).unwrap_err();
         assert_eq!(error.http_status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         let json = br#" {"streams":[{"stream":{},"values":[["1","x"]]}]}"#;
         assert_eq!(

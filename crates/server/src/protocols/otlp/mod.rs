@@ -130,7 +130,7 @@ async fn export(State(state): State<Otlp>, headers: HeaderMap, body: Body) -> Re
 /// being those stored.
 async fn receive(state: &Otlp, headers: &HeaderMap, body: Body) -> Result<Decoded, ServeError> {
     let form = form(headers)?;
-    let encoding = encoding(headers)?;
+    let encoding = ingest::content_encoding(headers)?;
     let limit = state.max_push_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -201,22 +201,6 @@ fn form(headers: &HeaderMap) -> Result<Form, ServeError> {
         "application/x-protobuf" | "application/protobuf" => Ok(Form::Protobuf),
         "application/json" => Ok(Form::Json),
         _ => Err(ServeError::UnsupportedOtlpContentType(
-            text.chars().take(100).collect(),
-        )),
-    }
-}
-
-/// The coding a `Content-Encoding` names; one coding at most.
-fn encoding(headers: &HeaderMap) -> Result<Encoding, ServeError> {
-    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
-        return Ok(Encoding::Identity);
-    };
-    let text = String::from_utf8_lossy(value.as_bytes());
-    match text.trim().to_ascii_lowercase().as_str() {
-        "" | "identity" => Ok(Encoding::Identity),
-        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
-        "deflate" => Ok(Encoding::Deflate),
-        _ => Err(ServeError::UnsupportedEncoding(
             text.chars().take(100).collect(),
         )),
     }
