@@ -26,6 +26,10 @@ pub struct AppendReceipt {
 pub struct StoreStats {
     /// Files (or other units of storage) held.
     pub segments: u64,
+    /// Of those, the ones still in the form they were written in, not yet
+    /// compacted (the newest, being written, and any waiting to be
+    /// sealed): the sealing backlog is this minus one.
+    pub unsealed_segments: u64,
     /// Bytes held, visible or not yet.
     pub bytes: u64,
     /// Visible entries.

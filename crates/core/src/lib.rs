@@ -37,5 +37,5 @@ pub use labels::{
 };
 pub use level::{Level, UnknownLevel};
 pub use limits::{content_bytes, EntryLimits};
-pub use read::{Direction, Filter, ReadOptions, Step};
+pub use read::{Direction, Filter, ReadOptions, Search, Step};
 pub use run::{Derived, Entries, Run, SharedRecords};

@@ -2,6 +2,7 @@
 //! walks, what the backend filters itself, and what each step gives.
 
 use crate::{EntryRef, Level};
+use std::sync::Arc;
 
 /// Which way a reader walks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,8 +37,34 @@ impl Filter {
     }
 }
 
+/// What an entry's message and labels must hold for the caller to want
+/// it, told to the backend so that it can pass over whole blocks that
+/// cannot hold such an entry.
+///
+/// A hint, not a filter: the backend may still yield entries that lack
+/// it, and the caller checks every entry itself (the query crate's
+/// `Matcher`). A backend must never skip an entry that has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Search {
+    /// Each of these occurs in the message: byte for byte, or with
+    /// `ignore_case`, once every character of both is lowercased on its
+    /// own (`char::to_lowercase`, which keeps a substring a substring).
+    pub substrings: Vec<String>,
+    /// Compare `substrings` without regard to case (see above).
+    pub ignore_case: bool,
+    /// Each of these `(name, value)` pairs is among the entry's labels.
+    pub labels: Vec<(String, String)>,
+}
+
+impl Search {
+    /// Whether the hint rules nothing out.
+    pub fn is_empty(&self) -> bool {
+        self.substrings.is_empty() && self.labels.is_empty()
+    }
+}
+
 /// Where a reader starts and stops, and what it yields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReadOptions {
     /// Only entries with `cursor > after`.
     pub after: Option<u64>,
@@ -47,6 +74,10 @@ pub struct ReadOptions {
     pub direction: Direction,
     /// What the backend filters itself.
     pub filter: Filter,
+    /// What the caller looks for in messages and labels, for the backend
+    /// to skip blocks by (`None`: nothing to skip by). Shared, so options
+    /// stay cheap to clone.
+    pub search: Option<Arc<Search>>,
 }
 
 /// One step of a reader.

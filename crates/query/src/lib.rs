@@ -11,7 +11,8 @@
 
 #![deny(missing_docs)]
 
-use logtap_core::{EntryRef, Filter, Level, UnknownLevel};
+use logtap_core::{EntryRef, Filter, Level, Search, UnknownLevel};
+use std::sync::Arc;
 use memchr::memmem;
 use regex::{Regex, RegexBuilder};
 
@@ -164,6 +165,9 @@ pub struct Matcher {
     text: Option<TextPattern>,
     /// Every one of these `(name, value)` pairs must be on the entry.
     labels: Vec<(String, String)>,
+    /// What the backend may skip blocks by: the text every match holds and
+    /// the labels (`None` when the filters give nothing to skip by).
+    search: Option<Arc<Search>>,
 }
 
 impl Matcher {
@@ -181,6 +185,12 @@ impl Matcher {
     /// serve connections.
     pub fn is_costly(&self) -> bool {
         matches!(self.text, Some(TextPattern::Regex(_)))
+    }
+
+    /// What every matching entry holds, for the backend to pass over whole
+    /// blocks that cannot hold it (see [`Search`]).
+    pub fn search(&self) -> Option<Arc<Search>> {
+        self.search.clone()
     }
 
     /// Whether `entry` passes the text and label filters.
@@ -207,6 +217,26 @@ impl Matcher {
                 .iter()
                 .all(|(name, value)| entry.has_label(name, value));
         (ok, scanned)
+    }
+}
+
+impl Matcher {
+    fn new(text: Option<TextPattern>, labels: Vec<(String, String)>, grep: &str, regex: bool) -> Matcher {
+        let substrings = if grep.is_empty() || regex {
+            Vec::new()
+        } else {
+            vec![grep.to_string()]
+        };
+        let search = Search {
+            substrings,
+            ignore_case: false,
+            labels: labels.clone(),
+        };
+        Matcher {
+            text,
+            labels,
+            search: (!search.is_empty()).then(|| Arc::new(search)),
+        }
     }
 }
 
@@ -314,7 +344,7 @@ impl Plan {
             limit: (raw.limit != 0).then_some(raw.limit),
             reverse: raw.reverse,
             follow,
-            matcher: Matcher { text, labels },
+            matcher: Matcher::new(text, labels, &raw.grep, raw.regex),
         })
     }
 

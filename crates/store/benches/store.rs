@@ -148,7 +148,7 @@ fn main() {
     let mut micros = Vec::new();
     for _ in 0..=RUNS * 4 {
         let start = Instant::now();
-        let mut reader = rare.reader(errors).unwrap();
+        let mut reader = rare.reader(errors.clone()).unwrap();
         let cursor = loop {
             match reader.step(1024).unwrap() {
                 Step::Entry(e) => break e.cursor,

@@ -64,6 +64,8 @@ impl Reader {
             let visible = shared.visible();
             upper = upper.min(visible.saturating_add(1));
         }
+        let next_cursor = options.after.map_or(0, |after| after.saturating_add(1));
+        let backward = options.direction == Direction::Backward;
         let mut reader = Reader {
             shared,
             options,
@@ -71,7 +73,7 @@ impl Reader {
             segment: None,
             block: None,
             offset: 0,
-            next_cursor: options.after.map_or(0, |after| after.saturating_add(1)),
+            next_cursor,
             block_range: 0..0,
             scanned: None,
             buf: ReadBuffer::default(),
@@ -81,7 +83,7 @@ impl Reader {
             done: false,
             spent: 0,
         };
-        if options.direction == Direction::Backward {
+        if backward {
             reader.position_backward();
         }
         reader

@@ -417,6 +417,8 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         StoreStats {
             segments: self.shared.segments().len() as u64,
+            // Every segment is a record log until sealing lands.
+            unsealed_segments: self.shared.segments().len() as u64,
             bytes: self.shared.bytes.load(Ordering::Relaxed),
             entries: self.shared.entries.load(Ordering::Relaxed),
             oldest_cursor: self.shared.oldest_cursor(),

@@ -91,7 +91,7 @@ fn open_and_check(
         ..ReadOptions::default()
     };
     let warn_served = served.iter().filter(|e| e.level >= Level::Warn).count();
-    prop_assert_eq!(read_all(&store, warn).len(), warn_served);
+    prop_assert_eq!(read_all(&store, warn.clone()).len(), warn_served);
     prop_assert_eq!(store.count(&warn).unwrap(), warn_served as u64);
     // The repaired store appends after everything it holds, and a reopen
     // serves the same entries plus that one.

@@ -260,6 +260,7 @@ fn run(ops: Vec<Op>, sync: SyncPolicy, recent_bytes: usize) -> Result<(), TestCa
                         Direction::Forward
                     },
                     filter,
+                    search: None,
                 };
                 let mut expected: Vec<Entry> = model
                     .iter()
@@ -273,7 +274,7 @@ fn run(ops: Vec<Op>, sync: SyncPolicy, recent_bytes: usize) -> Result<(), TestCa
                 if backward {
                     expected.reverse();
                 }
-                let got = read_all(&store, options);
+                let got = read_all(&store, options.clone());
                 prop_assert_eq!(&got, &expected);
                 prop_assert_eq!(store.count(&options).unwrap(), expected.len() as u64);
             }

@@ -263,6 +263,7 @@ fn prepare(store: &dyn Backend, query: &Plan) -> Result<Prepared, StoreError> {
             Direction::Forward
         },
         filter,
+        search: query.matcher.search(),
     };
     let total_count = if query.counts() {
         let count = store.count(&options)?;
