@@ -52,6 +52,19 @@ pub struct StoreConfig {
     /// (0: none). A fixed cost for the whole store, whatever the number of
     /// readers.
     pub recent_bytes: usize,
+    /// Seal closed segments (compress them into blocks with filters and a
+    /// footer) on a thread of the store's own, as soon as the writer moves
+    /// on. Off, segments stay record logs until [`crate::Store::seal_now`].
+    pub seal_in_background: bool,
+    /// A sealed block holds about this many bytes of records once decoded:
+    /// larger blocks compress better and need fewer filters, smaller ones
+    /// make a search that finds a block decode less.
+    pub seal_block_bytes: u64,
+    /// zstd's compression level for sealed blocks.
+    pub seal_level: i32,
+    /// Memory for decoded sealed blocks and loaded filters, shared by all
+    /// readers (each reader holds the block it is in besides).
+    pub block_cache_bytes: usize,
     /// What every file operation goes through: the real filesystem
     /// ([`StdFileSystem`]) unless a test puts one that fails on purpose
     /// here ([`crate::fault::FaultyFs`]) to check how the store survives a
@@ -61,7 +74,9 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     /// Defaults: fsync every batch, 64 MiB segments, 32 KiB blocks, no
-    /// retention limits, the newest 1 MiB in memory, the real filesystem.
+    /// retention limits, the newest 1 MiB in memory, sealing in the
+    /// background into blocks of 1 MiB at zstd level 7, 64 MiB of decoded
+    /// blocks cached, the real filesystem.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
             dir: dir.into(),
@@ -70,6 +85,10 @@ impl StoreConfig {
             block_bytes: 32 << 10,
             retention: Retention::default(),
             recent_bytes: 1 << 20,
+            seal_in_background: true,
+            seal_block_bytes: 1 << 20,
+            seal_level: 7,
+            block_cache_bytes: 64 << 20,
             fs: Arc::new(StdFileSystem),
         }
     }

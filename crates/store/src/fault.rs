@@ -94,6 +94,7 @@ struct State {
     plan: Mutex<Plan>,
     bytes_written: AtomicU64,
     syncs: AtomicU64,
+    operations: AtomicU64,
     faults_fired: AtomicU64,
 }
 
@@ -104,6 +105,9 @@ struct Plan {
     fail_next_sync: bool,
     /// A fault that, once fired, lasts until `clear`.
     stuck: Option<Fault>,
+    /// Operations that change files (writes, fsyncs, creations, renames,
+    /// removals) still allowed before the process "crashes".
+    operations_left: Option<u64>,
 }
 
 impl Default for FaultyFs {
@@ -139,6 +143,22 @@ impl FaultyFs {
     /// file (the page cache keeps it). Later fsyncs succeed.
     pub fn fail_next_sync(&self) {
         self.state.plan().fail_next_sync = true;
+    }
+
+    /// Lets `operations` more operations that change files (a write, an
+    /// fsync, a creation, a rename, a removal: each counts one) succeed,
+    /// then "crashes" on the next: it fails as [`Fault::Crash`] does, and
+    /// so does everything after it until [`FaultyFs::clear`]. With
+    /// [`FaultyFs::operations`] a test can crash a procedure at each of
+    /// its steps in turn.
+    pub fn crash_after_operations(&self, operations: u64) {
+        self.state.plan().operations_left = Some(operations);
+    }
+
+    /// Operations that changed files so far (see
+    /// [`FaultyFs::crash_after_operations`]).
+    pub fn operations(&self) -> u64 {
+        self.state.operations.load(Ordering::Relaxed)
     }
 
     /// Disarms every fault and ends any lasting one: the disk has room
@@ -184,18 +204,30 @@ impl State {
 
     /// Fails an operation that changes a file once the process "crashed".
     fn check_alive(&self) -> io::Result<()> {
-        if self.plan().stuck == Some(Fault::Crash) {
+        self.operation(&mut self.plan())
+    }
+
+    /// Counts an operation that changes a file, and fails it if the
+    /// process "crashed" or crashes now.
+    fn operation(&self, plan: &mut Plan) -> io::Result<()> {
+        if plan.stuck == Some(Fault::Crash) {
             return Err(self.fired(eio()));
         }
+        if let Some(left) = &mut plan.operations_left {
+            if *left == 0 {
+                plan.stuck = Some(Fault::Crash);
+                return Err(self.fired(eio()));
+            }
+            *left -= 1;
+        }
+        self.operations.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     fn sync(&self, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
         {
             let mut plan = self.plan();
-            if plan.stuck == Some(Fault::Crash) {
-                return Err(self.fired(eio()));
-            }
+            self.operation(&mut plan)?;
             if std::mem::take(&mut plan.fail_next_sync) {
                 return Err(self.fired(eio()));
             }
@@ -239,6 +271,11 @@ impl FileSystem for FaultyFs {
         self.inner.remove_file(path)
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.state.check_alive()?;
+        self.inner.rename(from, to)
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.state.sync(|| self.inner.sync_dir(dir))
     }
@@ -271,6 +308,7 @@ impl FsFile for FaultyFile {
         if let Some(fault) = plan.stuck {
             return Err(self.state.fired(fault.error()));
         }
+        self.state.operation(&mut plan)?;
         match plan.write_fault {
             Some((left, fault)) if buf.len() as u64 > left => {
                 // Only the prefix up to the limit reaches the file.

@@ -105,6 +105,10 @@ pub trait FileSystem: Send + Sync + Debug + 'static {
     /// Removes the file at `path`. Open handles on it stay readable.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 
+    /// Renames `from` to `to` atomically, replacing `to` if it exists
+    /// (durable once the directory is synced).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
     /// Makes the creation and removal of `dir`'s entries durable: a file's
     /// directory entry is data too.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
@@ -158,6 +162,10 @@ impl FileSystem for StdFileSystem {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

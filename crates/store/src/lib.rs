@@ -27,6 +27,7 @@ mod reader;
 mod recent;
 mod record;
 mod recovery;
+mod sealed;
 mod segment;
 mod store;
 

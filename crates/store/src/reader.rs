@@ -7,6 +7,7 @@
 //! depend on how far behind the newest entry it is.
 
 use crate::record::{self, DecodeError};
+use crate::sealed::tokens::{self, Scheme};
 use crate::segment::{self, Block, ReadBuffer, Segment};
 use crate::store::Shared;
 use crate::{EntryRef, StoreError};
@@ -55,6 +56,13 @@ pub struct Reader {
     /// a block or segment passed over): lets callers charge it to their own
     /// budgets, so a long scan between two matches still yields.
     spent: usize,
+    /// The tokens every block holding a match of `options.search` has in
+    /// its filter, for the token scheme they were made under (made when the
+    /// first sealed block is reached).
+    tokens: Option<(Scheme, Vec<u64>)>,
+    /// The filters of the sealed segment being read (by base cursor),
+    /// shared with other readers through the store's cache.
+    filters: Option<(u64, Arc<Vec<u8>>)>,
 }
 
 impl Reader {
@@ -82,6 +90,8 @@ impl Reader {
             pending: 0,
             done: false,
             spent: 0,
+            tokens: None,
+            filters: None,
         };
         if backward {
             reader.position_backward();
@@ -135,8 +145,15 @@ impl Reader {
     /// What is taken this way is read once for all the readers of the
     /// chunk: see [`Run`].
     pub fn take_run(&mut self) -> Option<Run<'_>> {
-        if self.options.direction != Direction::Forward || self.options.filter != Filter::default()
+        if self.options.direction != Direction::Forward
+            || self.options.filter != Filter::default()
+            || self.options.search.is_some()
         {
+            return None;
+        }
+        // A sealed block's records are not a batch of the writer's: their
+        // cursors may have gaps, and they are not the newest.
+        if self.segment.as_ref().is_some_and(|s| s.sealed.is_some()) {
             return None;
         }
         // Caught up: nothing to look for (the usual case after a run).
@@ -243,7 +260,8 @@ impl Reader {
                     };
                     let skippable = self.offset <= block.offset
                         && (block.last_cursor < self.next_cursor
-                            || !block.may_match(&self.options.filter));
+                            || !block.may_match(&self.options.filter)
+                            || !self.search_may_match(&segment, at));
                     if !skippable {
                         break;
                     }
@@ -258,7 +276,7 @@ impl Reader {
                 (
                     index.blocks.get(at).copied(),
                     at + 1 >= index.blocks.len(),
-                    index.sealed,
+                    index.closed,
                 )
             };
             if self.spent >= budget {
@@ -284,7 +302,9 @@ impl Reader {
                 continue;
             }
             if self.offset == block.offset
-                && (block.last_cursor < self.next_cursor || !block.may_match(&self.options.filter))
+                && (block.last_cursor < self.next_cursor
+                    || !block.may_match(&self.options.filter)
+                    || !self.search_may_match(&segment, self.block.unwrap_or(0)))
             {
                 self.skip_block(&block);
                 self.spent += 1;
@@ -358,6 +378,15 @@ impl Reader {
     fn fill(&mut self, segment: &Segment, block: &Block) -> Result<usize, StoreError> {
         if let Some(start) = self.buffered_record() {
             return Ok(start);
+        }
+        if segment.sealed.is_some() {
+            // The whole block, decoded once for every reader (the cache).
+            let at = self.block.unwrap_or(0);
+            let (chunk, read) = segment.decoded(at, block, &self.shared.cache)?;
+            self.count_file_read(read);
+            self.buf.share(chunk, self.offset);
+            self.buf_start = self.offset;
+            return Ok(0);
         }
         // At the live edge the record is most likely still in memory,
         // shared by every reader there (see `segment::Recent`).
@@ -530,34 +559,69 @@ impl Reader {
                 self.done = true;
                 return Ok(Found::End);
             }
-            if !block.may_match(&self.options.filter) {
+            if !block.may_match(&self.options.filter) || !self.search_may_match(&segment, at) {
                 self.scanned = Some(block.first_cursor.max(after.map_or(0, |a| a + 1)));
                 continue;
             }
-            self.load_block(&segment, &block)?;
+            self.load_block(&segment, at, &block)?;
         }
     }
 
     /// Reads a whole block into the buffer, checking every record, and
     /// notes where each starts.
-    fn load_block(&mut self, segment: &Segment, block: &Block) -> Result<(), StoreError> {
-        segment.read_into(
-            &mut self.buf,
-            block.offset,
-            (block.end - block.offset) as usize,
-        )?;
-        self.count_file_read(block.end - block.offset);
+    fn load_block(
+        &mut self,
+        segment: &Segment,
+        at: usize,
+        block: &Block,
+    ) -> Result<(), StoreError> {
+        let read = segment::load_block(segment, at, block, &mut self.buf, &self.shared.cache)?;
+        self.count_file_read(read);
         self.buf_start = block.offset;
         self.starts.clear();
+        // Decoded blocks were checked whole (their CRC) when loaded.
+        let verify = !self.buf.is_shared();
         let mut pos = 0;
         while pos < self.buf.len() {
-            let (_, len) = record::decode(&self.buf[pos..])
+            let (_, len) = record::decode_head(&self.buf[pos..], verify)
                 .map_err(|error| segment::corrupt(segment, block.offset + pos as u64, error))?;
             self.starts.push(pos);
             pos += len;
         }
         self.pending = self.starts.len();
         Ok(())
+    }
+
+    /// Whether block `at` of `segment` may hold an entry with what the
+    /// search looks for: false only for a sealed block whose filter lacks
+    /// one of the search's tokens. A filter that cannot be read rules
+    /// nothing out.
+    fn search_may_match(&mut self, segment: &Segment, at: usize) -> bool {
+        let (Some(search), Some(parts)) = (&self.options.search, &segment.sealed) else {
+            return true;
+        };
+        if self.tokens.as_ref().map(|(scheme, _)| *scheme) != Some(parts.scheme) {
+            self.tokens = Some((parts.scheme, tokens::search_tokens(parts.scheme, search)));
+        }
+        let Some((_, tokens)) = &self.tokens else {
+            return true;
+        };
+        if tokens.is_empty() {
+            return true;
+        }
+        if self.filters.as_ref().map(|(base, _)| *base) != Some(segment.base_cursor) {
+            match segment.filters(&self.shared.cache) {
+                Ok(filters) => self.filters = Some((segment.base_cursor, filters)),
+                Err(error) => {
+                    tracing::warn!(path = %segment.path.display(), %error, "A sealed segment's filters cannot be read; its blocks are searched whole.");
+                    return true;
+                }
+            }
+        }
+        let Some((_, filters)) = &self.filters else {
+            return true;
+        };
+        parts.may_hold(at, filters, tokens)
     }
 
     fn count_file_read(&self, bytes: u64) {

@@ -59,10 +59,17 @@ impl ChunkBytes {
     /// Bytes that belong to no pool.
     #[cfg(test)]
     pub(crate) fn unpooled(bytes: Vec<u8>) -> ChunkBytes {
+        ChunkBytes::detached(bytes, 0, 0)
+    }
+
+    /// Records made elsewhere than the writer's batches (a sealed block,
+    /// decoded), that go back to no pool: their cursors need not follow
+    /// each other, so they are never taken as a [`logtap_core::Run`].
+    pub(crate) fn detached(bytes: Vec<u8>, first_cursor: u64, records: usize) -> ChunkBytes {
         ChunkBytes {
             bytes,
-            first_cursor: 0,
-            records: 0,
+            first_cursor,
+            records,
             derived: Derived::default(),
             pool: Weak::new(),
         }

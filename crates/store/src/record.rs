@@ -70,6 +70,33 @@ pub(crate) fn encode(out: &mut Vec<u8>, cursor: u64, entry: &NewEntry) -> Result
     }
     let labels_len = (out.len() - labels_len_at - 4) as u32;
     out[labels_len_at..labels_len_at + 4].copy_from_slice(&labels_len.to_le_bytes());
+    frame(out, start)
+}
+
+/// Appends the record of an entry already stored once, from its parts:
+/// how a sealed block turns back into records (`labels` in their compact
+/// form, as records hold them).
+pub(crate) fn encode_parts(
+    out: &mut Vec<u8>,
+    head: Head,
+    message: &[u8],
+    labels: &[u8],
+) -> Result<(), StoreError> {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; HEADER_LEN]);
+    out.extend_from_slice(&head.cursor.to_le_bytes());
+    out.extend_from_slice(&head.timestamp.to_le_bytes());
+    out.push(head.level as u8);
+    out.extend_from_slice(&(message.len() as u32).to_le_bytes());
+    out.extend_from_slice(message);
+    out.extend_from_slice(&(labels.len() as u32).to_le_bytes());
+    out.extend_from_slice(labels);
+    frame(out, start)
+}
+
+/// Fills in the length and CRC of the record whose header starts at
+/// `start`, the payload following it to the end of `out`.
+fn frame(out: &mut Vec<u8>, start: usize) -> Result<(), StoreError> {
     let payload_len = out.len() - start - HEADER_LEN;
     if payload_len > MAX_PAYLOAD_LEN {
         out.truncate(start);

@@ -10,6 +10,8 @@ use crate::fs::{FileSystem, FsFile};
 use crate::recent::{Chunk, Recent};
 use crate::record::{self, DecodeError};
 use crate::recovery::RecoveryEvent;
+use crate::sealed::cache::BlockCache;
+use crate::sealed::SealedParts;
 use crate::{Level, StoreError};
 use logtap_core::Filter;
 use std::path::{Path, PathBuf};
@@ -85,8 +87,9 @@ pub(crate) struct SegmentIndex {
     /// Summaries in file order; the last one may still grow.
     pub blocks: Vec<Block>,
     /// Set once the writer has moved to a newer segment and everything it
-    /// wrote here is visible: readers may then move on to the next segment.
-    pub sealed: bool,
+    /// wrote here is visible: readers may then move on to the next
+    /// segment, and the sealer may seal it.
+    pub closed: bool,
     /// All the blocks summed up (cursor, time and byte range, counts per
     /// level), so that readers and counts pass over a whole segment that
     /// cannot match in one step: a rare entry costs O(segments), not
@@ -96,10 +99,10 @@ pub(crate) struct SegmentIndex {
 
 impl SegmentIndex {
     /// The index of a segment whose blocks recovery found.
-    pub fn from_blocks(blocks: Vec<Block>, sealed: bool) -> SegmentIndex {
+    pub fn from_blocks(blocks: Vec<Block>, closed: bool) -> SegmentIndex {
         let mut index = SegmentIndex {
             blocks: Vec::with_capacity(blocks.len()),
-            sealed,
+            closed,
             summary: None,
         };
         for block in blocks {
@@ -161,6 +164,9 @@ pub(crate) struct Segment {
     /// readers at the live edge take them from here instead of the file
     /// (see [`Recent`]). Empty for segments found on open and once sealed.
     pub recent: RwLock<Recent>,
+    /// Set when the file is a sealed one (compressed blocks, filters,
+    /// footer; see `sealed`), whose blocks are decoded rather than read.
+    pub sealed: Option<SealedParts>,
 }
 
 impl Segment {
@@ -195,6 +201,7 @@ impl Segment {
             base_cursor,
             index: RwLock::new(SegmentIndex::default()),
             recent: RwLock::default(),
+            sealed: None,
         };
         Ok((segment, writer))
     }
@@ -368,22 +375,52 @@ fn resync(data: &[u8], from: usize, after: u64) -> Option<usize> {
     })
 }
 
-/// Decodes every record of `block` into `buf` and calls `visit` on each.
-pub(crate) fn for_each_in_block(
+/// Puts the records of `block` (index `at`) in `buf`: read from a record
+/// log, or decoded (through `cache`) from a sealed file. Returns the bytes
+/// read from the file.
+pub(crate) fn load_block(
     segment: &Segment,
+    at: usize,
     block: &Block,
     buf: &mut ReadBuffer,
-    mut visit: impl FnMut(crate::EntryRef<'_>),
-) -> Result<(), StoreError> {
-    segment.read_into(buf, block.offset, (block.end - block.offset) as usize)?;
+    cache: &BlockCache,
+) -> Result<u64, StoreError> {
+    if segment.sealed.is_some() {
+        let (chunk, read) = segment.decoded(at, block, cache)?;
+        buf.share(chunk, block.offset);
+        return Ok(read);
+    }
+    let len = block.end - block.offset;
+    segment.read_into(buf, block.offset, len as usize)?;
+    Ok(len)
+}
+
+/// Decodes every record of `block` (index `at`) into `buf` and calls
+/// `visit` on each, with the record's length.
+pub(crate) fn for_each_in_block(
+    segment: &Segment,
+    at: usize,
+    block: &Block,
+    buf: &mut ReadBuffer,
+    cache: &BlockCache,
+    mut visit: impl FnMut(crate::EntryRef<'_>, usize),
+) -> Result<u64, StoreError> {
+    let read = load_block(segment, at, block, buf, cache)?;
+    // Decoded blocks were checked whole (their CRC) when loaded.
+    let verify = !buf.is_shared();
     let mut pos = 0;
     while pos < buf.len() {
-        let (entry, len) = record::decode(&buf[pos..])
-            .map_err(|error| corrupt(segment, block.offset + pos as u64, error))?;
-        visit(entry);
+        let decoded = if verify {
+            record::decode(&buf[pos..])
+        } else {
+            record::decode_checked(&buf[pos..])
+        };
+        let (entry, len) =
+            decoded.map_err(|error| corrupt(segment, block.offset + pos as u64, error))?;
+        visit(entry, len);
         pos += len;
     }
-    Ok(())
+    Ok(read)
 }
 
 /// The error for a record that was valid at open but is not now.

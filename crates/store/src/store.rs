@@ -12,13 +12,15 @@ use crate::fs::{FileSystem, FsFile, StdFileSystem};
 use crate::reader::Reader;
 use crate::recent::{Chunk, ChunkPool};
 use crate::recovery::{RecoveryEvent, RecoveryReport};
+use crate::sealed::cache::BlockCache;
+use crate::sealed::{self, SealSettings};
 use crate::segment::{self, Block, Segment};
 use crate::{record, NewEntry, StoreConfig, StoreError, SyncPolicy};
 use logtap_core::{
     AppendReceipt, Backend, CommitHook, EntryLimits, LogReader, ReadOptions, StoreStats,
 };
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,7 +33,29 @@ pub struct Store {
     /// handles, not by `Shared`, so it is released with the last clone
     /// even while readers live on: they only read, and a store reopened
     /// on the directory may start while the old one's readers finish.
-    _lock: Arc<dyn FsFile>,
+    /// Dropping the last one also stops the sealer, before the lock goes.
+    _owner: Arc<Owner>,
+}
+
+/// What the store's handles own together: the directory's lock, and the
+/// sealer thread, which must be done with the directory before another
+/// store may open it.
+struct Owner {
+    shared: Arc<Shared>,
+    sealer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Dropped last (fields drop in order): the lock.
+    lock: Box<dyn FsFile>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shared.seal_stop.store(true, Ordering::Relaxed);
+        self.shared.wake_sealer();
+        if let Some(sealer) = lock(&self.sealer).take() {
+            let _ = sealer.join();
+        }
+        let _ = &self.lock;
+    }
 }
 
 pub(crate) struct Shared {
@@ -56,6 +80,16 @@ pub(crate) struct Shared {
     /// The fixed set of buffers the chunks of `Segment::recent` are made in.
     chunk_pool: Arc<ChunkPool>,
     recovery: RecoveryReport,
+    /// Decoded sealed blocks and loaded filters, shared by every reader.
+    pub(crate) cache: BlockCache,
+    /// Set when closed segments wait to be sealed; the sealer thread waits
+    /// on the condition variable for it.
+    seal_wanted: (Mutex<bool>, Condvar),
+    /// Set when the store closes: the sealer abandons its work (the
+    /// segment stays as it was, whole) and ends.
+    seal_stop: AtomicBool,
+    /// Held while a segment is sealed: one at a time, whoever asked.
+    sealing: Mutex<()>,
 }
 
 /// The state only the appending side touches.
@@ -113,9 +147,16 @@ impl Store {
         let fs = Arc::clone(&config.fs);
         fs.create_dir_all(&dir)
             .map_err(|e| StoreError::io("creating the data directory", &dir, e))?;
-        let lock = lock_dir(&*fs, &dir)?;
-        let mut bases = list_segments(&*fs, &dir)?;
-        bases.sort_unstable();
+        let dir_lock = lock_dir(&*fs, &dir)?;
+        let files = list_files(&*fs, &dir)?;
+        for &base in &files.temporary {
+            // A seal that did not finish: the record log is whole.
+            let path = dir.join(sealed::temp_name(base));
+            if let Err(error) = fs.remove_file(&path) {
+                tracing::warn!(path = %path.display(), %error, "Could not remove an unfinished sealed segment.");
+            }
+        }
+        let bases = files.bases();
         let mut segments = Vec::with_capacity(bases.len() + 1);
         let mut events = Vec::new();
         let mut after = 0u64;
@@ -124,44 +165,30 @@ impl Store {
         let mut tail_end = 0u64;
         for (i, &base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
-            let path = dir.join(Segment::file_name(base));
-            let data = fs
-                .read(&path)
-                .map_err(|e| StoreError::io("reading a segment", &path, e))?;
-            let scan = segment::scan(
-                &path,
-                &data,
-                after.max(base.saturating_sub(1)),
-                config.block_bytes,
-            );
-            events.extend(scan.events);
-            let mut len = data.len() as u64;
-            if scan.garbage_tail > 0 {
-                if is_last {
-                    // A torn write at the end of the newest file: cut it off so
-                    // appends continue right after the last whole record.
-                    let file = fs
-                        .open_write(&path)
-                        .map_err(|e| StoreError::io("opening a segment to repair it", &path, e))?;
-                    file.set_len(scan.valid_end)
-                        .and_then(|()| file.sync_all())
-                        .map_err(|e| StoreError::io("cutting a torn tail", &path, e))?;
-                    events.push(RecoveryEvent::TruncatedTail {
-                        path: path.clone(),
-                        offset: scan.valid_end,
-                        bytes: scan.garbage_tail,
-                    });
-                    len = scan.valid_end;
-                } else {
-                    events.push(RecoveryEvent::SkippedCorruption {
-                        path: path.clone(),
-                        offset: scan.valid_end,
-                        bytes: scan.garbage_tail,
-                    });
+            let has_log = files.logs.binary_search(&base).is_ok();
+            let opened = if files.sealed.binary_search(&base).is_ok() {
+                open_sealed(&*fs, &dir, base, has_log, &mut events)?
+            } else {
+                None
+            };
+            let (segment, len) = match opened {
+                Some(opened) => opened,
+                None if has_log => {
+                    let (segment, len) =
+                        open_log(&*fs, &dir, base, after, is_last, &config, &mut events)?;
+                    tail_end = len;
+                    (segment, len)
                 }
-            }
-            if let Some(last) = scan.blocks.last() {
-                after = last.last_cursor;
+                None => continue,
+            };
+            if let Some(last) = segment
+                .index
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .blocks
+                .last()
+            {
+                after = after.max(last.last_cursor);
             }
             after = after.max(base.saturating_sub(1));
             // The next segment starts at the cursor after this one's last:
@@ -177,19 +204,15 @@ impl Store {
                 }
             }
             bytes += len;
-            entries += scan.blocks.iter().map(|b| b.count_from(None)).sum::<u64>();
-            tail_end = len;
-            let file = fs
-                .open_read(&path)
-                .map_err(|e| StoreError::io("opening a segment", &path, e))?;
-            let sealed = !is_last;
-            segments.push(Arc::new(Segment {
-                path,
-                file,
-                base_cursor: base,
-                index: RwLock::new(segment::SegmentIndex::from_blocks(scan.blocks, sealed)),
-                recent: RwLock::default(),
-            }));
+            entries += segment
+                .index
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .blocks
+                .iter()
+                .map(|b| b.count_from(None))
+                .sum::<u64>();
+            segments.push(Arc::new(segment));
         }
         for event in &events {
             tracing::warn!(
@@ -199,13 +222,13 @@ impl Store {
         }
         let next_cursor = after + 1;
         let (segment, file, written) = match segments.last() {
-            Some(last) => {
+            Some(last) if last.sealed.is_none() => {
                 let file = fs
                     .open_write(&last.path)
                     .map_err(|e| StoreError::io("opening the newest segment", &last.path, e))?;
                 (Arc::clone(last), file, tail_end)
             }
-            None => {
+            _ => {
                 let (segment, file) = Segment::create(&*fs, &dir, next_cursor)?;
                 sync_dir(&*fs, &dir)?;
                 let segment = Arc::new(segment);
@@ -247,15 +270,26 @@ impl Store {
             file_read_bytes: AtomicU64::new(0),
             chunk_pool: Arc::new(ChunkPool::new(config.recent_bytes)),
             recovery: RecoveryReport { events },
+            cache: BlockCache::new(config.block_cache_bytes),
+            seal_wanted: (Mutex::new(true), Condvar::new()),
+            seal_stop: AtomicBool::new(false),
+            sealing: Mutex::new(()),
             config,
         });
-        let lock: Arc<dyn FsFile> = Arc::from(lock);
+        let owner = Arc::new(Owner {
+            shared: Arc::clone(&shared),
+            sealer: Mutex::new(None),
+            lock: dir_lock,
+        });
         if let SyncPolicy::Interval(interval) = shared.config.sync {
-            spawn_interval_syncer(Arc::downgrade(&shared), Arc::downgrade(&lock), interval);
+            spawn_interval_syncer(Arc::downgrade(&shared), Arc::downgrade(&owner), interval);
+        }
+        if shared.config.seal_in_background {
+            *lock(&owner.sealer) = spawn_sealer(Arc::clone(&shared));
         }
         let store = Store {
             shared,
-            _lock: lock,
+            _owner: owner,
         };
         store.shared.enforce_retention();
         Ok(store)
@@ -310,7 +344,7 @@ impl Store {
         for segment in &segments {
             // Whole blocks are added up under the lock; only the few that
             // straddle a bound are copied out, to be decoded after it.
-            let straddling: Vec<Block> = {
+            let straddling: Vec<(usize, Block)> = {
                 let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
                 let Some(summary) = index.summary else {
                     continue;
@@ -330,10 +364,11 @@ impl Store {
                 }
                 let from = index.block_for(low);
                 let mut straddling = Vec::new();
-                for block in index.blocks[from..]
+                for (at, block) in index.blocks[from..]
                     .iter()
-                    .take_while(|block| block.first_cursor < high)
-                    .filter(|block| block.may_match(filter))
+                    .enumerate()
+                    .take_while(|(_, block)| block.first_cursor < high)
+                    .filter(|(_, block)| block.may_match(filter))
                 {
                     if block.first_cursor >= low
                         && block.last_cursor < high
@@ -341,18 +376,29 @@ impl Store {
                     {
                         total += block.count_from(filter.min_level);
                     } else {
-                        straddling.push(*block);
+                        straddling.push((from + at, *block));
                     }
                 }
                 straddling
             };
-            for block in &straddling {
-                segment::for_each_in_block(segment, block, &mut buf, |entry| {
-                    let in_range = (low..high).contains(&entry.cursor);
-                    if in_range && filter.passes(entry.level, entry.timestamp) {
-                        total += 1;
-                    }
-                })?;
+            for (at, block) in &straddling {
+                let cache = &self.shared.cache;
+                let read = segment::for_each_in_block(
+                    segment,
+                    *at,
+                    block,
+                    &mut buf,
+                    cache,
+                    |entry, _| {
+                        let in_range = (low..high).contains(&entry.cursor);
+                        if in_range && filter.passes(entry.level, entry.timestamp) {
+                            total += 1;
+                        }
+                    },
+                )?;
+                self.shared
+                    .file_read_bytes
+                    .fetch_add(read, Ordering::Relaxed);
             }
         }
         Ok(total)
@@ -413,12 +459,29 @@ impl Store {
         self.shared.enforce_retention();
     }
 
+    /// Seals every closed segment now, on this thread, and returns once
+    /// none is left: what the background sealer does (see
+    /// [`StoreConfig::seal_in_background`]), for tools and tests that want
+    /// it done at a known moment.
+    pub fn seal_now(&self) -> Result<(), StoreError> {
+        self.shared.seal_closed()
+    }
+
+    /// Bytes of decoded blocks and filters kept in the shared cache.
+    pub fn cached_bytes(&self) -> usize {
+        self.shared.cache.bytes()
+    }
+
     /// Sizes and cursor bounds.
     pub fn stats(&self) -> StoreStats {
         StoreStats {
             segments: self.shared.segments().len() as u64,
-            // Every segment is a record log until sealing lands.
-            unsealed_segments: self.shared.segments().len() as u64,
+            unsealed_segments: self
+                .shared
+                .segments()
+                .iter()
+                .filter(|segment| segment.sealed.is_none())
+                .count() as u64,
             bytes: self.shared.bytes.load(Ordering::Relaxed),
             entries: self.shared.entries.load(Ordering::Relaxed),
             oldest_cursor: self.shared.oldest_cursor(),
@@ -548,6 +611,83 @@ impl Shared {
         let segments = self.segments();
         let at = segments.partition_point(|s| s.base_cursor < base_cursor);
         at.checked_sub(1).and_then(|i| segments.get(i).cloned())
+    }
+
+    /// Asks the sealer thread to look for closed segments.
+    fn wake_sealer(&self) {
+        let (wanted, condvar) = &self.seal_wanted;
+        *lock(wanted) = true;
+        condvar.notify_all();
+    }
+
+    /// Seals every closed record log, oldest first (steps 1 to 4 of the
+    /// `sealed` module's documentation), until none is left or the store
+    /// closes.
+    fn seal_closed(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = lock(&self.sealing);
+        loop {
+            if self.seal_stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let next = self
+                .segments()
+                .iter()
+                .find(|segment| {
+                    segment.sealed.is_none()
+                        && segment
+                            .index
+                            .read()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .closed
+                })
+                .cloned();
+            let Some(log) = next else {
+                return Ok(());
+            };
+            let settings = SealSettings {
+                block_bytes: self.config.seal_block_bytes,
+                level: self.config.seal_level,
+            };
+            let fs = &*self.config.fs;
+            let Some((sealed, len)) = sealed::seal(
+                fs,
+                &self.config.dir,
+                &log,
+                settings,
+                &self.cache,
+                &self.seal_stop,
+            )?
+            else {
+                return Ok(());
+            };
+            let sealed = Arc::new(sealed);
+            let swapped = {
+                let mut segments = self.segments.write().unwrap_or_else(|e| e.into_inner());
+                match segments.iter().position(|s| Arc::ptr_eq(s, &log)) {
+                    Some(at) => {
+                        segments[at] = Arc::clone(&sealed);
+                        true
+                    }
+                    None => false,
+                }
+            };
+            if !swapped {
+                // Retention deleted the segment meanwhile.
+                let _ = fs.remove_file(&sealed.path);
+                continue;
+            }
+            let old_len = log.file.len().unwrap_or(0);
+            self.bytes.fetch_add(len, Ordering::Relaxed);
+            self.bytes.fetch_sub(
+                old_len.min(self.bytes.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+            if let Err(error) = fs.remove_file(&log.path) {
+                // Harmless: the next open removes it (the sealed file is whole).
+                tracing::warn!(path = %log.path.display(), %error, "Could not remove a sealed record log.");
+            }
+            tracing::debug!(path = %sealed.path.display(), bytes = len, was = old_len, "Sealed a segment.");
+        }
     }
 
     pub(crate) fn oldest_cursor(&self) -> u64 {
@@ -713,8 +853,11 @@ impl Shared {
             for block in item.blocks {
                 published += index.publish(block);
             }
-            index.sealed |= item.seal;
+            index.closed |= item.seal;
             drop(index);
+            if item.seal {
+                self.wake_sealer();
+            }
             // After the blocks: a chunk only ever holds visible records.
             let mut recent = item
                 .segment
@@ -758,7 +901,7 @@ impl Shared {
                 let index = oldest.index.read().unwrap_or_else(|e| e.into_inner());
                 let max_ts = index.blocks.iter().map(|b| b.max_timestamp).max();
                 (
-                    index.sealed,
+                    index.closed,
                     max_ts,
                     index.blocks.iter().map(|b| b.count_from(None)).sum::<u64>(),
                 )
@@ -778,6 +921,7 @@ impl Shared {
                 break;
             }
             tracing::info!(path = %oldest.path.display(), bytes = size, entries = count, "Retention deleted the oldest segment.");
+            self.cache.forget_segment(oldest.base_cursor);
             self.bytes.fetch_sub(size, Ordering::Relaxed);
             self.entries.fetch_sub(count, Ordering::Relaxed);
             segments.remove(0);
@@ -790,7 +934,7 @@ impl Shared {
 /// Holds only weak references, so it ends once the store is dropped: with
 /// the last handle (`owner` is the directory's lock), not the last reader,
 /// as a store reopened on the directory then owns its files.
-fn spawn_interval_syncer(shared: Weak<Shared>, owner: Weak<dyn FsFile>, interval: Duration) {
+fn spawn_interval_syncer(shared: Weak<Shared>, owner: Weak<Owner>, interval: Duration) {
     let spawned = std::thread::Builder::new()
         .name("logtap-store-sync".into())
         .spawn(move || loop {
@@ -828,13 +972,186 @@ pub fn segment_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
 /// The base cursors of the segment files in `dir`; other files (`LOCK`)
 /// are not segments and are left out.
 fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>, StoreError> {
+    Ok(list_files(fs, dir)?.logs)
+}
+
+/// The files of a data directory, by kind, each list sorted by base cursor.
+struct Files {
+    /// Record logs (`.seg`).
+    logs: Vec<u64>,
+    /// Sealed segments (`.sealed`).
+    sealed: Vec<u64>,
+    /// Seals that did not finish (`.sealed.tmp`).
+    temporary: Vec<u64>,
+}
+
+impl Files {
+    /// Every base cursor a segment is held under, once.
+    fn bases(&self) -> Vec<u64> {
+        let mut bases: Vec<u64> = self.logs.iter().chain(&self.sealed).copied().collect();
+        bases.sort_unstable();
+        bases.dedup();
+        bases
+    }
+}
+
+fn list_files(fs: &dyn FileSystem, dir: &Path) -> Result<Files, StoreError> {
     let names = fs
         .read_dir(dir)
         .map_err(|e| StoreError::io("listing the data directory", dir, e))?;
-    Ok(names
-        .iter()
-        .filter_map(|name| name.to_str().and_then(Segment::parse_file_name))
-        .collect())
+    let mut files = Files {
+        logs: Vec::new(),
+        sealed: Vec::new(),
+        temporary: Vec::new(),
+    };
+    for name in names.iter().filter_map(|name| name.to_str()) {
+        if let Some(base) = Segment::parse_file_name(name) {
+            files.logs.push(base);
+        } else if let Some(base) = sealed::parse_file_name(name) {
+            files.sealed.push(base);
+        } else if let Some(base) = sealed::parse_temp_name(name) {
+            files.temporary.push(base);
+        }
+    }
+    files.logs.sort_unstable();
+    files.sealed.sort_unstable();
+    Ok(files)
+}
+
+/// Opens the sealed segment `base`. A record log of the same name beside
+/// it is a seal's leftover (the sealed file was complete before it was
+/// renamed into place) and is removed. A sealed file whose footer cannot
+/// be used is set aside for the record log when there is one; without
+/// one, its entries are reported as skipped (the file stays, for an
+/// operator to look at).
+fn open_sealed(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    base: u64,
+    has_log: bool,
+    events: &mut Vec<RecoveryEvent>,
+) -> Result<Option<(Segment, u64)>, StoreError> {
+    let path = dir.join(sealed::file_name(base));
+    match Segment::open_sealed(fs, &path, base)? {
+        Ok(opened) => {
+            if has_log {
+                let log = dir.join(Segment::file_name(base));
+                tracing::info!(path = %log.display(), "Removing a record log that was sealed before the last stop.");
+                fs.remove_file(&log)
+                    .map_err(|e| StoreError::io("removing a sealed record log", &log, e))?;
+            }
+            Ok(Some(opened))
+        }
+        Err(reason) if has_log => {
+            tracing::warn!(path = %path.display(), reason, "A sealed segment is unusable; its record log is still there and will be sealed again.");
+            fs.remove_file(&path)
+                .map_err(|e| StoreError::io("removing an unusable sealed segment", &path, e))?;
+            Ok(None)
+        }
+        Err(reason) => {
+            tracing::error!(path = %path.display(), reason, "A sealed segment's footer is unusable and no record log is left: its entries are not served.");
+            let bytes = fs.open_read(&path).and_then(|f| f.len()).unwrap_or(0);
+            events.push(RecoveryEvent::SkippedCorruption {
+                path,
+                offset: 0,
+                bytes,
+            });
+            Ok(None)
+        }
+    }
+}
+
+/// Opens the record log `base`, checking every record (see
+/// `segment::scan`); a torn tail of the newest is cut off. Returns the
+/// segment and the file's length.
+fn open_log(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    base: u64,
+    after: u64,
+    is_last: bool,
+    config: &StoreConfig,
+    events: &mut Vec<RecoveryEvent>,
+) -> Result<(Segment, u64), StoreError> {
+    let path = dir.join(Segment::file_name(base));
+    let data = fs
+        .read(&path)
+        .map_err(|e| StoreError::io("reading a segment", &path, e))?;
+    let scan = segment::scan(
+        &path,
+        &data,
+        after.max(base.saturating_sub(1)),
+        config.block_bytes,
+    );
+    events.extend(scan.events);
+    let mut len = data.len() as u64;
+    if scan.garbage_tail > 0 {
+        if is_last {
+            // A torn write at the end of the newest file: cut it off so
+            // appends continue right after the last whole record.
+            let file = fs
+                .open_write(&path)
+                .map_err(|e| StoreError::io("opening a segment to repair it", &path, e))?;
+            file.set_len(scan.valid_end)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| StoreError::io("cutting a torn tail", &path, e))?;
+            events.push(RecoveryEvent::TruncatedTail {
+                path: path.clone(),
+                offset: scan.valid_end,
+                bytes: scan.garbage_tail,
+            });
+            len = scan.valid_end;
+        } else {
+            events.push(RecoveryEvent::SkippedCorruption {
+                path: path.clone(),
+                offset: scan.valid_end,
+                bytes: scan.garbage_tail,
+            });
+        }
+    }
+    let file = fs
+        .open_read(&path)
+        .map_err(|e| StoreError::io("opening a segment", &path, e))?;
+    let segment = Segment {
+        path,
+        file,
+        base_cursor: base,
+        index: RwLock::new(segment::SegmentIndex::from_blocks(scan.blocks, !is_last)),
+        recent: RwLock::default(),
+        sealed: None,
+    };
+    Ok((segment, len))
+}
+
+/// Starts the thread that seals closed segments in the background. It
+/// holds the store's shared state, so the store's owner stops and joins
+/// it before the directory's lock is released.
+fn spawn_sealer(shared: Arc<Shared>) -> Option<std::thread::JoinHandle<()>> {
+    let spawned = std::thread::Builder::new()
+        .name("logtap-store-seal".into())
+        .spawn(move || loop {
+            {
+                let (wanted, condvar) = &shared.seal_wanted;
+                let mut wanted = lock(wanted);
+                while !*wanted && !shared.seal_stop.load(Ordering::Relaxed) {
+                    wanted = condvar.wait(wanted).unwrap_or_else(|e| e.into_inner());
+                }
+                *wanted = false;
+            }
+            if shared.seal_stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if let Err(error) = shared.seal_closed() {
+                tracing::error!(%error, "Sealing a segment failed; it stays a record log and is tried again on the next roll.");
+            }
+        });
+    match spawned {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::error!(%error, "Could not start the sealing thread; segments stay record logs.");
+            None
+        }
+    }
 }
 
 /// Makes a file's creation durable: its directory entry is data too.

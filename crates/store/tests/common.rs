@@ -6,12 +6,14 @@ use logtap_store::{Store, StoreConfig, SyncPolicy};
 use std::path::{Path, PathBuf};
 
 /// A config with tiny segments and blocks, so a few hundred entries span
-/// many of both.
+/// many of both. Segments stay record logs (no background sealing), for
+/// tests of the record log's own recovery; `sealed.rs` tests sealing.
 pub fn small_config(dir: &Path) -> StoreConfig {
     let mut config = StoreConfig::new(dir);
     config.segment_bytes = 2048;
     config.block_bytes = 256;
     config.sync = SyncPolicy::Never;
+    config.seal_in_background = false;
     config
 }
 

@@ -40,6 +40,8 @@ fn config(dir: &Path) -> StoreConfig {
     config.segment_bytes = 1024;
     config.block_bytes = 128;
     config.sync = SyncPolicy::Never;
+    // The record log's recovery is under test here.
+    config.seal_in_background = false;
     config
 }
 

@@ -1,0 +1,321 @@
+//! A sealed block's contents: its entries as columns, then compressed.
+//!
+//! ```text
+//! varint n, varint first cursor
+//! n-1 varints   cursor - previous cursor (1 unless recovery left a gap)
+//! n varints     timestamp - previous timestamp, zigzag (the first from 0)
+//! n bytes       levels
+//! n varints     message lengths
+//! n varints     labels: index into the dictionary below
+//! varint d, then d times: varint length, labels in their compact form
+//! the messages, one after another
+//! ```
+//!
+//! Each column holds one kind of value, so zstd finds its repetitions:
+//! timestamps a few microseconds apart become one- or two-byte deltas,
+//! levels runs, the label sets of a block a handful of dictionary entries
+//! (a service and a host take a byte per entry, or less), and messages
+//! from the same templates sit side by side. Decoding gives back the very
+//! records the segment held (see `record.rs`), so readers go through the
+//! same code for sealed and unsealed data.
+
+use crate::record::{self, Head};
+use crate::segment::Block;
+use crate::{EntryRef, Level, StoreError};
+use std::collections::HashMap;
+
+/// Entries gathered for one block, by column.
+#[derive(Default)]
+pub(crate) struct BlockWriter {
+    entries: usize,
+    first_cursor: u64,
+    previous_cursor: u64,
+    previous_timestamp: i64,
+    cursors: Vec<u8>,
+    timestamps: Vec<u8>,
+    levels: Vec<u8>,
+    message_lengths: Vec<u8>,
+    label_refs: Vec<u8>,
+    /// Each distinct label set of the block, once, by its place in
+    /// `dictionary`.
+    label_sets: HashMap<Vec<u8>, u64>,
+    dictionary: Vec<u8>,
+    messages: Vec<u8>,
+    /// The bytes the block's entries take as records: its size once decoded.
+    record_bytes: u64,
+}
+
+impl BlockWriter {
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// The bytes the block will take once decoded.
+    pub fn record_bytes(&self) -> u64 {
+        self.record_bytes
+    }
+
+    /// Adds an entry whose record was `record_len` bytes long.
+    pub fn push(&mut self, entry: &EntryRef<'_>, record_len: usize) {
+        if self.entries == 0 {
+            self.first_cursor = entry.cursor;
+        } else {
+            varint(&mut self.cursors, entry.cursor - self.previous_cursor);
+        }
+        let delta = entry.timestamp.wrapping_sub(self.previous_timestamp);
+        varint(&mut self.timestamps, zigzag(delta));
+        self.levels.push(entry.level as u8);
+        varint(&mut self.message_lengths, entry.message.len() as u64);
+        self.messages.extend_from_slice(entry.message.as_bytes());
+        let labels = entry.labels().as_bytes();
+        let next = self.label_sets.len() as u64;
+        let index = match self.label_sets.get(labels) {
+            Some(&index) => index,
+            None => {
+                self.label_sets.insert(labels.to_vec(), next);
+                varint(&mut self.dictionary, labels.len() as u64);
+                self.dictionary.extend_from_slice(labels);
+                next
+            }
+        };
+        varint(&mut self.label_refs, index);
+        self.previous_cursor = entry.cursor;
+        self.previous_timestamp = entry.timestamp;
+        self.entries += 1;
+        self.record_bytes += record_len as u64;
+    }
+
+    /// The block's columns in one buffer (to be compressed), and the
+    /// writer emptied for the next block.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        out.clear();
+        varint(out, self.entries as u64);
+        varint(out, self.first_cursor);
+        out.extend_from_slice(&self.cursors);
+        out.extend_from_slice(&self.timestamps);
+        out.extend_from_slice(&self.levels);
+        out.extend_from_slice(&self.message_lengths);
+        out.extend_from_slice(&self.label_refs);
+        varint(out, self.label_sets.len() as u64);
+        out.extend_from_slice(&self.dictionary);
+        out.extend_from_slice(&self.messages);
+        let mut reused = std::mem::take(self);
+        for column in [
+            &mut reused.cursors,
+            &mut reused.timestamps,
+            &mut reused.levels,
+            &mut reused.message_lengths,
+            &mut reused.label_refs,
+            &mut reused.dictionary,
+            &mut reused.messages,
+        ] {
+            column.clear();
+        }
+        reused.label_sets.clear();
+        *self = BlockWriter {
+            cursors: reused.cursors,
+            timestamps: reused.timestamps,
+            levels: reused.levels,
+            message_lengths: reused.message_lengths,
+            label_refs: reused.label_refs,
+            label_sets: reused.label_sets,
+            dictionary: reused.dictionary,
+            messages: reused.messages,
+            ..BlockWriter::default()
+        };
+    }
+}
+
+/// Turns a block's columns back into records, appended to `out`; checks
+/// them against the block's summary.
+pub(crate) fn decode(
+    columns: &[u8],
+    block: &Block,
+    out: &mut Vec<u8>,
+) -> Result<usize, &'static str> {
+    let mut input = Input(columns);
+    let n = input.varint()? as usize;
+    if n as u64 != block.count_from(None) {
+        return Err("the block holds another number of entries than its summary says");
+    }
+    let first_cursor = input.varint()?;
+    // Column starts: each varint column is walked in step with the others.
+    let mut cursors = Input(input.0);
+    for _ in 1..n {
+        cursors.varint()?;
+    }
+    let mut timestamps = Input(cursors.0);
+    for _ in 0..n {
+        timestamps.varint()?;
+    }
+    let levels = timestamps.0.get(..n).ok_or("the levels are cut short")?;
+    let mut lengths = Input(&timestamps.0[n..]);
+    let mut message_total = 0usize;
+    for _ in 0..n {
+        message_total = message_total.saturating_add(lengths.varint()? as usize);
+    }
+    let mut refs = Input(lengths.0);
+    for _ in 0..n {
+        refs.varint()?;
+    }
+    let mut dictionary = Input(refs.0);
+    let sets = dictionary.varint()? as usize;
+    let mut label_sets = Vec::with_capacity(sets.min(n));
+    for _ in 0..sets {
+        let len = dictionary.varint()? as usize;
+        label_sets.push(dictionary.take(len)?);
+    }
+    let messages = dictionary.0;
+    if messages.len() != message_total {
+        return Err("the messages do not add up to their lengths");
+    }
+    // Second pass: the records.
+    let mut cursor_column = Input(input.0);
+    let mut time_column = Input(cursors.0);
+    let mut length_column = Input(&timestamps.0[n..]);
+    let mut ref_column = Input(lengths.0);
+    let mut message_at = 0usize;
+    let mut cursor = first_cursor;
+    let mut timestamp = 0i64;
+    for (i, &level) in levels.iter().enumerate() {
+        if i > 0 {
+            cursor = cursor
+                .checked_add(cursor_column.varint()?)
+                .ok_or("a cursor overflows")?;
+        }
+        timestamp = timestamp.wrapping_add(unzigzag(time_column.varint()?));
+        let level = Level::from_byte(level).ok_or("unknown level byte")?;
+        let len = length_column.varint()? as usize;
+        let message = &messages[message_at..message_at + len];
+        message_at += len;
+        let labels = label_sets
+            .get(ref_column.varint()? as usize)
+            .ok_or("a label reference past the dictionary")?;
+        record::encode_parts(
+            out,
+            Head {
+                cursor,
+                timestamp,
+                level,
+            },
+            message,
+            labels,
+        )
+        .map_err(|_| "an entry too large for a record")?;
+    }
+    if first_cursor != block.first_cursor || cursor != block.last_cursor {
+        return Err("the block's cursors are not those of its summary");
+    }
+    Ok(n)
+}
+
+/// A sealed block's columns could not be decoded.
+pub(crate) fn corrupt(path: &std::path::Path, offset: u64, reason: &'static str) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    }
+}
+
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> i64 {
+    (value >> 1) as i64 ^ -((value & 1) as i64)
+}
+
+/// Bytes being read from the front.
+struct Input<'a>(&'a [u8]);
+
+impl<'a> Input<'a> {
+    fn varint(&mut self) -> Result<u64, &'static str> {
+        let mut value = 0u64;
+        for (i, &byte) in self.0.iter().enumerate().take(10) {
+            value |= ((byte & 0x7f) as u64) << (7 * i);
+            if byte < 0x80 {
+                self.0 = &self.0[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err("a number is cut short")
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], &'static str> {
+        let taken = self.0.get(..len).ok_or("a field is cut short")?;
+        self.0 = &self.0[len..];
+        Ok(taken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record;
+    use logtap_core::NewEntry;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn records_come_back_byte_for_byte(
+            entries in proptest::collection::vec(
+                (1u64..4, any::<i64>(), 0u8..6, ".{0,40}", proptest::collection::vec(("[a-c]{1,3}", ".{0,5}"), 0..3)),
+                1..60,
+            )
+        ) {
+            let mut records = Vec::new();
+            let mut cursor = 10u64;
+            let mut writer = BlockWriter::default();
+            let mut summary: Option<Block> = None;
+            for (step, timestamp, level, message, labels) in entries {
+                cursor += step;
+                let entry = NewEntry { timestamp, level: Level::from_byte(level).unwrap(), message, labels };
+                let start = records.len();
+                record::encode(&mut records, cursor, &entry).unwrap();
+                let (decoded, len) = record::decode(&records[start..]).unwrap();
+                writer.push(&decoded, len);
+                summary.get_or_insert_with(|| Block::new(0, cursor, timestamp)).add(cursor, timestamp, entry.level, len as u64);
+            }
+            let summary = summary.unwrap();
+            prop_assert_eq!(writer.record_bytes(), records.len() as u64);
+            let mut columns = Vec::new();
+            writer.finish(&mut columns);
+            prop_assert!(writer.is_empty());
+            let mut out = Vec::new();
+            let n = decode(&columns, &summary, &mut out).unwrap();
+            prop_assert_eq!(n as u64, summary.count_from(None));
+            prop_assert_eq!(out, records);
+        }
+
+        #[test]
+        fn damaged_columns_never_panic(cut in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>()) {
+            let mut writer = BlockWriter::default();
+            let mut records = Vec::new();
+            let mut summary = None::<Block>;
+            for cursor in 1..20u64 {
+                let entry = NewEntry { timestamp: cursor as i64, level: Level::Info, message: format!("line {cursor}"), labels: vec![("s".into(), "a".into())] };
+                let start = records.len();
+                record::encode(&mut records, cursor, &entry).unwrap();
+                let (decoded, len) = record::decode(&records[start..]).unwrap();
+                writer.push(&decoded, len);
+                summary.get_or_insert_with(|| Block::new(0, cursor, cursor as i64)).add(cursor, cursor as i64, Level::Info, len as u64);
+            }
+            let mut columns = Vec::new();
+            writer.finish(&mut columns);
+            let at = flip.index(columns.len());
+            columns[at] ^= 0x55;
+            let cut = cut.index(columns.len() + 1);
+            let _ = decode(&columns[..cut], &summary.unwrap(), &mut Vec::new());
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! A sealed segment file: compressed blocks, their filters, and a footer
+//! that indexes both.
+//!
+//! ```text
+//! "LTSEAL01"
+//! block 0 .. block n-1     zstd frames of the blocks' columns (block.rs)
+//! filter 0 .. filter n-1   each block's Bloom filter (bloom.rs)
+//! footer                   u8 k, u8 w, u8 probes, u8 0, u32 n, then per block:
+//!                            u64 record offset, u64 record end, u64 first cursor,
+//!                            u64 last cursor, i64 min time, i64 max time,
+//!                            u32 × 6 entries per level,
+//!                            u64 data offset, u32 data length, u32 data CRC-32C,
+//!                            u32 decoded length,
+//!                            u64 filter offset, u32 filter length, u32 filter CRC-32C
+//! trailer                  u64 footer offset, u32 footer length,
+//!                          u32 footer CRC-32C, "LTSEALED"
+//! ```
+//!
+//! Opening a sealed segment reads the trailer and the footer, nothing
+//! else: open time does not grow with the data. Block summaries keep the
+//! record offsets the entries would have in a record log, so a reader
+//! moves through sealed and unsealed segments the same way. Every part is
+//! checksummed on its own: a damaged block fails the reads that need it,
+//! not the whole file.
+
+use super::tokens::Scheme;
+use crate::fs::{FileSystem, FsFile};
+use crate::segment::Block;
+use crate::{checksum, Level, StoreError};
+use std::path::Path;
+
+const HEAD_MAGIC: &[u8; 8] = b"LTSEAL01";
+const TRAILER_MAGIC: &[u8; 8] = b"LTSEALED";
+const TRAILER_LEN: usize = 24;
+const FOOTER_HEAD_LEN: usize = 8;
+const FOOTER_BLOCK_LEN: usize = 6 * 8 + Level::COUNT * 4 + 8 + 4 + 4 + 4 + 8 + 4 + 4;
+
+/// Where a block's bytes and filter are in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub data_offset: u64,
+    pub data_len: u32,
+    pub data_crc: u32,
+    /// The columns' length once decompressed.
+    pub raw_len: u32,
+    pub filter_offset: u64,
+    pub filter_len: u32,
+    pub filter_crc: u32,
+}
+
+/// What opening a sealed file reads: how its tokens were made, and each
+/// block's summary and place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Footer {
+    pub scheme: Scheme,
+    pub probes: u8,
+    pub blocks: Vec<Block>,
+    pub places: Vec<Place>,
+}
+
+impl Footer {
+    /// The byte range of every filter in the file (they are contiguous).
+    pub fn filters(&self) -> std::ops::Range<u64> {
+        match (self.places.first(), self.places.last()) {
+            (Some(first), Some(last)) => {
+                first.filter_offset..last.filter_offset + last.filter_len as u64
+            }
+            _ => 0..0,
+        }
+    }
+}
+
+/// Writes a sealed file front to back: the head, then blocks, then
+/// filters, footer and trailer.
+pub(crate) struct FileWriter {
+    file: Box<dyn FsFile>,
+    written: u64,
+    scheme: Scheme,
+    probes: u8,
+    blocks: Vec<Block>,
+    places: Vec<Place>,
+    filters: Vec<Vec<u8>>,
+}
+
+impl FileWriter {
+    pub fn create(
+        fs: &dyn FileSystem,
+        path: &Path,
+        scheme: Scheme,
+        probes: u8,
+    ) -> Result<FileWriter, StoreError> {
+        let file = fs
+            .create(path)
+            .map_err(|e| StoreError::io("creating a sealed segment", path, e))?;
+        let mut writer = FileWriter {
+            file,
+            written: 0,
+            scheme,
+            probes,
+            blocks: Vec::new(),
+            places: Vec::new(),
+            filters: Vec::new(),
+        };
+        writer.write(HEAD_MAGIC, path)?;
+        Ok(writer)
+    }
+
+    fn write(&mut self, bytes: &[u8], path: &Path) -> Result<u64, StoreError> {
+        let at = self.written;
+        self.file
+            .write_all_at(bytes, at)
+            .map_err(|e| StoreError::io("writing a sealed segment", path, e))?;
+        self.written += bytes.len() as u64;
+        Ok(at)
+    }
+
+    /// Appends one block: its compressed columns, how long they are once
+    /// decompressed, its summary and its filter (written later, with the
+    /// others).
+    pub fn block(
+        &mut self,
+        data: &[u8],
+        raw_len: usize,
+        summary: Block,
+        filter: Vec<u8>,
+        path: &Path,
+    ) -> Result<(), StoreError> {
+        let data_offset = self.write(data, path)?;
+        self.places.push(Place {
+            data_offset,
+            data_len: data.len() as u32,
+            data_crc: checksum::crc32c(data),
+            raw_len: raw_len as u32,
+            filter_offset: 0,
+            filter_len: filter.len() as u32,
+            filter_crc: checksum::crc32c(&filter),
+        });
+        self.blocks.push(summary);
+        self.filters.push(filter);
+        Ok(())
+    }
+
+    /// Writes the filters, the footer and the trailer, and makes the file
+    /// durable. Returns the footer and the file's length.
+    pub fn finish(mut self, path: &Path) -> Result<(Footer, u64), StoreError> {
+        let filters = std::mem::take(&mut self.filters);
+        for (place, filter) in self.places.iter_mut().zip(&filters) {
+            place.filter_offset = self.written;
+            self.file
+                .write_all_at(filter, self.written)
+                .map_err(|e| StoreError::io("writing a sealed segment", path, e))?;
+            self.written += filter.len() as u64;
+        }
+        let footer = Footer {
+            scheme: self.scheme,
+            probes: self.probes,
+            blocks: std::mem::take(&mut self.blocks),
+            places: std::mem::take(&mut self.places),
+        };
+        let bytes = encode_footer(&footer);
+        let footer_offset = self.write(&bytes, path)?;
+        let mut trailer = Vec::with_capacity(TRAILER_LEN);
+        trailer.extend_from_slice(&footer_offset.to_le_bytes());
+        trailer.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        trailer.extend_from_slice(&checksum::crc32c(&bytes).to_le_bytes());
+        trailer.extend_from_slice(TRAILER_MAGIC);
+        self.write(&trailer, path)?;
+        self.file
+            .sync_all()
+            .map_err(|e| StoreError::io("syncing a sealed segment", path, e))?;
+        Ok((footer, self.written))
+    }
+}
+
+fn encode_footer(footer: &Footer) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FOOTER_HEAD_LEN + footer.blocks.len() * FOOTER_BLOCK_LEN);
+    out.extend_from_slice(&[footer.scheme.k, footer.scheme.w, footer.probes, 0]);
+    out.extend_from_slice(&(footer.blocks.len() as u32).to_le_bytes());
+    for (block, place) in footer.blocks.iter().zip(&footer.places) {
+        for value in [
+            block.offset,
+            block.end,
+            block.first_cursor,
+            block.last_cursor,
+        ] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        out.extend_from_slice(&block.min_timestamp.to_le_bytes());
+        out.extend_from_slice(&block.max_timestamp.to_le_bytes());
+        for count in block.counts {
+            out.extend_from_slice(&count.to_le_bytes());
+        }
+        out.extend_from_slice(&place.data_offset.to_le_bytes());
+        out.extend_from_slice(&place.data_len.to_le_bytes());
+        out.extend_from_slice(&place.data_crc.to_le_bytes());
+        out.extend_from_slice(&place.raw_len.to_le_bytes());
+        out.extend_from_slice(&place.filter_offset.to_le_bytes());
+        out.extend_from_slice(&place.filter_len.to_le_bytes());
+        out.extend_from_slice(&place.filter_crc.to_le_bytes());
+    }
+    out
+}
+
+/// Why a sealed file's footer cannot be used.
+pub(crate) type FooterError = &'static str;
+
+/// Reads the trailer and footer of a sealed file `len` bytes long.
+pub(crate) fn read_footer(file: &dyn FsFile, len: u64) -> Result<Footer, FooterError> {
+    if len < (HEAD_MAGIC.len() + TRAILER_LEN) as u64 {
+        return Err("the file is shorter than a sealed segment's head and trailer");
+    }
+    let mut head = [0u8; 8];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|_| "the head cannot be read")?;
+    if &head != HEAD_MAGIC {
+        return Err("the file does not start like a sealed segment");
+    }
+    let mut trailer = [0u8; TRAILER_LEN];
+    file.read_exact_at(&mut trailer, len - TRAILER_LEN as u64)
+        .map_err(|_| "the trailer cannot be read")?;
+    if &trailer[16..] != TRAILER_MAGIC {
+        return Err("the trailer is missing: the file was cut short");
+    }
+    let footer_offset = u64::from_le_bytes(trailer[0..8].try_into().unwrap());
+    let footer_len = u32::from_le_bytes(trailer[8..12].try_into().unwrap()) as u64;
+    let footer_crc = u32::from_le_bytes(trailer[12..16].try_into().unwrap());
+    if footer_offset.checked_add(footer_len) != Some(len - TRAILER_LEN as u64) {
+        return Err("the trailer points outside the file");
+    }
+    let mut bytes = vec![0u8; footer_len as usize];
+    file.read_exact_at(&mut bytes, footer_offset)
+        .map_err(|_| "the footer cannot be read")?;
+    if checksum::crc32c(&bytes) != footer_crc {
+        return Err("the footer's checksum does not match");
+    }
+    decode_footer(&bytes, footer_offset)
+}
+
+fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError> {
+    if bytes.len() < FOOTER_HEAD_LEN {
+        return Err("the footer is cut short");
+    }
+    let scheme = Scheme {
+        k: bytes[0],
+        w: bytes[1],
+    };
+    let probes = bytes[2];
+    if !(1..=8).contains(&scheme.k) || scheme.w == 0 || probes == 0 {
+        return Err("the footer names a token scheme this version does not know");
+    }
+    let n = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+    if bytes.len() != FOOTER_HEAD_LEN + n * FOOTER_BLOCK_LEN {
+        return Err("the footer's length does not match its block count");
+    }
+    let mut blocks = Vec::with_capacity(n);
+    let mut places = Vec::with_capacity(n);
+    for entry in bytes[FOOTER_HEAD_LEN..].chunks_exact(FOOTER_BLOCK_LEN) {
+        let mut at = 0;
+        let u64_at = |at: &mut usize| {
+            let value = u64::from_le_bytes(entry[*at..*at + 8].try_into().unwrap());
+            *at += 8;
+            value
+        };
+        let offset = u64_at(&mut at);
+        let end = u64_at(&mut at);
+        let first_cursor = u64_at(&mut at);
+        let last_cursor = u64_at(&mut at);
+        let min_timestamp = u64_at(&mut at) as i64;
+        let max_timestamp = u64_at(&mut at) as i64;
+        let mut counts = [0u32; Level::COUNT];
+        for count in &mut counts {
+            *count = u32::from_le_bytes(entry[at..at + 4].try_into().unwrap());
+            at += 4;
+        }
+        let data_offset = u64_at(&mut at);
+        let u32_at = |at: &mut usize| {
+            let value = u32::from_le_bytes(entry[*at..*at + 4].try_into().unwrap());
+            *at += 4;
+            value
+        };
+        let data_len = u32_at(&mut at);
+        let data_crc = u32_at(&mut at);
+        let raw_len = u32_at(&mut at);
+        let filter_offset = u64::from_le_bytes(entry[at..at + 8].try_into().unwrap());
+        at += 8;
+        let filter_len = u32_at(&mut at);
+        let filter_crc = u32_at(&mut at);
+        let block = Block {
+            offset,
+            end,
+            first_cursor,
+            last_cursor,
+            min_timestamp,
+            max_timestamp,
+            counts,
+        };
+        let place = Place {
+            data_offset,
+            data_len,
+            data_crc,
+            raw_len,
+            filter_offset,
+            filter_len,
+            filter_crc,
+        };
+        let fits = |offset: u64, len: u32| {
+            offset
+                .checked_add(len as u64)
+                .is_some_and(|end| end <= footer_offset)
+        };
+        if block.count_from(None) == 0
+            || first_cursor > last_cursor
+            || offset > end
+            || !fits(data_offset, data_len)
+            || !fits(filter_offset, filter_len)
+        {
+            return Err("a block's summary or place is impossible");
+        }
+        if let Some(previous) = blocks.last() {
+            let previous: &Block = previous;
+            if first_cursor <= previous.last_cursor || offset != previous.end {
+                return Err("the blocks are out of order");
+            }
+        }
+        blocks.push(block);
+        places.push(place);
+    }
+    Ok(Footer {
+        scheme,
+        probes,
+        blocks,
+        places,
+    })
+}

@@ -1,0 +1,317 @@
+//! Sealed segments: a full segment rewritten, once the writer has moved
+//! on, into compressed blocks with a filter each and a footer that indexes
+//! them (`file.rs`).
+//!
+//! Sealing runs in the background (`Store`'s sealer thread) and never on
+//! the append path. It is crash-safe at every step:
+//!
+//! 1. the blocks are written to `NNN.sealed.tmp` and fsynced;
+//! 2. the file is renamed to `NNN.sealed` and the directory fsynced: from
+//!    here the sealed file is the segment;
+//! 3. the store swaps the segment in its list (readers already inside the
+//!    old one finish there: their open file stays readable);
+//! 4. `NNN.seg` is deleted.
+//!
+//! Opening a directory deletes a leftover `.tmp` (step 1 unfinished: the
+//! `.seg` is whole) and a `.seg` beside a valid `.sealed` of the same
+//! name (step 4 unfinished). So a crash at any point leaves each entry in
+//! exactly one file that is served.
+
+pub(crate) mod block;
+pub(crate) mod bloom;
+pub(crate) mod cache;
+pub(crate) mod file;
+pub(crate) mod tokens;
+
+use crate::fs::FileSystem;
+use crate::recent::{Chunk, ChunkBytes};
+use crate::segment::{self, Block, ReadBuffer, Segment, SegmentIndex};
+use crate::{checksum, StoreError};
+use cache::{BlockCache, Cached};
+use file::{FileWriter, Footer, Place};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use tokens::{Scheme, Tokenizer};
+
+/// What a sealed segment keeps in memory besides its block summaries: where
+/// each block and filter is, and how its tokens were made. A few dozen
+/// bytes a block.
+#[derive(Debug)]
+pub(crate) struct SealedParts {
+    pub scheme: Scheme,
+    pub probes: u8,
+    pub places: Vec<Place>,
+    /// Where the filters are in the file, all together.
+    pub filters: std::ops::Range<u64>,
+}
+
+/// How sealing cuts and compresses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SealSettings {
+    /// A sealed block holds about this many bytes of records once decoded.
+    pub block_bytes: u64,
+    /// zstd's level.
+    pub level: i32,
+}
+
+pub(crate) fn file_name(base_cursor: u64) -> String {
+    format!("{base_cursor:020}.sealed")
+}
+
+pub(crate) fn temp_name(base_cursor: u64) -> String {
+    format!("{base_cursor:020}.sealed.tmp")
+}
+
+/// The base cursor named by a sealed file's name, if it is one.
+pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
+    name.strip_suffix(".sealed")
+        .and_then(|digits| Segment::parse_file_name(&format!("{digits}.seg")))
+}
+
+/// The base cursor named by a leftover temporary file's name, if it is one.
+pub(crate) fn parse_temp_name(name: &str) -> Option<u64> {
+    name.strip_suffix(".tmp").and_then(parse_file_name)
+}
+
+impl Segment {
+    /// Opens the sealed file at `path`; `Ok(Err(why))` when its footer
+    /// cannot be used (the caller falls back on the data).
+    pub fn open_sealed(
+        fs: &dyn FileSystem,
+        path: &Path,
+        base_cursor: u64,
+    ) -> Result<Result<(Segment, u64), file::FooterError>, StoreError> {
+        let file = fs
+            .open_read(path)
+            .map_err(|e| StoreError::io("opening a sealed segment", path, e))?;
+        let len = file
+            .len()
+            .map_err(|e| StoreError::io("reading a sealed segment's size", path, e))?;
+        let footer = match file::read_footer(&*file, len) {
+            Ok(footer) => footer,
+            Err(why) => return Ok(Err(why)),
+        };
+        if footer
+            .blocks
+            .first()
+            .is_some_and(|first| first.first_cursor < base_cursor)
+        {
+            return Ok(Err("the file holds cursors before the one in its name"));
+        }
+        Ok(Ok((Segment::sealed(path, file, base_cursor, footer), len)))
+    }
+
+    fn sealed(
+        path: &Path,
+        file: Box<dyn crate::fs::FsFile>,
+        base_cursor: u64,
+        footer: Footer,
+    ) -> Segment {
+        let parts = SealedParts {
+            scheme: footer.scheme,
+            probes: footer.probes,
+            filters: footer.filters(),
+            places: footer.places,
+        };
+        Segment {
+            path: path.to_path_buf(),
+            file,
+            base_cursor,
+            index: RwLock::new(SegmentIndex::from_blocks(footer.blocks, true)),
+            recent: RwLock::default(),
+            sealed: Some(parts),
+        }
+    }
+
+    /// The records of block `at` (`block` is its summary), decoded or
+    /// shared from the cache, and the bytes read from the file for them
+    /// (0 when cached).
+    pub fn decoded(
+        &self,
+        at: usize,
+        block: &Block,
+        cache: &BlockCache,
+    ) -> Result<(Chunk, u64), StoreError> {
+        let parts = self.sealed.as_ref().expect("only sealed segments decode");
+        let place = parts.places[at];
+        let mut read = 0u64;
+        let value = cache.get_or_load((self.base_cursor, at as u32), || {
+            let corrupt = |reason| block::corrupt(&self.path, place.data_offset, reason);
+            let mut data = vec![0u8; place.data_len as usize];
+            self.file
+                .read_exact_at(&mut data, place.data_offset)
+                .map_err(|e| StoreError::io("reading a sealed block", &self.path, e))?;
+            read = data.len() as u64;
+            if checksum::crc32c(&data) != place.data_crc {
+                return Err(corrupt("a sealed block's checksum does not match"));
+            }
+            let columns = zstd::bulk::decompress(&data, place.raw_len as usize)
+                .map_err(|_| corrupt("a sealed block does not decompress"))?;
+            if columns.len() != place.raw_len as usize {
+                return Err(corrupt("a sealed block decompresses to another length"));
+            }
+            let mut records = Vec::with_capacity((block.end - block.offset) as usize);
+            let n = block::decode(&columns, block, &mut records).map_err(corrupt)?;
+            if records.len() as u64 != block.end - block.offset {
+                return Err(corrupt(
+                    "a sealed block's records are another size than its summary says",
+                ));
+            }
+            Ok(Cached::Block(Chunk {
+                offset: block.offset,
+                bytes: Arc::new(ChunkBytes::detached(records, block.first_cursor, n)),
+            }))
+        })?;
+        match value {
+            Cached::Block(chunk) => Ok((chunk, read)),
+            Cached::Filters(_) => unreachable!("block keys hold blocks"),
+        }
+    }
+
+    /// The filters of every block of this sealed segment, loaded once and
+    /// shared through the cache.
+    pub fn filters(&self, cache: &BlockCache) -> Result<Arc<Vec<u8>>, StoreError> {
+        let parts = self
+            .sealed
+            .as_ref()
+            .expect("only sealed segments have filters");
+        let value = cache.get_or_load((self.base_cursor, cache::FILTERS), || {
+            let mut bytes = vec![0u8; (parts.filters.end - parts.filters.start) as usize];
+            self.file
+                .read_exact_at(&mut bytes, parts.filters.start)
+                .map_err(|e| StoreError::io("reading a sealed segment's filters", &self.path, e))?;
+            Ok(Cached::Filters(Arc::new(bytes)))
+        })?;
+        match value {
+            Cached::Filters(filters) => Ok(filters),
+            Cached::Block(_) => unreachable!("the filters key holds filters"),
+        }
+    }
+}
+
+impl SealedParts {
+    /// Whether block `at` may hold an entry with every one of `tokens`,
+    /// given the segment's `filters`. A filter that fails its checksum
+    /// rules nothing out: damage never hides entries.
+    pub fn may_hold(&self, at: usize, filters: &[u8], tokens: &[u64]) -> bool {
+        let place = &self.places[at];
+        let start = (place.filter_offset - self.filters.start) as usize;
+        let Some(filter) = filters.get(start..start + place.filter_len as usize) else {
+            return true;
+        };
+        if checksum::crc32c(filter) != place.filter_crc {
+            return true;
+        }
+        bloom::may_hold_all(filter, self.probes, tokens)
+    }
+}
+
+/// Rewrites the closed record-log segment `log` as a sealed file in `dir`
+/// (steps 1 and 2 of the module documentation) and returns it opened, or
+/// `None` when `stop` was set meanwhile (the temporary file is removed).
+pub(crate) fn seal(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    log: &Segment,
+    settings: SealSettings,
+    cache: &BlockCache,
+    stop: &AtomicBool,
+) -> Result<Option<(Segment, u64)>, StoreError> {
+    let temp = dir.join(temp_name(log.base_cursor));
+    let path = dir.join(file_name(log.base_cursor));
+    let blocks: Vec<Block> = log
+        .index
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .blocks
+        .clone();
+    let scheme = Scheme::CURRENT;
+    let mut out = FileWriter::create(fs, &temp, scheme, bloom::PROBES)?;
+    let mut writer = block::BlockWriter::default();
+    let mut tokenizer = Tokenizer::new();
+    let mut tokens: Vec<u64> = Vec::new();
+    let mut summary: Option<Block> = None;
+    let mut logical = 0u64;
+    let mut columns = Vec::new();
+    let mut buf = ReadBuffer::default();
+    let mut failed = None;
+    let flush = |writer: &mut block::BlockWriter,
+                 tokens: &mut Vec<u64>,
+                 summary: &mut Option<Block>,
+                 columns: &mut Vec<u8>,
+                 out: &mut FileWriter|
+     -> Result<(), StoreError> {
+        let Some(done) = summary.take() else {
+            return Ok(());
+        };
+        writer.finish(columns);
+        let data = zstd::bulk::compress(columns, settings.level)
+            .map_err(|e| StoreError::io("compressing a sealed block", &temp, e))?;
+        tokens.sort_unstable();
+        tokens.dedup();
+        let filter = bloom::build(tokens);
+        tokens.clear();
+        out.block(&data, columns.len(), done, filter, &temp)
+    };
+    for block in &blocks {
+        if stop.load(Ordering::Relaxed) {
+            drop(out);
+            let _ = fs.remove_file(&temp);
+            return Ok(None);
+        }
+        segment::for_each_in_block(log, 0, block, &mut buf, cache, |entry, len| {
+            if failed.is_some() {
+                return;
+            }
+            tokenizer.entry(scheme, entry.message, entry.labels(), |t| tokens.push(t));
+            writer.push(&entry, len);
+            summary
+                .get_or_insert_with(|| Block::new(logical, entry.cursor, entry.timestamp))
+                .add(entry.cursor, entry.timestamp, entry.level, len as u64);
+            logical += len as u64;
+            if writer.record_bytes() >= settings.block_bytes {
+                if let Err(error) = flush(
+                    &mut writer,
+                    &mut tokens,
+                    &mut summary,
+                    &mut columns,
+                    &mut out,
+                ) {
+                    failed = Some(error);
+                }
+            }
+        })?;
+        if let Some(error) = failed.take() {
+            drop(out);
+            let _ = fs.remove_file(&temp);
+            return Err(error);
+        }
+    }
+    let finished = flush(
+        &mut writer,
+        &mut tokens,
+        &mut summary,
+        &mut columns,
+        &mut out,
+    )
+    .and_then(|()| out.finish(&temp));
+    let (footer, len) = match finished {
+        Ok(done) => done,
+        Err(error) => {
+            let _ = fs.remove_file(&temp);
+            return Err(error);
+        }
+    };
+    fs.rename(&temp, &path)
+        .map_err(|e| StoreError::io("renaming a sealed segment into place", &path, e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| StoreError::io("syncing the data directory", dir, e))?;
+    let file = fs
+        .open_read(&path)
+        .map_err(|e| StoreError::io("opening a sealed segment", &path, e))?;
+    Ok(Some((
+        Segment::sealed(&path, file, log.base_cursor, footer),
+        len,
+    )))
+}
