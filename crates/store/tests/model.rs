@@ -2,12 +2,16 @@
 //! cursor in both directions with every filter, count, follow the newest
 //! entries with one long-lived reader, and reopen; with none, a little or
 //! all of the newest bytes kept in memory for live readers; and with the
-//! disk failing an append now and then (full, or a failed fsync).
+//! disk failing an append now and then (full, or a failed fsync); with
+//! closed segments sealed (compressed, filtered) at random moments, and
+//! reads that give the store a search hint (text, label) to skip by.
 
 mod common;
 
 use common::read_all;
-use logtap_core::{Direction, Entry, Filter, Level, NewEntry, ReadOptions, Step, StoreError};
+use logtap_core::{
+    Direction, Entry, Filter, Level, NewEntry, ReadOptions, Search, Step, StoreError,
+};
 use logtap_store::fault::{Fault, FaultyFs};
 use logtap_store::{Reader, Store, StoreConfig, SyncPolicy};
 use proptest::prelude::*;
@@ -22,6 +26,8 @@ enum Op {
         fault: InjectedFault,
     },
     Reopen,
+    /// Every closed segment is sealed now.
+    Seal,
     /// The long-lived forward reader reads everything new.
     Follow,
     Read {
@@ -31,6 +37,11 @@ enum Op {
         min_level: Option<u8>,
         since: Option<i64>,
         until: Option<i64>,
+        /// Look for a piece of one entry's message (which entry, where in
+        /// its message, how long), so that searches find something.
+        text: Option<(u16, u8, u8)>,
+        /// Look for entries with this label value.
+        label: Option<String>,
     },
 }
 
@@ -71,6 +82,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(batch, fault)| Op::FaultyAppend { batch, fault }),
         1 => Just(Op::Reopen),
+        1 => Just(Op::Seal),
         2 => Just(Op::Follow),
         4 => (
             proptest::option::of(any::<u16>()),
@@ -79,8 +91,10 @@ fn arb_op() -> impl Strategy<Value = Op> {
             proptest::option::of(0u8..6),
             proptest::option::of(0i64..100),
             proptest::option::of(0i64..100),
+            proptest::option::of((any::<u16>(), any::<u8>(), 10u8..30)),
+            proptest::option::of("[a-z]{1,2}"),
         )
-            .prop_map(|(after, before, backward, min_level, since, until)| Op::Read { after, before, backward, min_level, since, until }),
+            .prop_map(|(after, before, backward, min_level, since, until, text, label)| Op::Read { after, before, backward, min_level, since, until, text, label }),
     ]
 }
 
@@ -96,6 +110,10 @@ fn config(
     config.block_bytes = 200;
     config.sync = sync;
     config.recent_bytes = recent_bytes;
+    // Sealed when the test says (`Op::Seal`), so that faults armed for an
+    // append hit that append and not a seal running meanwhile.
+    config.seal_in_background = false;
+    config.seal_block_bytes = 700;
     config
 }
 
@@ -203,6 +221,15 @@ fn run(ops: Vec<Op>, sync: SyncPolicy, recent_bytes: usize) -> Result<(), TestCa
                 poisoned = false;
                 prop_assert_eq!(store.last_cursor(), model.len() as u64);
             }
+            Op::Seal => {
+                let result = store.seal_now();
+                prop_assert!(result.is_ok(), "{:?}", result);
+                // Only the segment being written is left unsealed, and the
+                // one before it when the append that rolled failed (its
+                // closing is published with the next append that succeeds).
+                prop_assert!(store.stats().unsealed_segments <= 2);
+                prop_assert_eq!(store.last_cursor(), model.len() as u64);
+            }
             Op::Follow => {
                 // A live tail takes what memory holds as runs, and steps
                 // through the rest; either way it sees every entry once.
@@ -240,6 +267,8 @@ fn run(ops: Vec<Op>, sync: SyncPolicy, recent_bytes: usize) -> Result<(), TestCa
                 min_level,
                 since,
                 until,
+                text,
+                label,
             } => {
                 // Cursors are drawn around the model's range so that both
                 // ends and the middle are hit.
@@ -262,6 +291,27 @@ fn run(ops: Vec<Op>, sync: SyncPolicy, recent_bytes: usize) -> Result<(), TestCa
                     filter,
                     search: None,
                 };
+                let text = text.and_then(|(which, from, len)| {
+                    let message = &model.get(which as usize % model.len().max(1))?.message;
+                    let from = from as usize % (message.len() + 1);
+                    let to = (from + len as usize).min(message.len());
+                    Some(message[from..to].to_string())
+                });
+                let wanted = |e: &Entry| {
+                    text.as_ref().is_none_or(|t| e.message.contains(t.as_str()))
+                        && label
+                            .as_ref()
+                            .is_none_or(|l| e.labels.iter().any(|(n, v)| n == "k" && v == l))
+                };
+                let search = Search {
+                    substrings: text.iter().cloned().collect(),
+                    ignore_case: false,
+                    labels: label.iter().map(|l| ("k".to_string(), l.clone())).collect(),
+                };
+                let searched = ReadOptions {
+                    search: Some(Arc::new(search)),
+                    ..options.clone()
+                };
                 let mut expected: Vec<Entry> = model
                     .iter()
                     .filter(|e| after.is_none_or(|a| e.cursor > a))
@@ -277,6 +327,13 @@ fn run(ops: Vec<Op>, sync: SyncPolicy, recent_bytes: usize) -> Result<(), TestCa
                 let got = read_all(&store, options.clone());
                 prop_assert_eq!(&got, &expected);
                 prop_assert_eq!(store.count(&options).unwrap(), expected.len() as u64);
+                // A search hint may skip only what does not match.
+                let found: Vec<Entry> = read_all(&store, searched)
+                    .into_iter()
+                    .filter(&wanted)
+                    .collect();
+                let expected: Vec<Entry> = expected.into_iter().filter(&wanted).collect();
+                prop_assert_eq!(&found, &expected);
             }
         }
     }
