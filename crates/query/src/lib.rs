@@ -261,15 +261,20 @@ fn search_text(raw: &RawQuery) -> (Vec<String>, bool) {
         ("", _, _) => (Vec::new(), false),
         (grep, false, false) => (vec![grep.to_string()], false),
         (grep, false, true) => (vec![fold(grep)], true),
-        (grep, true, true) => (literals::required(grep, true, true), true),
-        (grep, true, false) => {
-            let exact = literals::required(grep, false, false);
-            if !exact.is_empty() {
-                return (exact, false);
+        (grep, true, ignore_case) => {
+            let Some(hir) = literals::parse(grep, ignore_case) else {
+                return (Vec::new(), false);
+            };
+            if !ignore_case {
+                let exact = literals::required(&hir, false);
+                if !exact.is_empty() {
+                    return (exact, false);
+                }
             }
-            // `(?i)error` is how many people write a case-insensitive
-            // search: its letters give literals only folded.
-            let folded = literals::required(grep, false, true);
+            // Without `ignore_case`, `(?i)error` is how many people write
+            // a case-insensitive search: its letters give literals only
+            // folded.
+            let folded = literals::required(&hir, true);
             let ignore_case = !folded.is_empty();
             (folded, ignore_case)
         }

@@ -16,7 +16,18 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 /// real class, and enumerating it would be the cost of a Unicode table.
 const MAX_CASE_CLASS_CHARS: u32 = 8;
 
-/// The strings every match of `pattern` contains.
+/// `pattern` as the regex crate reads it, compiled case-insensitive with
+/// `ignore_case`; `None` for a pattern that does not parse (the regex
+/// crate has refused it already).
+pub fn parse(pattern: &str, ignore_case: bool) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new()
+        .case_insensitive(ignore_case)
+        .build()
+        .parse(pattern)
+        .ok()
+}
+
+/// The strings every match of `hir` contains.
 ///
 /// With `folded`, what is returned holds in folded text ([`fold`]): each
 /// string occurs in the fold of every match. That is the only way
@@ -24,19 +35,9 @@ const MAX_CASE_CLASS_CHARS: u32 = 8;
 /// classes (`[Dd]`): a class counts as a letter when all its characters
 /// fold to the same text. Without `folded`, the strings occur in every
 /// match byte for byte, and a class ends a run.
-///
-/// `ignore_case` is how the pattern is compiled; a pattern that does not
-/// parse gives nothing (the regex crate has refused it already).
-pub fn required(pattern: &str, ignore_case: bool, folded: bool) -> Vec<String> {
-    let Ok(hir) = regex_syntax::ParserBuilder::new()
-        .case_insensitive(ignore_case)
-        .build()
-        .parse(pattern)
-    else {
-        return Vec::new();
-    };
+pub fn required(hir: &Hir, folded: bool) -> Vec<String> {
     let mut out = Vec::new();
-    walk(&hir, folded, &mut out);
+    walk(hir, folded, &mut out);
     out.sort();
     out.dedup();
     out
@@ -122,6 +123,12 @@ fn piece(hir: &Hir, folded: bool) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn required(pattern: &str, ignore_case: bool, folded: bool) -> Vec<String> {
+        parse(pattern, ignore_case)
+            .map(|hir| super::required(&hir, folded))
+            .unwrap_or_default()
+    }
 
     fn exact(pattern: &str) -> Vec<String> {
         required(pattern, false, false)
