@@ -21,13 +21,18 @@ pub struct LogsArgs {
     #[arg(long, value_parser = parse_level, value_name = "LEVEL")]
     pub level: Option<Level>,
 
-    /// Only entries whose message contains this text (case-sensitive).
+    /// Only entries whose message contains this text (case-sensitive
+    /// unless --ignore-case).
     #[arg(long, value_name = "TEXT")]
     pub grep: Option<String>,
 
     /// Read --grep as a regular expression.
     #[arg(long, requires = "grep")]
     pub regex: bool,
+
+    /// Match --grep whatever the case ("disk full" finds "Disk FULL").
+    #[arg(short = 'i', long, requires = "grep")]
+    pub ignore_case: bool,
 
     /// Only entries with this label; repeat for several (all must match).
     #[arg(long = "label", value_name = "NAME=VALUE", value_parser = parse_label)]
@@ -103,6 +108,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
         until: args.until.unwrap_or(0),
         grep: args.grep.clone().unwrap_or_default(),
         regex: args.regex,
+        ignore_case: args.ignore_case,
         labels: args.labels.iter().cloned().collect(),
         after_cursor: args.after_cursor,
         limit: args.limit.unwrap_or(0),

@@ -189,6 +189,24 @@ fn push_a_mixed_file_then_query_it() {
     );
     assert!(!text.contains('\x1b'), "no colour into a pipe: {text:?}");
 
+    // Case-insensitive, by the long flag and the short one.
+    for flag in ["--ignore-case", "-i"] {
+        let found = json_lines(&logtap(
+            &[
+                "logs", "--server", url, "--grep", "DATABASE", flag, "--output", "json",
+            ],
+            "",
+        ));
+        assert_eq!(messages(&found), ["ERROR database unreachable"], "{flag}");
+    }
+    let exact = json_lines(&logtap(
+        &[
+            "logs", "--server", url, "--grep", "DATABASE", "--output", "json",
+        ],
+        "",
+    ));
+    assert!(exact.is_empty(), "case-sensitive without the flag");
+
     let limited = json_lines(&logtap(
         &["logs", "--server", url, "--limit", "2", "--output", "json"],
         "",

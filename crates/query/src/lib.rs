@@ -11,10 +11,16 @@
 
 #![deny(missing_docs)]
 
+mod fold;
+mod literals;
+
+pub use fold::fold;
+
+use fold::FoldedFinder;
 use logtap_core::{EntryRef, Filter, Level, Search, UnknownLevel};
-use std::sync::Arc;
 use memchr::memmem;
 use regex::{Regex, RegexBuilder};
+use std::sync::Arc;
 
 /// How much memory a compiled pattern may take. A pattern like `a{1000}{1000}`
 /// would otherwise compile into gigabytes; over the limit it is refused.
@@ -85,6 +91,10 @@ pub struct RawQuery {
     pub grep: String,
     /// Whether `grep` is a regular expression rather than plain text.
     pub regex: bool,
+    /// Whether `grep` matches whatever the case: plain text when the
+    /// message holds it with every character of both lowercased on its
+    /// own ([`fold`]), a regular expression compiled case-insensitive.
+    pub ignore_case: bool,
     /// Labels every entry must carry, with these exact values.
     pub labels: Vec<(String, String)>,
     /// Only entries after this cursor.
@@ -153,6 +163,8 @@ enum TextPattern {
     /// Plain text, found with a precomputed substring searcher (SIMD where
     /// the CPU has it), because most greps are plain words.
     Substring(Box<memmem::Finder<'static>>),
+    /// Plain text whatever the case (`ignore_case`).
+    Folded(Box<FoldedFinder>),
     /// A regular expression, when the client asked for one.
     Regex(Regex),
 }
@@ -209,6 +221,9 @@ impl Matcher {
                 finder.find(entry.message.as_bytes()).is_some(),
                 entry.message.len(),
             ),
+            Some(TextPattern::Folded(finder)) => {
+                (finder.is_match(entry.message), entry.message.len())
+            }
             Some(TextPattern::Regex(regex)) => (regex.is_match(entry.message), entry.message.len()),
         };
         let ok = text_ok
@@ -221,21 +236,47 @@ impl Matcher {
 }
 
 impl Matcher {
-    fn new(text: Option<TextPattern>, labels: Vec<(String, String)>, grep: &str, regex: bool) -> Matcher {
-        let substrings = if grep.is_empty() || regex {
-            Vec::new()
-        } else {
-            vec![grep.to_string()]
-        };
+    fn new(
+        text: Option<TextPattern>,
+        labels: Vec<(String, String)>,
+        (substrings, ignore_case): (Vec<String>, bool),
+    ) -> Matcher {
         let search = Search {
             substrings,
-            ignore_case: false,
+            ignore_case,
             labels: labels.clone(),
         };
         Matcher {
             text,
             labels,
             search: (!search.is_empty()).then(|| Arc::new(search)),
+        }
+    }
+}
+
+/// What every message `raw.grep` matches contains, and whether that holds
+/// only once folded (`Search::substrings` and `Search::ignore_case`).
+fn search_text(raw: &RawQuery) -> (Vec<String>, bool) {
+    match (raw.grep.as_str(), raw.regex, raw.ignore_case) {
+        ("", _, _) => (Vec::new(), false),
+        (grep, false, false) => (vec![grep.to_string()], false),
+        (grep, false, true) => (vec![fold(grep)], true),
+        (grep, true, ignore_case) => {
+            let Some(hir) = literals::parse(grep, ignore_case) else {
+                return (Vec::new(), false);
+            };
+            if !ignore_case {
+                let exact = literals::required(&hir, false);
+                if !exact.is_empty() {
+                    return (exact, false);
+                }
+            }
+            // Without `ignore_case`, `(?i)error` is how many people write
+            // a case-insensitive search: its letters give literals only
+            // folded.
+            let folded = literals::required(&hir, true);
+            let ignore_case = !folded.is_empty();
+            (folded, ignore_case)
         }
     }
 }
@@ -295,6 +336,7 @@ impl Plan {
                 });
             }
             let regex = RegexBuilder::new(&raw.grep)
+                .case_insensitive(raw.ignore_case)
                 .size_limit(REGEX_SIZE_LIMIT)
                 .dfa_size_limit(REGEX_SIZE_LIMIT)
                 .build()
@@ -306,6 +348,8 @@ impl Plan {
                     reason: clip_reason(error.to_string()),
                 })?;
             Some(TextPattern::Regex(regex))
+        } else if raw.ignore_case {
+            Some(TextPattern::Folded(Box::new(FoldedFinder::new(&raw.grep))))
         } else {
             Some(TextPattern::Substring(Box::new(
                 memmem::Finder::new(raw.grep.as_bytes()).into_owned(),
@@ -330,6 +374,7 @@ impl Plan {
             (Mode::Tail, None, Some(_)) => Start::Oldest,
             (Mode::Tail, None, None) => Start::Newest,
         };
+        let search_text = search_text(&raw);
         let mut labels = raw.labels;
         // Sorted so that logs and tests show the same filter whatever order a
         // client's map iterated in; matching does not depend on it.
@@ -344,7 +389,7 @@ impl Plan {
             limit: (raw.limit != 0).then_some(raw.limit),
             reverse: raw.reverse,
             follow,
-            matcher: Matcher::new(text, labels, &raw.grep, raw.regex),
+            matcher: Matcher::new(text, labels, search_text),
         })
     }
 
@@ -479,5 +524,72 @@ mod tests {
             Plan::parse(Mode::Tail, reverse).expect_err("live"),
             QueryError::ReverseOnLive
         );
+    }
+
+    fn entry(message: &str) -> EntryRef<'_> {
+        EntryRef::new(1, 0, Level::Info, message, logtap_core::Labels::empty())
+    }
+
+    fn grep(pattern: &str, regex: bool, ignore_case: bool) -> Plan {
+        get(RawQuery {
+            grep: pattern.into(),
+            regex,
+            ignore_case,
+            ..RawQuery::default()
+        })
+        .expect("valid")
+    }
+
+    fn search(plan: &Plan) -> Option<(Vec<String>, bool)> {
+        plan.matcher
+            .search()
+            .map(|search| (search.substrings.clone(), search.ignore_case))
+    }
+
+    #[test]
+    fn ignore_case_grep_matches_whatever_the_case_and_only_then() {
+        let text = grep("disk full", false, true);
+        assert!(text.matcher.matches(&entry("ERROR disk FULL")));
+        assert!(!text.matcher.matches(&entry("disk is full")));
+        assert!(!grep("disk full", false, false)
+            .matcher
+            .matches(&entry("ERROR disk FULL")));
+        assert!(grep("ÉCOLE", false, true)
+            .matcher
+            .matches(&entry("une école")));
+        // Character by character: Σ is σ wherever it stands.
+        assert!(grep("ΟΣ", false, true).matcher.matches(&entry("ΟΔΟΣ")));
+        let regex = grep("disk\\s+full", true, true);
+        assert!(regex.matcher.matches(&entry("ERROR Disk   FULL")));
+        assert!(!grep("disk\\s+full", true, false)
+            .matcher
+            .matches(&entry("ERROR Disk FULL")));
+        assert!(!text.counts() && !text.matcher.is_costly() && regex.matcher.is_costly());
+    }
+
+    #[test]
+    fn the_search_hint_carries_the_text_every_match_holds() {
+        assert_eq!(
+            search(&grep("Disk FULL", false, false)),
+            Some((vec!["Disk FULL".into()], false))
+        );
+        assert_eq!(
+            search(&grep("Disk FULL", false, true)),
+            Some((vec!["disk full".into()], true))
+        );
+        assert_eq!(
+            search(&grep("NEEDLE-[0-9a-f]{6}", true, false)),
+            Some((vec!["NEEDLE-".into()], false))
+        );
+        assert_eq!(
+            search(&grep("(?i)ERROR", true, false)),
+            Some((vec!["error".into()], true))
+        );
+        assert_eq!(
+            search(&grep("Err(or)?", true, true)),
+            Some((vec!["err".into()], true))
+        );
+        assert_eq!(search(&grep("foo|bar", true, false)), None);
+        assert_eq!(search(&get(RawQuery::default()).expect("all")), None);
     }
 }

@@ -276,6 +276,47 @@ async fn grep_regex_and_labels_filter_on_the_server() {
 }
 
 #[tokio::test]
+async fn ignore_case_finds_grep_text_whatever_its_case() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    push(
+        &mut client,
+        vec![vec![
+            entry("error", "ERROR disk FULL", 1),
+            entry("info", "disk is full", 2),
+            entry("warn", "Disk   Full again", 3),
+            entry("info", "UNE ÉCOLE", 4),
+        ]],
+    )
+    .await;
+    let grep = |grep: &str, regex: bool, ignore_case: bool| LogRequest {
+        grep: grep.into(),
+        regex,
+        ignore_case,
+        ..LogRequest::default()
+    };
+    let messages = |entries: Vec<logtap_proto::v1::LogEntry>| -> Vec<String> {
+        entries.into_iter().map(|e| e.message).collect()
+    };
+
+    let (entries, headers, trailers) = get_all(&mut client, grep("disk full", false, true)).await;
+    assert_eq!(messages(entries), ["ERROR disk FULL"]);
+    assert!(headers.get("logtap-total-count").is_none());
+    assert_eq!(number(&trailers, "logtap-sent"), 1);
+    // Case-sensitive unless asked.
+    let (entries, _, _) = get_all(&mut client, grep("disk full", false, false)).await;
+    assert!(entries.is_empty(), "{entries:?}");
+    // Every character is lowercased, not only ASCII.
+    let (entries, _, _) = get_all(&mut client, grep("école", false, true)).await;
+    assert_eq!(messages(entries), ["UNE ÉCOLE"]);
+    // A regular expression is compiled case-insensitive.
+    let (entries, _, _) = get_all(&mut client, grep("disk\\s+full", true, true)).await;
+    assert_eq!(messages(entries), ["ERROR disk FULL", "Disk   Full again"]);
+    let (entries, _, _) = get_all(&mut client, grep("disk\\s+full", true, false)).await;
+    assert!(entries.is_empty(), "{entries:?}");
+}
+
+#[tokio::test]
 async fn limit_and_reverse() {
     let server = TestServer::start().await;
     let mut client = server.client().await;

@@ -92,15 +92,29 @@ fn raw_query() -> impl Strategy<Value = RawQuery> {
         prop_oneof![Just(0u64), any::<u64>()],
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(level, since, until, grep, regex, labels, after_cursor, limit, reverse, follow)| {
+            |(
+                level,
+                since,
+                until,
+                grep,
+                regex,
+                labels,
+                after_cursor,
+                limit,
+                reverse,
+                follow,
+                ignore_case,
+            )| {
                 RawQuery {
                     level,
                     since,
                     until,
                     grep,
                     regex,
+                    ignore_case,
                     labels,
                     after_cursor,
                     limit,
@@ -116,8 +130,8 @@ fn raw_query() -> impl Strategy<Value = RawQuery> {
 fn query_string() -> impl Strategy<Value = String> {
     let name = prop_oneof![
         4 => prop::sample::select(vec![
-            "level", "grep", "regex", "label", "since", "until", "after", "limit", "reverse",
-            "follow", "wait", "_", "",
+            "level", "grep", "regex", "ignore_case", "label", "since", "until", "after", "limit",
+            "reverse", "follow", "wait", "_", "",
         ])
         .prop_map(str::to_string),
         1 => "[a-z_%0-9]{0,6}",

@@ -785,6 +785,49 @@ async fn a_line_the_store_cannot_keep_is_400_and_the_lines_before_it_are_stored(
 }
 
 #[tokio::test]
+async fn ignore_case_on_every_reading_route() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    push(
+        &mut client,
+        vec![vec![
+            labeled("error", "ERROR disk FULL", 1, &[]),
+            labeled("info", "disk is full", 2, &[]),
+        ]],
+    )
+    .await;
+    let (status, _, body) = get(
+        &server,
+        "/api/v1/logs?grep=disk%20full&ignore_case=true",
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(messages(&ndjson(&body)), ["ERROR disk FULL"]);
+    let (_, _, body) = get(&server, "/api/v1/logs?grep=disk%20full&ignore_case=0", "").await;
+    assert!(ndjson(&body).is_empty(), "{body}");
+    let (status, _, body) = get(
+        &server,
+        "/api/v1/poll?after=0&grep=DISK%20full&ignore_case=1&wait=0",
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(answer["entries"][0]["message"], "ERROR disk FULL");
+    assert_eq!(answer["entries"].as_array().map(Vec::len), Some(1));
+    let (status, _, body) = get(
+        &server,
+        "/api/v1/sse?follow=false&grep=Disk%20Full&ignore_case=true",
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("ERROR disk FULL"), "{body}");
+    assert!(!body.contains("disk is full"), "{body}");
+}
+
+#[tokio::test]
 async fn bad_parameters_are_400_with_a_message_that_says_what_to_change() {
     let server = TestServer::start().await;
     let cases = [
@@ -799,6 +842,7 @@ async fn bad_parameters_are_400_with_a_message_that_says_what_to_change() {
         ),
         ("limit=-3", "whole number"),
         ("follow=perhaps", "true or false"),
+        ("ignore_case=sometimes", "bad ignore_case"),
         ("levle=error", "unknown query parameter"),
     ];
     for endpoint in ["logs", "sse", "poll"] {

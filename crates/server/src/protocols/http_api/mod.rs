@@ -94,12 +94,12 @@ impl Endpoint {
     fn known(self) -> &'static str {
         match self {
             Endpoint::Logs | Endpoint::Sse => {
-                "level, grep, regex, label (name=value, repeatable), since, until, after, \
-                 limit, reverse, follow"
+                "level, grep, regex, ignore_case, label (name=value, repeatable), since, until, \
+                 after, limit, reverse, follow"
             }
             Endpoint::Poll => {
-                "level, grep, regex, label (name=value, repeatable), since, until, after, \
-                 limit, wait, follow"
+                "level, grep, regex, ignore_case, label (name=value, repeatable), since, until, \
+                 after, limit, wait, follow"
             }
         }
     }
@@ -149,6 +149,7 @@ pub fn parse_params(
             "level" => params.raw.level = value.to_string(),
             "grep" => params.raw.grep = value.to_string(),
             "regex" => params.raw.regex = parse_bool(name, value)?,
+            "ignore_case" => params.raw.ignore_case = parse_bool(name, value)?,
             "label" => {
                 let (label, wanted) = value
                     .split_once('=')
@@ -317,7 +318,7 @@ mod tests {
     #[test]
     fn every_parameter_reads_into_the_grpc_fields() {
         let params = parse(
-            "level=error&grep=disk%20full&regex=1&label=app%3Ddb&label=host=a=b\
+            "level=error&grep=disk%20full&regex=1&ignore_case=true&label=app%3Ddb&label=host=a=b\
              &since=2024-05-01T12:00:00Z&until=1714564900000000000&after=7&limit=3\
              &reverse&follow=false&_=123",
             Endpoint::Logs,
@@ -326,7 +327,7 @@ mod tests {
         let raw = params.raw;
         assert_eq!(raw.level, "error");
         assert_eq!(raw.grep, "disk full");
-        assert!(raw.regex && raw.reverse && !raw.follow);
+        assert!(raw.regex && raw.ignore_case && raw.reverse && !raw.follow);
         assert_eq!(
             raw.labels,
             vec![("app".into(), "db".into()), ("host".into(), "a=b".into())]
@@ -362,11 +363,26 @@ mod tests {
         assert!(message("after=-1", Endpoint::Logs).contains("not a cursor"));
         assert!(message("limit=many", Endpoint::Logs).contains("whole number"));
         assert!(message("follow=maybe", Endpoint::Logs).contains("true or false"));
+        assert!(message("ignore_case=yup", Endpoint::Sse).contains("bad ignore_case"));
+        assert!(
+            !parse("ignore_case=0", Endpoint::Poll)
+                .unwrap()
+                .raw
+                .ignore_case
+        );
+        assert!(
+            parse("ignore_case=1", Endpoint::Poll)
+                .unwrap()
+                .raw
+                .ignore_case
+        );
         assert!(message("label=app", Endpoint::Logs).contains("name=value"));
         assert!(message("wait=soon", Endpoint::Poll).contains("duration"));
         assert!(message("level=a&level=b", Endpoint::Logs).contains("more than once"));
         let unknown = message("levle=error", Endpoint::Logs);
         assert!(unknown.contains("\"levle\"") && unknown.contains("level, grep"));
+        assert!(unknown.contains("ignore_case"));
+        assert!(message("ignorecase=1", Endpoint::Poll).contains("ignore_case"));
         // Each endpoint takes only what makes sense for it.
         assert!(message("wait=1s", Endpoint::Logs).contains("unknown"));
         assert!(message("reverse=1", Endpoint::Poll).contains("unknown"));

@@ -292,6 +292,7 @@ fn raw_query(request: LogRequest) -> RawQuery {
         until: request.until,
         grep: request.grep,
         regex: request.regex,
+        ignore_case: request.ignore_case,
         labels: request.labels.into_iter().collect(),
         after_cursor: request.after_cursor,
         limit: request.limit,
