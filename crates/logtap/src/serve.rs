@@ -32,8 +32,10 @@ pub struct ServeArgs {
     #[arg(long, default_value = "batch", value_name = "POLICY")]
     pub sync: Sync,
 
-    /// Start a new segment file once one reaches this many MiB.
-    #[arg(long, default_value_t = 64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    /// Start a new segment file once one reaches this many MiB. A full
+    /// segment is sealed (compressed, indexed); the newest is searched and
+    /// opened whole, so smaller segments make both quicker.
+    #[arg(long, default_value_t = 16, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub segment_mb: u64,
 
     /// Delete the oldest segments to keep the data at or below this many MiB.

@@ -73,21 +73,21 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// Defaults: fsync every batch, 64 MiB segments, 32 KiB blocks, no
+    /// Defaults: fsync every batch, 16 MiB segments, 32 KiB blocks, no
     /// retention limits, the newest 1 MiB in memory, sealing in the
-    /// background into blocks of 1 MiB at zstd level 7, 64 MiB of decoded
+    /// background into blocks of 1 MiB at zstd level 9, 64 MiB of decoded
     /// blocks cached, the real filesystem.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
             dir: dir.into(),
             sync: SyncPolicy::EveryBatch,
-            segment_bytes: 64 << 20,
+            segment_bytes: 16 << 20,
             block_bytes: 32 << 10,
             retention: Retention::default(),
             recent_bytes: 1 << 20,
             seal_in_background: true,
             seal_block_bytes: 1 << 20,
-            seal_level: 7,
+            seal_level: 9,
             block_cache_bytes: 64 << 20,
             fs: Arc::new(StdFileSystem),
         }

@@ -75,7 +75,9 @@ pub(crate) fn encode(out: &mut Vec<u8>, cursor: u64, entry: &NewEntry) -> Result
 
 /// Appends the record of an entry already stored once, from its parts:
 /// how a sealed block turns back into records (`labels` in their compact
-/// form, as records hold them).
+/// form, as records hold them). The CRC is left 0: these records live in
+/// memory only, and their block was checked whole when it was read, so
+/// every reader of them skips the check (as for the writer's own chunks).
 pub(crate) fn encode_parts(
     out: &mut Vec<u8>,
     head: Head,
@@ -91,7 +93,13 @@ pub(crate) fn encode_parts(
     out.extend_from_slice(message);
     out.extend_from_slice(&(labels.len() as u32).to_le_bytes());
     out.extend_from_slice(labels);
-    frame(out, start)
+    let payload_len = out.len() - start - HEADER_LEN;
+    if payload_len > MAX_PAYLOAD_LEN {
+        out.truncate(start);
+        return Err(StoreError::EntryTooLarge("the record is over 1 GiB"));
+    }
+    out[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    Ok(())
 }
 
 /// Fills in the length and CRC of the record whose header starts at

@@ -294,6 +294,13 @@ mod tests {
             let mut out = Vec::new();
             let n = decode(&columns, &summary, &mut out).unwrap();
             prop_assert_eq!(n as u64, summary.count_from(None));
+            // The same records, their CRCs left out (see `encode_parts`).
+            let mut pos = 0;
+            while pos < records.len() {
+                let (_, len) = record::decode(&records[pos..]).unwrap();
+                records[pos + 4..pos + 8].fill(0);
+                pos += len;
+            }
             prop_assert_eq!(out, records);
         }
 

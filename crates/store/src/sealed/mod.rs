@@ -251,6 +251,7 @@ pub(crate) fn seal(
         tokens.sort_unstable();
         tokens.dedup();
         let filter = bloom::build(tokens);
+        if std::env::var("LOGTAP_SEAL_DEBUG").is_ok() { eprintln!("SEALDBG block raw={} data={} filter={} tokens={} entries={}", columns.len(), data.len(), filter.len(), tokens.len(), done.count_from(None)); }
         tokens.clear();
         out.block(&data, columns.len(), done, filter, &temp)
     };
