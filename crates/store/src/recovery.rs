@@ -36,6 +36,14 @@ pub enum RecoveryEvent {
         /// The last cursor missing.
         last_cursor: u64,
     },
+    /// A sealed segment's footer (its index) was unusable and was rebuilt
+    /// from its blocks: every block whose checksum held is served again.
+    RebuiltIndex {
+        /// The sealed segment file.
+        path: PathBuf,
+        /// What was wrong with the footer.
+        reason: &'static str,
+    },
 }
 
 /// Everything recovery did on open; empty after a clean shutdown.
@@ -53,7 +61,7 @@ impl RecoveryReport {
             .map(|event| match event {
                 RecoveryEvent::TruncatedTail { bytes, .. }
                 | RecoveryEvent::SkippedCorruption { bytes, .. } => *bytes,
-                RecoveryEvent::MissingEntries { .. } => 0,
+                RecoveryEvent::MissingEntries { .. } | RecoveryEvent::RebuiltIndex { .. } => 0,
             })
             .sum()
     }

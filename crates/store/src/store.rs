@@ -167,7 +167,7 @@ impl Store {
             let is_last = i + 1 == bases.len();
             let has_log = files.logs.binary_search(&base).is_ok();
             let opened = if files.sealed.binary_search(&base).is_ok() {
-                open_sealed(&*fs, &dir, base, has_log, &mut events)?
+                open_sealed(&*fs, &dir, base, has_log, after, &config, &mut events)?
             } else {
                 None
             };
@@ -644,10 +644,7 @@ impl Shared {
             let Some(log) = next else {
                 return Ok(());
             };
-            let settings = SealSettings {
-                block_bytes: self.config.seal_block_bytes,
-                level: self.config.seal_level,
-            };
+            let settings = seal_settings(&self.config);
             let fs = &*self.config.fs;
             let Some((sealed, len)) = sealed::seal(
                 fs,
@@ -1021,14 +1018,15 @@ fn list_files(fs: &dyn FileSystem, dir: &Path) -> Result<Files, StoreError> {
 /// Opens the sealed segment `base`. A record log of the same name beside
 /// it is a seal's leftover (the sealed file was complete before it was
 /// renamed into place) and is removed. A sealed file whose footer cannot
-/// be used is set aside for the record log when there is one; without
-/// one, its entries are reported as skipped (the file stays, for an
-/// operator to look at).
+/// be used is set aside for the record log when there is one, and rebuilt
+/// from its own blocks when there is none.
 fn open_sealed(
     fs: &dyn FileSystem,
     dir: &Path,
     base: u64,
     has_log: bool,
+    after: u64,
+    config: &StoreConfig,
     events: &mut Vec<RecoveryEvent>,
 ) -> Result<Option<(Segment, u64)>, StoreError> {
     let path = dir.join(sealed::file_name(base));
@@ -1049,15 +1047,19 @@ fn open_sealed(
             Ok(None)
         }
         Err(reason) => {
-            tracing::error!(path = %path.display(), reason, "A sealed segment's footer is unusable and no record log is left: its entries are not served.");
-            let bytes = fs.open_read(&path).and_then(|f| f.len()).unwrap_or(0);
-            events.push(RecoveryEvent::SkippedCorruption {
-                path,
-                offset: 0,
-                bytes,
-            });
-            Ok(None)
+            tracing::warn!(path = %path.display(), reason, "A sealed segment's footer is unusable; rebuilding it from its blocks.");
+            let (rebuilt, _) = sealed::rebuild(fs, dir, base, after, seal_settings(config))?;
+            events.push(RecoveryEvent::RebuiltIndex { path, reason });
+            Ok(rebuilt)
         }
+    }
+}
+
+/// How sealing cuts and compresses, from the store's configuration.
+fn seal_settings(config: &StoreConfig) -> SealSettings {
+    SealSettings {
+        block_bytes: config.seal_block_bytes,
+        level: config.seal_level,
     }
 }
 

@@ -128,16 +128,21 @@ impl BlockWriter {
 }
 
 /// Turns a block's columns back into records, appended to `out`; checks
-/// them against the block's summary.
+/// them against the block's summary when there is one (there is none when
+/// a sealed file is rebuilt from its blocks). Returns how many entries
+/// there were.
 pub(crate) fn decode(
     columns: &[u8],
-    block: &Block,
+    summary: Option<&Block>,
     out: &mut Vec<u8>,
 ) -> Result<usize, &'static str> {
     let mut input = Input(columns);
     let n = input.varint()? as usize;
-    if n as u64 != block.count_from(None) {
+    if summary.is_some_and(|block| n as u64 != block.count_from(None)) {
         return Err("the block holds another number of entries than its summary says");
+    }
+    if n == 0 || n > columns.len() {
+        return Err("impossible entry count");
     }
     let first_cursor = input.varint()?;
     // Column starts: each varint column is walked in step with the others.
@@ -204,7 +209,9 @@ pub(crate) fn decode(
         )
         .map_err(|_| "an entry too large for a record")?;
     }
-    if first_cursor != block.first_cursor || cursor != block.last_cursor {
+    if summary
+        .is_some_and(|block| first_cursor != block.first_cursor || cursor != block.last_cursor)
+    {
         return Err("the block's cursors are not those of its summary");
     }
     Ok(n)
@@ -292,7 +299,7 @@ mod tests {
             writer.finish(&mut columns);
             prop_assert!(writer.is_empty());
             let mut out = Vec::new();
-            let n = decode(&columns, &summary, &mut out).unwrap();
+            let n = decode(&columns, Some(&summary), &mut out).unwrap();
             prop_assert_eq!(n as u64, summary.count_from(None));
             // The same records, their CRCs left out (see `encode_parts`).
             let mut pos = 0;
@@ -322,7 +329,7 @@ mod tests {
             let at = flip.index(columns.len());
             columns[at] ^= 0x55;
             let cut = cut.index(columns.len() + 1);
-            let _ = decode(&columns[..cut], &summary.unwrap(), &mut Vec::new());
+            let _ = decode(&columns[..cut], summary.as_ref(), &mut Vec::new());
         }
     }
 }

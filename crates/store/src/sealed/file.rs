@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! "LTSEAL01"
-//! block 0 .. block n-1     zstd frames of the blocks' columns (block.rs)
+//! block 0 .. block n-1     "LTB1", u32 data length, u32 decoded length,
+//!                          u32 data CRC-32C, then the data: a zstd frame of
+//!                          the block's columns (block.rs)
 //! filter 0 .. filter n-1   each block's Bloom filter (bloom.rs)
 //! footer                   u8 k, u8 w, u8 probes, u8 0, u32 n, then per block:
 //!                            u64 record offset, u64 record end, u64 first cursor,
@@ -21,7 +23,9 @@
 //! record offsets the entries would have in a record log, so a reader
 //! moves through sealed and unsealed segments the same way. Every part is
 //! checksummed on its own: a damaged block fails the reads that need it,
-//! not the whole file.
+//! not the whole file. The footer is derived data: each block's frame
+//! says its own length and checksum, so a file whose footer is lost is
+//! rebuilt from its blocks (`frames`).
 
 use super::tokens::Scheme;
 use crate::fs::{FileSystem, FsFile};
@@ -34,6 +38,8 @@ const TRAILER_MAGIC: &[u8; 8] = b"LTSEALED";
 const TRAILER_LEN: usize = 24;
 const FOOTER_HEAD_LEN: usize = 8;
 const FOOTER_BLOCK_LEN: usize = 6 * 8 + Level::COUNT * 4 + 8 + 4 + 4 + 4 + 8 + 4 + 4;
+const FRAME_MAGIC: &[u8; 4] = b"LTB1";
+const FRAME_HEAD_LEN: usize = 16;
 
 /// Where a block's bytes and filter are in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,11 +131,18 @@ impl FileWriter {
         filter: Vec<u8>,
         path: &Path,
     ) -> Result<(), StoreError> {
+        let data_crc = checksum::crc32c(data);
+        let mut head = [0u8; FRAME_HEAD_LEN];
+        head[..4].copy_from_slice(FRAME_MAGIC);
+        head[4..8].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        head[8..12].copy_from_slice(&(raw_len as u32).to_le_bytes());
+        head[12..].copy_from_slice(&data_crc.to_le_bytes());
+        self.write(&head, path)?;
         let data_offset = self.write(data, path)?;
         self.places.push(Place {
             data_offset,
             data_len: data.len() as u32,
-            data_crc: checksum::crc32c(data),
+            data_crc,
             raw_len: raw_len as u32,
             filter_offset: 0,
             filter_len: filter.len() as u32,
@@ -331,4 +344,54 @@ fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError
         blocks,
         places,
     })
+}
+
+/// A block's data found by walking a sealed file's frames.
+pub(crate) struct Frame {
+    pub data: Vec<u8>,
+    pub raw_len: usize,
+}
+
+/// Every block frame whose checksum holds in the sealed file `bytes`, in
+/// order, for rebuilding a file whose footer is lost; and the bytes
+/// passed over between them (damage, then the filters and footer).
+pub(crate) fn frames(bytes: &[u8]) -> (Vec<Frame>, u64) {
+    let mut frames = Vec::new();
+    let mut skipped = 0u64;
+    let mut pos = HEAD_MAGIC.len().min(bytes.len());
+    while pos < bytes.len() {
+        let Some(found) = memmem(&bytes[pos..], FRAME_MAGIC) else {
+            skipped += (bytes.len() - pos) as u64;
+            break;
+        };
+        skipped += found as u64;
+        pos += found;
+        let frame = bytes.get(pos..pos + FRAME_HEAD_LEN).and_then(|head| {
+            let len = u32::from_le_bytes(head[4..8].try_into().unwrap()) as usize;
+            let raw_len = u32::from_le_bytes(head[8..12].try_into().unwrap()) as usize;
+            let crc = u32::from_le_bytes(head[12..16].try_into().unwrap());
+            let data = bytes.get(pos + FRAME_HEAD_LEN..pos + FRAME_HEAD_LEN + len)?;
+            (checksum::crc32c(data) == crc).then(|| Frame {
+                data: data.to_vec(),
+                raw_len,
+            })
+        });
+        match frame {
+            Some(frame) => {
+                pos += FRAME_HEAD_LEN + frame.data.len();
+                frames.push(frame);
+            }
+            None => {
+                skipped += 1;
+                pos += 1;
+            }
+        }
+    }
+    (frames, skipped)
+}
+
+fn memmem(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }

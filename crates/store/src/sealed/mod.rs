@@ -152,7 +152,7 @@ impl Segment {
                 return Err(corrupt("a sealed block decompresses to another length"));
             }
             let mut records = Vec::with_capacity((block.end - block.offset) as usize);
-            let n = block::decode(&columns, block, &mut records).map_err(corrupt)?;
+            let n = block::decode(&columns, Some(block), &mut records).map_err(corrupt)?;
             if records.len() as u64 != block.end - block.offset {
                 return Err(corrupt(
                     "a sealed block's records are another size than its summary says",
@@ -207,9 +207,101 @@ impl SealedParts {
     }
 }
 
+/// Writes entries, in cursor order, into a new sealed file: cuts them
+/// into blocks, compresses each with its filter, and ends with the footer.
+struct SealWriter {
+    out: FileWriter,
+    temp: std::path::PathBuf,
+    settings: SealSettings,
+    scheme: Scheme,
+    writer: block::BlockWriter,
+    tokenizer: Tokenizer,
+    tokens: Vec<u64>,
+    summary: Option<Block>,
+    /// Where the next entry's record starts in the segment's record
+    /// offsets (as if it were a record log).
+    logical: u64,
+    columns: Vec<u8>,
+}
+
+impl SealWriter {
+    fn create(
+        fs: &dyn FileSystem,
+        temp: &Path,
+        settings: SealSettings,
+    ) -> Result<SealWriter, StoreError> {
+        let scheme = Scheme::CURRENT;
+        Ok(SealWriter {
+            out: FileWriter::create(fs, temp, scheme, bloom::PROBES)?,
+            temp: temp.to_path_buf(),
+            settings,
+            scheme,
+            writer: block::BlockWriter::default(),
+            tokenizer: Tokenizer::new(),
+            tokens: Vec::new(),
+            summary: None,
+            logical: 0,
+            columns: Vec::new(),
+        })
+    }
+
+    /// Adds an entry whose record is `len` bytes long.
+    fn push(&mut self, entry: &crate::EntryRef<'_>, len: usize) -> Result<(), StoreError> {
+        let tokens = &mut self.tokens;
+        self.tokenizer
+            .entry(self.scheme, entry.message, entry.labels(), |t| {
+                tokens.push(t)
+            });
+        self.writer.push(entry, len);
+        self.summary
+            .get_or_insert_with(|| Block::new(self.logical, entry.cursor, entry.timestamp))
+            .add(entry.cursor, entry.timestamp, entry.level, len as u64);
+        self.logical += len as u64;
+        if self.writer.record_bytes() >= self.settings.block_bytes {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let Some(done) = self.summary.take() else {
+            return Ok(());
+        };
+        self.writer.finish(&mut self.columns);
+        let data = zstd::bulk::compress(&self.columns, self.settings.level)
+            .map_err(|e| StoreError::io("compressing a sealed block", &self.temp, e))?;
+        self.tokens.sort_unstable();
+        self.tokens.dedup();
+        let filter = bloom::build(&self.tokens);
+        tracing::trace!(
+            entries = done.count_from(None),
+            columns = self.columns.len(),
+            compressed = data.len(),
+            tokens = self.tokens.len(),
+            filter = filter.len(),
+            "Sealed a block."
+        );
+        self.tokens.clear();
+        self.out
+            .block(&data, self.columns.len(), done, filter, &self.temp)
+    }
+
+    /// Writes what is left, the filters and the footer, and makes the file
+    /// durable; returns its footer and length. `None` when no entry came.
+    fn finish(mut self) -> Result<Option<(Footer, u64)>, StoreError> {
+        if self.logical == 0 {
+            return Ok(None);
+        }
+        self.flush()?;
+        let temp = self.temp.clone();
+        self.out.finish(&temp).map(Some)
+    }
+}
+
 /// Rewrites the closed record-log segment `log` as a sealed file in `dir`
 /// (steps 1 and 2 of the module documentation) and returns it opened, or
-/// `None` when `stop` was set meanwhile (the temporary file is removed).
+/// `None` when `stop` was set meanwhile (the temporary file is removed) or
+/// the log holds nothing.
 pub(crate) fn seal(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -219,86 +311,52 @@ pub(crate) fn seal(
     stop: &AtomicBool,
 ) -> Result<Option<(Segment, u64)>, StoreError> {
     let temp = dir.join(temp_name(log.base_cursor));
-    let path = dir.join(file_name(log.base_cursor));
     let blocks: Vec<Block> = log
         .index
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .blocks
         .clone();
-    let scheme = Scheme::CURRENT;
-    let mut out = FileWriter::create(fs, &temp, scheme, bloom::PROBES)?;
-    let mut writer = block::BlockWriter::default();
-    let mut tokenizer = Tokenizer::new();
-    let mut tokens: Vec<u64> = Vec::new();
-    let mut summary: Option<Block> = None;
-    let mut logical = 0u64;
-    let mut columns = Vec::new();
+    let mut sealer = SealWriter::create(fs, &temp, settings)?;
     let mut buf = ReadBuffer::default();
     let mut failed = None;
-    let flush = |writer: &mut block::BlockWriter,
-                 tokens: &mut Vec<u64>,
-                 summary: &mut Option<Block>,
-                 columns: &mut Vec<u8>,
-                 out: &mut FileWriter|
-     -> Result<(), StoreError> {
-        let Some(done) = summary.take() else {
-            return Ok(());
-        };
-        writer.finish(columns);
-        let data = zstd::bulk::compress(columns, settings.level)
-            .map_err(|e| StoreError::io("compressing a sealed block", &temp, e))?;
-        tokens.sort_unstable();
-        tokens.dedup();
-        let filter = bloom::build(tokens);
-        if std::env::var("LOGTAP_SEAL_DEBUG").is_ok() { eprintln!("SEALDBG block raw={} data={} filter={} tokens={} entries={}", columns.len(), data.len(), filter.len(), tokens.len(), done.count_from(None)); }
-        tokens.clear();
-        out.block(&data, columns.len(), done, filter, &temp)
-    };
     for block in &blocks {
         if stop.load(Ordering::Relaxed) {
-            drop(out);
+            drop(sealer);
             let _ = fs.remove_file(&temp);
             return Ok(None);
         }
-        segment::for_each_in_block(log, 0, block, &mut buf, cache, |entry, len| {
-            if failed.is_some() {
-                return;
+        let read = segment::for_each_in_block(log, 0, block, &mut buf, cache, |entry, len| {
+            if failed.is_none() {
+                failed = sealer.push(&entry, len).err();
             }
-            tokenizer.entry(scheme, entry.message, entry.labels(), |t| tokens.push(t));
-            writer.push(&entry, len);
-            summary
-                .get_or_insert_with(|| Block::new(logical, entry.cursor, entry.timestamp))
-                .add(entry.cursor, entry.timestamp, entry.level, len as u64);
-            logical += len as u64;
-            if writer.record_bytes() >= settings.block_bytes {
-                if let Err(error) = flush(
-                    &mut writer,
-                    &mut tokens,
-                    &mut summary,
-                    &mut columns,
-                    &mut out,
-                ) {
-                    failed = Some(error);
-                }
-            }
-        })?;
-        if let Some(error) = failed.take() {
-            drop(out);
+        });
+        if let Some(error) = read.err().or(failed.take()) {
+            drop(sealer);
             let _ = fs.remove_file(&temp);
             return Err(error);
         }
     }
-    let finished = flush(
-        &mut writer,
-        &mut tokens,
-        &mut summary,
-        &mut columns,
-        &mut out,
-    )
-    .and_then(|()| out.finish(&temp));
-    let (footer, len) = match finished {
-        Ok(done) => done,
+    finish(fs, dir, log.base_cursor, sealer)
+}
+
+/// Ends a seal: the file finished and durable, renamed into place (over a
+/// damaged file of the same name, if any), the directory synced; returns
+/// the file opened.
+fn finish(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    base_cursor: u64,
+    sealer: SealWriter,
+) -> Result<Option<(Segment, u64)>, StoreError> {
+    let temp = sealer.temp.clone();
+    let path = dir.join(file_name(base_cursor));
+    let (footer, len) = match sealer.finish() {
+        Ok(Some(done)) => done,
+        Ok(None) => {
+            let _ = fs.remove_file(&temp);
+            return Ok(None);
+        }
         Err(error) => {
             let _ = fs.remove_file(&temp);
             return Err(error);
@@ -312,7 +370,60 @@ pub(crate) fn seal(
         .open_read(&path)
         .map_err(|e| StoreError::io("opening a sealed segment", &path, e))?;
     Ok(Some((
-        Segment::sealed(&path, file, log.base_cursor, footer),
+        Segment::sealed(&path, file, base_cursor, footer),
         len,
     )))
+}
+
+/// Rebuilds the sealed file of segment `base_cursor`, whose footer is
+/// unusable, from its blocks: every block whose frame and contents check
+/// out is written again, with a new footer, into a file that replaces the
+/// damaged one atomically. Returns the segment (`None` when no block
+/// survived) and the bytes of the old file passed over (damage, and the
+/// old filters and footer).
+pub(crate) fn rebuild(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    base_cursor: u64,
+    after: u64,
+    settings: SealSettings,
+) -> Result<(Option<(Segment, u64)>, u64), StoreError> {
+    let path = dir.join(file_name(base_cursor));
+    let bytes = fs
+        .read(&path)
+        .map_err(|e| StoreError::io("reading a damaged sealed segment", &path, e))?;
+    let (frames, mut skipped) = file::frames(&bytes);
+    let temp = dir.join(temp_name(base_cursor));
+    let mut sealer = SealWriter::create(fs, &temp, settings)?;
+    let mut last = after.max(base_cursor.saturating_sub(1));
+    let mut records = Vec::new();
+    for frame in &frames {
+        let Ok(columns) = zstd::bulk::decompress(&frame.data, frame.raw_len) else {
+            skipped += frame.data.len() as u64;
+            continue;
+        };
+        records.clear();
+        if block::decode(&columns, None, &mut records).is_err() {
+            skipped += frame.data.len() as u64;
+            continue;
+        }
+        let mut pos = 0;
+        while pos < records.len() {
+            let Ok((entry, len)) = crate::record::decode_checked(&records[pos..]) else {
+                break;
+            };
+            // Only entries in cursor order after what came before: a frame
+            // that passes its checks by chance cannot reorder them.
+            if entry.cursor > last {
+                last = entry.cursor;
+                if let Err(error) = sealer.push(&entry, len) {
+                    drop(sealer);
+                    let _ = fs.remove_file(&temp);
+                    return Err(error);
+                }
+            }
+            pos += len;
+        }
+    }
+    Ok((finish(fs, dir, base_cursor, sealer)?, skipped))
 }

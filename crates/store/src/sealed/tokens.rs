@@ -37,9 +37,11 @@ impl Scheme {
     /// The scheme new files are written with. 5-byte k-mers: with 4 bytes,
     /// hexadecimal identifiers (65,536 possible 4-mers) fill a block's
     /// filter with most of their k-mers and a trace id search passes a
-    /// fifth of the blocks; windows of 8 keep patterns of 12 bytes and more
-    /// searchable (bench/RESULTS.md, "Store v2").
-    pub const CURRENT: Scheme = Scheme { k: 5, w: 8 };
+    /// quarter of the blocks. Windows of 6: a 16-digit trace id then has
+    /// several minimizers, each of which a block must hold, so few blocks
+    /// pass by chance; texts of 10 bytes and more are searchable
+    /// (bench/RESULTS.md, "Store v2").
+    pub const CURRENT: Scheme = Scheme { k: 5, w: 6 };
 
     /// The shortest text a search can skip blocks by.
     pub fn min_len(self) -> usize {
