@@ -5,24 +5,22 @@
 //! n-1 varints   cursor - previous cursor (1 unless recovery left a gap)
 //! n varints     timestamp - previous timestamp, zigzag (the first from 0)
 //! n bytes       levels
-//! n varints     message lengths
-//! n varints     labels: index into the dictionary below
-//! varint d, then d times: varint length, labels in their compact form
-//! the messages, one after another
+//! the labels, a column per name (`labels.rs`)
+//! the messages as templates and values (`template.rs`)
 //! ```
 //!
 //! Each column holds one kind of value, so zstd finds its repetitions:
 //! timestamps a few microseconds apart become one- or two-byte deltas,
-//! levels runs, the label sets of a block a handful of dictionary entries
-//! (a service and a host take a byte per entry, or less), and messages
-//! from the same templates sit side by side. Decoding gives back the very
-//! records the segment held (see `record.rs`), so readers go through the
-//! same code for sealed and unsealed data.
+//! levels runs, labels and messages a template reference and their values
+//! in binary. Decoding gives back the very records the segment held (see
+//! `record.rs`), so readers go through the same code for sealed and
+//! unsealed data.
 
+use super::labels::{LabelReader, LabelWriter};
+use super::template::{MessageReader, MessageWriter};
 use crate::record::{self, Head};
 use crate::segment::Block;
 use crate::{EntryRef, Level, StoreError};
-use std::collections::HashMap;
 
 /// Entries gathered for one block, by column.
 #[derive(Default)]
@@ -34,13 +32,8 @@ pub(crate) struct BlockWriter {
     cursors: Vec<u8>,
     timestamps: Vec<u8>,
     levels: Vec<u8>,
-    message_lengths: Vec<u8>,
-    label_refs: Vec<u8>,
-    /// Each distinct label set of the block, once, by its place in
-    /// `dictionary`.
-    label_sets: HashMap<Vec<u8>, u64>,
-    dictionary: Vec<u8>,
-    messages: Vec<u8>,
+    labels: LabelWriter,
+    messages: MessageWriter,
     /// The bytes the block's entries take as records: its size once decoded.
     record_bytes: u64,
 }
@@ -66,20 +59,8 @@ impl BlockWriter {
         let delta = entry.timestamp.wrapping_sub(self.previous_timestamp);
         varint(&mut self.timestamps, zigzag(delta));
         self.levels.push(entry.level as u8);
-        varint(&mut self.message_lengths, entry.message.len() as u64);
-        self.messages.extend_from_slice(entry.message.as_bytes());
-        let labels = entry.labels().as_bytes();
-        let next = self.label_sets.len() as u64;
-        let index = match self.label_sets.get(labels) {
-            Some(&index) => index,
-            None => {
-                self.label_sets.insert(labels.to_vec(), next);
-                varint(&mut self.dictionary, labels.len() as u64);
-                self.dictionary.extend_from_slice(labels);
-                next
-            }
-        };
-        varint(&mut self.label_refs, index);
+        self.labels.push(entry.labels());
+        self.messages.push(entry.message.as_bytes());
         self.previous_cursor = entry.cursor;
         self.previous_timestamp = entry.timestamp;
         self.entries += 1;
@@ -95,35 +76,14 @@ impl BlockWriter {
         out.extend_from_slice(&self.cursors);
         out.extend_from_slice(&self.timestamps);
         out.extend_from_slice(&self.levels);
-        out.extend_from_slice(&self.message_lengths);
-        out.extend_from_slice(&self.label_refs);
-        varint(out, self.label_sets.len() as u64);
-        out.extend_from_slice(&self.dictionary);
-        out.extend_from_slice(&self.messages);
-        let mut reused = std::mem::take(self);
-        for column in [
-            &mut reused.cursors,
-            &mut reused.timestamps,
-            &mut reused.levels,
-            &mut reused.message_lengths,
-            &mut reused.label_refs,
-            &mut reused.dictionary,
-            &mut reused.messages,
-        ] {
-            column.clear();
-        }
-        reused.label_sets.clear();
-        *self = BlockWriter {
-            cursors: reused.cursors,
-            timestamps: reused.timestamps,
-            levels: reused.levels,
-            message_lengths: reused.message_lengths,
-            label_refs: reused.label_refs,
-            label_sets: reused.label_sets,
-            dictionary: reused.dictionary,
-            messages: reused.messages,
-            ..BlockWriter::default()
-        };
+        self.labels.finish(out);
+        self.messages.finish(out);
+        self.entries = 0;
+        self.previous_timestamp = 0;
+        self.record_bytes = 0;
+        self.cursors.clear();
+        self.timestamps.clear();
+        self.levels.clear();
     }
 }
 
@@ -155,32 +115,13 @@ pub(crate) fn decode(
         timestamps.varint()?;
     }
     let levels = timestamps.0.get(..n).ok_or("the levels are cut short")?;
-    let mut lengths = Input(&timestamps.0[n..]);
-    let mut message_total = 0usize;
-    for _ in 0..n {
-        message_total = message_total.saturating_add(lengths.varint()? as usize);
-    }
-    let mut refs = Input(lengths.0);
-    for _ in 0..n {
-        refs.varint()?;
-    }
-    let mut dictionary = Input(refs.0);
-    let sets = dictionary.varint()? as usize;
-    let mut label_sets = Vec::with_capacity(sets.min(n));
-    for _ in 0..sets {
-        let len = dictionary.varint()? as usize;
-        label_sets.push(dictionary.take(len)?);
-    }
-    let messages = dictionary.0;
-    if messages.len() != message_total {
-        return Err("the messages do not add up to their lengths");
-    }
+    let (mut labels, rest) = LabelReader::new(&timestamps.0[n..], n)?;
+    let mut messages = MessageReader::new(rest, n)?;
     // Second pass: the records.
     let mut cursor_column = Input(input.0);
     let mut time_column = Input(cursors.0);
-    let mut length_column = Input(&timestamps.0[n..]);
-    let mut ref_column = Input(lengths.0);
-    let mut message_at = 0usize;
+    let mut message = Vec::new();
+    let mut label_bytes = Vec::new();
     let mut cursor = first_cursor;
     let mut timestamp = 0i64;
     for (i, &level) in levels.iter().enumerate() {
@@ -191,12 +132,10 @@ pub(crate) fn decode(
         }
         timestamp = timestamp.wrapping_add(unzigzag(time_column.varint()?));
         let level = Level::from_byte(level).ok_or("unknown level byte")?;
-        let len = length_column.varint()? as usize;
-        let message = &messages[message_at..message_at + len];
-        message_at += len;
-        let labels = label_sets
-            .get(ref_column.varint()? as usize)
-            .ok_or("a label reference past the dictionary")?;
+        message.clear();
+        messages.next(&mut message)?;
+        label_bytes.clear();
+        labels.next(&mut label_bytes)?;
         record::encode_parts(
             out,
             Head {
@@ -204,10 +143,13 @@ pub(crate) fn decode(
                 timestamp,
                 level,
             },
-            message,
-            labels,
+            &message,
+            &label_bytes,
         )
         .map_err(|_| "an entry too large for a record")?;
+    }
+    if !messages.is_spent() || !labels.is_spent() {
+        return Err("the block holds more values than its templates use");
     }
     if summary
         .is_some_and(|block| first_cursor != block.first_cursor || cursor != block.last_cursor)
@@ -226,7 +168,8 @@ pub(crate) fn corrupt(path: &std::path::Path, offset: u64, reason: &'static str)
     }
 }
 
-fn varint(out: &mut Vec<u8>, mut value: u64) {
+/// Appends `value` as a LEB128 varint.
+pub(super) fn varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
         value >>= 7;
@@ -243,10 +186,10 @@ fn unzigzag(value: u64) -> i64 {
 }
 
 /// Bytes being read from the front.
-struct Input<'a>(&'a [u8]);
+pub(super) struct Input<'a>(pub(super) &'a [u8]);
 
 impl<'a> Input<'a> {
-    fn varint(&mut self) -> Result<u64, &'static str> {
+    pub(super) fn varint(&mut self) -> Result<u64, &'static str> {
         let mut value = 0u64;
         for (i, &byte) in self.0.iter().enumerate().take(10) {
             value |= ((byte & 0x7f) as u64) << (7 * i);
@@ -258,7 +201,7 @@ impl<'a> Input<'a> {
         Err("a number is cut short")
     }
 
-    fn take(&mut self, len: usize) -> Result<&'a [u8], &'static str> {
+    pub(super) fn take(&mut self, len: usize) -> Result<&'a [u8], &'static str> {
         let taken = self.0.get(..len).ok_or("a field is cut short")?;
         self.0 = &self.0[len..];
         Ok(taken)

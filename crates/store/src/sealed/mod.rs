@@ -21,6 +21,8 @@ pub(crate) mod block;
 pub(crate) mod bloom;
 pub(crate) mod cache;
 pub(crate) mod file;
+pub(crate) mod labels;
+pub(crate) mod template;
 pub(crate) mod tokens;
 
 use crate::fs::FileSystem;
