@@ -2,8 +2,8 @@
 //! that indexes both.
 //!
 //! ```text
-//! "LTSEAL01"
-//! block 0 .. block n-1     "LTB1", u32 data length, u32 decoded length,
+//! "LTSEAL02"
+//! block 0 .. block n-1     "LTB2", u32 data length, u32 decoded length,
 //!                          u32 data CRC-32C, then the data: a zstd frame of
 //!                          the block's columns (block.rs)
 //! filter 0 .. filter n-1   each block's Bloom filter (bloom.rs)
@@ -33,12 +33,14 @@ use crate::segment::Block;
 use crate::{checksum, Level, StoreError};
 use std::path::Path;
 
-const HEAD_MAGIC: &[u8; 8] = b"LTSEAL01";
+/// The format's version is its last two digits: a file of another version
+/// is not misread as this one.
+const HEAD_MAGIC: &[u8; 8] = b"LTSEAL02";
 const TRAILER_MAGIC: &[u8; 8] = b"LTSEALED";
 const TRAILER_LEN: usize = 24;
 const FOOTER_HEAD_LEN: usize = 8;
 const FOOTER_BLOCK_LEN: usize = 6 * 8 + Level::COUNT * 4 + 8 + 4 + 4 + 4 + 8 + 4 + 4;
-const FRAME_MAGIC: &[u8; 4] = b"LTB1";
+const FRAME_MAGIC: &[u8; 4] = b"LTB2";
 const FRAME_HEAD_LEN: usize = 16;
 
 /// Where a block's bytes and filter are in the file.
