@@ -323,7 +323,7 @@ impl Reader {
     fn consume(&mut self, start: usize) -> Result<Option<Found>, StoreError> {
         // Bytes shared from memory were made by this process's writer and
         // never came from the disk: there is nothing for a CRC to catch.
-        let verify = !self.buf.is_shared();
+        let verify = !self.buf.is_checked();
         let (head, len) = match record::decode_head(&self.buf[start..], verify) {
             Ok(decoded) => decoded,
             Err(DecodeError::Incomplete { .. }) => {
@@ -380,11 +380,31 @@ impl Reader {
             return Ok(start);
         }
         if segment.sealed.is_some() {
-            // The whole block, decoded once for every reader (the cache).
+            // The block is decoded once for every reader (the cache); this
+            // reader copies a read's worth of it, from this record on.
             let at = self.block.unwrap_or(0);
             let (chunk, read) = segment.decoded(at, block, &self.shared.cache)?;
             self.count_file_read(read);
-            self.buf.share(chunk, self.offset);
+            let records = chunk
+                .bytes
+                .get((self.offset - chunk.offset) as usize..)
+                .ok_or_else(|| {
+                    self.corrupt(
+                        self.offset,
+                        DecodeError::Corrupt("a position past its decoded block"),
+                    )
+                })?;
+            let mut window = records.len().min(READ_BYTES);
+            if let Some(header) = records.get(..4) {
+                let record_len =
+                    record::HEADER_LEN + u32::from_le_bytes(header.try_into().unwrap()) as usize;
+                window = window.max(record_len.min(records.len()));
+            }
+            if self.buf.storage_bytes() > 4 * READ_BYTES && window <= READ_BYTES {
+                // A record larger than a read grew the buffer; give it back.
+                self.buf = ReadBuffer::default();
+            }
+            self.buf.copy_checked(&records[..window]);
             self.buf_start = self.offset;
             return Ok(0);
         }
@@ -580,7 +600,7 @@ impl Reader {
         self.buf_start = block.offset;
         self.starts.clear();
         // Decoded blocks were checked whole (their CRC) when loaded.
-        let verify = !self.buf.is_shared();
+        let verify = !self.buf.is_checked();
         let mut pos = 0;
         while pos < self.buf.len() {
             let (_, len) = record::decode_head(&self.buf[pos..], verify)
@@ -675,5 +695,66 @@ impl LogReader for Reader {
 
     fn scanned_through(&self) -> Option<u64> {
         Reader::scanned_through(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, StoreConfig, SyncPolicy};
+    use logtap_core::{Level, NewEntry};
+
+    /// Readers spread over old data hold a read's worth each, not the
+    /// decoded blocks they are in: those stay the cache's alone, so ten
+    /// thousand readers of old data do not hold ten thousand blocks.
+    #[test]
+    fn readers_of_sealed_blocks_hold_a_copy_of_a_read_not_the_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.segment_bytes = 256 << 10;
+        config.seal_block_bytes = 128 << 10;
+        config.sync = SyncPolicy::Never;
+        config.seal_in_background = false;
+        let store = Store::open(config).unwrap();
+        let entries: Vec<NewEntry> = (0..20_000u64)
+            .map(|i| NewEntry {
+                timestamp: i as i64,
+                level: Level::Info,
+                message: format!("request {i} served in {}ms", i % 250),
+                labels: vec![("service".into(), format!("svc-{}", i % 3))],
+            })
+            .collect();
+        for batch in entries.chunks(500) {
+            store.append(batch).unwrap();
+        }
+        store.seal_now().unwrap();
+        let mut readers: Vec<Reader> = (0..20u64)
+            .map(|i| {
+                let mut reader = store
+                    .reader(ReadOptions {
+                        after: Some(i * 900),
+                        ..ReadOptions::default()
+                    })
+                    .unwrap();
+                assert_eq!(reader.next_entry().unwrap().unwrap().cursor, i * 900 + 1);
+                reader
+            })
+            .collect();
+        let shared = &store.shared;
+        let mut decoded = 0;
+        for segment in shared.segments().iter().filter(|s| s.sealed.is_some()) {
+            let blocks = segment.index.read().unwrap().blocks.clone();
+            for (at, block) in blocks.iter().enumerate() {
+                let (chunk, _) = segment.decoded(at, block, &shared.cache).unwrap();
+                // This test's handle and the cache's: no reader's.
+                assert_eq!(Arc::strong_count(&chunk.bytes), 2);
+                decoded += 1;
+            }
+        }
+        assert!(decoded >= 8, "{decoded} sealed blocks");
+        for reader in &mut readers {
+            assert!(reader.buf.storage_bytes() <= READ_BYTES);
+            assert!(reader.next_entry().unwrap().is_some());
+        }
     }
 }

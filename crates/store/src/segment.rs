@@ -215,6 +215,7 @@ impl Segment {
     ) -> Result<(), StoreError> {
         buf.len = 0;
         buf.chunk = None;
+        buf.checked = false;
         if buf.storage.len() < len {
             buf.storage.resize(len, 0);
         }
@@ -262,6 +263,10 @@ pub struct ReadBuffer {
     /// When set, the bytes are this chunk's from the given index on, not
     /// `storage`'s.
     chunk: Option<(Chunk, usize)>,
+    /// Whether the bytes need no CRC check: shared from the writer's own
+    /// chunks, or copied from a sealed block whose checksum held when it
+    /// was decoded.
+    checked: bool,
 }
 
 impl ReadBuffer {
@@ -269,6 +274,7 @@ impl ReadBuffer {
     pub fn clear(&mut self) {
         self.len = 0;
         self.chunk = None;
+        self.checked = false;
     }
 
     /// Holds `chunk`'s bytes from file offset `from` on, without copying.
@@ -276,13 +282,34 @@ impl ReadBuffer {
         let skip = (from - chunk.offset) as usize;
         self.len = 0;
         self.chunk = Some((chunk, skip));
+        self.checked = true;
+    }
+
+    /// Holds a copy of `bytes`, records of a sealed block that was checked
+    /// whole when it was decoded. A copy, not a share: a reader then holds
+    /// at most a read's worth of a block, however many readers there are
+    /// and however far apart (the cache holds the decoded blocks).
+    pub(crate) fn copy_checked(&mut self, bytes: &[u8]) {
+        self.chunk = None;
+        if self.storage.len() < bytes.len() {
+            self.storage.resize(bytes.len(), 0);
+        }
+        self.storage[..bytes.len()].copy_from_slice(bytes);
+        self.len = bytes.len();
+        self.checked = true;
     }
 
     /// Whether the bytes were shared from memory rather than read from the
-    /// file: the writer made them in this process, so their CRCs need no
-    /// check.
+    /// file.
     pub fn is_shared(&self) -> bool {
         self.chunk.is_some()
+    }
+
+    /// Whether the bytes need no CRC check: the writer made them in this
+    /// process, or they were decoded from a sealed block whose checksum
+    /// held.
+    pub fn is_checked(&self) -> bool {
+        self.checked
     }
 
     /// The chunk shared, and where in it the buffer's bytes start.
@@ -407,7 +434,7 @@ pub(crate) fn for_each_in_block(
 ) -> Result<u64, StoreError> {
     let read = load_block(segment, at, block, buf, cache)?;
     // Decoded blocks were checked whole (their CRC) when loaded.
-    let verify = !buf.is_shared();
+    let verify = !buf.is_checked();
     let mut pos = 0;
     while pos < buf.len() {
         let decoded = if verify {
