@@ -194,6 +194,7 @@ async fn loghub(ctx: &mut Ctx, name: &str, path: &Path, target: f64) -> anyhow::
     server.stop()?;
 
     let usage = DiskUse::of(dir.path())?;
+    let (sealed_bases, log_bases) = segment_bases(dir.path())?;
     let sealed_text: u64 = sealed_cursors(dir.path(), count)?
         .into_iter()
         .flat_map(|range| range.start - 1..range.end - 1)
@@ -220,8 +221,11 @@ async fn loghub(ctx: &mut Ctx, name: &str, path: &Path, target: f64) -> anyhow::
         Target::None,
     )?;
     report.note(format!(
-        "store-size: {subject}: {count} lines, {file_bytes} bytes of text; sealed: {sealed_text} bytes of text in {} bytes; newest record log {} bytes (--segment-mb 1)",
-        usage.sealed, usage.logs
+        "store-size: {subject}: {count} lines, {file_bytes} bytes of text; sealed: {sealed_text} bytes of text in {} bytes ({} segments); record logs: {} bytes ({} segments; --segment-mb 1)",
+        usage.sealed,
+        sealed_bases.len(),
+        usage.logs,
+        log_bases.len()
     ));
     Ok(())
 }
