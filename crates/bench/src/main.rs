@@ -8,10 +8,11 @@
 //! full run and its profiles.
 //!
 //! Run: `cargo run --release -p logtap-bench -- [--scenario NAME] [--runs N]
-//! [--json FILE] [--smoke]`.
+//! [--json FILE] [--smoke] [--large]`.
 
 mod client;
 mod grpc_stream;
+mod realistic;
 mod report;
 mod scenarios;
 mod server;
@@ -22,7 +23,7 @@ use report::Report;
 use std::path::{Path, PathBuf};
 
 /// The scenarios, in the order a full run takes them.
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 11] = [
     "stream",
     "storage",
     "first-error",
@@ -30,6 +31,10 @@ const SCENARIOS: [&str; 7] = [
     "fan-out",
     "slow-reader",
     "cancel-storm",
+    "search",
+    "open",
+    "store-size",
+    "seal",
 ];
 
 /// End-to-end benchmarks of a real logtap server, side by side with the
@@ -38,7 +43,8 @@ const SCENARIOS: [&str; 7] = [
 #[command(name = "logtap-bench")]
 struct Args {
     /// Run only these scenarios (repeat or separate with commas): stream,
-    /// storage, first-error, ingest, fan-out, slow-reader, cancel-storm.
+    /// storage, first-error, ingest, fan-out, slow-reader, cancel-storm,
+    /// search, open, store-size, seal.
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     scenario: Vec<String>,
 
@@ -54,6 +60,10 @@ struct Args {
     /// the harness works, for CI. The figures mean nothing.
     #[arg(long)]
     smoke: bool,
+
+    /// search, open, store-size: 10M realistic entries instead of 1M.
+    #[arg(long)]
+    large: bool,
 
     /// The logtap binary to measure; by default `cargo build --release -p
     /// logtap` is run and its binary used.
@@ -101,12 +111,17 @@ pub struct Ctx {
     pub runs: usize,
     /// Tiny sizes.
     pub smoke: bool,
+    /// The realistic data set at 10M entries instead of 1M.
+    pub large: bool,
     /// Base for temporary directories.
     tmp: PathBuf,
     /// Where figures go.
     pub report: Report,
     /// The stream scenario's store, kept for the storage scenario.
     pub stream_store: Option<scenarios::storage::Dataset>,
+    /// The realistic data set's store, filled by the first scenario that
+    /// reads it and kept for the others.
+    pub realistic: Option<realistic::Filled>,
     /// fan-out's shape as given on the command line: clients, rate,
     /// seconds.
     pub fan_out: (Option<usize>, Option<u64>, Option<u64>),
@@ -171,9 +186,11 @@ fn run() -> anyhow::Result<()> {
         peer,
         runs: if args.smoke { 1 } else { args.runs as usize },
         smoke: args.smoke,
+        large: args.large,
         tmp,
         report,
         stream_store: None,
+        realistic: None,
         fan_out: (
             args.fan_out_clients,
             args.fan_out_rate,
@@ -206,6 +223,10 @@ fn run() -> anyhow::Result<()> {
                 "fan-out" => scenarios::fan_out::run(&mut ctx).await,
                 "slow-reader" => scenarios::slow_reader::run(&mut ctx).await,
                 "cancel-storm" => scenarios::cancel_storm::run(&mut ctx).await,
+                "search" => scenarios::search::run(&mut ctx).await,
+                "open" => scenarios::open::run(&mut ctx).await,
+                "store-size" => scenarios::store_size::run(&mut ctx).await,
+                "seal" => scenarios::seal::run(&mut ctx).await,
                 _ => unreachable!("names were checked"),
             };
             outcome.with_context(|| format!("scenario {name} failed"))?;

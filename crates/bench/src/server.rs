@@ -136,6 +136,16 @@ impl ServerProcess {
     /// Starts `logtap serve` on a free loopback port with its data in `data`
     /// (port 0: the server picks and logs it, so there is no race).
     pub fn logtap(bin: &Path, data: &Path, sync: SyncPolicy) -> anyhow::Result<ServerProcess> {
+        Self::logtap_with(bin, data, sync, &[])
+    }
+
+    /// [`ServerProcess::logtap`] with more options for `logtap serve`.
+    pub fn logtap_with(
+        bin: &Path,
+        data: &Path,
+        sync: SyncPolicy,
+        extra: &[&str],
+    ) -> anyhow::Result<ServerProcess> {
         let mut command = Command::new(bin);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--sync", sync.arg()])
@@ -145,6 +155,7 @@ impl ServerProcess {
             // storm holds 10,000 streams at once: the per-address share
             // (a quarter of the slots by default) would refuse most.
             .args(["--max-streams-per-peer", "10000"])
+            .args(extra)
             // The info level says where it listens; nothing per request.
             .env("RUST_LOG", "info");
         Self::spawn("logtap", command, "listening on http://")

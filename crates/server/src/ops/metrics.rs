@@ -52,6 +52,10 @@ pub struct Metrics {
     store_bytes: Gauge,
     /// Segment files, refreshed at every scrape.
     store_segments: Gauge,
+    /// Segment files still record logs (the one being written, and any
+    /// closed one the sealer has not compressed yet), refreshed at every
+    /// scrape: above one, sealing is behind the writer.
+    store_unsealed_segments: Gauge,
     /// Entries held, refreshed at every scrape.
     store_entries: Gauge,
     /// The newest visible cursor, refreshed at every scrape.
@@ -154,6 +158,7 @@ impl Metrics {
             syslog_dropped: Counter::default(),
             store_bytes: Gauge::default(),
             store_segments: Gauge::default(),
+            store_unsealed_segments: Gauge::default(),
             store_entries: Gauge::default(),
             store_last_cursor: Gauge::default(),
             store_oldest_cursor: Gauge::default(),
@@ -218,6 +223,11 @@ impl Metrics {
             "logtap_store_segments",
             "Segment files",
             metrics.store_segments.clone(),
+        );
+        registry.register(
+            "logtap_store_unsealed_segments",
+            "Segment files not sealed yet, the one being written included",
+            metrics.store_unsealed_segments.clone(),
         );
         registry.register(
             "logtap_store_entries",
@@ -364,6 +374,8 @@ impl Metrics {
         let clamp = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
         self.store_bytes.set(clamp(stats.bytes));
         self.store_segments.set(clamp(stats.segments));
+        self.store_unsealed_segments
+            .set(clamp(stats.unsealed_segments));
         self.store_entries.set(clamp(stats.entries));
         self.store_last_cursor.set(clamp(stats.last_cursor));
         self.store_oldest_cursor.set(clamp(stats.oldest_cursor));
