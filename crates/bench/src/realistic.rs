@@ -176,12 +176,13 @@ pub struct Generated {
 
 impl Generated {
     /// The labels, sorted by name: the server's one normal form, so what
-    /// the store holds is the same whichever way the entry came in.
+    /// the store holds is the same whichever way the entry came in. The
+    /// trace id is in the message only, as in the data set (an
+    /// app's plain log line, not an OpenTelemetry record).
     pub fn labels(&self) -> Vec<(String, String)> {
         vec![
             ("host".to_string(), self.host.clone()),
             ("service".to_string(), self.service.to_string()),
-            ("trace_id".to_string(), self.trace_id.clone()),
         ]
     }
 

@@ -7,7 +7,7 @@
 //! depend on how far behind the newest entry it is.
 
 use crate::record::{self, DecodeError};
-use crate::sealed::tokens::{self, Scheme};
+use crate::sealed::tokens::{self, Scheme, SearchTokens};
 use crate::segment::{self, Block, ReadBuffer, Segment};
 use crate::store::Shared;
 use crate::{EntryRef, StoreError};
@@ -59,10 +59,10 @@ pub struct Reader {
     /// The tokens every block holding a match of `options.search` has in
     /// its filter, for the token scheme they were made under (made when the
     /// first sealed block is reached).
-    tokens: Option<(Scheme, Vec<u64>)>,
+    tokens: Option<(Scheme, SearchTokens)>,
     /// The filters of the sealed segment being read (by base cursor),
     /// shared with other readers through the store's cache.
-    filters: Option<(u64, Arc<Vec<u8>>)>,
+    filters: Option<(u64, Arc<crate::sealed::cache::Filters>)>,
 }
 
 impl Reader {

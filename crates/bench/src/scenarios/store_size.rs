@@ -108,7 +108,7 @@ async fn realistic_size(ctx: &mut Ctx) -> anyhow::Result<()> {
         Target::None,
     )?;
     report.note(format!(
-        "store-size: {subject}: {} entries in sealed segments ({} bytes), {} in the newest record log ({} bytes); labels (service, host, trace_id) and timestamps are stored too, the text figure counts messages only",
+        "store-size: {subject}: {} entries in sealed segments ({} bytes), {} in the newest record log ({} bytes); labels (service, host) and timestamps are stored too, the text figure counts messages only",
         sealed_entries,
         usage.sealed,
         data.len() - sealed_entries,

@@ -23,14 +23,22 @@ pub(crate) const FILTERS: u32 = u32::MAX;
 #[derive(Clone)]
 pub(crate) enum Cached {
     Block(Chunk),
-    Filters(Arc<Vec<u8>>),
+    Filters(Arc<Filters>),
+}
+
+/// A sealed segment's filters, all together, as loaded from its file.
+pub(crate) struct Filters {
+    pub bytes: Vec<u8>,
+    /// Whether each block's filter matched its checksum, checked once when
+    /// loaded rather than at every search.
+    pub intact: Vec<bool>,
 }
 
 impl Cached {
     fn bytes(&self) -> usize {
         match self {
             Cached::Block(chunk) => chunk.bytes.len(),
-            Cached::Filters(filters) => filters.len(),
+            Cached::Filters(filters) => filters.bytes.len() + filters.intact.len(),
         }
     }
 }

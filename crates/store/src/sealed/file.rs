@@ -7,7 +7,8 @@
 //!                          u32 data CRC-32C, then the data: a zstd frame of
 //!                          the block's columns (block.rs)
 //! filter 0 .. filter n-1   each block's Bloom filter (bloom.rs)
-//! footer                   u8 k, u8 w, u8 probes, u8 0, u32 n, then per block:
+//! footer                   u8 k, u8 w, u8 text probes, u8 label probes,
+//!                          u32 n, then per block:
 //!                            u64 record offset, u64 record end, u64 first cursor,
 //!                            u64 last cursor, i64 min time, i64 max time,
 //!                            u32 × 6 entries per level,
@@ -27,6 +28,7 @@
 //! says its own length and checksum, so a file whose footer is lost is
 //! rebuilt from its blocks (`frames`).
 
+use super::bloom::Probes;
 use super::tokens::Scheme;
 use crate::fs::{FileSystem, FsFile};
 use crate::segment::Block;
@@ -61,7 +63,7 @@ pub(crate) struct Place {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Footer {
     pub scheme: Scheme,
-    pub probes: u8,
+    pub probes: Probes,
     pub blocks: Vec<Block>,
     pub places: Vec<Place>,
 }
@@ -84,7 +86,7 @@ pub(crate) struct FileWriter {
     file: Box<dyn FsFile>,
     written: u64,
     scheme: Scheme,
-    probes: u8,
+    probes: Probes,
     blocks: Vec<Block>,
     places: Vec<Place>,
     filters: Vec<Vec<u8>>,
@@ -95,7 +97,7 @@ impl FileWriter {
         fs: &dyn FileSystem,
         path: &Path,
         scheme: Scheme,
-        probes: u8,
+        probes: Probes,
     ) -> Result<FileWriter, StoreError> {
         let file = fs
             .create(path)
@@ -189,7 +191,12 @@ impl FileWriter {
 
 fn encode_footer(footer: &Footer) -> Vec<u8> {
     let mut out = Vec::with_capacity(FOOTER_HEAD_LEN + footer.blocks.len() * FOOTER_BLOCK_LEN);
-    out.extend_from_slice(&[footer.scheme.k, footer.scheme.w, footer.probes, 0]);
+    out.extend_from_slice(&[
+        footer.scheme.k,
+        footer.scheme.w,
+        footer.probes.text,
+        footer.probes.labels,
+    ]);
     out.extend_from_slice(&(footer.blocks.len() as u32).to_le_bytes());
     for (block, place) in footer.blocks.iter().zip(&footer.places) {
         for value in [
@@ -259,8 +266,11 @@ fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError
         k: bytes[0],
         w: bytes[1],
     };
-    let probes = bytes[2];
-    if !(1..=8).contains(&scheme.k) || scheme.w == 0 || probes == 0 {
+    let probes = Probes {
+        text: bytes[2],
+        labels: bytes[3],
+    };
+    if !(1..=8).contains(&scheme.k) || scheme.w == 0 || probes.text == 0 || probes.labels == 0 {
         return Err("the footer names a token scheme this version does not know");
     }
     let n = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;

@@ -29,12 +29,12 @@ use crate::fs::FileSystem;
 use crate::recent::{Chunk, ChunkBytes};
 use crate::segment::{self, Block, ReadBuffer, Segment, SegmentIndex};
 use crate::{checksum, StoreError};
-use cache::{BlockCache, Cached};
+use cache::{BlockCache, Cached, Filters};
 use file::{FileWriter, Footer, Place};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use tokens::{Scheme, Tokenizer};
+use tokens::{Scheme, SearchTokens, Tokenizer};
 
 /// What a sealed segment keeps in memory besides its block summaries: where
 /// each block and filter is, and how its tokens were made. A few dozen
@@ -42,7 +42,7 @@ use tokens::{Scheme, Tokenizer};
 #[derive(Debug)]
 pub(crate) struct SealedParts {
     pub scheme: Scheme,
-    pub probes: u8,
+    pub probes: bloom::Probes,
     pub places: Vec<Place>,
     /// Where the filters are in the file, all together.
     pub filters: std::ops::Range<u64>,
@@ -173,7 +173,7 @@ impl Segment {
 
     /// The filters of every block of this sealed segment, loaded once and
     /// shared through the cache.
-    pub fn filters(&self, cache: &BlockCache) -> Result<Arc<Vec<u8>>, StoreError> {
+    pub fn filters(&self, cache: &BlockCache) -> Result<Arc<Filters>, StoreError> {
         let parts = self
             .sealed
             .as_ref()
@@ -183,7 +183,17 @@ impl Segment {
             self.file
                 .read_exact_at(&mut bytes, parts.filters.start)
                 .map_err(|e| StoreError::io("reading a sealed segment's filters", &self.path, e))?;
-            Ok(Cached::Filters(Arc::new(bytes)))
+            let intact = parts
+                .places
+                .iter()
+                .map(|place| {
+                    let start = (place.filter_offset - parts.filters.start) as usize;
+                    bytes
+                        .get(start..start + place.filter_len as usize)
+                        .is_some_and(|filter| checksum::crc32c(filter) == place.filter_crc)
+                })
+                .collect();
+            Ok(Cached::Filters(Arc::new(Filters { bytes, intact })))
         })?;
         match value {
             Cached::Filters(filters) => Ok(filters),
@@ -196,16 +206,14 @@ impl SealedParts {
     /// Whether block `at` may hold an entry with every one of `tokens`,
     /// given the segment's `filters`. A filter that fails its checksum
     /// rules nothing out: damage never hides entries.
-    pub fn may_hold(&self, at: usize, filters: &[u8], tokens: &[u64]) -> bool {
-        let place = &self.places[at];
-        let start = (place.filter_offset - self.filters.start) as usize;
-        let Some(filter) = filters.get(start..start + place.filter_len as usize) else {
-            return true;
-        };
-        if checksum::crc32c(filter) != place.filter_crc {
+    pub fn may_hold(&self, at: usize, filters: &Filters, tokens: &SearchTokens) -> bool {
+        if !filters.intact.get(at).copied().unwrap_or(false) {
             return true;
         }
-        bloom::may_hold_all(filter, self.probes, tokens)
+        let place = &self.places[at];
+        let start = (place.filter_offset - self.filters.start) as usize;
+        let filter = &filters.bytes[start..start + place.filter_len as usize];
+        bloom::may_hold_all(filter, self.probes, &tokens.text, &tokens.labels)
     }
 }
 
@@ -218,7 +226,9 @@ struct SealWriter {
     scheme: Scheme,
     writer: block::BlockWriter,
     tokenizer: Tokenizer,
-    tokens: Vec<u64>,
+    /// The block's text and label tokens so far, for its filter.
+    text_tokens: Vec<u64>,
+    label_tokens: Vec<u64>,
     summary: Option<Block>,
     /// Where the next entry's record starts in the segment's record
     /// offsets (as if it were a record log).
@@ -234,13 +244,22 @@ impl SealWriter {
     ) -> Result<SealWriter, StoreError> {
         let scheme = Scheme::CURRENT;
         Ok(SealWriter {
-            out: FileWriter::create(fs, temp, scheme, bloom::PROBES)?,
+            out: FileWriter::create(
+                fs,
+                temp,
+                scheme,
+                bloom::Probes {
+                    text: bloom::TEXT_PROBES,
+                    labels: bloom::LABEL_PROBES,
+                },
+            )?,
             temp: temp.to_path_buf(),
             settings,
             scheme,
             writer: block::BlockWriter::default(),
             tokenizer: Tokenizer::new(),
-            tokens: Vec::new(),
+            text_tokens: Vec::new(),
+            label_tokens: Vec::new(),
             summary: None,
             logical: 0,
             columns: Vec::new(),
@@ -249,11 +268,13 @@ impl SealWriter {
 
     /// Adds an entry whose record is `len` bytes long.
     fn push(&mut self, entry: &crate::EntryRef<'_>, len: usize) -> Result<(), StoreError> {
-        let tokens = &mut self.tokens;
-        self.tokenizer
-            .entry(self.scheme, entry.message, entry.labels(), |t| {
-                tokens.push(t)
-            });
+        self.tokenizer.entry(
+            self.scheme,
+            entry.message,
+            entry.labels(),
+            &mut self.text_tokens,
+            &mut self.label_tokens,
+        );
         self.writer.push(entry, len);
         self.summary
             .get_or_insert_with(|| Block::new(self.logical, entry.cursor, entry.timestamp))
@@ -272,18 +293,22 @@ impl SealWriter {
         self.writer.finish(&mut self.columns);
         let data = zstd::bulk::compress(&self.columns, self.settings.level)
             .map_err(|e| StoreError::io("compressing a sealed block", &self.temp, e))?;
-        self.tokens.sort_unstable();
-        self.tokens.dedup();
-        let filter = bloom::build(&self.tokens);
+        for tokens in [&mut self.text_tokens, &mut self.label_tokens] {
+            tokens.sort_unstable();
+            tokens.dedup();
+        }
+        let filter = bloom::build(&self.text_tokens, &self.label_tokens);
         tracing::trace!(
             entries = done.count_from(None),
             columns = self.columns.len(),
             compressed = data.len(),
-            tokens = self.tokens.len(),
+            text_tokens = self.text_tokens.len(),
+            label_tokens = self.label_tokens.len(),
             filter = filter.len(),
             "Sealed a block."
         );
-        self.tokens.clear();
+        self.text_tokens.clear();
+        self.label_tokens.clear();
         self.out
             .block(&data, self.columns.len(), done, filter, &self.temp)
     }

@@ -143,37 +143,54 @@ impl Tokenizer {
         }
     }
 
+    /// Appends the entry's text tokens to `text` and its label tokens to
+    /// `labels`.
     pub fn entry<'a>(
         &mut self,
         scheme: Scheme,
         message: &str,
         labels: impl Iterator<Item = (&'a str, &'a str)>,
-        mut emit: impl FnMut(u64),
+        text: &mut Vec<u64>,
+        label_tokens: &mut Vec<u64>,
     ) {
         fold(message, &mut self.folded);
-        scheme.minimizers(&self.folded, &mut self.hashes, &mut emit);
-        for (name, value) in labels {
-            emit(label_token(name, value));
-        }
+        scheme.minimizers(&self.folded, &mut self.hashes, |token| text.push(token));
+        label_tokens.extend(labels.map(|(name, value)| label_token(name, value)));
+    }
+}
+
+/// The tokens every block holding a match of a search has in its filter.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct SearchTokens {
+    pub text: Vec<u64>,
+    pub labels: Vec<u64>,
+}
+
+impl SearchTokens {
+    /// Whether there is nothing to skip by (no labels, and texts shorter
+    /// than the scheme's windows).
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.labels.is_empty()
     }
 }
 
 /// The tokens every block holding a match of `search` has in its filter
-/// under `scheme`; empty when the search gives nothing to skip by (texts
-/// shorter than the scheme's windows).
-pub(crate) fn search_tokens(scheme: Scheme, search: &Search) -> Vec<u64> {
-    let mut tokens = Vec::new();
+/// under `scheme`.
+pub(crate) fn search_tokens(scheme: Scheme, search: &Search) -> SearchTokens {
+    let mut tokens = SearchTokens::default();
     let mut folded = Vec::new();
     let mut hashes = Vec::new();
     for text in &search.substrings {
         fold(text, &mut folded);
-        scheme.minimizers(&folded, &mut hashes, |token| tokens.push(token));
+        scheme.minimizers(&folded, &mut hashes, |token| tokens.text.push(token));
     }
     for (name, value) in &search.labels {
-        tokens.push(label_token(name, value));
+        tokens.labels.push(label_token(name, value));
     }
-    tokens.sort_unstable();
-    tokens.dedup();
+    for list in [&mut tokens.text, &mut tokens.labels] {
+        list.sort_unstable();
+        list.dedup();
+    }
     tokens
 }
 
@@ -184,11 +201,9 @@ mod tests {
     use std::collections::HashSet;
 
     fn line_tokens(scheme: Scheme, line: &str) -> HashSet<u64> {
-        let mut set = HashSet::new();
-        Tokenizer::new().entry(scheme, line, std::iter::empty(), |t| {
-            set.insert(t);
-        });
-        set
+        let mut text = Vec::new();
+        Tokenizer::new().entry(scheme, line, std::iter::empty(), &mut text, &mut Vec::new());
+        text.into_iter().collect::<HashSet<u64>>()
     }
 
     fn search(text: &str) -> Search {
@@ -212,7 +227,7 @@ mod tests {
             let line = format!("{before}{pattern}{after}");
             let line = if upper { line.to_uppercase() } else { line };
             let have = line_tokens(scheme, &line);
-            for token in search_tokens(scheme, &search(&pattern)) {
+            for token in search_tokens(scheme, &search(&pattern)).text {
                 prop_assert!(have.contains(&token), "{pattern:?} in {line:?}");
             }
         }
@@ -229,7 +244,7 @@ mod tests {
             let from = from.index(line.len() + 1);
             let pattern = &line[from..(from + len).min(line.len())];
             let have = line_tokens(scheme, &line);
-            for token in search_tokens(scheme, &search(pattern)) {
+            for token in search_tokens(scheme, &search(pattern)).text {
                 prop_assert!(have.contains(&token));
             }
         }
@@ -246,7 +261,10 @@ mod tests {
         };
         assert_eq!(
             search_tokens(scheme, &labels),
-            vec![label_token("service", "api")]
+            SearchTokens {
+                text: vec![],
+                labels: vec![label_token("service", "api")]
+            }
         );
         assert_ne!(label_token("a", "bc"), label_token("ab", "c"));
     }
