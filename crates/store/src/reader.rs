@@ -7,6 +7,7 @@
 //! depend on how far behind the newest entry it is.
 
 use crate::record::{self, DecodeError};
+use crate::sealed::template;
 use crate::sealed::tokens::{self, Scheme, SearchTokens};
 use crate::segment::{self, Block, ReadBuffer, Segment};
 use crate::store::Shared;
@@ -60,6 +61,9 @@ pub struct Reader {
     /// its filter, for the token scheme they were made under (made when the
     /// first sealed block is reached).
     tokens: Option<(Scheme, SearchTokens)>,
+    /// The search's literal runs, which a block's templates must hold (see
+    /// `template::literal_runs`); made on the first sealed block.
+    runs: Option<Vec<Vec<u8>>>,
     /// The filters of the sealed segment being read (by base cursor),
     /// shared with other readers through the store's cache.
     filters: Option<(u64, Arc<crate::sealed::cache::Filters>)>,
@@ -91,6 +95,7 @@ impl Reader {
             done: false,
             spent: 0,
             tokens: None,
+            runs: None,
             filters: None,
         };
         if backward {
@@ -623,25 +628,58 @@ impl Reader {
         if self.tokens.as_ref().map(|(scheme, _)| *scheme) != Some(parts.scheme) {
             self.tokens = Some((parts.scheme, tokens::search_tokens(parts.scheme, search)));
         }
-        let Some((_, tokens)) = &self.tokens else {
-            return true;
-        };
-        if tokens.is_empty() {
-            return true;
-        }
-        if self.filters.as_ref().map(|(base, _)| *base) != Some(segment.base_cursor) {
-            match segment.filters(&self.shared.cache) {
-                Ok(filters) => self.filters = Some((segment.base_cursor, filters)),
-                Err(error) => {
-                    tracing::warn!(path = %segment.path.display(), %error, "A sealed segment's filters cannot be read; its blocks are searched whole.");
-                    return true;
+        if self
+            .tokens
+            .as_ref()
+            .is_some_and(|(_, tokens)| !tokens.is_empty())
+        {
+            if self.filters.as_ref().map(|(base, _)| *base) != Some(segment.base_cursor) {
+                match segment.filters(&self.shared.cache) {
+                    Ok(filters) => self.filters = Some((segment.base_cursor, filters)),
+                    Err(error) => {
+                        tracing::warn!(path = %segment.path.display(), %error, "A sealed segment's filters cannot be read; its blocks are searched whole.");
+                        return true;
+                    }
+                }
+            }
+            if let (Some((_, tokens)), Some((_, filters))) = (&self.tokens, &self.filters) {
+                if !parts.may_hold(at, filters, tokens) {
+                    return false;
                 }
             }
         }
-        let Some((_, filters)) = &self.filters else {
+        self.templates_may_match(segment, at)
+    }
+
+    /// Whether some message template of block `at` holds the search's
+    /// literal runs (see `template::may_contain`): a block whose templates
+    /// lack them is skipped, however short the search text, for the price
+    /// of reading its templates alone.
+    fn templates_may_match(&mut self, segment: &Segment, at: usize) -> bool {
+        let Some(search) = &self.options.search else {
             return true;
         };
-        parts.may_hold(at, filters, tokens)
+        let runs = self.runs.get_or_insert_with(|| {
+            search
+                .substrings
+                .iter()
+                .flat_map(|text| template::literal_runs(text, search.ignore_case))
+                .collect()
+        });
+        if runs.is_empty() {
+            return true;
+        }
+        match segment.templates(at) {
+            Ok((templates, read)) => {
+                self.count_file_read(read);
+                let runs = self.runs.as_deref().unwrap_or_default();
+                template::may_contain(&templates, runs, search.ignore_case)
+            }
+            Err(error) => {
+                tracing::warn!(path = %segment.path.display(), %error, "A sealed block's templates cannot be read; the block is searched whole.");
+                true
+            }
+        }
     }
 
     fn count_file_read(&self, bytes: u64) {

@@ -167,7 +167,13 @@ fn a_search_skips_sealed_blocks_that_cannot_hold_the_text_or_label() {
         "the search read {read} bytes, a whole read {whole}"
     );
     // In any case: the text folded (the filter is case-blind).
-    let upper = read_all(&store, searching(&needle.to_uppercase()));
+    let mut upper = searching(&needle.to_uppercase());
+    upper.search = Some(Arc::new(Search {
+        substrings: vec![needle.to_uppercase()],
+        ignore_case: true,
+        ..Search::default()
+    }));
+    let upper = read_all(&store, upper);
     assert!(upper.iter().any(|e| e.cursor == wanted.cursor));
     // A label only some blocks hold.
     let label = ReadOptions {
@@ -198,6 +204,51 @@ fn a_search_skips_sealed_blocks_that_cannot_hold_the_text_or_label() {
         .collect();
     assert_eq!(found, vec![wanted.clone()]);
     assert!(sealed_end > wanted.cursor);
+}
+
+#[test]
+fn a_short_text_skips_the_blocks_whose_templates_cannot_hold_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    let mut batch: Vec<NewEntry> = (0..6_000).map(entry).collect();
+    batch[2_000].message = "disk FULL on /var/lib after 3 retries".into();
+    for chunk in batch.chunks(100) {
+        store.append(chunk).unwrap();
+    }
+    store.seal_now().unwrap();
+    let before = store.stats().file_read_bytes;
+    let _ = read_all(&store, ReadOptions::default());
+    let whole = store.stats().file_read_bytes - before;
+    // Too short for the filters (fewer bytes than a window), and every
+    // block but one lacks it in its templates.
+    for (text, ignore_case) in [("FULL", false), ("full on", true), ("isk FULL", false)] {
+        let options = ReadOptions {
+            search: Some(Arc::new(Search {
+                substrings: vec![text.to_string()],
+                ignore_case,
+                ..Search::default()
+            })),
+            ..ReadOptions::default()
+        };
+        let before = store.stats().file_read_bytes;
+        let found: Vec<u64> = read_all(&store, options)
+            .into_iter()
+            .filter(|e| e.message.to_lowercase().contains(&text.to_lowercase()))
+            .map(|e| e.cursor)
+            .collect();
+        let read = store.stats().file_read_bytes - before;
+        assert_eq!(found, vec![2_001], "{text}");
+        assert!(
+            read * 3 < whole,
+            "{text}: read {read} bytes, a whole read {whole}"
+        );
+    }
+    // A text no template holds and that no value can make: nothing
+    // sealed is decoded.
+    let options = searching("EMPTY");
+    assert!(read_all(&store, options)
+        .iter()
+        .all(|e| !e.message.contains("EMPTY")));
 }
 
 #[test]

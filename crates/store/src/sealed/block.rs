@@ -6,8 +6,11 @@
 //! n varints     timestamp - previous timestamp, zigzag (the first from 0)
 //! n bytes       levels
 //! the labels, a column per name (`labels.rs`)
-//! the messages as templates and values (`template.rs`)
+//! the messages as template references and values (`template.rs`)
 //! ```
+//!
+//! The messages' templates are kept apart (`finish`'s `templates`), so a
+//! search can read them alone to rule a block out.
 //!
 //! Each column holds one kind of value, so zstd finds its repetitions:
 //! timestamps a few microseconds apart become one- or two-byte deltas,
@@ -67,9 +70,11 @@ impl BlockWriter {
         self.record_bytes += record_len as u64;
     }
 
-    /// The block's columns in one buffer (to be compressed), and the
-    /// writer emptied for the next block.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    /// The block's message templates in `templates` and its other columns
+    /// in `out` (each to be compressed), and the writer emptied for the
+    /// next block.
+    pub fn finish(&mut self, templates: &mut Vec<u8>, out: &mut Vec<u8>) {
+        templates.clear();
         out.clear();
         varint(out, self.entries as u64);
         varint(out, self.first_cursor);
@@ -77,7 +82,7 @@ impl BlockWriter {
         out.extend_from_slice(&self.timestamps);
         out.extend_from_slice(&self.levels);
         self.labels.finish(out);
-        self.messages.finish(out);
+        self.messages.finish_apart(templates, out);
         self.entries = 0;
         self.previous_timestamp = 0;
         self.record_bytes = 0;
@@ -93,6 +98,7 @@ impl BlockWriter {
 /// there were.
 pub(crate) fn decode(
     columns: &[u8],
+    templates: &[u8],
     summary: Option<&Block>,
     out: &mut Vec<u8>,
 ) -> Result<usize, &'static str> {
@@ -116,7 +122,7 @@ pub(crate) fn decode(
     }
     let levels = timestamps.0.get(..n).ok_or("the levels are cut short")?;
     let (mut labels, rest) = LabelReader::new(&timestamps.0[n..], n)?;
-    let mut messages = MessageReader::new(rest, n)?;
+    let mut messages = MessageReader::apart(templates, rest, n)?;
     // Second pass: the records.
     let mut cursor_column = Input(input.0);
     let mut time_column = Input(cursors.0);
@@ -238,11 +244,11 @@ mod tests {
             }
             let summary = summary.unwrap();
             prop_assert_eq!(writer.record_bytes(), records.len() as u64);
-            let mut columns = Vec::new();
-            writer.finish(&mut columns);
+            let (mut templates, mut columns) = (Vec::new(), Vec::new());
+            writer.finish(&mut templates, &mut columns);
             prop_assert!(writer.is_empty());
             let mut out = Vec::new();
-            let n = decode(&columns, Some(&summary), &mut out).unwrap();
+            let n = decode(&columns, &templates, Some(&summary), &mut out).unwrap();
             prop_assert_eq!(n as u64, summary.count_from(None));
             // The same records, their CRCs left out (see `encode_parts`).
             let mut pos = 0;
@@ -267,12 +273,15 @@ mod tests {
                 writer.push(&decoded, len);
                 summary.get_or_insert_with(|| Block::new(0, cursor, cursor as i64)).add(cursor, cursor as i64, Level::Info, len as u64);
             }
-            let mut columns = Vec::new();
-            writer.finish(&mut columns);
+            let (mut templates, mut columns) = (Vec::new(), Vec::new());
+            writer.finish(&mut templates, &mut columns);
             let at = flip.index(columns.len());
             columns[at] ^= 0x55;
             let cut = cut.index(columns.len() + 1);
-            let _ = decode(&columns[..cut], summary.as_ref(), &mut Vec::new());
+            let _ = decode(&columns[..cut], &templates, summary.as_ref(), &mut Vec::new());
+            let at = flip.index(templates.len());
+            templates[at] ^= 0x55;
+            let _ = decode(&columns, &templates, summary.as_ref(), &mut Vec::new());
         }
     }
 }

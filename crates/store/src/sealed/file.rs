@@ -2,10 +2,13 @@
 //! that indexes both.
 //!
 //! ```text
-//! "LTSEAL02"
-//! block 0 .. block n-1     "LTB2", u32 data length, u32 decoded length,
-//!                          u32 data CRC-32C, then the data: a zstd frame of
-//!                          the block's columns (block.rs)
+//! "LTSEAL03"
+//! block 0 .. block n-1     "LTB3", u32 data length, u32 decoded length,
+//!                          u32 data CRC-32C, u32 templates length,
+//!                          u32 templates decoded length, u32 templates
+//!                          CRC-32C, then the data: a zstd frame of the
+//!                          block's message templates, then one of its
+//!                          other columns (block.rs)
 //! filter 0 .. filter n-1   each block's Bloom filter (bloom.rs)
 //! footer                   u8 k, u8 w, u8 text probes, u8 label probes,
 //!                          u32 n, then per block:
@@ -13,7 +16,8 @@
 //!                            u64 last cursor, i64 min time, i64 max time,
 //!                            u32 × 6 entries per level,
 //!                            u64 data offset, u32 data length, u32 data CRC-32C,
-//!                            u32 decoded length,
+//!                            u32 decoded length, u32 templates length,
+//!                            u32 templates decoded length, u32 templates CRC-32C,
 //!                            u64 filter offset, u32 filter length, u32 filter CRC-32C
 //! trailer                  u64 footer offset, u32 footer length,
 //!                          u32 footer CRC-32C, "LTSEALED"
@@ -37,13 +41,13 @@ use std::path::Path;
 
 /// The format's version is its last two digits: a file of another version
 /// is not misread as this one.
-const HEAD_MAGIC: &[u8; 8] = b"LTSEAL02";
+const HEAD_MAGIC: &[u8; 8] = b"LTSEAL03";
 const TRAILER_MAGIC: &[u8; 8] = b"LTSEALED";
 const TRAILER_LEN: usize = 24;
 const FOOTER_HEAD_LEN: usize = 8;
-const FOOTER_BLOCK_LEN: usize = 6 * 8 + Level::COUNT * 4 + 8 + 4 + 4 + 4 + 8 + 4 + 4;
-const FRAME_MAGIC: &[u8; 4] = b"LTB2";
-const FRAME_HEAD_LEN: usize = 16;
+const FOOTER_BLOCK_LEN: usize = 6 * 8 + Level::COUNT * 4 + 8 + 4 + 4 + 4 + 3 * 4 + 8 + 4 + 4;
+const FRAME_MAGIC: &[u8; 4] = b"LTB3";
+const FRAME_HEAD_LEN: usize = 28;
 
 /// Where a block's bytes and filter are in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +57,11 @@ pub(crate) struct Place {
     pub data_crc: u32,
     /// The columns' length once decompressed.
     pub raw_len: u32,
+    /// The message templates: the first `templates_len` bytes of the
+    /// data, with a checksum of their own, so a search reads them alone.
+    pub templates_len: u32,
+    pub templates_raw_len: u32,
+    pub templates_crc: u32,
     pub filter_offset: u64,
     pub filter_len: u32,
     pub filter_crc: u32,
@@ -124,30 +133,49 @@ impl FileWriter {
         Ok(at)
     }
 
-    /// Appends one block: its compressed columns, how long they are once
-    /// decompressed, its summary and its filter (written later, with the
-    /// others).
+    /// Appends one block: its compressed templates and columns, how long
+    /// each is once decompressed, its summary and its filter (written
+    /// later, with the others).
+    #[allow(clippy::too_many_arguments)]
     pub fn block(
         &mut self,
-        data: &[u8],
+        templates: &[u8],
+        templates_raw_len: usize,
+        columns: &[u8],
         raw_len: usize,
         summary: Block,
         filter: Vec<u8>,
         path: &Path,
     ) -> Result<(), StoreError> {
-        let data_crc = checksum::crc32c(data);
+        let templates_crc = checksum::crc32c(templates);
+        let data_len = templates.len() + columns.len();
+        let data_crc = checksum::crc32c_append(templates_crc, columns);
         let mut head = [0u8; FRAME_HEAD_LEN];
         head[..4].copy_from_slice(FRAME_MAGIC);
-        head[4..8].copy_from_slice(&(data.len() as u32).to_le_bytes());
-        head[8..12].copy_from_slice(&(raw_len as u32).to_le_bytes());
-        head[12..].copy_from_slice(&data_crc.to_le_bytes());
+        for (at, value) in [
+            data_len as u32,
+            raw_len as u32,
+            data_crc,
+            templates.len() as u32,
+            templates_raw_len as u32,
+            templates_crc,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            head[4 + 4 * at..8 + 4 * at].copy_from_slice(&value.to_le_bytes());
+        }
         self.write(&head, path)?;
-        let data_offset = self.write(data, path)?;
+        let data_offset = self.write(templates, path)?;
+        self.write(columns, path)?;
         self.places.push(Place {
             data_offset,
-            data_len: data.len() as u32,
+            data_len: data_len as u32,
             data_crc,
             raw_len: raw_len as u32,
+            templates_len: templates.len() as u32,
+            templates_raw_len: templates_raw_len as u32,
+            templates_crc,
             filter_offset: 0,
             filter_len: filter.len() as u32,
             filter_crc: checksum::crc32c(&filter),
@@ -216,6 +244,9 @@ fn encode_footer(footer: &Footer) -> Vec<u8> {
         out.extend_from_slice(&place.data_len.to_le_bytes());
         out.extend_from_slice(&place.data_crc.to_le_bytes());
         out.extend_from_slice(&place.raw_len.to_le_bytes());
+        out.extend_from_slice(&place.templates_len.to_le_bytes());
+        out.extend_from_slice(&place.templates_raw_len.to_le_bytes());
+        out.extend_from_slice(&place.templates_crc.to_le_bytes());
         out.extend_from_slice(&place.filter_offset.to_le_bytes());
         out.extend_from_slice(&place.filter_len.to_le_bytes());
         out.extend_from_slice(&place.filter_crc.to_le_bytes());
@@ -306,6 +337,9 @@ fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError
         let data_len = u32_at(&mut at);
         let data_crc = u32_at(&mut at);
         let raw_len = u32_at(&mut at);
+        let templates_len = u32_at(&mut at);
+        let templates_raw_len = u32_at(&mut at);
+        let templates_crc = u32_at(&mut at);
         let filter_offset = u64::from_le_bytes(entry[at..at + 8].try_into().unwrap());
         at += 8;
         let filter_len = u32_at(&mut at);
@@ -324,6 +358,9 @@ fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError
             data_len,
             data_crc,
             raw_len,
+            templates_len,
+            templates_raw_len,
+            templates_crc,
             filter_offset,
             filter_len,
             filter_crc,
@@ -337,6 +374,7 @@ fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError
             || first_cursor > last_cursor
             || offset > end
             || !fits(data_offset, data_len)
+            || templates_len > data_len
             || !fits(filter_offset, filter_len)
         {
             return Err("a block's summary or place is impossible");
@@ -362,6 +400,9 @@ fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError
 pub(crate) struct Frame {
     pub data: Vec<u8>,
     pub raw_len: usize,
+    /// The templates: the first `templates_len` bytes of `data`.
+    pub templates_len: usize,
+    pub templates_raw_len: usize,
 }
 
 /// Every block frame whose checksum holds in the sealed file `bytes`, in
@@ -379,13 +420,17 @@ pub(crate) fn frames(bytes: &[u8]) -> (Vec<Frame>, u64) {
         skipped += found as u64;
         pos += found;
         let frame = bytes.get(pos..pos + FRAME_HEAD_LEN).and_then(|head| {
-            let len = u32::from_le_bytes(head[4..8].try_into().unwrap()) as usize;
-            let raw_len = u32::from_le_bytes(head[8..12].try_into().unwrap()) as usize;
-            let crc = u32::from_le_bytes(head[12..16].try_into().unwrap());
+            let field = |at: usize| {
+                u32::from_le_bytes(head[4 + 4 * at..8 + 4 * at].try_into().unwrap()) as usize
+            };
+            let (len, raw_len, crc) = (field(0), field(1), field(2) as u32);
+            let (templates_len, templates_raw_len) = (field(3), field(4));
             let data = bytes.get(pos + FRAME_HEAD_LEN..pos + FRAME_HEAD_LEN + len)?;
-            (checksum::crc32c(data) == crc).then(|| Frame {
+            (checksum::crc32c(data) == crc && templates_len <= len).then(|| Frame {
                 data: data.to_vec(),
                 raw_len,
+                templates_len,
+                templates_raw_len,
             })
         });
         match frame {

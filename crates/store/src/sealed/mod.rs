@@ -148,13 +148,12 @@ impl Segment {
             if checksum::crc32c(&data) != place.data_crc {
                 return Err(corrupt("a sealed block's checksum does not match"));
             }
-            let columns = zstd::bulk::decompress(&data, place.raw_len as usize)
-                .map_err(|_| corrupt("a sealed block does not decompress"))?;
-            if columns.len() != place.raw_len as usize {
-                return Err(corrupt("a sealed block decompresses to another length"));
-            }
+            let (templates, columns) = data.split_at(place.templates_len as usize);
+            let templates = decompress(templates, place.templates_raw_len).map_err(corrupt)?;
+            let columns = decompress(columns, place.raw_len).map_err(corrupt)?;
             let mut records = Vec::with_capacity((block.end - block.offset) as usize);
-            let n = block::decode(&columns, Some(block), &mut records).map_err(corrupt)?;
+            let n =
+                block::decode(&columns, &templates, Some(block), &mut records).map_err(corrupt)?;
             if records.len() as u64 != block.end - block.offset {
                 return Err(corrupt(
                     "a sealed block's records are another size than its summary says",
@@ -169,6 +168,27 @@ impl Segment {
             Cached::Block(chunk) => Ok((chunk, read)),
             Cached::Filters(_) => unreachable!("block keys hold blocks"),
         }
+    }
+
+    /// The message templates of block `at` (see `template.rs`), read and
+    /// checked alone, and the bytes read for them. Not cached: a search
+    /// reads each block's once, and they would push decoded blocks out.
+    pub fn templates(&self, at: usize) -> Result<(Vec<u8>, u64), StoreError> {
+        let parts = self
+            .sealed
+            .as_ref()
+            .expect("only sealed segments have templates");
+        let place = parts.places[at];
+        let corrupt = |reason| block::corrupt(&self.path, place.data_offset, reason);
+        let mut data = vec![0u8; place.templates_len as usize];
+        self.file
+            .read_exact_at(&mut data, place.data_offset)
+            .map_err(|e| StoreError::io("reading a sealed block's templates", &self.path, e))?;
+        if checksum::crc32c(&data) != place.templates_crc {
+            return Err(corrupt("a sealed block's templates fail their checksum"));
+        }
+        let templates = decompress(&data, place.templates_raw_len).map_err(corrupt)?;
+        Ok((templates, data.len() as u64))
     }
 
     /// The filters of every block of this sealed segment, loaded once and
@@ -234,6 +254,8 @@ struct SealWriter {
     /// offsets (as if it were a record log).
     logical: u64,
     columns: Vec<u8>,
+    /// The block's message templates, apart from its other columns.
+    templates: Vec<u8>,
 }
 
 impl SealWriter {
@@ -263,6 +285,7 @@ impl SealWriter {
             summary: None,
             logical: 0,
             columns: Vec::new(),
+            templates: Vec::new(),
         })
     }
 
@@ -290,9 +313,13 @@ impl SealWriter {
         let Some(done) = self.summary.take() else {
             return Ok(());
         };
-        self.writer.finish(&mut self.columns);
-        let data = zstd::bulk::compress(&self.columns, self.settings.level)
-            .map_err(|e| StoreError::io("compressing a sealed block", &self.temp, e))?;
+        self.writer.finish(&mut self.templates, &mut self.columns);
+        let compress = |bytes: &[u8]| {
+            zstd::bulk::compress(bytes, self.settings.level)
+                .map_err(|e| StoreError::io("compressing a sealed block", &self.temp, e))
+        };
+        let templates = compress(&self.templates)?;
+        let data = compress(&self.columns)?;
         for tokens in [&mut self.text_tokens, &mut self.label_tokens] {
             tokens.sort_unstable();
             tokens.dedup();
@@ -301,7 +328,7 @@ impl SealWriter {
         tracing::trace!(
             entries = done.count_from(None),
             columns = self.columns.len(),
-            compressed = data.len(),
+            compressed = data.len() + templates.len(),
             text_tokens = self.text_tokens.len(),
             label_tokens = self.label_tokens.len(),
             filter = filter.len(),
@@ -309,8 +336,15 @@ impl SealWriter {
         );
         self.text_tokens.clear();
         self.label_tokens.clear();
-        self.out
-            .block(&data, self.columns.len(), done, filter, &self.temp)
+        self.out.block(
+            &templates,
+            self.templates.len(),
+            &data,
+            self.columns.len(),
+            done,
+            filter,
+            &self.temp,
+        )
     }
 
     /// Writes what is left, the filters and the footer, and makes the file
@@ -323,6 +357,16 @@ impl SealWriter {
         let temp = self.temp.clone();
         self.out.finish(&temp).map(Some)
     }
+}
+
+/// Decompresses `data`, which must come to `len` bytes.
+fn decompress(data: &[u8], len: u32) -> Result<Vec<u8>, &'static str> {
+    let out = zstd::bulk::decompress(data, len as usize)
+        .map_err(|_| "a sealed block does not decompress")?;
+    if out.len() != len as usize {
+        return Err("a sealed block decompresses to another length");
+    }
+    Ok(out)
 }
 
 /// Rewrites the closed record-log segment `log` as a sealed file in `dir`
@@ -425,12 +469,16 @@ pub(crate) fn rebuild(
     let mut last = after.max(base_cursor.saturating_sub(1));
     let mut records = Vec::new();
     for frame in &frames {
-        let Ok(columns) = zstd::bulk::decompress(&frame.data, frame.raw_len) else {
+        let (templates, columns) = frame.data.split_at(frame.templates_len);
+        let (Ok(templates), Ok(columns)) = (
+            decompress(templates, frame.templates_raw_len as u32),
+            decompress(columns, frame.raw_len as u32),
+        ) else {
             skipped += frame.data.len() as u64;
             continue;
         };
         records.clear();
-        if block::decode(&columns, None, &mut records).is_err() {
+        if block::decode(&columns, &templates, None, &mut records).is_err() {
             skipped += frame.data.len() as u64;
             continue;
         }

@@ -134,17 +134,34 @@ impl MessageWriter {
         }
     }
 
-    /// Appends the messages' section to `out` and empties the writer for
-    /// the next block.
+    /// Appends the messages' section to `out`, templates and all, and
+    /// empties the writer for the next block.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.refs);
+        self.finish_dictionary(out);
+        self.finish_values(out);
+    }
+
+    /// Like [`finish`](Self::finish), with the templates apart in
+    /// `dictionary`: a search reads them alone to rule a block out (see
+    /// [`may_contain`]).
+    pub fn finish_apart(&mut self, dictionary: &mut Vec<u8>, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.refs);
+        self.finish_dictionary(dictionary);
+        self.finish_values(out);
+    }
+
+    fn finish_dictionary(&mut self, out: &mut Vec<u8>) {
         varint(out, self.templates.len() as u64);
         out.extend_from_slice(&self.dictionary);
+        self.templates.clear();
+        self.dictionary.clear();
+    }
+
+    fn finish_values(&mut self, out: &mut Vec<u8>) {
         varint(out, self.numbers.len() as u64);
         out.extend_from_slice(&self.numbers);
         out.extend_from_slice(&self.ids);
-        self.templates.clear();
-        self.dictionary.clear();
         self.refs.clear();
         self.numbers.clear();
         self.ids.clear();
@@ -174,20 +191,28 @@ impl<'a> MessageReader<'a> {
     /// Reads the section of `n` messages that `input` starts with; it runs
     /// to the end of `input`.
     pub fn new(input: &'a [u8], n: usize) -> Result<Self, &'static str> {
-        let mut rest = Input(input);
-        for _ in 0..n {
-            rest.varint()?;
+        let (refs, mut rest) = split_refs(input, n)?;
+        let (templates, parts) = read_dictionary(&mut rest, n)?;
+        Self::with_values(refs, templates, parts, rest)
+    }
+
+    /// Reads a section written by [`MessageWriter::finish_apart`].
+    pub fn apart(dictionary: &'a [u8], input: &'a [u8], n: usize) -> Result<Self, &'static str> {
+        let (refs, rest) = split_refs(input, n)?;
+        let mut dictionary = Input(dictionary);
+        let (templates, parts) = read_dictionary(&mut dictionary, n)?;
+        if !dictionary.0.is_empty() {
+            return Err("the templates run past their count");
         }
-        let refs = Input(&input[..input.len() - rest.0.len()]);
-        let count = rest.varint()? as usize;
-        let mut templates = Vec::with_capacity(count.min(n));
-        let mut parts = Vec::new();
-        for _ in 0..count {
-            let len = rest.varint()? as usize;
-            let start = parts.len();
-            cut(rest.take(len)?, &mut parts)?;
-            templates.push(start..parts.len());
-        }
+        Self::with_values(refs, templates, parts, rest)
+    }
+
+    fn with_values(
+        refs: Input<'a>,
+        templates: Vec<std::ops::Range<usize>>,
+        parts: Vec<Part<'a>>,
+        mut rest: Input<'a>,
+    ) -> Result<Self, &'static str> {
         let len = rest.varint()? as usize;
         let numbers = Input(rest.take(len)?);
         Ok(MessageReader {
@@ -243,6 +268,93 @@ impl<'a> MessageReader<'a> {
     pub fn is_spent(&self) -> bool {
         self.refs.0.is_empty() && self.numbers.0.is_empty() && self.ids.0.is_empty()
     }
+}
+
+/// The `n` template references `input` starts with, and what follows.
+fn split_refs(input: &[u8], n: usize) -> Result<(Input<'_>, Input<'_>), &'static str> {
+    let mut rest = Input(input);
+    for _ in 0..n {
+        rest.varint()?;
+    }
+    Ok((Input(&input[..input.len() - rest.0.len()]), rest))
+}
+
+/// Reads a dictionary of templates, each cut into its parts.
+fn read_dictionary<'a>(
+    input: &mut Input<'a>,
+    n: usize,
+) -> Result<(Vec<std::ops::Range<usize>>, Vec<Part<'a>>), &'static str> {
+    let count = input.varint()? as usize;
+    let mut templates = Vec::with_capacity(count.min(n));
+    let mut parts = Vec::new();
+    for _ in 0..count {
+        let len = input.varint()? as usize;
+        let start = parts.len();
+        cut(input.take(len)?, &mut parts)?;
+        templates.push(start..parts.len());
+    }
+    Ok((templates, parts))
+}
+
+/// The runs of `text` (folded when `ignore_case`: see `tokens::fold`)
+/// that no value can have made: its maximal runs of bytes other than
+/// digits and `a`-`f`. A number expands to digits and an id to lowercase
+/// hexadecimal, so in any message containing `text`, these runs come
+/// from the message's template, whole.
+pub(crate) fn literal_runs(text: &str, ignore_case: bool) -> Vec<Vec<u8>> {
+    let mut folded = Vec::new();
+    let bytes = if ignore_case {
+        super::tokens::fold(text, &mut folded);
+        &folded[..]
+    } else {
+        text.as_bytes()
+    };
+    bytes
+        .split(|&b| is_lower_hex(b))
+        .filter(|run| !run.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Whether a message made from one of the templates of `dictionary` (as
+/// [`MessageWriter::finish_apart`] wrote it) may contain a text whose
+/// [`literal_runs`] are `runs`: some template must hold every run in its
+/// own text. A dictionary that cannot be read rules nothing out.
+pub(crate) fn may_contain(dictionary: &[u8], runs: &[Vec<u8>], ignore_case: bool) -> bool {
+    if runs.is_empty() {
+        return true;
+    }
+    let mut input = Input(dictionary);
+    let Ok(count) = input.varint() else {
+        return true;
+    };
+    let mut folded = Vec::new();
+    for _ in 0..count {
+        let Ok(template) = input.varint().and_then(|len| input.take(len as usize)) else {
+            return true;
+        };
+        // An escaped byte splits the text it is in; such a template is
+        // rare, and taken as holding anything.
+        if template.contains(&ESCAPE) {
+            return true;
+        }
+        let text = if ignore_case {
+            let Ok(template) = std::str::from_utf8(template) else {
+                return true;
+            };
+            super::tokens::fold(template, &mut folded);
+            &folded[..]
+        } else {
+            template
+        };
+        if runs
+            .iter()
+            .all(|run| memchr::memmem::find(text, run).is_some())
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Cuts `template` into its parts, appended to `parts`.
@@ -379,6 +491,32 @@ mod tests {
     }
 
     #[test]
+    fn templates_rule_out_texts_no_message_can_hold() {
+        let mut writer = MessageWriter::default();
+        writer.push(b"GET /users/42 took 7ms trace_id=5b8efff798038103");
+        writer.push(b"cache miss key=user:9");
+        let (mut dictionary, mut rest) = (Vec::new(), Vec::new());
+        writer.finish_apart(&mut dictionary, &mut rest);
+        let may =
+            |text: &str, fold: bool| may_contain(&dictionary, &literal_runs(text, fold), fold);
+        assert!(may("/users/1234 took", false));
+        assert!(may("ms trace_id=", false));
+        assert!(!may("NEEDLE-", false));
+        assert!(
+            !may("GET /users/42 took 7ms cache", false),
+            "two templates' texts"
+        );
+        assert!(!may("get /USERS", false));
+        assert!(may("get /USERS", true));
+        // All digits and a-f: any value may have made it.
+        assert!(may("deadbeef", false));
+        assert_eq!(
+            literal_runs("NEEDLE-7f3a9c", false),
+            vec![b"NEEDLE-".to_vec()]
+        );
+    }
+
+    #[test]
     fn edges_come_back() {
         let messages: Vec<Vec<u8>> = [
             &b""[..],
@@ -419,6 +557,31 @@ mod tests {
             )
         ) {
             prop_assert_eq!(round_trip(&messages), messages);
+        }
+
+        /// The property skipping by templates rests on: the templates of a
+        /// block holding a message hold the literal runs of any text the
+        /// message contains, in either case mode.
+        #[test]
+        fn a_block_holding_a_text_has_templates_that_may_contain_it(
+            messages in proptest::collection::vec("[a-hA-H0-9 =:_-]{0,40}( [0-9a-f]{16})?[xyz0-9 ]{0,10}", 1..12),
+            pick in any::<prop::sample::Index>(),
+            from in any::<prop::sample::Index>(),
+            len in 0usize..30,
+            upper in any::<bool>(),
+        ) {
+            let mut writer = MessageWriter::default();
+            for message in &messages {
+                writer.push(message.as_bytes());
+            }
+            let (mut dictionary, mut rest) = (Vec::new(), Vec::new());
+            writer.finish_apart(&mut dictionary, &mut rest);
+            let message = &messages[pick.index(messages.len())];
+            let from = from.index(message.len() + 1);
+            let text = &message[from..(from + len).min(message.len())];
+            prop_assert!(may_contain(&dictionary, &literal_runs(text, false), false));
+            let shouted = if upper { text.to_uppercase() } else { text.to_string() };
+            prop_assert!(may_contain(&dictionary, &literal_runs(&shouted, true), true));
         }
 
         #[test]
