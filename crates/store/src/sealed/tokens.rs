@@ -34,14 +34,14 @@ pub(crate) struct Scheme {
 }
 
 impl Scheme {
-    /// The scheme new files are written with. 5-byte k-mers: with 4 bytes,
-    /// hexadecimal identifiers (65,536 possible 4-mers) fill a block's
-    /// filter with most of their k-mers and a trace id search passes a
-    /// quarter of the blocks. Windows of 6: a 16-digit trace id then has
-    /// several minimizers, each of which a block must hold, so few blocks
-    /// pass by chance; texts of 10 bytes and more are searchable
-    /// (bench/RESULTS.md, "Store v2").
-    pub const CURRENT: Scheme = Scheme { k: 5, w: 6 };
+    /// The scheme new files are written with. 6-byte k-mers: with fewer,
+    /// the k-mers of hexadecimal ids and of numbers are so few in kind
+    /// (16^5, 10^5) that a block's other ids and numbers hold a search's
+    /// k-mers by coincidence, and a trace id search passes blocks that
+    /// cannot match. Windows of 5: a 16-digit trace id has at least two
+    /// minimizers, each of which a block must hold, and texts of 10 bytes
+    /// and more are searchable (bench/RESULTS.md, "Store v2").
+    pub const CURRENT: Scheme = Scheme { k: 6, w: 5 };
 
     /// The shortest text a search can skip blocks by.
     pub fn min_len(self) -> usize {
