@@ -64,9 +64,10 @@ pub struct Reader {
     /// The search's literal runs, which a block's templates must hold (see
     /// `template::literal_runs`); made on the first sealed block.
     runs: Option<Vec<Vec<u8>>>,
-    /// The filters of the sealed segment being read (by base cursor),
-    /// shared with other readers through the store's cache.
-    filters: Option<(u64, Arc<crate::sealed::cache::Filters>)>,
+    /// Which blocks of the sealed segment being read (by base cursor) may
+    /// hold a match, by their filters: read once a segment, a row per
+    /// token (`sealed/bloom.rs`).
+    candidates: Option<(u64, Vec<bool>)>,
 }
 
 impl Reader {
@@ -96,7 +97,7 @@ impl Reader {
             spent: 0,
             tokens: None,
             runs: None,
-            filters: None,
+            candidates: None,
         };
         if backward {
             reader.position_backward();
@@ -633,17 +634,23 @@ impl Reader {
             .as_ref()
             .is_some_and(|(_, tokens)| !tokens.is_empty())
         {
-            if self.filters.as_ref().map(|(base, _)| *base) != Some(segment.base_cursor) {
-                match segment.filters(&self.shared.cache) {
-                    Ok(filters) => self.filters = Some((segment.base_cursor, filters)),
+            if self.candidates.as_ref().map(|(base, _)| *base) != Some(segment.base_cursor) {
+                let Some((_, tokens)) = &self.tokens else {
+                    return true;
+                };
+                match segment.candidates(tokens) {
+                    Ok((candidates, read)) => {
+                        self.count_file_read(read);
+                        self.candidates = Some((segment.base_cursor, candidates));
+                    }
                     Err(error) => {
                         tracing::warn!(path = %segment.path.display(), %error, "A sealed segment's filters cannot be read; its blocks are searched whole.");
                         return true;
                     }
                 }
             }
-            if let (Some((_, tokens)), Some((_, filters))) = (&self.tokens, &self.filters) {
-                if !parts.may_hold(at, filters, tokens) {
+            if let Some((_, candidates)) = &self.candidates {
+                if !candidates.get(at).copied().unwrap_or(true) {
                     return false;
                 }
             }

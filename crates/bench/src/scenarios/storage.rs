@@ -66,7 +66,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         Target::None,
     )?;
     report.note(format!(
-        "storage: {} entries take {on_disk} bytes on disk; a record is the message plus 33 bytes of framing (length, CRC-32C, cursor, timestamp, level, two lengths; see ARCHITECTURE.md), with no compression",
+        "storage: {} entries take {on_disk} bytes on disk: full segments sealed (compressed columns, see ARCHITECTURE.md), the newest a record log (the message plus 33 bytes of framing a record)",
         dataset.entries
     ));
     Ok(())

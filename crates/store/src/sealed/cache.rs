@@ -1,5 +1,4 @@
-//! Decoded blocks and loaded filters, shared by every reader, in a fixed
-//! amount of memory.
+//! Decoded blocks, shared by every reader, in a fixed amount of memory.
 //!
 //! Readers of old data would otherwise each decompress (and hold) their
 //! own copy of the block they are in: a thousand readers of the same hour
@@ -10,38 +9,10 @@
 use crate::recent::Chunk;
 use crate::StoreError;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-/// What is cached: a segment's base cursor, and a block's index in it
-/// (`FILTERS` for the segment's filters).
+/// What is cached: a segment's base cursor, and a block's index in it.
 pub(crate) type Key = (u64, u32);
-
-/// The index standing for a segment's filters.
-pub(crate) const FILTERS: u32 = u32::MAX;
-
-/// A cached value: a decoded block's records or a segment's filters.
-#[derive(Clone)]
-pub(crate) enum Cached {
-    Block(Chunk),
-    Filters(Arc<Filters>),
-}
-
-/// A sealed segment's filters, all together, as loaded from its file.
-pub(crate) struct Filters {
-    pub bytes: Vec<u8>,
-    /// Whether each block's filter matched its checksum, checked once when
-    /// loaded rather than at every search.
-    pub intact: Vec<bool>,
-}
-
-impl Cached {
-    fn bytes(&self) -> usize {
-        match self {
-            Cached::Block(chunk) => chunk.bytes.len(),
-            Cached::Filters(filters) => filters.bytes.len() + filters.intact.len(),
-        }
-    }
-}
 
 /// The shared cache; see the module documentation.
 pub(crate) struct BlockCache {
@@ -53,7 +24,7 @@ pub(crate) struct BlockCache {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<Key, (Cached, u64)>,
+    entries: HashMap<Key, (Chunk, u64)>,
     bytes: usize,
     /// Bumped on every use: the smallest stamp is the least recently used.
     clock: u64,
@@ -73,8 +44,8 @@ impl BlockCache {
     pub fn get_or_load(
         &self,
         key: Key,
-        load: impl FnOnce() -> Result<Cached, StoreError>,
-    ) -> Result<Cached, StoreError> {
+        load: impl FnOnce() -> Result<Chunk, StoreError>,
+    ) -> Result<Chunk, StoreError> {
         {
             let mut inner = crate::store::lock(&self.inner);
             inner.clock += 1;
@@ -85,7 +56,7 @@ impl BlockCache {
             }
         }
         let value = load()?;
-        let size = value.bytes();
+        let size = value.bytes.len();
         if size > self.capacity {
             return Ok(value);
         }
@@ -93,7 +64,7 @@ impl BlockCache {
         inner.clock += 1;
         let clock = inner.clock;
         if let Some((old, _)) = inner.entries.insert(key, (value.clone(), clock)) {
-            inner.bytes -= old.bytes();
+            inner.bytes -= old.bytes.len();
         }
         inner.bytes += size;
         while inner.bytes > self.capacity {
@@ -101,7 +72,7 @@ impl BlockCache {
                 break;
             };
             if let Some((gone, _)) = inner.entries.remove(&oldest) {
-                inner.bytes -= gone.bytes();
+                inner.bytes -= gone.bytes.len();
             }
         }
         Ok(value)
@@ -118,7 +89,7 @@ impl BlockCache {
             .collect();
         for key in keys {
             if let Some((gone, _)) = inner.entries.remove(&key) {
-                inner.bytes -= gone.bytes();
+                inner.bytes -= gone.bytes.len();
             }
         }
     }

@@ -9,16 +9,18 @@
 //!                          CRC-32C, then the data: a zstd frame of the
 //!                          block's message templates, then one of its
 //!                          other columns (block.rs)
-//! filter 0 .. filter n-1   each block's Bloom filter (bloom.rs)
+//! text filters            every block's text filter, by bucket (bloom.rs)
+//! label filters            every block's label filter, by bucket
 //! footer                   u8 k, u8 w, u8 text probes, u8 label probes,
-//!                          u32 n, then per block:
+//!                          u32 n, u64 text filters offset, u32 text buckets,
+//!                          u64 label filters offset, u32 label buckets,
+//!                          then per block:
 //!                            u64 record offset, u64 record end, u64 first cursor,
 //!                            u64 last cursor, i64 min time, i64 max time,
 //!                            u32 × 6 entries per level,
 //!                            u64 data offset, u32 data length, u32 data CRC-32C,
 //!                            u32 decoded length, u32 templates length,
-//!                            u32 templates decoded length, u32 templates CRC-32C,
-//!                            u64 filter offset, u32 filter length, u32 filter CRC-32C
+//!                            u32 templates decoded length, u32 templates CRC-32C
 //! trailer                  u64 footer offset, u32 footer length,
 //!                          u32 footer CRC-32C, "LTSEALED"
 //! ```
@@ -32,7 +34,7 @@
 //! says its own length and checksum, so a file whose footer is lost is
 //! rebuilt from its blocks (`frames`).
 
-use super::bloom::Probes;
+use super::bloom::{self, Probes};
 use super::tokens::Scheme;
 use crate::fs::{FileSystem, FsFile};
 use crate::segment::Block;
@@ -44,8 +46,8 @@ use std::path::Path;
 const HEAD_MAGIC: &[u8; 8] = b"LTSEAL03";
 const TRAILER_MAGIC: &[u8; 8] = b"LTSEALED";
 const TRAILER_LEN: usize = 24;
-const FOOTER_HEAD_LEN: usize = 8;
-const FOOTER_BLOCK_LEN: usize = 6 * 8 + Level::COUNT * 4 + 8 + 4 + 4 + 4 + 3 * 4 + 8 + 4 + 4;
+const FOOTER_HEAD_LEN: usize = 8 + 2 * (8 + 4);
+const FOOTER_BLOCK_LEN: usize = 6 * 8 + Level::COUNT * 4 + 8 + 4 + 4 + 4 + 3 * 4;
 const FRAME_MAGIC: &[u8; 4] = b"LTB3";
 const FRAME_HEAD_LEN: usize = 28;
 
@@ -62,9 +64,28 @@ pub(crate) struct Place {
     pub templates_len: u32,
     pub templates_raw_len: u32,
     pub templates_crc: u32,
-    pub filter_offset: u64,
-    pub filter_len: u32,
-    pub filter_crc: u32,
+}
+
+/// Where a sealed file's filters of one kind are: `buckets` rows of one
+/// bucket per block (see `bloom.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Filters {
+    pub offset: u64,
+    pub buckets: u32,
+}
+
+impl Filters {
+    /// The byte range of the row holding `token`'s bucket of each of
+    /// `blocks` blocks.
+    pub fn row(&self, token: u64, blocks: usize) -> std::ops::Range<u64> {
+        let len = (blocks * bloom::BUCKET_BYTES) as u64;
+        let start = self.offset + bloom::bucket_of(token, self.buckets) as u64 * len;
+        start..start + len
+    }
+
+    fn end(&self, blocks: usize) -> u64 {
+        self.offset + self.buckets as u64 * (blocks * bloom::BUCKET_BYTES) as u64
+    }
 }
 
 /// What opening a sealed file reads: how its tokens were made, and each
@@ -73,20 +94,10 @@ pub(crate) struct Place {
 pub(crate) struct Footer {
     pub scheme: Scheme,
     pub probes: Probes,
+    pub text: Filters,
+    pub labels: Filters,
     pub blocks: Vec<Block>,
     pub places: Vec<Place>,
-}
-
-impl Footer {
-    /// The byte range of every filter in the file (they are contiguous).
-    pub fn filters(&self) -> std::ops::Range<u64> {
-        match (self.places.first(), self.places.last()) {
-            (Some(first), Some(last)) => {
-                first.filter_offset..last.filter_offset + last.filter_len as u64
-            }
-            _ => 0..0,
-        }
-    }
 }
 
 /// Writes a sealed file front to back: the head, then blocks, then
@@ -98,7 +109,10 @@ pub(crate) struct FileWriter {
     probes: Probes,
     blocks: Vec<Block>,
     places: Vec<Place>,
-    filters: Vec<Vec<u8>>,
+    /// Each block's distinct text and label tokens, for the filters
+    /// written after the blocks.
+    text_tokens: Vec<Vec<u64>>,
+    label_tokens: Vec<Vec<u64>>,
 }
 
 impl FileWriter {
@@ -118,7 +132,8 @@ impl FileWriter {
             probes,
             blocks: Vec::new(),
             places: Vec::new(),
-            filters: Vec::new(),
+            text_tokens: Vec::new(),
+            label_tokens: Vec::new(),
         };
         writer.write(HEAD_MAGIC, path)?;
         Ok(writer)
@@ -134,8 +149,8 @@ impl FileWriter {
     }
 
     /// Appends one block: its compressed templates and columns, how long
-    /// each is once decompressed, its summary and its filter (written
-    /// later, with the others).
+    /// each is once decompressed, its summary and its distinct tokens
+    /// (filtered later, with the others).
     #[allow(clippy::too_many_arguments)]
     pub fn block(
         &mut self,
@@ -144,7 +159,7 @@ impl FileWriter {
         columns: &[u8],
         raw_len: usize,
         summary: Block,
-        filter: Vec<u8>,
+        tokens: (Vec<u64>, Vec<u64>),
         path: &Path,
     ) -> Result<(), StoreError> {
         let templates_crc = checksum::crc32c(templates);
@@ -176,29 +191,38 @@ impl FileWriter {
             templates_len: templates.len() as u32,
             templates_raw_len: templates_raw_len as u32,
             templates_crc,
-            filter_offset: 0,
-            filter_len: filter.len() as u32,
-            filter_crc: checksum::crc32c(&filter),
         });
         self.blocks.push(summary);
-        self.filters.push(filter);
+        self.text_tokens.push(tokens.0);
+        self.label_tokens.push(tokens.1);
         Ok(())
     }
 
     /// Writes the filters, the footer and the trailer, and makes the file
     /// durable. Returns the footer and the file's length.
     pub fn finish(mut self, path: &Path) -> Result<(Footer, u64), StoreError> {
-        let filters = std::mem::take(&mut self.filters);
-        for (place, filter) in self.places.iter_mut().zip(&filters) {
-            place.filter_offset = self.written;
-            self.file
-                .write_all_at(filter, self.written)
-                .map_err(|e| StoreError::io("writing a sealed segment", path, e))?;
-            self.written += filter.len() as u64;
+        let mut filters = [None; 2];
+        for (at, (tokens, kind)) in [
+            (std::mem::take(&mut self.text_tokens), bloom::TEXT),
+            (std::mem::take(&mut self.label_tokens), bloom::LABELS),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let most = tokens.iter().map(Vec::len).max().unwrap_or(0);
+            let buckets = bloom::buckets_for(most, kind);
+            let rows = bloom::build(&tokens, buckets, kind.probes);
+            let offset = self.write(&rows, path)?;
+            filters[at] = Some(Filters { offset, buckets });
         }
+        let [Some(text), Some(labels)] = filters else {
+            unreachable!("both kinds are written")
+        };
         let footer = Footer {
             scheme: self.scheme,
             probes: self.probes,
+            text,
+            labels,
             blocks: std::mem::take(&mut self.blocks),
             places: std::mem::take(&mut self.places),
         };
@@ -226,6 +250,10 @@ fn encode_footer(footer: &Footer) -> Vec<u8> {
         footer.probes.labels,
     ]);
     out.extend_from_slice(&(footer.blocks.len() as u32).to_le_bytes());
+    for filters in [footer.text, footer.labels] {
+        out.extend_from_slice(&filters.offset.to_le_bytes());
+        out.extend_from_slice(&filters.buckets.to_le_bytes());
+    }
     for (block, place) in footer.blocks.iter().zip(&footer.places) {
         for value in [
             block.offset,
@@ -247,9 +275,6 @@ fn encode_footer(footer: &Footer) -> Vec<u8> {
         out.extend_from_slice(&place.templates_len.to_le_bytes());
         out.extend_from_slice(&place.templates_raw_len.to_le_bytes());
         out.extend_from_slice(&place.templates_crc.to_le_bytes());
-        out.extend_from_slice(&place.filter_offset.to_le_bytes());
-        out.extend_from_slice(&place.filter_len.to_le_bytes());
-        out.extend_from_slice(&place.filter_crc.to_le_bytes());
     }
     out
 }
@@ -308,6 +333,16 @@ fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError
     if bytes.len() != FOOTER_HEAD_LEN + n * FOOTER_BLOCK_LEN {
         return Err("the footer's length does not match its block count");
     }
+    let filters = |at: usize| Filters {
+        offset: u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()),
+        buckets: u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()),
+    };
+    let (text, labels) = (filters(8), filters(20));
+    for filters in [text, labels] {
+        if filters.buckets == 0 || filters.end(n) > footer_offset || filters.offset < 8 {
+            return Err("the footer places its filters outside the file");
+        }
+    }
     let mut blocks = Vec::with_capacity(n);
     let mut places = Vec::with_capacity(n);
     for entry in bytes[FOOTER_HEAD_LEN..].chunks_exact(FOOTER_BLOCK_LEN) {
@@ -340,10 +375,6 @@ fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError
         let templates_len = u32_at(&mut at);
         let templates_raw_len = u32_at(&mut at);
         let templates_crc = u32_at(&mut at);
-        let filter_offset = u64::from_le_bytes(entry[at..at + 8].try_into().unwrap());
-        at += 8;
-        let filter_len = u32_at(&mut at);
-        let filter_crc = u32_at(&mut at);
         let block = Block {
             offset,
             end,
@@ -361,9 +392,6 @@ fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError
             templates_len,
             templates_raw_len,
             templates_crc,
-            filter_offset,
-            filter_len,
-            filter_crc,
         };
         let fits = |offset: u64, len: u32| {
             offset
@@ -375,7 +403,6 @@ fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError
             || offset > end
             || !fits(data_offset, data_len)
             || templates_len > data_len
-            || !fits(filter_offset, filter_len)
         {
             return Err("a block's summary or place is impossible");
         }
@@ -391,6 +418,8 @@ fn decode_footer(bytes: &[u8], footer_offset: u64) -> Result<Footer, FooterError
     Ok(Footer {
         scheme,
         probes,
+        text,
+        labels,
         blocks,
         places,
     })

@@ -1,6 +1,6 @@
 //! Sealed segments: a full segment rewritten, once the writer has moved
-//! on, into compressed blocks with a filter each and a footer that indexes
-//! them (`file.rs`).
+//! on, into compressed blocks, their search filters and a footer that
+//! indexes them (`file.rs`).
 //!
 //! Sealing runs in the background (`Store`'s sealer thread) and never on
 //! the append path. It is crash-safe at every step:
@@ -29,7 +29,7 @@ use crate::fs::FileSystem;
 use crate::recent::{Chunk, ChunkBytes};
 use crate::segment::{self, Block, ReadBuffer, Segment, SegmentIndex};
 use crate::{checksum, StoreError};
-use cache::{BlockCache, Cached, Filters};
+use cache::BlockCache;
 use file::{FileWriter, Footer, Place};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,15 +37,16 @@ use std::sync::{Arc, RwLock};
 use tokens::{Scheme, SearchTokens, Tokenizer};
 
 /// What a sealed segment keeps in memory besides its block summaries: where
-/// each block and filter is, and how its tokens were made. A few dozen
-/// bytes a block.
+/// each block and the filters are, and how its tokens were made. A few
+/// dozen bytes a block.
 #[derive(Debug)]
 pub(crate) struct SealedParts {
     pub scheme: Scheme,
     pub probes: bloom::Probes,
     pub places: Vec<Place>,
-    /// Where the filters are in the file, all together.
-    pub filters: std::ops::Range<u64>,
+    /// Where the text and label filters are in the file.
+    pub text: file::Filters,
+    pub labels: file::Filters,
 }
 
 /// How sealing cuts and compresses.
@@ -113,7 +114,8 @@ impl Segment {
         let parts = SealedParts {
             scheme: footer.scheme,
             probes: footer.probes,
-            filters: footer.filters(),
+            text: footer.text,
+            labels: footer.labels,
             places: footer.places,
         };
         Segment {
@@ -159,15 +161,12 @@ impl Segment {
                     "a sealed block's records are another size than its summary says",
                 ));
             }
-            Ok(Cached::Block(Chunk {
+            Ok(Chunk {
                 offset: block.offset,
                 bytes: Arc::new(ChunkBytes::detached(records, block.first_cursor, n)),
-            }))
+            })
         })?;
-        match value {
-            Cached::Block(chunk) => Ok((chunk, read)),
-            Cached::Filters(_) => unreachable!("block keys hold blocks"),
-        }
+        Ok((value, read))
     }
 
     /// The message templates of block `at` (see `template.rs`), read and
@@ -191,54 +190,41 @@ impl Segment {
         Ok((templates, data.len() as u64))
     }
 
-    /// The filters of every block of this sealed segment, loaded once and
-    /// shared through the cache.
-    pub fn filters(&self, cache: &BlockCache) -> Result<Arc<Filters>, StoreError> {
+    /// Which blocks of this sealed segment may hold an entry with every
+    /// one of `tokens`, from their filters (see `bloom.rs`: one row read
+    /// per token), and the bytes read for them.
+    pub fn candidates(&self, tokens: &SearchTokens) -> Result<(Vec<bool>, u64), StoreError> {
         let parts = self
             .sealed
             .as_ref()
             .expect("only sealed segments have filters");
-        let value = cache.get_or_load((self.base_cursor, cache::FILTERS), || {
-            let mut bytes = vec![0u8; (parts.filters.end - parts.filters.start) as usize];
-            self.file
-                .read_exact_at(&mut bytes, parts.filters.start)
-                .map_err(|e| StoreError::io("reading a sealed segment's filters", &self.path, e))?;
-            let intact = parts
-                .places
-                .iter()
-                .map(|place| {
-                    let start = (place.filter_offset - parts.filters.start) as usize;
-                    bytes
-                        .get(start..start + place.filter_len as usize)
-                        .is_some_and(|filter| checksum::crc32c(filter) == place.filter_crc)
-                })
-                .collect();
-            Ok(Cached::Filters(Arc::new(Filters { bytes, intact })))
-        })?;
-        match value {
-            Cached::Filters(filters) => Ok(filters),
-            Cached::Block(_) => unreachable!("the filters key holds filters"),
+        let n = parts.places.len();
+        let mut candidates = vec![true; n];
+        let mut read = 0u64;
+        let mut row = Vec::new();
+        for (filters, probes, tokens) in [
+            (parts.text, parts.probes.text, &tokens.text),
+            (parts.labels, parts.probes.labels, &tokens.labels),
+        ] {
+            for &token in tokens {
+                let range = filters.row(token, n);
+                row.resize((range.end - range.start) as usize, 0);
+                self.file
+                    .read_exact_at(&mut row, range.start)
+                    .map_err(|e| {
+                        StoreError::io("reading a sealed segment's filters", &self.path, e)
+                    })?;
+                read += row.len() as u64;
+                bloom::sift(&row, token, probes, &mut candidates);
+            }
         }
-    }
-}
-
-impl SealedParts {
-    /// Whether block `at` may hold an entry with every one of `tokens`,
-    /// given the segment's `filters`. A filter that fails its checksum
-    /// rules nothing out: damage never hides entries.
-    pub fn may_hold(&self, at: usize, filters: &Filters, tokens: &SearchTokens) -> bool {
-        if !filters.intact.get(at).copied().unwrap_or(false) {
-            return true;
-        }
-        let place = &self.places[at];
-        let start = (place.filter_offset - self.filters.start) as usize;
-        let filter = &filters.bytes[start..start + place.filter_len as usize];
-        bloom::may_hold_all(filter, self.probes, &tokens.text, &tokens.labels)
+        Ok((candidates, read))
     }
 }
 
 /// Writes entries, in cursor order, into a new sealed file: cuts them
-/// into blocks, compresses each with its filter, and ends with the footer.
+/// into blocks, compresses each and gathers its tokens, and ends with the
+/// filters and the footer.
 struct SealWriter {
     out: FileWriter,
     temp: std::path::PathBuf,
@@ -271,8 +257,8 @@ impl SealWriter {
                 temp,
                 scheme,
                 bloom::Probes {
-                    text: bloom::TEXT_PROBES,
-                    labels: bloom::LABEL_PROBES,
+                    text: bloom::TEXT.probes,
+                    labels: bloom::LABELS.probes,
                 },
             )?,
             temp: temp.to_path_buf(),
@@ -324,25 +310,25 @@ impl SealWriter {
             tokens.sort_unstable();
             tokens.dedup();
         }
-        let filter = bloom::build(&self.text_tokens, &self.label_tokens);
+        let tokens = (
+            std::mem::take(&mut self.text_tokens),
+            std::mem::take(&mut self.label_tokens),
+        );
         tracing::trace!(
             entries = done.count_from(None),
             columns = self.columns.len(),
             compressed = data.len() + templates.len(),
-            text_tokens = self.text_tokens.len(),
-            label_tokens = self.label_tokens.len(),
-            filter = filter.len(),
+            text_tokens = tokens.0.len(),
+            label_tokens = tokens.1.len(),
             "Sealed a block."
         );
-        self.text_tokens.clear();
-        self.label_tokens.clear();
         self.out.block(
             &templates,
             self.templates.len(),
             &data,
             self.columns.len(),
             done,
-            filter,
+            tokens,
             &self.temp,
         )
     }
