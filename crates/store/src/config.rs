@@ -75,7 +75,7 @@ pub struct StoreConfig {
 impl StoreConfig {
     /// Defaults: fsync every batch, 16 MiB segments, 32 KiB blocks, no
     /// retention limits, the newest 1 MiB in memory, sealing in the
-    /// background into blocks of 1 MiB at zstd level 9, 64 MiB of decoded
+    /// background into blocks of 1 MiB at zstd level 9, 16 MiB of decoded
     /// blocks cached, the real filesystem.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
@@ -88,7 +88,7 @@ impl StoreConfig {
             seal_in_background: true,
             seal_block_bytes: 1 << 20,
             seal_level: 9,
-            block_cache_bytes: 64 << 20,
+            block_cache_bytes: 16 << 20,
             fs: Arc::new(StdFileSystem),
         }
     }

@@ -242,6 +242,9 @@ struct SealWriter {
     columns: Vec<u8>,
     /// The block's message templates, apart from its other columns.
     templates: Vec<u8>,
+    /// One compressor for every block: its tables are allocated once a
+    /// seal, not once a block, so a seal's memory stays small and steady.
+    compressor: zstd::bulk::Compressor<'static>,
 }
 
 impl SealWriter {
@@ -272,6 +275,8 @@ impl SealWriter {
             logical: 0,
             columns: Vec::new(),
             templates: Vec::new(),
+            compressor: zstd::bulk::Compressor::new(settings.level)
+                .map_err(|e| StoreError::io("starting a sealed block's compressor", temp, e))?,
         })
     }
 
@@ -300,9 +305,12 @@ impl SealWriter {
             return Ok(());
         };
         self.writer.finish(&mut self.templates, &mut self.columns);
-        let compress = |bytes: &[u8]| {
-            zstd::bulk::compress(bytes, self.settings.level)
-                .map_err(|e| StoreError::io("compressing a sealed block", &self.temp, e))
+        let temp = &self.temp;
+        let compressor = &mut self.compressor;
+        let mut compress = |bytes: &[u8]| {
+            compressor
+                .compress(bytes)
+                .map_err(|e| StoreError::io("compressing a sealed block", temp, e))
         };
         let templates = compress(&self.templates)?;
         let data = compress(&self.columns)?;
@@ -310,10 +318,12 @@ impl SealWriter {
             tokens.sort_unstable();
             tokens.dedup();
         }
-        let tokens = (
-            std::mem::take(&mut self.text_tokens),
-            std::mem::take(&mut self.label_tokens),
-        );
+        // Copies of exactly their size: the buffers, grown by every
+        // entry's tokens before deduplication, stay here for the next
+        // block instead of being kept, oversized, until the file ends.
+        let tokens = (self.text_tokens.to_vec(), self.label_tokens.to_vec());
+        self.text_tokens.clear();
+        self.label_tokens.clear();
         tracing::trace!(
             entries = done.count_from(None),
             columns = self.columns.len(),
