@@ -53,17 +53,23 @@ pub struct StoreConfig {
     /// readers.
     pub recent_bytes: usize,
     /// Seal closed segments (compress them into blocks with filters and a
-    /// footer) on a thread of the store's own, as soon as the writer moves
+    /// footer) on a thread of the store's own, once the writer has moved
     /// on. Off, segments stay record logs until [`crate::Store::seal_now`].
     pub seal_in_background: bool,
+    /// How long a segment stays a record log after the writer moves on
+    /// before the background sealer takes it: live readers that fell
+    /// behind in a burst read its raw records, shared and unchecked,
+    /// instead of each decoding sealed blocks (bench/RESULTS.md, "Sealing's
+    /// memory"). Segments closed before the store opened are sealed at once.
+    pub seal_delay: Duration,
     /// A sealed block holds about this many bytes of records once decoded:
     /// larger blocks compress better and need fewer filters, smaller ones
     /// make a search that finds a block decode less.
     pub seal_block_bytes: u64,
     /// zstd's compression level for sealed blocks.
     pub seal_level: i32,
-    /// Memory for decoded sealed blocks and loaded filters, shared by all
-    /// readers (each reader holds the block it is in besides).
+    /// Memory for decoded sealed blocks, shared by all readers (each
+    /// reader holds a read's worth of the block it is in besides).
     pub block_cache_bytes: usize,
     /// What every file operation goes through: the real filesystem
     /// ([`StdFileSystem`]) unless a test puts one that fails on purpose
@@ -75,7 +81,8 @@ pub struct StoreConfig {
 impl StoreConfig {
     /// Defaults: fsync every batch, 16 MiB segments, 32 KiB blocks, no
     /// retention limits, the newest 1 MiB in memory, sealing in the
-    /// background into blocks of 1 MiB at zstd level 9, 16 MiB of decoded
+    /// background 5 s after a segment closes, into blocks of 1 MiB at zstd
+    /// level 9, 16 MiB of decoded
     /// blocks cached, the real filesystem.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
@@ -86,6 +93,7 @@ impl StoreConfig {
             retention: Retention::default(),
             recent_bytes: 1 << 20,
             seal_in_background: true,
+            seal_delay: Duration::from_secs(5),
             seal_block_bytes: 1 << 20,
             seal_level: 9,
             block_cache_bytes: 16 << 20,

@@ -90,6 +90,10 @@ pub(crate) struct SegmentIndex {
     /// wrote here is visible: readers may then move on to the next
     /// segment, and the sealer may seal it.
     pub closed: bool,
+    /// When this process saw the segment close (`None`: closed before the
+    /// store opened): the sealer leaves it a while for the live readers
+    /// still catching up in it.
+    pub closed_at: Option<std::time::Instant>,
     /// All the blocks summed up (cursor, time and byte range, counts per
     /// level), so that readers and counts pass over a whole segment that
     /// cannot match in one step: a rare entry costs O(segments), not
@@ -103,6 +107,7 @@ impl SegmentIndex {
         let mut index = SegmentIndex {
             blocks: Vec::with_capacity(blocks.len()),
             closed,
+            closed_at: None,
             summary: None,
         };
         for block in blocks {

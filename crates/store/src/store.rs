@@ -464,10 +464,10 @@ impl Store {
     /// [`StoreConfig::seal_in_background`]), for tools and tests that want
     /// it done at a known moment.
     pub fn seal_now(&self) -> Result<(), StoreError> {
-        self.shared.seal_closed()
+        self.shared.seal_closed(Duration::ZERO).map(|_| ())
     }
 
-    /// Bytes of decoded blocks and filters kept in the shared cache.
+    /// Bytes of decoded blocks kept in the shared cache.
     pub fn cached_bytes(&self) -> usize {
         self.shared.cache.bytes()
     }
@@ -620,29 +620,34 @@ impl Shared {
         condvar.notify_all();
     }
 
-    /// Seals every closed record log, oldest first (steps 1 to 4 of the
-    /// `sealed` module's documentation), until none is left or the store
-    /// closes.
-    fn seal_closed(&self) -> Result<(), StoreError> {
+    /// Seals every record log closed at least `delay` ago, oldest first
+    /// (steps 1 to 4 of the `sealed` module's documentation), until none
+    /// is left or the store closes. Returns how long until the next closed
+    /// one is old enough, if one is waiting.
+    fn seal_closed(&self, delay: Duration) -> Result<Option<Duration>, StoreError> {
         let _one_at_a_time = lock(&self.sealing);
         loop {
             if self.seal_stop.load(Ordering::Relaxed) {
-                return Ok(());
+                return Ok(None);
             }
+            let mut wait = None;
             let next = self
                 .segments()
                 .iter()
                 .find(|segment| {
-                    segment.sealed.is_none()
-                        && segment
-                            .index
-                            .read()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .closed
+                    if segment.sealed.is_some() {
+                        return false;
+                    }
+                    let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
+                    let age = index.closed_at.map_or(delay, |at| at.elapsed());
+                    if index.closed && age < delay {
+                        wait = Some(delay - age);
+                    }
+                    index.closed && age >= delay
                 })
                 .cloned();
             let Some(log) = next else {
-                return Ok(());
+                return Ok(wait);
             };
             let settings = seal_settings(&self.config);
             let fs = &*self.config.fs;
@@ -655,7 +660,7 @@ impl Shared {
                 &self.seal_stop,
             )?
             else {
-                return Ok(());
+                return Ok(None);
             };
             let sealed = Arc::new(sealed);
             let swapped = {
@@ -850,7 +855,10 @@ impl Shared {
             for block in item.blocks {
                 published += index.publish(block);
             }
-            index.closed |= item.seal;
+            if item.seal && !index.closed {
+                index.closed = true;
+                index.closed_at = Some(std::time::Instant::now());
+            }
             drop(index);
             if item.seal {
                 self.wake_sealer();
@@ -1131,20 +1139,41 @@ fn open_log(
 fn spawn_sealer(shared: Arc<Shared>) -> Option<std::thread::JoinHandle<()>> {
     let spawned = std::thread::Builder::new()
         .name("logtap-store-seal".into())
-        .spawn(move || loop {
-            {
-                let (wanted, condvar) = &shared.seal_wanted;
-                let mut wanted = lock(wanted);
-                while !*wanted && !shared.seal_stop.load(Ordering::Relaxed) {
-                    wanted = condvar.wait(wanted).unwrap_or_else(|e| e.into_inner());
+        .spawn(move || {
+            let mut next = None;
+            loop {
+                {
+                    let (wanted, condvar) = &shared.seal_wanted;
+                    let mut wanted = lock(wanted);
+                    while !*wanted && !shared.seal_stop.load(Ordering::Relaxed) {
+                        match next {
+                            None => {
+                                wanted = condvar.wait(wanted).unwrap_or_else(|e| e.into_inner())
+                            }
+                            // A closed segment becomes old enough then.
+                            Some(wait) => {
+                                let (guard, timeout) = condvar
+                                    .wait_timeout(wanted, wait)
+                                    .unwrap_or_else(|e| e.into_inner());
+                                wanted = guard;
+                                if timeout.timed_out() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    *wanted = false;
                 }
-                *wanted = false;
-            }
-            if shared.seal_stop.load(Ordering::Relaxed) {
-                return;
-            }
-            if let Err(error) = shared.seal_closed() {
-                tracing::error!(%error, "Sealing a segment failed; it stays a record log and is tried again on the next roll.");
+                if shared.seal_stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                next = match shared.seal_closed(shared.config.seal_delay) {
+                    Ok(wait) => wait,
+                    Err(error) => {
+                        tracing::error!(%error, "Sealing a segment failed; it stays a record log and is tried again on the next roll.");
+                        None
+                    }
+                };
             }
         });
     match spawned {
