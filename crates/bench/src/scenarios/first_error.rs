@@ -66,6 +66,9 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             "  filled {n} entries in {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        // Searched once sealed, as stored history is: the sealer's work
+        // after a fill is not the search's.
+        crate::realistic::wait_sealed(&server).await?;
         let errors = (quiet..n)
             .filter(|seq| seq.is_multiple_of(ERROR_EVERY))
             .count() as u64;
