@@ -38,6 +38,14 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 16, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub segment_mb: u64,
 
+    /// How long a full segment stays as written before it is sealed
+    /// (compressed, with search filters), in the background: live readers
+    /// catching up after a burst read it as written meanwhile. `never`
+    /// keeps every segment as written (no compression, no filters; more
+    /// disk, searches read everything).
+    #[arg(long, default_value = "5s", value_name = "DURATION|never", value_parser = parse_seal_after)]
+    pub seal_after: SealAfter,
+
     /// Delete the oldest segments to keep the data at or below this many MiB.
     #[arg(long, value_name = "MIB")]
     pub retention_mb: Option<u64>,
@@ -169,6 +177,17 @@ impl FromStr for Sync {
     }
 }
 
+/// When full segments are sealed: after a delay, or never.
+#[derive(Debug, Clone, Copy)]
+pub struct SealAfter(Option<Duration>);
+
+fn parse_seal_after(text: &str) -> Result<SealAfter, String> {
+    if text.trim() == "never" {
+        return Ok(SealAfter(None));
+    }
+    parse_age(text).map(|delay| SealAfter(Some(delay)))
+}
+
 fn parse_age(text: &str) -> Result<Duration, String> {
     logtap_ingest::parse_duration(text).map_err(|error| error.to_string())
 }
@@ -218,6 +237,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.syslog_tcp = args.syslog_tcp;
     config.store.sync = args.sync.0;
     config.store.segment_bytes = args.segment_mb << 20;
+    match args.seal_after.0 {
+        Some(delay) => config.store.seal_delay = delay,
+        None => config.store.seal_in_background = false,
+    }
     config.store.retention = Retention {
         max_bytes: args.retention_mb.map(|mb| mb << 20),
         max_age: args.retention_age,

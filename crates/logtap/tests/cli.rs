@@ -309,6 +309,18 @@ fn a_bad_level_names_the_valid_ones() {
 }
 
 #[test]
+fn a_bad_seal_delay_says_what_is_accepted() {
+    let output = logtap(&["serve", "--seal-after", "later"], "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--seal-after <DURATION|never>")
+            && stderr(&output).contains("90s"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn a_bad_time_lists_the_accepted_forms() {
     let output = logtap(&["logs", "--since", "yesterday"], "");
     assert_eq!(output.status.code(), Some(2));

@@ -510,13 +510,19 @@ enum Damage {
     Both,
 }
 
+/// The files damaged here are record logs, as written: the server keeps
+/// them so (`--seal-after never`). Damaged sealed files are the store's
+/// tests' (`crates/store/tests/sealed.rs`).
+const NEVER_SEAL: &[&str] = &["--seal-after", "never"];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torn_and_corrupt_segments_are_cut_or_skipped_reported_and_the_rest_served() {
     let data = tempfile::tempdir().unwrap();
     let book = Mutex::new(Book::default());
     let mut rng = Rng::new(seed("corrupt"));
     {
-        let mut server = Serve::start(data.path(), &["--segment-mb", "1"]).await;
+        let mut server =
+            Serve::start(data.path(), &["--segment-mb", "1", "--seal-after", "never"]).await;
         let mut client = server.client().await;
         for n in 0..90 {
             let entries = batch(&mut rng, 0, &format!("b{n}"), 200);
@@ -528,7 +534,7 @@ async fn torn_and_corrupt_segments_are_cut_or_skipped_reported_and_the_rest_serv
     assert!(files.len() >= 4, "need several segments: {files:?}");
     let book = book.into_inner().unwrap();
     let original = {
-        let mut server = Serve::start(data.path(), &[]).await;
+        let mut server = Serve::start(data.path(), NEVER_SEAL).await;
         let all = read_all(&mut server.client().await).await;
         assert_eq!(book.check(&all), 0);
         assert_eq!(server.metric("logtap_recovery_events").await, 0);
@@ -592,7 +598,7 @@ async fn torn_and_corrupt_segments_are_cut_or_skipped_reported_and_the_rest_serv
             lost_at_most += in_older as usize;
         }
 
-        let mut server = Serve::start(copy.path(), &[]).await;
+        let mut server = Serve::start(copy.path(), NEVER_SEAL).await;
         let mut client = server.client().await;
         let served = read_all(&mut client).await;
         // Whatever is served is an original entry at its original cursor,
@@ -646,7 +652,7 @@ async fn torn_and_corrupt_segments_are_cut_or_skipped_reported_and_the_rest_serv
         // A torn newest tail was cut for good; damage inside a sealed
         // segment is left in place (the store never rewrites sealed files)
         // and is skipped, and reported, at every open.
-        let server = Serve::start(copy.path(), &[]).await;
+        let server = Serve::start(copy.path(), NEVER_SEAL).await;
         let events_again = server.metric("logtap_recovery_events").await;
         if damages_newest && !matches!(damage, Damage::Both) {
             assert_eq!(events_again, 0, "{damage:?}");
