@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file logtap/v1/logtap.proto.
  */
 export const file_logtap_v1_logtap: GenFile = /*@__PURE__*/
-  fileDesc("ChZsb2d0YXAvdjEvbG9ndGFwLnByb3RvEglsb2d0YXAudjEilAIKCkxvZ1JlcXVlc3QSDQoFbGV2ZWwYASABKAkSDQoFc2luY2UYAiABKAMSDQoFdW50aWwYAyABKAMSDAoEZ3JlcBgEIAEoCRINCgVyZWdleBgFIAEoCBIxCgZsYWJlbHMYBiADKAsyIS5sb2d0YXAudjEuTG9nUmVxdWVzdC5MYWJlbHNFbnRyeRIZCgxhZnRlcl9jdXJzb3IYByABKARIAIgBARINCgVsaW1pdBgIIAEoBBIPCgdyZXZlcnNlGAkgASgIEg4KBmZvbGxvdxgKIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg8KDV9hZnRlcl9jdXJzb3IirQEKCExvZ0VudHJ5Eg8KB21lc3NhZ2UYASABKAkSEQoJdGltZXN0YW1wGAIgASgDEg0KBWxldmVsGAMgASgJEg4KBmN1cnNvchgEIAEoBBIvCgZsYWJlbHMYBSADKAsyHy5sb2d0YXAudjEuTG9nRW50cnkuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIzCgtQdXNoUmVxdWVzdBIkCgdlbnRyaWVzGAEgAygLMhMubG9ndGFwLnYxLkxvZ0VudHJ5IjMKDFB1c2hSZXNwb25zZRIOCgZzdG9yZWQYASABKAQSEwoLbGFzdF9jdXJzb3IYAiABKAQyvAEKCkxvZ1NlcnZpY2USNwoHR2V0TG9ncxIVLmxvZ3RhcC52MS5Mb2dSZXF1ZXN0GhMubG9ndGFwLnYxLkxvZ0VudHJ5MAESOgoKU3RyZWFtTG9ncxIVLmxvZ3RhcC52MS5Mb2dSZXF1ZXN0GhMubG9ndGFwLnYxLkxvZ0VudHJ5MAESOQoEUHVzaBIWLmxvZ3RhcC52MS5QdXNoUmVxdWVzdBoXLmxvZ3RhcC52MS5QdXNoUmVzcG9uc2UoAWIGcHJvdG8z");
+  fileDesc("ChZsb2d0YXAvdjEvbG9ndGFwLnByb3RvEglsb2d0YXAudjEiqQIKCkxvZ1JlcXVlc3QSDQoFbGV2ZWwYASABKAkSDQoFc2luY2UYAiABKAMSDQoFdW50aWwYAyABKAMSDAoEZ3JlcBgEIAEoCRINCgVyZWdleBgFIAEoCBIxCgZsYWJlbHMYBiADKAsyIS5sb2d0YXAudjEuTG9nUmVxdWVzdC5MYWJlbHNFbnRyeRIZCgxhZnRlcl9jdXJzb3IYByABKARIAIgBARINCgVsaW1pdBgIIAEoBBIPCgdyZXZlcnNlGAkgASgIEg4KBmZvbGxvdxgKIAEoCBITCgtpZ25vcmVfY2FzZRgLIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg8KDV9hZnRlcl9jdXJzb3IirQEKCExvZ0VudHJ5Eg8KB21lc3NhZ2UYASABKAkSEQoJdGltZXN0YW1wGAIgASgDEg0KBWxldmVsGAMgASgJEg4KBmN1cnNvchgEIAEoBBIvCgZsYWJlbHMYBSADKAsyHy5sb2d0YXAudjEuTG9nRW50cnkuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIzCgtQdXNoUmVxdWVzdBIkCgdlbnRyaWVzGAEgAygLMhMubG9ndGFwLnYxLkxvZ0VudHJ5IjMKDFB1c2hSZXNwb25zZRIOCgZzdG9yZWQYASABKAQSEwoLbGFzdF9jdXJzb3IYAiABKAQyvAEKCkxvZ1NlcnZpY2USNwoHR2V0TG9ncxIVLmxvZ3RhcC52MS5Mb2dSZXF1ZXN0GhMubG9ndGFwLnYxLkxvZ0VudHJ5MAESOgoKU3RyZWFtTG9ncxIVLmxvZ3RhcC52MS5Mb2dSZXF1ZXN0GhMubG9ndGFwLnYxLkxvZ0VudHJ5MAESOQoEUHVzaBIWLmxvZ3RhcC52MS5QdXNoUmVxdWVzdBoXLmxvZ3RhcC52MS5QdXNoUmVzcG9uc2UoAWIGcHJvdG8z");
 
 /**
  * @generated from message logtap.v1.LogRequest
@@ -43,8 +43,9 @@ export type LogRequest = Message<"logtap.v1.LogRequest"> & {
   until: bigint;
 
   /**
-   * Only entries whose message contains this text (case-sensitive), or
-   * matches it as a regular expression when `regex` is set.
+   * Only entries whose message contains this text (case-sensitive unless
+   * `ignore_case`), or matches it as a regular expression when `regex` is
+   * set.
    *
    * @generated from field: string grep = 4;
    */
@@ -90,6 +91,15 @@ export type LogRequest = Message<"logtap.v1.LogRequest"> & {
    * @generated from field: bool follow = 10;
    */
   follow: boolean;
+
+  /**
+   * `grep` whatever the case: plain text matches when the message contains
+   * it with every character of both lowercased on its own; a regular
+   * expression is compiled case-insensitive.
+   *
+   * @generated from field: bool ignore_case = 11;
+   */
+  ignoreCase: boolean;
 };
 
 /**
