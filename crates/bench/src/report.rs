@@ -128,6 +128,10 @@ impl Machine {
     }
 }
 
+/// A figure made of one value per measured run: its metric, its unit, and
+/// how a run's sample gives its value.
+pub type PerSample<S> = (&'static str, &'static str, fn(&S) -> f64);
+
 /// Collects figures, prints each as it comes, writes JSON lines, and prints
 /// the whole table at the end.
 pub struct Report {
@@ -161,6 +165,22 @@ impl Report {
 
     pub fn machine(&self) -> &Machine {
         &self.machine
+    }
+
+    /// Records one untargeted figure per [`PerSample`] of
+    /// `figures`, each with its value in every one of `samples`.
+    pub fn add_each<S>(
+        &mut self,
+        scenario: &str,
+        subject: &str,
+        samples: &[S],
+        figures: &[PerSample<S>],
+    ) -> anyhow::Result<()> {
+        for (metric, unit, value) in figures {
+            let values = samples.iter().map(value).collect();
+            self.add(scenario, subject, metric, unit, values, Target::None)?;
+        }
+        Ok(())
     }
 
     /// Records a figure with its values over the measured runs.

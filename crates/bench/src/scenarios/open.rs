@@ -12,7 +12,6 @@
 
 use crate::client::v1_client;
 use crate::realistic;
-use crate::report::Target;
 use crate::scenarios::search::{queries, size_name, time_query};
 use crate::server::{ServerProcess, SyncPolicy};
 use crate::Ctx;
@@ -31,7 +30,7 @@ struct Sample {
 }
 
 /// A figure made of the samples: its metric, its unit, its value in one.
-type Figure = (&'static str, &'static str, fn(&Sample) -> f64);
+type Figure = crate::report::PerSample<Sample>;
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let (data, dir) = realistic::filled(ctx).await?;
@@ -95,16 +94,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             s.rss_searched_mib
         }),
     ];
-    for (metric, unit, value) in figures {
-        ctx.report.add(
-            SCENARIO,
-            &subject,
-            metric,
-            unit,
-            samples.iter().map(value).collect(),
-            Target::None,
-        )?;
-    }
+    ctx.report
+        .add_each(SCENARIO, &subject, &samples, &figures)?;
     ctx.report.note(format!(
         "open: logtap serve on the sealed store of {} realistic entries, page cache warm, after one warm-up open; the first answer is a GetLogs limit=1 (the oldest entry) on a new connection; compare runs with and without --large for growth",
         data.len()

@@ -14,7 +14,6 @@
 //! run ten times longer.
 
 use crate::realistic::{segment_bases, Realistic};
-use crate::report::Target;
 use crate::Ctx;
 use anyhow::{bail, Context};
 use logtap_core::normalize_labels;
@@ -46,7 +45,7 @@ fn config(dir: &Path, segment_bytes: u64) -> StoreConfig {
 }
 
 /// A figure made of the samples: its metric, its unit, its value in one.
-type Figure = (&'static str, &'static str, fn(&Sample) -> f64);
+type Figure = crate::report::PerSample<Sample>;
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let n: u64 = ctx.size(1_000_000, 20_000);
@@ -86,16 +85,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         ("record log sealed per second", "MB/s", |s| s.mb_per_s),
         ("record log / sealed bytes", "x", |s| s.ratio),
     ];
-    for (metric, unit, value) in figures {
-        ctx.report.add(
-            SCENARIO,
-            &subject,
-            metric,
-            unit,
-            samples.iter().map(value).collect(),
-            Target::None,
-        )?;
-    }
+    ctx.report
+        .add_each(SCENARIO, &subject, &samples, &figures)?;
     ctx.report.note(format!(
         "seal: Store::seal_now on a fresh copy of {n} realistic entries' record logs (all closed segments; the newest stays a log), one thread, page cache warm, after one warm-up seal; MB are 10^6 bytes of record log"
     ));
