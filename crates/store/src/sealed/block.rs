@@ -111,21 +111,12 @@ pub(crate) fn decode(
         return Err("impossible entry count");
     }
     let first_cursor = input.varint()?;
-    // Column starts: each varint column is walked in step with the others.
-    let mut cursors = Input(input.0);
-    for _ in 1..n {
-        cursors.varint()?;
-    }
-    let mut timestamps = Input(cursors.0);
-    for _ in 0..n {
-        timestamps.varint()?;
-    }
-    let levels = timestamps.0.get(..n).ok_or("the levels are cut short")?;
-    let (mut labels, rest) = LabelReader::new(&timestamps.0[n..], n)?;
+    // Each varint column is read in step with the others below.
+    let mut cursor_column = input.column(n - 1)?;
+    let mut time_column = input.column(n)?;
+    let levels = input.take(n).map_err(|_| "the levels are cut short")?;
+    let (mut labels, rest) = LabelReader::new(input.0, n)?;
     let mut messages = MessageReader::apart(templates, rest, n)?;
-    // Second pass: the records.
-    let mut cursor_column = Input(input.0);
-    let mut time_column = Input(cursors.0);
     let mut message = Vec::new();
     let mut label_bytes = Vec::new();
     let mut cursor = first_cursor;
@@ -205,6 +196,16 @@ impl<'a> Input<'a> {
             }
         }
         Err("a number is cut short")
+    }
+
+    /// Takes a column of `n` varints off the front, for reading in step
+    /// with other columns later.
+    pub(super) fn column(&mut self, n: usize) -> Result<Input<'a>, &'static str> {
+        let start = self.0;
+        for _ in 0..n {
+            self.varint()?;
+        }
+        Ok(Input(&start[..start.len() - self.0.len()]))
     }
 
     pub(super) fn take(&mut self, len: usize) -> Result<&'a [u8], &'static str> {

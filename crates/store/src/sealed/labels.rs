@@ -113,10 +113,7 @@ impl<'a> LabelReader<'a> {
     /// the reader and what follows the section.
     pub fn new(input: &'a [u8], n: usize) -> Result<(Self, &'a [u8]), &'static str> {
         let mut rest = Input(input);
-        for _ in 0..n {
-            rest.varint()?;
-        }
-        let shape_refs = Input(&input[..input.len() - rest.0.len()]);
+        let shape_refs = rest.column(n)?;
         let count = rest.varint()? as usize;
         let mut shapes = Vec::with_capacity(count.min(n));
         let mut shape_names = Vec::new();

@@ -191,14 +191,16 @@ impl<'a> MessageReader<'a> {
     /// Reads the section of `n` messages that `input` starts with; it runs
     /// to the end of `input`.
     pub fn new(input: &'a [u8], n: usize) -> Result<Self, &'static str> {
-        let (refs, mut rest) = split_refs(input, n)?;
+        let mut rest = Input(input);
+        let refs = rest.column(n)?;
         let (templates, parts) = read_dictionary(&mut rest, n)?;
         Self::with_values(refs, templates, parts, rest)
     }
 
     /// Reads a section written by [`MessageWriter::finish_apart`].
     pub fn apart(dictionary: &'a [u8], input: &'a [u8], n: usize) -> Result<Self, &'static str> {
-        let (refs, rest) = split_refs(input, n)?;
+        let mut rest = Input(input);
+        let refs = rest.column(n)?;
         let mut dictionary = Input(dictionary);
         let (templates, parts) = read_dictionary(&mut dictionary, n)?;
         if !dictionary.0.is_empty() {
@@ -268,15 +270,6 @@ impl<'a> MessageReader<'a> {
     pub fn is_spent(&self) -> bool {
         self.refs.0.is_empty() && self.numbers.0.is_empty() && self.ids.0.is_empty()
     }
-}
-
-/// The `n` template references `input` starts with, and what follows.
-fn split_refs(input: &[u8], n: usize) -> Result<(Input<'_>, Input<'_>), &'static str> {
-    let mut rest = Input(input);
-    for _ in 0..n {
-        rest.varint()?;
-    }
-    Ok((Input(&input[..input.len() - rest.0.len()]), rest))
 }
 
 /// Reads a dictionary of templates, each cut into its parts.
