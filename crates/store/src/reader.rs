@@ -638,16 +638,19 @@ impl Reader {
                 let Some((_, tokens)) = &self.tokens else {
                     return true;
                 };
-                match segment.candidates(tokens) {
+                let candidates = match segment.candidates(tokens) {
                     Ok((candidates, read)) => {
                         self.count_file_read(read);
-                        self.candidates = Some((segment.base_cursor, candidates));
+                        candidates
                     }
                     Err(error) => {
+                        // Once a segment: its blocks are all candidates.
                         tracing::warn!(path = %segment.path.display(), %error, "A sealed segment's filters cannot be read; its blocks are searched whole.");
-                        return true;
+                        let blocks = parts.places.len();
+                        vec![true; blocks]
                     }
-                }
+                };
+                self.candidates = Some((segment.base_cursor, candidates));
             }
             if let Some((_, candidates)) = &self.candidates {
                 if !candidates.get(at).copied().unwrap_or(true) {
