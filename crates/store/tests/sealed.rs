@@ -451,3 +451,31 @@ fn many_readers_of_old_data_share_decoded_blocks_in_a_bounded_cache() {
     }
     assert!(store.cached_bytes() <= 64 << 10, "{}", store.cached_bytes());
 }
+
+/// The background sealer leaves a closed segment as written for
+/// `seal_delay`, then seals it; segments closed before the store opened
+/// are sealed at once.
+#[test]
+fn the_background_sealer_waits_for_the_seal_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut delayed = config(dir.path());
+    delayed.seal_in_background = true;
+    delayed.seal_delay = Duration::from_secs(3600);
+    let written = {
+        let store = Store::open(delayed.clone()).unwrap();
+        let written = fill(&store, 3_000);
+        std::thread::sleep(Duration::from_millis(200));
+        let stats = store.stats();
+        assert!(stats.segments > 2, "{stats:?}");
+        assert_eq!(stats.unsealed_segments, stats.segments, "sealed too soon");
+        written
+    };
+    // Reopened: closed before the store opened, so no delay.
+    let store = Store::open(delayed).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.stats().unsealed_segments > 1 {
+        assert!(Instant::now() < deadline, "not sealed: {:?}", store.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(read_all(&store, ReadOptions::default()), written);
+}
