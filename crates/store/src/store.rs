@@ -80,7 +80,7 @@ pub(crate) struct Shared {
     /// The fixed set of buffers the chunks of `Segment::recent` are made in.
     chunk_pool: Arc<ChunkPool>,
     recovery: RecoveryReport,
-    /// Decoded sealed blocks and loaded filters, shared by every reader.
+    /// Decoded sealed blocks, shared by every reader.
     pub(crate) cache: BlockCache,
     /// Set when closed segments wait to be sealed; the sealer thread waits
     /// on the condition variable for it.

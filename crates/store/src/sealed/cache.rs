@@ -4,7 +4,9 @@
 //! own copy of the block they are in: a thousand readers of the same hour
 //! would hold a thousand copies. Here a block is decoded once and shared
 //! (an `Arc`) while it is in use or recently used; past the budget the
-//! least recently used go. A reader holds only the block it is reading.
+//! least recently used go. A reader copies a read's worth out of the block
+//! it is in (see `reader.rs`), and readers that reach a block together wait
+//! for one decoding of it.
 
 use crate::recent::Chunk;
 use crate::StoreError;
