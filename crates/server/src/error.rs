@@ -516,6 +516,32 @@ impl ServeError {
         }
     }
 
+    /// Why a push was refused, as the `reason` label of
+    /// `logtap_ingest_refusals_total`: `bad_input` (it will not pass when
+    /// sent again), `too_large`, `disk_full`, `unavailable` (the server's
+    /// state: shutdown, the request budget), `limit` (another limit),
+    /// `cut` (the client stopped sending) or `internal`.
+    pub fn refusal_reason(&self) -> &'static str {
+        match self {
+            ServeError::Store(error)
+            | ServeError::LineRefused { source: error, .. }
+            | ServeError::EntryRefused { source: error, .. }
+                if error.is_disk_full() =>
+            {
+                "disk_full"
+            }
+            ServeError::PushFailed { cause, .. } => cause.refusal_reason(),
+            error if error.http_status() == StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            error => match error.code() {
+                Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => "bad_input",
+                Code::Unavailable => "unavailable",
+                Code::ResourceExhausted => "limit",
+                Code::Cancelled | Code::DeadlineExceeded => "cut",
+                _ => "internal",
+            },
+        }
+    }
+
     /// The gRPC code an OTLP exporter sees: what the server may accept
     /// once it has room (a full disk, a shutdown, the request budget) is
     /// UNAVAILABLE, the code OTLP exporters retry; RESOURCE_EXHAUSTED they

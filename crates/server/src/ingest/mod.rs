@@ -22,12 +22,75 @@ pub fn now_nanos() -> i64 {
         .unwrap_or(0)
 }
 
-/// Appends one batch and returns once it is durable under the sync policy.
+/// The protocols entries arrive by: the `protocol` label of
+/// `logtap_ingest_entries_total` and `logtap_ingest_refusals_total`, so an
+/// operator sees which shipper sends what, and which one is refused why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// logtap.v1 `Push` (gRPC and gRPC-Web).
+    Logtap,
+    /// `POST /api/v1/push`, lines of text or JSON.
+    Http,
+    /// Grafana Loki's push API.
+    Loki,
+    /// OTLP logs, gRPC and HTTP.
+    Otlp,
+    /// Syslog over UDP and TCP.
+    Syslog,
+    /// Elasticsearch's bulk API.
+    Elasticsearch,
+    /// journald's export format, as `systemd-journal-upload` sends it.
+    Journald,
+}
+
+impl Protocol {
+    /// Every protocol, so each shows in /metrics at 0 before its first entry.
+    pub const ALL: [Protocol; 7] = [
+        Protocol::Logtap,
+        Protocol::Http,
+        Protocol::Loki,
+        Protocol::Otlp,
+        Protocol::Syslog,
+        Protocol::Elasticsearch,
+        Protocol::Journald,
+    ];
+
+    /// The value of the `protocol` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Logtap => "logtap",
+            Protocol::Http => "http",
+            Protocol::Loki => "loki",
+            Protocol::Otlp => "otlp",
+            Protocol::Syslog => "syslog",
+            Protocol::Elasticsearch => "elasticsearch",
+            Protocol::Journald => "journald",
+        }
+    }
+}
+
+/// Counts `count` refusals of `protocol` for `error`'s reason (see
+/// [`ServeError::refusal_reason`]). A request refused whole counts one
+/// whatever it held (a body that does not decode holds no count); a record
+/// refused alone while the rest is stored (OTLP's partial success, a bulk
+/// item) counts one, as does a syslog message dropped.
+pub fn refused(shared: &Shared, protocol: Protocol, error: &ServeError, count: u64) {
+    shared
+        .metrics
+        .ingest_refused(protocol, error.refusal_reason(), count);
+}
+
+/// Appends one batch and returns once it is durable under the sync policy,
+/// counting its entries under `protocol`.
 ///
 /// The append writes and fsyncs, so it runs on tokio's blocking pool; the
 /// store shares one fsync among concurrent batches, so many pushes at once
 /// cost little more than one.
-pub async fn append(shared: &Shared, entries: Vec<NewEntry>) -> Result<AppendReceipt, ServeError> {
+pub async fn append(
+    shared: &Shared,
+    protocol: Protocol,
+    entries: Vec<NewEntry>,
+) -> Result<AppendReceipt, ServeError> {
     if entries.is_empty() {
         return Ok(AppendReceipt {
             first_cursor: 0,
@@ -47,6 +110,7 @@ pub async fn append(shared: &Shared, entries: Vec<NewEntry>) -> Result<AppendRec
             error
         })?;
     shared.metrics.entries_stored.inc_by(receipt.count);
+    shared.metrics.ingested(protocol, receipt.count);
     Ok(receipt)
 }
 

@@ -44,10 +44,15 @@ pub struct Metrics {
     /// Reading streams dropped before they ended themselves: the client
     /// cancelled or vanished, or the idle timeout reset them.
     pub streams_cancelled: Counter,
-    /// Syslog messages dropped: undecodable, over `max_message_bytes`, cut
-    /// off with their connection, or refused by the store (syslog has no
-    /// acknowledgement to refuse them with, so this is where it shows).
-    pub syslog_dropped: Counter,
+    /// Entries made durable, by the protocol they came by
+    /// (`ingest::Protocol`): which shipper sends what.
+    ingest_entries: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Refusals, by protocol and reason (`ServeError::refusal_reason`): a
+    /// request refused whole counts one, as does a record refused alone
+    /// (OTLP's partial success, a bulk item) and a syslog message dropped.
+    /// Syslog has no acknowledgement to refuse with, so its drops show only
+    /// here.
+    ingest_refused: Family<[(&'static str, &'static str); 2], Counter>,
     /// Bytes of segment files, refreshed at every scrape.
     store_bytes: Gauge,
     /// Segment files, refreshed at every scrape.
@@ -155,7 +160,8 @@ impl Metrics {
             entries_sent: Counter::default(),
             entries_sent_in_runs: Counter::default(),
             streams_cancelled: Counter::default(),
-            syslog_dropped: Counter::default(),
+            ingest_entries: Family::default(),
+            ingest_refused: Family::default(),
             store_bytes: Gauge::default(),
             store_segments: Gauge::default(),
             store_unsealed_segments: Gauge::default(),
@@ -205,9 +211,14 @@ impl Metrics {
             metrics.entries_sent_in_runs.clone(),
         );
         registry.register(
-            "logtap_syslog_dropped",
-            "Syslog messages dropped: undecodable, too large, or refused by the store",
-            metrics.syslog_dropped.clone(),
+            "logtap_ingest_entries",
+            "Entries made durable, by the protocol they came by",
+            metrics.ingest_entries.clone(),
+        );
+        registry.register(
+            "logtap_ingest_refusals",
+            "Pushes refused whole, records refused alone and syslog messages dropped, by protocol and reason",
+            metrics.ingest_refused.clone(),
         );
         registry.register(
             "logtap_streams_cancelled",
@@ -269,6 +280,11 @@ impl Metrics {
             "Requests refused or streams ended because a limit was reached",
             metrics.limit_rejections.clone(),
         );
+        for protocol in crate::ingest::Protocol::ALL {
+            let _ = metrics
+                .ingest_entries
+                .get_or_create(&[("protocol", protocol.label())]);
+        }
         // Touch every label, so each limit shows at 0 before it is hit.
         for limit in Limit::ALL {
             let _ = metrics
@@ -287,6 +303,25 @@ impl Metrics {
         let metrics = Metrics::new();
         metrics.record_recovery(report);
         metrics
+    }
+
+    /// Counts `count` entries of `protocol` made durable.
+    pub fn ingested(&self, protocol: crate::ingest::Protocol, count: u64) {
+        self.ingest_entries
+            .get_or_create(&[("protocol", protocol.label())])
+            .inc_by(count);
+    }
+
+    /// Counts `count` refusals of `protocol` for `reason`.
+    pub fn ingest_refused(
+        &self,
+        protocol: crate::ingest::Protocol,
+        reason: &'static str,
+        count: u64,
+    ) {
+        self.ingest_refused
+            .get_or_create(&[("protocol", protocol.label()), ("reason", reason)])
+            .inc_by(count);
     }
 
     /// Counts a new reading stream, or refuses it when `limit` streams

@@ -46,9 +46,9 @@
 //! body (`stored`, `last_cursor`) and in the `logtap-stored` /
 //! `logtap-last-cursor` headers.
 
-use super::{error_response, Fallback};
+use super::Fallback;
 use crate::error::{BodyCut, ServeError};
-use crate::ingest::{self, now_nanos, Batcher};
+use crate::ingest::{self, now_nanos, Batcher, Protocol};
 use crate::ops::log_throttle::LogThrottle;
 use crate::ops::metrics::Limit;
 use crate::stream::metadata::{self, RequestId};
@@ -96,20 +96,28 @@ pub async fn push(State(state): State<Fallback>, headers: HeaderMap, body: Body)
         let error = ServeError::BodyTooLarge {
             limit: state.max_push_body_bytes,
         };
-        return error_response(&request_id, &error);
+        return refuse(&state, &request_id, &error);
     }
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_string())
         .filter(|value| !value.is_empty() && !value.eq_ignore_ascii_case("identity"));
     if let Some(encoding) = encoding.or_else(|| transfer_coding(&headers)) {
-        return error_response(&request_id, &ServeError::UnsupportedEncoding(encoding));
+        return refuse(
+            &state,
+            &request_id,
+            &ServeError::UnsupportedEncoding(encoding),
+        );
     }
     if let Some(media_type) = headers.get(header::CONTENT_TYPE) {
         if !is_json_media_type(media_type.as_bytes()) {
             let media_type = String::from_utf8_lossy(media_type.as_bytes());
             let shown: String = media_type.chars().take(100).collect();
-            return error_response(&request_id, &ServeError::UnsupportedContentType(shown));
+            return refuse(
+                &state,
+                &request_id,
+                &ServeError::UnsupportedContentType(shown),
+            );
         }
     }
     let mut pushed = Pushed::default();
@@ -125,7 +133,7 @@ pub async fn push(State(state): State<Fallback>, headers: HeaderMap, body: Body)
             last_cursor: pushed.last_cursor,
             cause: Box::new(cause),
         };
-        return error_response(&request_id, &error);
+        return refuse(&state, &request_id, &error);
     }
     tracing::debug!(
         request_id = %request_id,
@@ -303,6 +311,12 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// A push refused, counted in /metrics.
+fn refuse(state: &Fallback, request_id: &RequestId, error: &ServeError) -> Response {
+    ingest::refused(&state.shared, Protocol::Http, error, 1);
+    super::error_response(request_id, error)
+}
+
 /// Parses line `number` (without its `\n`) into the batch.
 fn add_line(
     batch: &mut Batcher,
@@ -338,7 +352,7 @@ async fn store(
     if batch.is_empty() {
         return Ok(());
     }
-    let receipt = ingest::append(shared, batch.take()).await?;
+    let receipt = ingest::append(shared, Protocol::Http, batch.take()).await?;
     if receipt.count > 0 {
         pushed.stored += receipt.count;
         pushed.last_cursor = receipt.last_cursor;

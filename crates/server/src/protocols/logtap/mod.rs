@@ -8,7 +8,7 @@ use crate::grpc::body::GrpcBody;
 use crate::grpc::method::{Limits, Method, ServiceRoutes};
 use crate::grpc::wire::V1Encoder;
 use crate::grpc::{error_status, open_stream};
-use crate::ingest::{self, now_nanos, Batcher};
+use crate::ingest::{self, now_nanos, Batcher, Protocol};
 use crate::net::quota::Quota;
 use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::{self, RequestId};
@@ -99,7 +99,8 @@ struct Pushed {
 impl Pushed {
     /// `cause` with what was stored before it, and the same in metadata so
     /// a program can resume without parsing the message.
-    fn failed(self, request_id: &RequestId, cause: ServeError) -> Status {
+    fn failed(self, shared: &Shared, request_id: &RequestId, cause: ServeError) -> Status {
+        ingest::refused(shared, Protocol::Logtap, &cause, 1);
         let error = ServeError::PushFailed {
             stored: self.stored,
             last_cursor: self.last_cursor,
@@ -206,12 +207,16 @@ impl LogApi {
                     }
                 }
                 if !merged.0.is_empty() {
-                    writing = Some(Box::pin(ingest::append(shared, merged.0.take())));
+                    writing = Some(Box::pin(ingest::append(
+                        shared,
+                        Protocol::Logtap,
+                        merged.0.take(),
+                    )));
                     continue;
                 }
                 match stop {
                     Some(None) => break,
-                    Some(Some(error)) => return Err(pushed.failed(&request_id, error)),
+                    Some(Some(error)) => return Err(pushed.failed(shared, &request_id, error)),
                     None => {}
                 }
                 tokio::select! {
@@ -239,7 +244,7 @@ impl LogApi {
                 }
             };
             writing = None;
-            let receipt = written.map_err(|error| pushed.failed(&request_id, error))?;
+            let receipt = written.map_err(|error| pushed.failed(shared, &request_id, error))?;
             if receipt.count > 0 {
                 pushed.stored += receipt.count;
                 pushed.last_cursor = receipt.last_cursor;

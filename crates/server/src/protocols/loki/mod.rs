@@ -32,7 +32,7 @@
 
 use crate::config::ServerConfig;
 use crate::error::ServeError;
-use crate::ingest::{self, Batcher};
+use crate::ingest::{self, Batcher, Protocol};
 use crate::ops::metrics::Limit;
 use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::RequestId;
@@ -112,6 +112,7 @@ async fn push(State(state): State<Loki>, headers: HeaderMap, body: Body) -> Resp
             ) {
                 state.shared.metrics.limit_hit(Limit::MessageSize);
             }
+            ingest::refused(&state.shared, Protocol::Loki, &error, 1);
             error_response(&request_id, &error)
         }
     }
@@ -146,7 +147,7 @@ async fn receive(state: &Loki, headers: &HeaderMap, body: Body) -> Result<usize,
     if state.shared.shutdown.is_cancelled() {
         return Err(ServeError::ShuttingDown);
     }
-    ingest::append(&state.shared, batch.take()).await?;
+    ingest::append(&state.shared, Protocol::Loki, batch.take()).await?;
     Ok(count)
 }
 

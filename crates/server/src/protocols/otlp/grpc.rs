@@ -71,6 +71,7 @@ async fn export(
         }
         Err(error) => {
             tracing::debug!(request_id = %request_id, error = %error, "An OTLP gRPC export was refused.");
+            crate::ingest::refused(shared, crate::ingest::Protocol::Otlp, &error, 1);
             let mut status = error.to_otlp_status();
             request_id.insert_into(status.metadata_mut());
             Err(status)

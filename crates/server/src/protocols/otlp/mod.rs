@@ -32,7 +32,7 @@ pub(crate) mod grpc;
 
 use crate::config::ServerConfig;
 use crate::error::ServeError;
-use crate::ingest::{self, Batcher};
+use crate::ingest::{self, Batcher, Protocol};
 use crate::ops::metrics::Limit;
 use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::RequestId;
@@ -121,6 +121,7 @@ async fn export(State(state): State<Otlp>, headers: HeaderMap, body: Body) -> Re
             if error.http_status() == StatusCode::PAYLOAD_TOO_LARGE {
                 state.shared.metrics.limit_hit(Limit::MessageSize);
             }
+            ingest::refused(&state.shared, Protocol::Otlp, &error, 1);
             error_response(&request_id, answer_form, &error)
         }
     }
@@ -166,7 +167,11 @@ pub(crate) async fn store(shared: &Shared, mut decoded: Decoded) -> Result<Decod
         return Err(ServeError::ShuttingDown);
     }
     decoded.entries = batch.take();
-    ingest::append(shared, decoded.entries.clone()).await?;
+    ingest::append(shared, Protocol::Otlp, decoded.entries.clone()).await?;
+    // Counted once stored: a request refused whole counts one, not these.
+    shared
+        .metrics
+        .ingest_refused(Protocol::Otlp, "bad_input", decoded.rejected);
     Ok(decoded)
 }
 

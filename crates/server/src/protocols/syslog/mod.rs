@@ -18,7 +18,8 @@
 //! Bad input costs only itself: a datagram or frame that does not decode
 //! (no `<PRI>`, a malformed RFC 5424 header) is dropped and logged, at most
 //! one line per interval ([`LogThrottle`]), and the connection goes on.
-//! Every message dropped is counted in `logtap_syslog_dropped_total`. A
+//! Every message dropped is counted in
+//! `logtap_ingest_refusals_total{protocol="syslog"}`, by reason. A
 //! frame longer than `max_message_bytes`, or an octet count that is not a
 //! number, closes the TCP connection, since where its next frame starts is
 //! unknown; the frames before it are kept. TCP connections count against
@@ -27,8 +28,8 @@
 //! synced.
 
 use crate::config::ServerConfig;
-use crate::error::ServerError;
-use crate::ingest::{self, now_nanos, Batcher};
+use crate::error::{ServeError, ServerError};
+use crate::ingest::{self, now_nanos, Batcher, Protocol};
 use crate::ops::log_throttle::LogThrottle;
 use crate::stream::state::Shared;
 use logtap_core::NewEntry;
@@ -149,7 +150,9 @@ async fn queue(message: &[u8], peer: SocketAddr, shared: &Shared, sender: &mpsc:
         // The batcher ends only after every sender is gone.
         Ok(entry) => drop(sender.send(entry).await),
         Err(error) => {
-            shared.metrics.syslog_dropped.inc();
+            shared
+                .metrics
+                .ingest_refused(Protocol::Syslog, "bad_input", 1);
             if let Some(suppressed) = BAD_MESSAGES.allow() {
                 tracing::warn!(
                     peer = %peer,
@@ -172,7 +175,9 @@ async fn serve_udp(udp: UdpSocket, shared: Shared, sender: mpsc::Sender<NewEntry
         };
         match received {
             Ok((length, peer)) if length > limit => {
-                shared.metrics.syslog_dropped.inc();
+                shared
+                    .metrics
+                    .ingest_refused(Protocol::Syslog, "too_large", 1);
                 if let Some(suppressed) = BAD_MESSAGES.allow() {
                     tracing::warn!(peer = %peer, max_message_bytes = limit, dropped_since_last_line = suppressed, "Dropped a syslog datagram over max_message_bytes.");
                 }
@@ -258,7 +263,9 @@ async fn serve_connection(
                 Ok(Some(frame)) => queue(&frame, peer, shared, sender).await,
                 Ok(None) => break,
                 Err(error) => {
-                    shared.metrics.syslog_dropped.inc();
+                    shared
+                        .metrics
+                        .ingest_refused(Protocol::Syslog, "bad_input", 1);
                     if let Some(suppressed) = BAD_FRAMES.allow() {
                         tracing::warn!(
                             peer = %peer,
@@ -296,7 +303,8 @@ async fn store_batches(shared: Shared, mut receiver: mpsc::Receiver<NewEntry>) {
             return;
         };
         if let Err(error) = batch.add(entry) {
-            shared.metrics.syslog_dropped.inc();
+            let error = ServeError::Store(error);
+            ingest::refused(&shared, Protocol::Syslog, &error, 1);
             if let Some(suppressed) = REFUSED.allow() {
                 tracing::warn!(error = %error, refused_since_last_line = suppressed, "Dropped a syslog message the store cannot keep.");
             }
@@ -318,8 +326,8 @@ async fn flush(shared: &Shared, batch: &mut Batcher) {
     }
     let entries = batch.take();
     let count = entries.len();
-    if let Err(error) = ingest::append(shared, entries).await {
-        shared.metrics.syslog_dropped.inc_by(count as u64);
+    if let Err(error) = ingest::append(shared, Protocol::Syslog, entries).await {
+        ingest::refused(shared, Protocol::Syslog, &error, count as u64);
         if let Some(suppressed) = REFUSED.allow() {
             tracing::warn!(error = %error, entries = count, refused_since_last_line = suppressed, "The store refused a batch of syslog messages; they are lost.");
         }
