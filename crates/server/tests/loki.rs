@@ -369,7 +369,9 @@ async fn bad_inputs_get_their_status_and_store_nothing() {
             "br-encoded",
         ),
     ];
+    let mut cases_by_status = Vec::new();
     for (name, headers, body, wanted, says) in cases {
+        cases_by_status.push(wanted);
         let (status, reply_headers, text) = post(&server, &headers, &body).await;
         println!("| {name} | {status} | {} |", text.trim());
         assert_eq!(status, wanted, "{name}: {text}");
@@ -382,6 +384,37 @@ async fn bad_inputs_get_their_status_and_store_nothing() {
     let entries = stored(&server).await;
     let messages: Vec<&str> = entries.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(messages, ["kept"], "nothing of a refused push is stored");
+    // /metrics counts what each protocol stored and refused, by reason:
+    // each refused push counts one, whatever it held.
+    assert_eq!(
+        server
+            .metric(r#"logtap_ingest_entries_total{protocol="loki"}"#)
+            .await,
+        1
+    );
+    let (status, metrics) = server.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    let refusals = |reason: &str| {
+        common::metric_value(
+            &metrics,
+            &format!(r#"logtap_ingest_refusals_total{{protocol="loki",reason="{reason}"}}"#),
+        )
+        .unwrap_or(0)
+    };
+    let too_large = cases_by_status.iter().filter(|s| **s == 413).count() as u64;
+    assert_eq!(refusals("too_large"), too_large, "{metrics}");
+    assert_eq!(
+        refusals("bad_input"),
+        cases_by_status.len() as u64 - too_large,
+        "{metrics}"
+    );
+    assert_eq!(
+        server
+            .metric(r#"logtap_ingest_entries_total{protocol="otlp"}"#)
+            .await,
+        0,
+        "every protocol shows at 0 before its first entry"
+    );
     let (status, _) = server.http_get("/healthz").await;
     assert_eq!(status, 200);
 }
@@ -408,6 +441,12 @@ async fn a_full_disk_gets_507_with_retry_after_and_the_push_is_stored_once_space
         "a shipper is told to retry: {headers:?}"
     );
     assert!(stored(&server).await.is_empty());
+    assert_eq!(
+        server
+            .metric(r#"logtap_ingest_refusals_total{protocol="loki",reason="disk_full"}"#)
+            .await,
+        1
+    );
     fs.clear();
     let (status, _, text) = post(&server, &["Content-Type: application/json"], body).await;
     assert_eq!(status, 204, "{text}");

@@ -114,7 +114,12 @@ async fn tcp_octet_counting_and_lf_framing_keep_good_frames_around_bad_ones() {
         ]
     );
     // "garbage" and "<oops>".
-    assert_eq!(server.metric("logtap_syslog_dropped_total").await, 2);
+    assert_eq!(
+        server
+            .metric(r#"logtap_ingest_refusals_total{protocol="syslog",reason="bad_input"}"#)
+            .await,
+        2
+    );
 }
 
 #[tokio::test]
