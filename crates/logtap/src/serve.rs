@@ -148,6 +148,13 @@ pub struct ServeArgs {
     /// (RFC 6587). Off unless given.
     #[arg(long, value_name = "ADDR")]
     pub syslog_tcp: Option<SocketAddr>,
+
+    /// Serve OTLP's gRPC log service (LogsService/Export) on ADDR too, e.g.
+    /// 0.0.0.0:4317, the port OpenTelemetry exporters send to by default.
+    /// Only that service and gRPC health are answered there, with the main
+    /// port's TLS and tokens. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_grpc_listen: Option<SocketAddr>,
 }
 
 /// Where the server listens when --listen is not given: loopback only.
@@ -235,6 +242,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.request_stall_timeout = args.request_stall_timeout;
     config.syslog_udp = args.syslog_udp;
     config.syslog_tcp = args.syslog_tcp;
+    config.otlp_grpc_listen = args.otlp_grpc_listen;
     config.store.sync = args.sync.0;
     config.store.segment_bytes = args.segment_mb << 20;
     match args.seal_after.0 {
@@ -260,6 +268,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(addr) = syslog.tcp {
         tracing::info!("logtap is receiving syslog on tcp://{addr}");
+    }
+    if let Some(addr) = server.otlp_grpc_addr() {
+        tracing::info!("logtap is receiving OTLP gRPC on {scheme}://{addr}");
     }
     server
         .run(shutdown_signal())

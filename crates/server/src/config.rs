@@ -99,6 +99,10 @@ pub struct ServerConfig {
     pub syslog_udp: Option<SocketAddr>,
     /// Where to receive syslog over TCP (`--syslog-tcp`); off when `None`.
     pub syslog_tcp: Option<SocketAddr>,
+    /// A second port serving only OTLP's gRPC service (and gRPC health),
+    /// with the main port's TLS and tokens (`--otlp-grpc-listen`, usually
+    /// port 4317); off when `None`.
+    pub otlp_grpc_listen: Option<SocketAddr>,
     /// How many threads serve connections; each connection stays on one
     /// (see `crate::net::threads`). One per core by default.
     pub connection_threads: usize,
@@ -188,6 +192,7 @@ impl ServerConfig {
             max_push_body_bytes: 256 << 20,
             syslog_udp: None,
             syslog_tcp: None,
+            otlp_grpc_listen: None,
             connection_threads: crate::net::threads::ConnectionThreads::default_count(),
             match_threads: std::thread::available_parallelism()
                 .map_or(1, |cores| (cores.get() / 2).max(1)),
@@ -220,11 +225,15 @@ impl ServerConfig {
     /// as [`Exposure::Open`], and `bind` logs a warning. With a token file
     /// any address is fine. The port plays no part.
     pub fn exposure(&self) -> Result<Exposure, ExposureError> {
-        if self.listen.ip().to_canonical().is_loopback() {
+        let loopback = |addr: SocketAddr| addr.ip().to_canonical().is_loopback();
+        // The OTLP port is always named explicitly; when it reaches beyond
+        // loopback, so does the server.
+        let otlp_wide = self.otlp_grpc_listen.is_some_and(|addr| !loopback(addr));
+        if loopback(self.listen) && !otlp_wide {
             Ok(Exposure::Loopback)
         } else if self.auth_token_file.is_some() {
             Ok(Exposure::Tokens)
-        } else if self.listen_explicit {
+        } else if self.listen_explicit || loopback(self.listen) {
             Ok(Exposure::Open)
         } else {
             Err(ExposureError { addr: self.listen })

@@ -70,6 +70,10 @@ pub struct Server {
     peers: Arc<Peers>,
     /// The syslog listeners, when on.
     syslog: protocols::syslog::Listeners,
+    /// The second port for OTLP's gRPC service (`--otlp-grpc-listen`),
+    /// when on: exporters default to port 4317, and some cannot be told
+    /// another one without reconfiguring every application.
+    otlp_listener: Option<TcpListener>,
 }
 
 impl Server {
@@ -168,6 +172,14 @@ impl Server {
             source,
         })?;
         let syslog = protocols::syslog::bind(&config).await?;
+        let otlp_listener = match config.otlp_grpc_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         tracing::info!(
             address = %local_addr,
             data = %config.store.dir.display(),
@@ -197,6 +209,7 @@ impl Server {
             tls,
             peers,
             syslog,
+            otlp_listener,
         })
     }
 
@@ -209,6 +222,13 @@ impl Server {
     /// that is off).
     pub fn syslog_addrs(&self) -> protocols::syslog::SyslogAddrs {
         self.syslog.addrs()
+    }
+
+    /// The address of the OTLP gRPC port (`--otlp-grpc-listen`), when on.
+    pub fn otlp_grpc_addr(&self) -> Option<SocketAddr> {
+        self.otlp_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// What the handlers share, for callers that add their own routes or
@@ -232,6 +252,7 @@ impl Server {
             tls,
             peers,
             syslog,
+            otlp_listener,
             ..
         } = self;
         let threads = ConnectionThreads::start(config.connection_threads).map_err(|error| {
@@ -258,7 +279,7 @@ impl Server {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
+                (port, accepted) = accept(&listener, otlp_listener.as_ref()) => match accepted {
                     Ok((tcp, peer)) => {
                         backoff = ACCEPT_BACKOFF_MIN;
                         // Counted from here until the connection ends; one
@@ -277,7 +298,7 @@ impl Server {
                             continue;
                         };
                         configure_socket(&tcp, &config);
-                        let service = connection_service(router.clone(), peer, peers.connection(peer.ip()));
+                        let service = connection_service(router.clone(), port, peer, peers.connection(peer.ip()));
                         // Taken now, before shutdown can begin, so a
                         // connection still in its TLS handshake is waited
                         // for and then told to drain like the others.
@@ -352,6 +373,7 @@ impl Server {
             }
         }
         drop(listener);
+        drop(otlp_listener);
         tracing::info!("Shutting down: ending every stream, then draining connections.");
         for name in std::iter::once("").chain(protocols::GRPC_SERVICES) {
             health
@@ -392,6 +414,47 @@ impl Server {
             .map_err(ServerError::Sync)?;
         tracing::info!("Stopped; the store is synced.");
         Ok(())
+    }
+}
+
+/// Which of the server's ports a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    /// `--listen`: every protocol.
+    Main,
+    /// `--otlp-grpc-listen`: OTLP's gRPC service and gRPC health only, so
+    /// opening the port exporters expect opens nothing else.
+    OtlpGrpc,
+}
+
+impl Port {
+    /// Whether this port serves a request for `path`.
+    fn serves(self, path: &str) -> bool {
+        let under = |service: &str| {
+            path.strip_prefix('/')
+                .and_then(|rest| rest.strip_prefix(service))
+                .is_some_and(|rest| rest.starts_with('/'))
+        };
+        match self {
+            Port::Main => true,
+            Port::OtlpGrpc => {
+                under(protocols::otlp::grpc::SERVICE_NAME) || under("grpc.health.v1.Health")
+            }
+        }
+    }
+}
+
+/// The next connection on either port.
+async fn accept(
+    main: &TcpListener,
+    otlp: Option<&TcpListener>,
+) -> (Port, std::io::Result<(TcpStream, SocketAddr)>) {
+    match otlp {
+        None => (Port::Main, main.accept().await),
+        Some(otlp) => tokio::select! {
+            accepted = main.accept() => (Port::Main, accepted),
+            accepted = otlp.accept() => (Port::OtlpGrpc, accepted),
+        },
     }
 }
 
@@ -643,6 +706,7 @@ fn configure_socket(tcp: &TcpStream, config: &ServerConfig) {
 /// the router.
 fn connection_service(
     router: Router,
+    port: Port,
     peer: SocketAddr,
     quota: Quota,
 ) -> impl hyper::service::Service<
@@ -656,6 +720,12 @@ fn connection_service(
         request.extensions_mut().insert(quota.clone());
         let router = router.clone();
         Box::pin(async move {
+            if !port.serves(request.uri().path()) {
+                return Ok(crate::error::unknown_route(
+                    request.headers(),
+                    request.uri().path(),
+                ));
+            }
             if content_type_starts_with(request.headers(), "application/grpc-web") {
                 let response = tonic_web::GrpcWebLayer::new()
                     .layer(router)

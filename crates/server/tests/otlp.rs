@@ -399,6 +399,14 @@ async fn grpc_export(
     server: &TestServer,
     body: Vec<u8>,
 ) -> Result<ExportLogsServiceResponse, tonic::Status> {
+    grpc_export_to(server.channel().await, body).await
+}
+
+/// Calls Export over `channel`.
+async fn grpc_export_to(
+    channel: tonic::transport::Channel,
+    body: Vec<u8>,
+) -> Result<ExportLogsServiceResponse, tonic::Status> {
     /// The request's bytes as they are.
     #[derive(Clone, PartialEq, Default)]
     struct Raw(Vec<u8>);
@@ -423,7 +431,7 @@ async fn grpc_export(
             self.0.clear();
         }
     }
-    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
     let codec = tonic_prost::ProstCodec::<Raw, ExportLogsServiceResponse>::default();
     grpc.unary(
@@ -478,6 +486,81 @@ async fn grpc_export_stores_records_and_answers_partial_success() {
         .expect_err("malformed");
     assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
     assert_eq!(stored(&server).await.len(), 1, "nothing of it stored");
+    // The record refused alone counts one; the malformed message never
+    // reached the service (tonic's decoder refused it).
+    assert_eq!(
+        server
+            .metric(r#"logtap_ingest_refusals_total{protocol="otlp",reason="bad_input"}"#)
+            .await,
+        1
+    );
+    assert_eq!(
+        server
+            .metric(r#"logtap_ingest_entries_total{protocol="otlp"}"#)
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_otlp_grpc_port_serves_export_and_health_and_nothing_else() {
+    let server = TestServer::start_with(|config| {
+        config.otlp_grpc_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let otlp = server.otlp_grpc.expect("the OTLP port is bound");
+    assert_ne!(otlp, server.addr);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{otlp}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the OTLP port");
+    let body = request(vec![LogRecord {
+        time_unix_nano: 7,
+        severity_number: 17,
+        body: string("on 4317"),
+        ..LogRecord::default()
+    }]);
+    let answer = grpc_export_to(channel.clone(), body)
+        .await
+        .expect("exported");
+    assert!(answer.partial_success.is_none());
+    let entries = stored(&server).await;
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| (e.message.as_str(), e.level.as_str()))
+            .collect::<Vec<_>>(),
+        [("on 4317", "error")]
+    );
+    // Health answers there, for load balancers and the Collector's checks.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health");
+    assert_eq!(serving.into_inner().status, 1, "SERVING");
+    // Reading is not served on that port: gRPC gets UNIMPLEMENTED, HTTP 404.
+    let mut logs = logtap_proto::v1::log_service_client::LogServiceClient::new(channel);
+    let status = logs
+        .get_logs(LogRequest::default())
+        .await
+        .expect_err("GetLogs is not on the OTLP port");
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+    let (status, _, _) = http1(
+        otlp,
+        b"GET /api/v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = http1(
+        otlp,
+        b"POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 404, "OTLP/HTTP stays on the main port");
 }
 
 #[tokio::test]

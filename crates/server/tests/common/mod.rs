@@ -25,6 +25,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The syslog listeners' addresses, when the configuration turned them on.
     pub syslog: logtap_server::SyslogAddrs,
+    /// The OTLP gRPC port's address, when the configuration turned it on.
+    pub otlp_grpc: Option<SocketAddr>,
     pub dir: PathBuf,
     /// Keeps the temporary directory alive (when the server made it).
     _temp: Option<tempfile::TempDir>,
@@ -56,6 +58,7 @@ impl TestServer {
         let server = Server::bind(config).await.expect("bind");
         let addr = server.local_addr();
         let syslog = server.syslog_addrs();
+        let otlp_grpc = server.otlp_grpc_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let run = tokio::spawn(server.run(async move {
             let _ = stopped.await;
@@ -63,6 +66,7 @@ impl TestServer {
         TestServer {
             addr,
             syslog,
+            otlp_grpc,
             dir: dir.to_path_buf(),
             _temp: None,
             stop: Some(stop),
