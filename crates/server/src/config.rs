@@ -286,4 +286,18 @@ mod exposure_tests {
             assert!(message.contains("--listen"), "{message}");
         }
     }
+
+    #[test]
+    fn a_wide_otlp_port_makes_the_server_wide() {
+        let with_otlp = |otlp: &str, tokens: bool| {
+            let mut config = config("127.0.0.1:50051", tokens, false);
+            config.otlp_grpc_listen = Some(otlp.parse().unwrap());
+            config.exposure()
+        };
+        assert_eq!(with_otlp("127.0.0.1:4317", false), Ok(Exposure::Loopback));
+        // Named on the command line, so taken as meant; the hosts beyond
+        // loopback then pass the browser guard too.
+        assert_eq!(with_otlp("0.0.0.0:4317", false), Ok(Exposure::Open));
+        assert_eq!(with_otlp("0.0.0.0:4317", true), Ok(Exposure::Tokens));
+    }
 }
