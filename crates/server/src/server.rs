@@ -273,7 +273,7 @@ impl Server {
             shared.shutdown.clone(),
             threads.handles(),
         ));
-        syslog.spawn(&shared, &config, &tracker);
+        syslog.spawn(&shared, &config, tls.clone(), &tracker);
         tokio::pin!(shutdown);
         let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {

@@ -457,6 +457,61 @@ async fn plain_clients_on_the_tls_port_fail_cleanly_and_the_server_carries_on() 
     assert_eq!(reply.status, 200);
 }
 
+#[tokio::test]
+async fn syslog_over_tcp_speaks_tls_when_the_server_does_and_refuses_clear_text() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, |config| {
+        config.syslog_tcp = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let syslog = server.syslog.tcp.expect("the syslog TCP listener");
+    // Clear text on the TLS listener is closed without being stored.
+    let mut plain = tokio::net::TcpStream::connect(syslog).await.unwrap();
+    let clear = b"<11>1 2024-05-01T10:00:00Z host app - - - in clear text\n";
+    plain.write_all(clear).await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, plain.read_to_end(&mut rest))
+        .await
+        .expect("closed within the deadline");
+    assert!(read.is_err() || rest.is_empty());
+    // RFC 5425: octet-counted frames inside TLS, with no ALPN offered.
+    let mut tls = tls_connect(syslog, &pki.ca_pem, &[]).await;
+    for message in [
+        "<11>1 2024-05-01T10:00:00Z web01 shop 42 - - over tls",
+        "<14>1 2024-05-01T10:00:01Z web01 shop 42 - - and again",
+    ] {
+        let frame = format!("{} {message}", message.len());
+        tls.write_all(frame.as_bytes()).await.unwrap();
+    }
+    tls.flush().await.unwrap();
+    tls.shutdown().await.unwrap();
+    let mut client = LogServiceClient::new(tls_channel(server.addr, &pki.ca_pem).await);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let messages = loop {
+        let mut stream = client
+            .get_logs(LogRequest::default())
+            .await
+            .expect("get_logs")
+            .into_inner();
+        let mut messages = Vec::new();
+        while let Some(entry) = stream.message().await.expect("entry") {
+            messages.push((entry.message, entry.level));
+        }
+        if messages.len() >= 2 || tokio::time::Instant::now() > deadline {
+            break messages;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        messages,
+        [
+            ("over tls".to_string(), "error".to_string()),
+            ("and again".to_string(), "info".to_string())
+        ],
+        "the clear-text message is not among them"
+    );
+}
+
 /// The error `Server::bind` gives for `adjust`, as text.
 async fn bind_error(dir: &Path, adjust: impl FnOnce(&mut ServerConfig)) -> String {
     let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.join("data"));

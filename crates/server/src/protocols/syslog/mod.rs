@@ -1,7 +1,11 @@
 //! Syslog over UDP (one message per datagram, RFC 5426) and TCP (RFC 6587:
 //! octet counting or LF framing, detected per connection from its first
 //! byte), each on its own port, off unless `--syslog-udp` /
-//! `--syslog-tcp` names an address.
+//! `--syslog-tcp` names an address. When the server has TLS
+//! (`--tls-cert`), the TCP listener speaks it too, with the same
+//! certificate (RFC 5425, syslog over TLS): a sender that does not start
+//! a TLS handshake is closed, so nothing crosses the network in clear text
+//! by mistake. UDP stays plain (DTLS is not offered).
 //!
 //! Syslog is not HTTP, so this protocol has no `ROUTES` table: its
 //! listeners are outside the HTTP router and its access rules (tokens,
@@ -30,15 +34,17 @@
 use crate::config::ServerConfig;
 use crate::error::{ServeError, ServerError};
 use crate::ingest::{self, now_nanos, Batcher, Protocol};
+use crate::net::tls;
 use crate::ops::log_throttle::LogThrottle;
 use crate::stream::state::Shared;
 use logtap_core::NewEntry;
 use logtap_ingest::syslog::{self, Framing};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
 /// How long an entry waits for its batch to fill, as the HTTP push's
@@ -118,7 +124,13 @@ impl Listeners {
     /// Starts the listeners and the batcher on `tracker`; they stop when
     /// `shared.shutdown` is cancelled, the batcher last, once it has stored
     /// what the others handed it.
-    pub(crate) fn spawn(self, shared: &Shared, config: &ServerConfig, tracker: &TaskTracker) {
+    pub(crate) fn spawn(
+        self,
+        shared: &Shared,
+        config: &ServerConfig,
+        tls: Option<TlsAcceptor>,
+        tracker: &TaskTracker,
+    ) {
         if self.udp.is_none() && self.tcp.is_none() {
             return;
         }
@@ -135,6 +147,7 @@ impl Listeners {
                 sender,
                 limit,
                 config.max_connections,
+                tls,
                 tracker.clone(),
             ));
         }
@@ -196,6 +209,7 @@ async fn serve_tcp(
     sender: mpsc::Sender<NewEntry>,
     limit: usize,
     max_connections: usize,
+    tls: Option<TlsAcceptor>,
     tracker: TaskTracker,
 ) {
     loop {
@@ -211,11 +225,24 @@ async fn serve_tcp(
                 };
                 let shared = shared.clone();
                 let sender = sender.clone();
+                let tls = tls.clone();
                 tracker.spawn(async move {
                     let _counted = counted;
+                    let serve = async {
+                        match tls {
+                            None => serve_connection(tcp, peer, &shared, &sender, limit).await,
+                            // The handshake runs here, bounded, so a slow
+                            // sender never holds up accepting.
+                            Some(acceptor) => {
+                                if let Some(stream) = tls::accept(&acceptor, tcp).await {
+                                    serve_connection(stream, peer, &shared, &sender, limit).await;
+                                }
+                            }
+                        }
+                    };
                     tokio::select! {
                         () = shared.shutdown.cancelled() => {}
-                        () = serve_connection(tcp, peer, &shared, &sender, limit) => {}
+                        () = serve => {}
                     }
                 });
             }
@@ -232,7 +259,7 @@ async fn serve_tcp(
 
 /// Reads frames from one connection until it ends or breaks its framing.
 async fn serve_connection(
-    mut tcp: TcpStream,
+    mut tcp: impl AsyncRead + Unpin,
     peer: SocketAddr,
     shared: &Shared,
     sender: &mpsc::Sender<NewEntry>,
