@@ -10,7 +10,8 @@
 //!   the header fields become the labels `hostname`, `app`, `procid`,
 //!   `msgid` (a NILVALUE `-` gives no label), each structured data param
 //!   the label `sd.<id>.<param>` (with `\"`, `\\` and `\]` unescaped), the
-//!   message is MSG without its UTF-8 BOM; a NILVALUE time is the time
+//!   message is MSG without its leading spaces (rsyslog's RFC 5424 template
+//!   sends one) and its UTF-8 BOM; a NILVALUE time is the time
 //!   received;
 //! - RFC 3164 (`<PRI>Mmm dd hh:mm:ss HOST TAG[PID]: MSG`): the labels
 //!   `hostname`, `app` (TAG) and `procid` (PID). Its time has no year and no
@@ -232,7 +233,11 @@ fn decode_5424(
         rest = after;
     }
     let rest = structured_data(rest, labels)?;
-    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    // Spaces before MSG are not part of it: rsyslog's RFC 5424 template
+    // sends the space that followed a local message's tag as MSG's first
+    // byte.
+    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    let rest = &rest[start..];
     let text = match rest.strip_prefix("\u{feff}".as_bytes()) {
         Some(utf8) => std::str::from_utf8(utf8)
             .map_err(|_| SyslogError::Utf8)?
@@ -426,6 +431,17 @@ mod tests {
             Some("App\"li]cation")
         );
         assert_eq!(label(&entry, "sd.b.x"), Some(""));
+    }
+
+    #[test]
+    fn rfc5424_spaces_before_msg_are_not_part_of_it() {
+        // What rsyslog's RSYSLOG_SyslogProtocol23Format sends for a local
+        // message: the space after the tag stays at the front of %msg%.
+        let message = "<11>1 2024-05-01T10:00:00+02:00 web01 shop 42 - -  disk full\n";
+        assert_eq!(
+            decode(message.as_bytes(), NOW).unwrap().message,
+            "disk full"
+        );
     }
 
     #[test]
