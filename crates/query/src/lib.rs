@@ -7,12 +7,14 @@
 //! message, HTTP query parameters) and calls [`Plan::parse`] with the
 //! [`Mode`] its call has, so they all accept and refuse exactly the same
 //! things. Nothing here knows a wire format: the protocols own the
-//! conversion from theirs. The query language lands here next.
+//! conversion from theirs. A query in LogQL ([`logql`]) combines with the
+//! older fields: an entry must pass both.
 
 #![deny(missing_docs)]
 
 mod fold;
 mod literals;
+pub mod logql;
 
 pub use fold::fold;
 
@@ -105,6 +107,8 @@ pub struct RawQuery {
     pub reverse: bool,
     /// GetLogs: go on live after the history.
     pub follow: bool,
+    /// A LogQL log query (see [`logql`]); empty means none.
+    pub query: String,
 }
 
 /// Why a query was refused. Every message says what to change.
@@ -145,6 +149,10 @@ pub enum QueryError {
         /// What is wrong with the value, and what would be right.
         reason: String,
     },
+    /// A LogQL query that does not parse; the message says where and
+    /// what was expected.
+    #[error(transparent)]
+    Logql(#[from] logql::LogqlError),
     /// An HTTP query parameter the endpoint does not know, refused rather
     /// than ignored so that a typo (`levle=error`) does not silently return
     /// everything.
@@ -180,12 +188,20 @@ pub struct Matcher {
     /// What the backend may skip blocks by: the text every match holds and
     /// the labels (`None` when the filters give nothing to skip by).
     search: Option<Arc<Search>>,
+    /// The LogQL query every entry must also pass.
+    query: Option<Arc<logql::LogQuery>>,
+}
+
+thread_local! {
+    /// What a query's parsers extract from the entry being matched, kept
+    /// per thread so matching allocates only when a label first grows.
+    static SCRATCH: std::cell::RefCell<logql::Scratch> = std::cell::RefCell::default();
 }
 
 impl Matcher {
     /// Whether every entry passes, so the store's own count is exact.
     pub fn is_empty(&self) -> bool {
-        self.text.is_none() && self.labels.is_empty()
+        self.text.is_none() && self.labels.is_empty() && self.query.is_none()
     }
 
     /// Whether matching may cost far more per byte than reading: a regular
@@ -197,6 +213,7 @@ impl Matcher {
     /// serve connections.
     pub fn is_costly(&self) -> bool {
         matches!(self.text, Some(TextPattern::Regex(_)))
+            || self.query.as_ref().is_some_and(|query| query.is_costly())
     }
 
     /// What every matching entry holds, for the backend to pass over whole
@@ -231,7 +248,12 @@ impl Matcher {
                 .labels
                 .iter()
                 .all(|(name, value)| entry.has_label(name, value));
-        (ok, scanned)
+        let Some(query) = self.query.as_ref().filter(|_| ok) else {
+            return (ok, scanned);
+        };
+        let passes = SCRATCH.with(|scratch| query.matches(entry, &mut scratch.borrow_mut()));
+        // A query reads the message at least once, like a text filter.
+        (passes, scanned.max(entry.message.len()))
     }
 }
 
@@ -239,17 +261,34 @@ impl Matcher {
     fn new(
         text: Option<TextPattern>,
         labels: Vec<(String, String)>,
-        (substrings, ignore_case): (Vec<String>, bool),
+        (mut substrings, ignore_case): (Vec<String>, bool),
+        query: Option<logql::LogQuery>,
     ) -> Matcher {
+        let mut hint_labels = labels.clone();
+        if let Some(pushdown) = query.as_ref().map(logql::LogQuery::pushdown) {
+            // A message holding the text exactly holds it folded too, so
+            // the query's text joins a folded hint folded.
+            substrings.extend(pushdown.substrings.into_iter().map(|text| {
+                if ignore_case {
+                    fold(&text)
+                } else {
+                    text
+                }
+            }));
+            hint_labels.extend(pushdown.labels);
+            hint_labels.sort();
+            hint_labels.dedup();
+        }
         let search = Search {
             substrings,
             ignore_case,
-            labels: labels.clone(),
+            labels: hint_labels,
         };
         Matcher {
             text,
             labels,
             search: (!search.is_empty()).then(|| Arc::new(search)),
+            query: query.map(Arc::new),
         }
     }
 }
@@ -312,10 +351,18 @@ impl Plan {
     /// Checks `raw` for a call of `mode`, refusing anything that cannot
     /// make sense.
     pub fn parse(mode: Mode, raw: RawQuery) -> Result<Plan, QueryError> {
-        let min_level = match raw.level.trim() {
+        let mut min_level = match raw.level.trim() {
             "" => None,
             name => Some(Level::parse(name)?),
         };
+        let query = match raw.query.trim() {
+            "" => None,
+            text => Some(logql::parse(text)?),
+        };
+        if let Some(level) = query.as_ref().and_then(|q| q.pushdown().min_level) {
+            // Both must hold: the higher bound.
+            min_level = Some(min_level.map_or(level, |given| given.max(level)));
+        }
         let since = (raw.since != 0).then_some(raw.since);
         let until = (raw.until != 0).then_some(raw.until);
         if let (Some(since), Some(until)) = (since, until) {
@@ -389,7 +436,7 @@ impl Plan {
             limit: (raw.limit != 0).then_some(raw.limit),
             reverse: raw.reverse,
             follow,
-            matcher: Matcher::new(text, labels, search_text),
+            matcher: Matcher::new(text, labels, search_text, query),
         })
     }
 

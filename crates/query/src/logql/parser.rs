@@ -1,0 +1,516 @@
+//! A recursive-descent parser for the log query subset (see the module
+//! above for the grammar in words).
+
+use super::lexer::{tokens, Token};
+use super::{
+    CmpOp, LabelFilter, LabelMatcher, LineFilter, LogQuery, LogqlError, MatchOp, Parser, PathStep,
+    PatternPart, Stage, Unit,
+};
+use regex::{Regex, RegexBuilder};
+
+/// How much memory one compiled pattern of a query may take.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// The longest query accepted, in bytes: nobody types more, and parsing
+/// costs by the byte.
+const MAX_QUERY_BYTES: usize = 64 << 10;
+
+/// The tokens and where the parser stands in them.
+struct Cursor {
+    /// Every token with its offset.
+    tokens: Vec<(usize, Token)>,
+    /// The next token's index.
+    at: usize,
+    /// The query's length, the offset errors at the end name.
+    end: usize,
+}
+
+impl Cursor {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at).map(|(_, token)| token)
+    }
+
+    fn position(&self) -> usize {
+        self.tokens
+            .get(self.at)
+            .map_or(self.end, |(offset, _)| *offset)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.at).map(|(_, token)| token.clone());
+        self.at += 1;
+        token
+    }
+
+    /// An error at the next token: `expected` there, and what is there.
+    fn error(&self, expected: &str) -> LogqlError {
+        let found = self
+            .peek()
+            .map_or_else(|| "the end of the query".to_string(), Token::describe);
+        LogqlError::at(self.position(), expected, &found)
+    }
+
+    fn eat_op(&mut self, op: &str) -> bool {
+        if matches!(self.peek(), Some(Token::Op(found)) if *found == op) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect_op(&mut self, op: &'static str) -> Result<(), LogqlError> {
+        if self.eat_op(op) {
+            Ok(())
+        } else {
+            Err(self.error(&format!("{op:?}")))
+        }
+    }
+
+    fn eat_ident(&mut self, word: &str) -> bool {
+        if matches!(self.peek(), Some(Token::Ident(name)) if name == word) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn ident(&mut self, what: &str) -> Result<String, LogqlError> {
+        match self.peek() {
+            Some(Token::Ident(name)) => {
+                let name = name.clone();
+                self.at += 1;
+                Ok(name)
+            }
+            _ => Err(self.error(what)),
+        }
+    }
+
+    fn string(&mut self, what: &str) -> Result<(usize, String), LogqlError> {
+        let position = self.position();
+        match self.peek() {
+            Some(Token::Str(text)) => {
+                let text = text.clone();
+                self.at += 1;
+                Ok((position, text))
+            }
+            _ => Err(self.error(what)),
+        }
+    }
+}
+
+/// Parses a whole log query.
+pub(crate) fn parse(text: &str) -> Result<LogQuery, LogqlError> {
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(LogqlError::at(
+            0,
+            &format!("a query of at most {MAX_QUERY_BYTES} bytes"),
+            &format!("{} bytes", text.len()),
+        ));
+    }
+    let mut cursor = Cursor {
+        tokens: tokens(text)?,
+        at: 0,
+        end: text.len(),
+    };
+    let selector = selector(&mut cursor)?;
+    let mut stages = Vec::new();
+    while cursor.peek().is_some() {
+        stages.push(stage(&mut cursor)?);
+    }
+    Ok(LogQuery { selector, stages })
+}
+
+/// `{ matcher, ... }`.
+fn selector(cursor: &mut Cursor) -> Result<Vec<LabelMatcher>, LogqlError> {
+    cursor.expect_op("{")?;
+    let mut matchers = Vec::new();
+    if cursor.eat_op("}") {
+        return Ok(matchers);
+    }
+    loop {
+        let name = cursor.ident("a label name")?;
+        matchers.push(matcher(cursor, name)?);
+        if cursor.eat_op("}") {
+            return Ok(matchers);
+        }
+        if !cursor.eat_op(",") {
+            return Err(cursor.error("\",\" or \"}\""));
+        }
+    }
+}
+
+/// The operator and value of a string matcher on `name`.
+fn matcher(cursor: &mut Cursor, name: String) -> Result<LabelMatcher, LogqlError> {
+    let op = match cursor.peek() {
+        Some(Token::Op("=")) => MatchOp::Eq,
+        Some(Token::Op("!=")) => MatchOp::Ne,
+        Some(Token::Op("=~")) => MatchOp::Re,
+        Some(Token::Op("!~")) => MatchOp::NotRe,
+        _ => return Err(cursor.error("a matcher operator (=, !=, =~ or !~)")),
+    };
+    cursor.at += 1;
+    let (position, value) = cursor.string("a quoted value")?;
+    let regex = match op {
+        MatchOp::Re | MatchOp::NotRe => Some(compile(&format!("^(?:{value})$"), position)?),
+        MatchOp::Eq | MatchOp::Ne => None,
+    };
+    Ok(LabelMatcher {
+        name,
+        op,
+        value,
+        regex,
+    })
+}
+
+/// Compiles a query's regex, bounded in size; an error names its place.
+fn compile(pattern: &str, position: usize) -> Result<Regex, LogqlError> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|error| {
+            let reason = error.to_string();
+            let last = reason.lines().last().unwrap_or_default().to_string();
+            LogqlError::at(
+                position,
+                "a valid regular expression",
+                &logtap_core::clip_quote(&last, 120),
+            )
+        })
+}
+
+/// One pipeline stage: a line filter, or `|` and a parser or label filter.
+fn stage(cursor: &mut Cursor) -> Result<Stage, LogqlError> {
+    let line = |filter: fn(String) -> LineFilter, cursor: &mut Cursor| {
+        cursor.at += 1;
+        let (_, text) = cursor.string("a quoted text to filter lines by")?;
+        Ok(Stage::Line(filter(text)))
+    };
+    match cursor.peek() {
+        Some(Token::Op("|=")) => line(LineFilter::Contains, cursor),
+        Some(Token::Op("!=")) => line(LineFilter::NotContains, cursor),
+        Some(Token::Op("|~")) | Some(Token::Op("!~")) => {
+            let negated = cursor.peek() == Some(&Token::Op("!~"));
+            cursor.at += 1;
+            let (position, pattern) = cursor.string("a quoted regular expression")?;
+            let regex = compile(&pattern, position)?;
+            Ok(Stage::Line(if negated {
+                LineFilter::NotMatches(regex)
+            } else {
+                LineFilter::Matches(regex)
+            }))
+        }
+        Some(Token::Op("|")) => {
+            cursor.at += 1;
+            after_pipe(cursor)
+        }
+        _ => Err(cursor.error("a line filter (|=, !=, |~, !~) or \"|\"")),
+    }
+}
+
+/// What follows a `|`.
+fn after_pipe(cursor: &mut Cursor) -> Result<Stage, LogqlError> {
+    let position = cursor.position();
+    let Some(Token::Ident(word)) = cursor.peek().cloned() else {
+        if cursor.peek() == Some(&Token::Op("(")) {
+            return Ok(Stage::Labels(label_or(cursor)?));
+        }
+        return Err(cursor.error("a parser (json, logfmt, regexp, pattern) or a label filter"));
+    };
+    let followed_by_op = matches!(
+        cursor.tokens.get(cursor.at + 1),
+        Some((_, Token::Op(op))) if !matches!(*op, "|" | "|=" | "|~")
+    );
+    match word.as_str() {
+        "json" if !followed_by_op => {
+            cursor.at += 1;
+            Ok(Stage::Parse(Parser::Json(json_params(cursor)?)))
+        }
+        "logfmt" if !followed_by_op => {
+            cursor.at += 1;
+            Ok(Stage::Parse(Parser::Logfmt))
+        }
+        "regexp" if !followed_by_op => {
+            cursor.at += 1;
+            let (position, pattern) = cursor.string("a quoted regular expression")?;
+            let regex = compile(&pattern, position)?;
+            if regex.capture_names().flatten().next().is_none() {
+                return Err(LogqlError::at(
+                    position,
+                    "a regular expression with a named group, (?P<name>...)",
+                    "none",
+                ));
+            }
+            Ok(Stage::Parse(Parser::Regexp(regex)))
+        }
+        "pattern" if !followed_by_op => {
+            cursor.at += 1;
+            let (position, text) = cursor.string("a quoted pattern")?;
+            Ok(Stage::Parse(Parser::Pattern(pattern(&text, position)?)))
+        }
+        "line_format" | "label_format" | "keep" | "drop" | "unpack" | "decolorize" | "unwrap"
+            if !followed_by_op =>
+        {
+            Err(LogqlError::at(
+                position,
+                "a stage logtap evaluates (json, logfmt, regexp, pattern, a label filter); entries are sent as stored, so",
+                &format!("{word} (not supported yet)"),
+            ))
+        }
+        _ => Ok(Stage::Labels(label_or(cursor)?)),
+    }
+}
+
+/// `name="path", ...` after `json`, if any.
+fn json_params(cursor: &mut Cursor) -> Result<Vec<(String, Vec<PathStep>)>, LogqlError> {
+    let mut params = Vec::new();
+    while matches!(cursor.peek(), Some(Token::Ident(_)))
+        && cursor.tokens.get(cursor.at + 1).map(|(_, t)| t) == Some(&Token::Op("="))
+    {
+        let name = cursor.ident("a label name")?;
+        cursor.expect_op("=")?;
+        let (position, path) = cursor.string("a quoted JSON path")?;
+        params.push((name, json_path(&path, position)?));
+        if !cursor.eat_op(",") {
+            break;
+        }
+    }
+    Ok(params)
+}
+
+/// `a.b[0]["c d"]` into steps.
+fn json_path(path: &str, position: usize) -> Result<Vec<PathStep>, LogqlError> {
+    let bad = || LogqlError::at(position, "a JSON path like a.b[0]", &format!("{path:?}"));
+    let mut steps = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let close = after.find(']').ok_or_else(bad)?;
+            let inside = &after[..close];
+            if let Some(name) = inside
+                .strip_prefix('"')
+                .and_then(|name| name.strip_suffix('"'))
+            {
+                steps.push(PathStep::Field(name.to_string()));
+            } else {
+                steps.push(PathStep::Index(inside.parse().map_err(|_| bad())?));
+            }
+            rest = &after[close + 1..];
+        } else {
+            let rest_trimmed = rest.strip_prefix('.').unwrap_or(rest);
+            let end = rest_trimmed.find(['.', '[']).unwrap_or(rest_trimmed.len());
+            if end == 0 {
+                return Err(bad());
+            }
+            steps.push(PathStep::Field(rest_trimmed[..end].to_string()));
+            rest = &rest_trimmed[end..];
+        }
+    }
+    if steps.is_empty() {
+        return Err(bad());
+    }
+    Ok(steps)
+}
+
+/// `literal <name> literal <_> ...` into parts.
+fn pattern(text: &str, position: usize) -> Result<Vec<PatternPart>, LogqlError> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        match rest.find('<') {
+            Some(open) => {
+                let close = rest[open..].find('>').map(|close| open + close);
+                let name = close.map(|close| &rest[open + 1..close]);
+                match (close, name) {
+                    (Some(close), Some(name))
+                        if !name.is_empty()
+                            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                    {
+                        if open > 0 {
+                            parts.push(PatternPart::Literal(rest[..open].to_string()));
+                        }
+                        if matches!(parts.last(), Some(PatternPart::Capture(_))) && open == 0 {
+                            return Err(LogqlError::at(
+                                position,
+                                "text between two captures in a pattern",
+                                &format!("{text:?}"),
+                            ));
+                        }
+                        parts.push(PatternPart::Capture(
+                            (name != "_").then(|| name.to_string()),
+                        ));
+                        rest = &rest[close + 1..];
+                    }
+                    _ => {
+                        // A `<` that opens no capture is text.
+                        parts.push(PatternPart::Literal(rest[..=open].to_string()));
+                        rest = &rest[open + 1..];
+                    }
+                }
+            }
+            None => {
+                parts.push(PatternPart::Literal(rest.to_string()));
+                rest = "";
+            }
+        }
+    }
+    if !parts
+        .iter()
+        .any(|part| matches!(part, PatternPart::Capture(Some(_))))
+    {
+        return Err(LogqlError::at(
+            position,
+            "a pattern with at least one <name> capture",
+            &format!("{text:?}"),
+        ));
+    }
+    Ok(parts)
+}
+
+/// `a or b or ...`: `or` binds looser than `and`.
+fn label_or(cursor: &mut Cursor) -> Result<LabelFilter, LogqlError> {
+    let mut left = label_and(cursor)?;
+    while cursor.eat_ident("or") {
+        let right = label_and(cursor)?;
+        left = LabelFilter::Or(Box::new(left), Box::new(right));
+    }
+    Ok(left)
+}
+
+/// `a and b`, `a, b` or `a b`.
+fn label_and(cursor: &mut Cursor) -> Result<LabelFilter, LogqlError> {
+    let mut left = label_primary(cursor)?;
+    loop {
+        if cursor.eat_ident("and") || cursor.eat_op(",") {
+            let right = label_primary(cursor)?;
+            left = LabelFilter::And(Box::new(left), Box::new(right));
+        } else {
+            return Ok(left);
+        }
+    }
+}
+
+/// One comparison, or a parenthesised expression.
+fn label_primary(cursor: &mut Cursor) -> Result<LabelFilter, LogqlError> {
+    if cursor.eat_op("(") {
+        let inner = label_or(cursor)?;
+        cursor.expect_op(")")?;
+        return Ok(inner);
+    }
+    let name = cursor.ident("a label name to filter on")?;
+    let op = match cursor.peek() {
+        Some(Token::Op("==")) => Some(CmpOp::Eq),
+        Some(Token::Op(">")) => Some(CmpOp::Gt),
+        Some(Token::Op(">=")) => Some(CmpOp::Ge),
+        Some(Token::Op("<")) => Some(CmpOp::Lt),
+        Some(Token::Op("<=")) => Some(CmpOp::Le),
+        Some(Token::Op("=")) | Some(Token::Op("!=")) => {
+            // A string comparison unless a number follows.
+            match cursor.tokens.get(cursor.at + 1).map(|(_, t)| t) {
+                Some(Token::Number(_)) | Some(Token::Op("-")) => {
+                    Some(if cursor.peek() == Some(&Token::Op("=")) {
+                        CmpOp::Eq
+                    } else {
+                        CmpOp::Ne
+                    })
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let Some(op) = op else {
+        return Ok(LabelFilter::Match(matcher(cursor, name).map_err(|_| {
+            cursor.error("a comparison (=, !=, =~, !~, ==, >, >=, <, <=) and a value")
+        })?));
+    };
+    cursor.at += 1;
+    let position = cursor.position();
+    let negative = cursor.eat_op("-");
+    let Some(Token::Number(literal)) = cursor.next() else {
+        cursor.at -= 1;
+        return Err(cursor.error("a number, a duration (250ms) or a byte size (10KB)"));
+    };
+    let (value, unit) = read_literal(&literal).ok_or_else(|| {
+        LogqlError::at(
+            position,
+            "a number, a duration (250ms) or a byte size (10KB)",
+            &format!("{literal:?}"),
+        )
+    })?;
+    Ok(LabelFilter::Compare {
+        name,
+        op,
+        value: if negative { -value } else { value },
+        unit,
+    })
+}
+
+/// A literal as a number, a duration (seconds) or a byte size (bytes).
+pub(crate) fn read_literal(text: &str) -> Option<(f64, Unit)> {
+    if let Ok(number) = text.parse::<f64>() {
+        return Some((number, Unit::Number));
+    }
+    if let Some(seconds) = read_duration(text) {
+        return Some((seconds, Unit::Duration));
+    }
+    read_bytes(text).map(|bytes| (bytes, Unit::Bytes))
+}
+
+/// A Go duration (`1h30m`, `250ms`, `1.5s`, `10us`) in seconds.
+pub(crate) fn read_duration(text: &str) -> Option<f64> {
+    const UNITS: [(&str, f64); 8] = [
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("ms", 1e-3),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3600.0),
+        ("d", 86_400.0),
+    ];
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        let (_, scale) = UNITS.iter().find(|(name, _)| *name == unit)?;
+        total += number * scale;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+/// A byte size (`10KB`, `1.5MiB`, `512B`) in bytes.
+pub(crate) fn read_bytes(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let number: f64 = text[..digits].parse().ok()?;
+    let scale = match text[digits..].to_ascii_uppercase().as_str() {
+        "B" | "" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KIB" => 1024.0,
+        "MIB" => 1024.0 * 1024.0,
+        "GIB" => 1024.0 * 1024.0 * 1024.0,
+        "TIB" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    Some(number * scale)
+}
