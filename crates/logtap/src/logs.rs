@@ -16,6 +16,11 @@ pub struct LogsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
 
+    /// A LogQL query, e.g. '{service="api"} |= "timeout" | json | status >=
+    /// 500'; the flags below combine with it.
+    #[arg(value_name = "QUERY")]
+    pub query: Option<String>,
+
     /// This level and above: trace, debug, info, warn, error, fatal (or
     /// warning, err, critical, crit, panic).
     #[arg(long, value_parser = parse_level, value_name = "LEVEL")]
@@ -114,6 +119,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
         limit: args.limit.unwrap_or(0),
         reverse: args.reverse,
         follow: args.follow,
+        query: args.query.clone().unwrap_or_default(),
     };
 
     let mut client = client::connect(&args.server).await?;

@@ -207,6 +207,33 @@ fn push_a_mixed_file_then_query_it() {
     ));
     assert!(exact.is_empty(), "case-sensitive without the flag");
 
+    // A LogQL query as the positional argument, with flags beside it.
+    let queried = json_lines(&logtap(
+        &[
+            "logs",
+            "--server",
+            url,
+            r#"{level=~"error|fatal"} |~ "(?i)database|retry" | logfmt | msg!="x""#,
+            "--output",
+            "json",
+        ],
+        "",
+    ));
+    assert_eq!(
+        messages(&queried),
+        [
+            "ERROR database unreachable",
+            "level=error msg=\"retry failed\""
+        ]
+    );
+    let bad = logtap(&["logs", "--server", url, "{level=}"], "");
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("bad query at 7: expected a quoted value"),
+        "{}",
+        stderr(&bad)
+    );
+
     let limited = json_lines(&logtap(
         &["logs", "--server", url, "--limit", "2", "--output", "json"],
         "",

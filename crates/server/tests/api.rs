@@ -276,6 +276,97 @@ async fn grep_regex_and_labels_filter_on_the_server() {
 }
 
 #[tokio::test]
+async fn a_logql_query_selects_on_the_server_over_grpc_and_http_and_combines_with_the_fields() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let labeled = |level: &str, message: &str, service: &str| {
+        let mut e = entry(level, message, 1);
+        e.labels.insert("service".into(), service.into());
+        e
+    };
+    push(
+        &mut client,
+        vec![vec![
+            labeled(
+                "error",
+                r#"{"status":503,"path":"/orders","took":"1.2s"}"#,
+                "api",
+            ),
+            labeled(
+                "info",
+                r#"{"status":200,"path":"/orders","took":"20ms"}"#,
+                "api",
+            ),
+            labeled(
+                "error",
+                r#"{"status":500,"path":"/health","took":"3s"}"#,
+                "web",
+            ),
+            labeled("warn", "at=warn status=504 path=/pay", "api"),
+        ]],
+    )
+    .await;
+    let query = |query: &str| LogRequest {
+        query: query.into(),
+        ..LogRequest::default()
+    };
+    let messages = |entries: Vec<logtap_proto::v1::LogEntry>| -> Vec<String> {
+        entries.into_iter().map(|e| e.message).collect()
+    };
+    let (entries, headers, _) = get_all(
+        &mut client,
+        query(r#"{service="api"} |= "orders" | json | status >= 500 and took > 1s"#),
+    )
+    .await;
+    assert_eq!(
+        messages(entries),
+        [r#"{"status":503,"path":"/orders","took":"1.2s"}"#]
+    );
+    assert!(headers.get("logtap-total-count").is_none());
+    let (entries, _, _) = get_all(
+        &mut client,
+        query(r#"{level=~"warn|error", service!="web"} | logfmt | status="504""#),
+    )
+    .await;
+    assert_eq!(messages(entries), ["at=warn status=504 path=/pay"]);
+    // The older fields combine with the query: both must hold.
+    let (entries, _, _) = get_all(
+        &mut client,
+        LogRequest {
+            level: "error".into(),
+            ..query(r#"{} |~ "status.?.?50[0-9]""#)
+        },
+    )
+    .await;
+    assert_eq!(messages(entries).len(), 2);
+    // HTTP takes the same query as `query=`.
+    let (status, body) = server
+        .http_get(
+            "/api/v1/logs?query=%7Bservice%3D%22web%22%7D%20%7C%20json%20%7C%20path%3D%22%2Fhealth%22",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.lines().count(), 1, "{body}");
+    assert!(body.contains("/health"), "{body}");
+    // A query that does not parse names the position, on both.
+    let status = client
+        .get_logs(query(r#"{service="api"} | status >= fast"#))
+        .await
+        .expect_err("bad query");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("bad query at 28: expected a number"),
+        "{}",
+        status.message()
+    );
+    let (status, body) = server.http_get("/api/v1/logs?query=%7Bservice%3D").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("bad query at 9"), "{body}");
+}
+
+#[tokio::test]
 async fn ignore_case_finds_grep_text_whatever_its_case() {
     let server = TestServer::start().await;
     let mut client = server.client().await;

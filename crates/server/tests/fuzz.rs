@@ -80,6 +80,16 @@ fn pattern() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Text that looks like LogQL, mostly, and anything else: the parser
+/// must refuse what it cannot read, never panic.
+fn logql() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => "[{}a-c=!~|\"`() ,0-9.<>_jsonlgfmtrexpa]{0,60}",
+        1 => any::<String>(),
+        1 => Just(r#"{a=~"b.*"} |= "x" | json | n >= 1.5KiB or (d < 2h and e!="")"#.to_string()),
+    ]
+}
+
 fn raw_query() -> impl Strategy<Value = RawQuery> {
     (
         level(),
@@ -93,6 +103,7 @@ fn raw_query() -> impl Strategy<Value = RawQuery> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        logql(),
     )
         .prop_map(
             |(
@@ -107,6 +118,7 @@ fn raw_query() -> impl Strategy<Value = RawQuery> {
                 reverse,
                 follow,
                 ignore_case,
+                query,
             )| {
                 RawQuery {
                     level,
@@ -120,6 +132,7 @@ fn raw_query() -> impl Strategy<Value = RawQuery> {
                     limit,
                     reverse,
                     follow,
+                    query,
                 }
             },
         )

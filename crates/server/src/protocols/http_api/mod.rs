@@ -94,12 +94,12 @@ impl Endpoint {
     fn known(self) -> &'static str {
         match self {
             Endpoint::Logs | Endpoint::Sse => {
-                "level, grep, regex, ignore_case, label (name=value, repeatable), since, until, \
-                 after, limit, reverse, follow"
+                "query, level, grep, regex, ignore_case, label (name=value, repeatable), since, \
+                 until, after, limit, reverse, follow"
             }
             Endpoint::Poll => {
-                "level, grep, regex, ignore_case, label (name=value, repeatable), since, until, \
-                 after, limit, wait, follow"
+                "query, level, grep, regex, ignore_case, label (name=value, repeatable), since, \
+                 until, after, limit, wait, follow"
             }
         }
     }
@@ -146,6 +146,7 @@ pub fn parse_params(
         }
         let value = value.as_ref();
         match name {
+            "query" => params.raw.query = value.to_string(),
             "level" => params.raw.level = value.to_string(),
             "grep" => params.raw.grep = value.to_string(),
             "regex" => params.raw.regex = parse_bool(name, value)?,

@@ -298,6 +298,7 @@ fn raw_query(request: LogRequest) -> RawQuery {
         grep: request.grep,
         regex: request.regex,
         ignore_case: request.ignore_case,
+        query: request.query,
         labels: request.labels.into_iter().collect(),
         after_cursor: request.after_cursor,
         limit: request.limit,

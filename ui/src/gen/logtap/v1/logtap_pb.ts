@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file logtap/v1/logtap.proto.
  */
 export const file_logtap_v1_logtap: GenFile = /*@__PURE__*/
-  fileDesc("ChZsb2d0YXAvdjEvbG9ndGFwLnByb3RvEglsb2d0YXAudjEiqQIKCkxvZ1JlcXVlc3QSDQoFbGV2ZWwYASABKAkSDQoFc2luY2UYAiABKAMSDQoFdW50aWwYAyABKAMSDAoEZ3JlcBgEIAEoCRINCgVyZWdleBgFIAEoCBIxCgZsYWJlbHMYBiADKAsyIS5sb2d0YXAudjEuTG9nUmVxdWVzdC5MYWJlbHNFbnRyeRIZCgxhZnRlcl9jdXJzb3IYByABKARIAIgBARINCgVsaW1pdBgIIAEoBBIPCgdyZXZlcnNlGAkgASgIEg4KBmZvbGxvdxgKIAEoCBITCgtpZ25vcmVfY2FzZRgLIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg8KDV9hZnRlcl9jdXJzb3IirQEKCExvZ0VudHJ5Eg8KB21lc3NhZ2UYASABKAkSEQoJdGltZXN0YW1wGAIgASgDEg0KBWxldmVsGAMgASgJEg4KBmN1cnNvchgEIAEoBBIvCgZsYWJlbHMYBSADKAsyHy5sb2d0YXAudjEuTG9nRW50cnkuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIzCgtQdXNoUmVxdWVzdBIkCgdlbnRyaWVzGAEgAygLMhMubG9ndGFwLnYxLkxvZ0VudHJ5IjMKDFB1c2hSZXNwb25zZRIOCgZzdG9yZWQYASABKAQSEwoLbGFzdF9jdXJzb3IYAiABKAQyvAEKCkxvZ1NlcnZpY2USNwoHR2V0TG9ncxIVLmxvZ3RhcC52MS5Mb2dSZXF1ZXN0GhMubG9ndGFwLnYxLkxvZ0VudHJ5MAESOgoKU3RyZWFtTG9ncxIVLmxvZ3RhcC52MS5Mb2dSZXF1ZXN0GhMubG9ndGFwLnYxLkxvZ0VudHJ5MAESOQoEUHVzaBIWLmxvZ3RhcC52MS5QdXNoUmVxdWVzdBoXLmxvZ3RhcC52MS5QdXNoUmVzcG9uc2UoAWIGcHJvdG8z");
+  fileDesc("ChZsb2d0YXAvdjEvbG9ndGFwLnByb3RvEglsb2d0YXAudjEiuAIKCkxvZ1JlcXVlc3QSDQoFbGV2ZWwYASABKAkSDQoFc2luY2UYAiABKAMSDQoFdW50aWwYAyABKAMSDAoEZ3JlcBgEIAEoCRINCgVyZWdleBgFIAEoCBIxCgZsYWJlbHMYBiADKAsyIS5sb2d0YXAudjEuTG9nUmVxdWVzdC5MYWJlbHNFbnRyeRIZCgxhZnRlcl9jdXJzb3IYByABKARIAIgBARINCgVsaW1pdBgIIAEoBBIPCgdyZXZlcnNlGAkgASgIEg4KBmZvbGxvdxgKIAEoCBITCgtpZ25vcmVfY2FzZRgLIAEoCBINCgVxdWVyeRgMIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg8KDV9hZnRlcl9jdXJzb3IirQEKCExvZ0VudHJ5Eg8KB21lc3NhZ2UYASABKAkSEQoJdGltZXN0YW1wGAIgASgDEg0KBWxldmVsGAMgASgJEg4KBmN1cnNvchgEIAEoBBIvCgZsYWJlbHMYBSADKAsyHy5sb2d0YXAudjEuTG9nRW50cnkuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIzCgtQdXNoUmVxdWVzdBIkCgdlbnRyaWVzGAEgAygLMhMubG9ndGFwLnYxLkxvZ0VudHJ5IjMKDFB1c2hSZXNwb25zZRIOCgZzdG9yZWQYASABKAQSEwoLbGFzdF9jdXJzb3IYAiABKAQyvAEKCkxvZ1NlcnZpY2USNwoHR2V0TG9ncxIVLmxvZ3RhcC52MS5Mb2dSZXF1ZXN0GhMubG9ndGFwLnYxLkxvZ0VudHJ5MAESOgoKU3RyZWFtTG9ncxIVLmxvZ3RhcC52MS5Mb2dSZXF1ZXN0GhMubG9ndGFwLnYxLkxvZ0VudHJ5MAESOQoEUHVzaBIWLmxvZ3RhcC52MS5QdXNoUmVxdWVzdBoXLmxvZ3RhcC52MS5QdXNoUmVzcG9uc2UoAWIGcHJvdG8z");
 
 /**
  * @generated from message logtap.v1.LogRequest
@@ -100,6 +100,16 @@ export type LogRequest = Message<"logtap.v1.LogRequest"> & {
    * @generated from field: bool ignore_case = 11;
    */
   ignoreCase: boolean;
+
+  /**
+   * A LogQL log query, e.g. `{service="api"} |= "timeout" | json | status
+   * >= 500`: a stream selector, line filters, parsers and label filters.
+   * It combines with the fields above: an entry must pass both. A query
+   * that does not parse is INVALID_ARGUMENT naming the position.
+   *
+   * @generated from field: string query = 12;
+   */
+  query: string;
 };
 
 /**
