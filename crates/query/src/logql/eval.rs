@@ -36,6 +36,18 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// A label's value as filters see it (see [`label`]).
+    pub(crate) fn get<'a>(&'a self, entry: &'a EntryRef<'_>, name: &str) -> Option<&'a str> {
+        label(entry, self, name)
+    }
+
+    /// What parsers extracted from the entry last matched.
+    pub(crate) fn extracted(&self) -> &[(String, String)] {
+        &self.labels
+    }
+}
+
 /// A label name as Loki makes one from a field: characters other than
 /// letters, digits and `_` become `_`, and a leading digit gets a `_`.
 fn sanitize(name: &str) -> String {

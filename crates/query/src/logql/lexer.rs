@@ -13,7 +13,8 @@ pub(crate) enum Token {
     /// A number, a duration (`5m`, `1h30m`, `250ms`) or a byte size
     /// (`10KB`, `1.5MiB`), as written; label filters read it by its form.
     Number(String),
-    /// Punctuation and operators: `{ } ( ) [ ] , = != =~ !~ |= |~ | == > >= < <=`.
+    /// Punctuation and operators: `{ } ( ) [ ] , = != =~ !~ |= |~ | == > >= < <=`
+    /// and the arithmetic `+ - * / %`.
     Op(&'static str),
 }
 
@@ -35,9 +36,9 @@ fn clip(text: &str) -> String {
 }
 
 /// The operators, longest first so that `!=` is not read as `!` then `=`.
-const OPERATORS: [&str; 21] = [
+const OPERATORS: [&str; 24] = [
     "|=", "|~", "!=", "!~", "=~", "==", ">=", "<=", "{", "}", "(", ")", "[", "]", ",", "=", "|",
-    ">", "<", "+", "-",
+    ">", "<", "+", "-", "*", "/", "%",
 ];
 
 /// Splits `text` into tokens with their offsets.

@@ -25,7 +25,8 @@
 //!
 //! The stages that rewrite what is shown (`line_format`, `label_format`,
 //! `keep`, `drop`) are refused with a message that says so: an entry is
-//! sent as stored. Metric queries are the next step.
+//! sent as stored. Metric queries ([`metric`]) count what a log query
+//! selects over time.
 //!
 //! What the store can answer itself is taken out ([`LogQuery::pushdown`]):
 //! the selector's exact matchers become the label hint that skips blocks
@@ -35,6 +36,7 @@
 
 mod eval;
 mod lexer;
+pub mod metric;
 mod parser;
 #[cfg(test)]
 mod tests;
@@ -236,6 +238,20 @@ pub struct Pushdown {
 /// Parses a log query.
 pub fn parse(text: &str) -> Result<LogQuery, LogqlError> {
     parser::parse(text)
+}
+
+/// A parsed query of either kind.
+#[derive(Debug, Clone)]
+pub enum Query {
+    /// Entries: `{...} | ...`.
+    Log(LogQuery),
+    /// Numbers over time: `count_over_time({...}[5m])` and the rest.
+    Metric(metric::MetricExpr),
+}
+
+/// Parses a log query or a metric query.
+pub fn parse_query(text: &str) -> Result<Query, LogqlError> {
+    parser::parse_query(text)
 }
 
 /// The label names that stand for the entry's level.

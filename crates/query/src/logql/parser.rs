@@ -2,9 +2,10 @@
 //! above for the grammar in words).
 
 use super::lexer::{tokens, Token};
+use super::metric::{AggOp, BinOp, Grouping, MetricExpr, RangeFunc, Unwrap};
 use super::{
     CmpOp, LabelFilter, LabelMatcher, LineFilter, LogQuery, LogqlError, MatchOp, Parser, PathStep,
-    PatternPart, Stage, Unit,
+    PatternPart, Query, Stage, Unit,
 };
 use regex::{Regex, RegexBuilder};
 
@@ -102,6 +103,43 @@ impl Cursor {
 
 /// Parses a whole log query.
 pub(crate) fn parse(text: &str) -> Result<LogQuery, LogqlError> {
+    let mut cursor = start(text)?;
+    if cursor.peek() != Some(&Token::Op("{")) {
+        let metric = matches!(cursor.peek(), Some(Token::Ident(word))
+            if RangeFunc::by_name(word).is_some() || agg_op(word).is_some() || word == "vector");
+        if metric {
+            return Err(LogqlError::at(
+                0,
+                "a log query, {...} and its pipeline (a metric query goes to `logtap query`, QueryMetrics or the Loki API)",
+                "a metric query",
+            ));
+        }
+        return Err(cursor.error("\"{\""));
+    }
+    let query = log_query(&mut cursor)?;
+    if cursor.peek().is_some() {
+        return Err(cursor.error("a line filter (|=, !=, |~, !~) or \"|\""));
+    }
+    Ok(query)
+}
+
+/// Parses a log query or a metric query.
+pub(crate) fn parse_query(text: &str) -> Result<Query, LogqlError> {
+    let mut cursor = start(text)?;
+    let query = if cursor.peek() == Some(&Token::Op("{")) {
+        Query::Log(parse(text)?)
+    } else {
+        let expr = additive(&mut cursor)?;
+        if cursor.peek().is_some() {
+            return Err(cursor.error("an operator (+, -, *, /, %) or the end of the query"));
+        }
+        Query::Metric(expr)
+    };
+    Ok(query)
+}
+
+/// The tokens of a query, checked for length.
+fn start(text: &str) -> Result<Cursor, LogqlError> {
     if text.len() > MAX_QUERY_BYTES {
         return Err(LogqlError::at(
             0,
@@ -109,17 +147,330 @@ pub(crate) fn parse(text: &str) -> Result<LogQuery, LogqlError> {
             &format!("{} bytes", text.len()),
         ));
     }
-    let mut cursor = Cursor {
+    Ok(Cursor {
         tokens: tokens(text)?,
         at: 0,
         end: text.len(),
-    };
-    let selector = selector(&mut cursor)?;
+    })
+}
+
+/// A selector and its pipeline, up to the end, a `[range]`, `| unwrap`
+/// or a `)`.
+fn log_query(cursor: &mut Cursor) -> Result<LogQuery, LogqlError> {
+    let selector = selector(cursor)?;
     let mut stages = Vec::new();
-    while cursor.peek().is_some() {
-        stages.push(stage(&mut cursor)?);
+    while let Some(token) = cursor.peek() {
+        if matches!(token, Token::Op("[") | Token::Op(")")) || unwrap_follows(cursor) {
+            break;
+        }
+        stages.push(stage(cursor)?);
     }
     Ok(LogQuery { selector, stages })
+}
+
+/// Whether `| unwrap` is next.
+fn unwrap_follows(cursor: &Cursor) -> bool {
+    cursor.peek() == Some(&Token::Op("|"))
+        && matches!(cursor.tokens.get(cursor.at + 1), Some((_, Token::Ident(word))) if word == "unwrap")
+}
+
+/// `a + b - c`: the loosest binding.
+fn additive(cursor: &mut Cursor) -> Result<MetricExpr, LogqlError> {
+    let mut left = multiplicative(cursor)?;
+    loop {
+        let op = match cursor.peek() {
+            Some(Token::Op("+")) => BinOp::Add,
+            Some(Token::Op("-")) => BinOp::Sub,
+            _ => return Ok(left),
+        };
+        cursor.at += 1;
+        let right = multiplicative(cursor)?;
+        left = MetricExpr::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        };
+    }
+}
+
+/// `a * b / c % d`.
+fn multiplicative(cursor: &mut Cursor) -> Result<MetricExpr, LogqlError> {
+    let mut left = metric_primary(cursor)?;
+    loop {
+        let op = match cursor.peek() {
+            Some(Token::Op("*")) => BinOp::Mul,
+            Some(Token::Op("/")) => BinOp::Div,
+            Some(Token::Op("%")) => BinOp::Mod,
+            _ => return Ok(left),
+        };
+        cursor.at += 1;
+        let right = metric_primary(cursor)?;
+        left = MetricExpr::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        };
+    }
+}
+
+/// A number, `vector(n)`, a range or vector aggregation, or `( expr )`.
+fn metric_primary(cursor: &mut Cursor) -> Result<MetricExpr, LogqlError> {
+    const EXPECTED: &str =
+        "a metric query: count_over_time, rate, sum by (...) (...), vector(n) or a number";
+    let position = cursor.position();
+    match cursor.peek().cloned() {
+        Some(Token::Op("(")) => {
+            cursor.at += 1;
+            let inner = additive(cursor)?;
+            cursor.expect_op(")")?;
+            Ok(inner)
+        }
+        Some(Token::Op("-")) => {
+            cursor.at += 1;
+            let inner = metric_primary(cursor)?;
+            Ok(MetricExpr::Binary {
+                op: BinOp::Sub,
+                left: Box::new(MetricExpr::Number(0.0)),
+                right: Box::new(inner),
+            })
+        }
+        Some(Token::Number(text)) => {
+            cursor.at += 1;
+            text.parse()
+                .map(MetricExpr::Number)
+                .map_err(|_| LogqlError::at(position, "a number", &format!("{text:?}")))
+        }
+        Some(Token::Ident(word)) if word == "vector" => {
+            cursor.at += 1;
+            cursor.expect_op("(")?;
+            let value = number(cursor)?;
+            cursor.expect_op(")")?;
+            Ok(MetricExpr::Vector(value))
+        }
+        Some(Token::Ident(word)) => {
+            if let Some(func) = RangeFunc::by_name(&word) {
+                cursor.at += 1;
+                return range_aggregation(cursor, func);
+            }
+            if let Some(op) = agg_op(&word) {
+                cursor.at += 1;
+                return vector_aggregation(cursor, op);
+            }
+            Err(cursor.error(EXPECTED))
+        }
+        Some(Token::Op("{")) => Err(LogqlError::at(
+            position,
+            "a metric function around the log query, e.g. count_over_time({...}[5m])",
+            "a log query",
+        )),
+        _ => Err(cursor.error(EXPECTED)),
+    }
+}
+
+/// A number literal (possibly negative).
+fn number(cursor: &mut Cursor) -> Result<f64, LogqlError> {
+    let negative = cursor.eat_op("-");
+    let position = cursor.position();
+    match cursor.next() {
+        Some(Token::Number(text)) => text
+            .parse::<f64>()
+            .map(|n| if negative { -n } else { n })
+            .map_err(|_| LogqlError::at(position, "a number", &format!("{text:?}"))),
+        _ => {
+            cursor.at -= 1;
+            Err(cursor.error("a number"))
+        }
+    }
+}
+
+/// `func([param,] {selector} pipeline [range] [| unwrap label])`.
+fn range_aggregation(cursor: &mut Cursor, func: RangeFunc) -> Result<MetricExpr, LogqlError> {
+    cursor.expect_op("(")?;
+    let func = match func {
+        RangeFunc::QuantileOverTime(_) => {
+            let phi = number(cursor)?;
+            cursor.expect_op(",")?;
+            RangeFunc::QuantileOverTime(phi)
+        }
+        other => other,
+    };
+    if cursor.peek() != Some(&Token::Op("{")) {
+        return Err(cursor.error("a log query, {...}"));
+    }
+    let query = log_query(cursor)?;
+    let mut range = None;
+    if cursor.peek() == Some(&Token::Op("[")) {
+        range = Some(range_literal(cursor)?);
+    }
+    // Loki takes the range right after the selector too: the pipeline
+    // then follows it.
+    let mut query = query;
+    if range.is_some() && !matches!(cursor.peek(), Some(Token::Op(")"))) && !unwrap_follows(cursor)
+    {
+        while let Some(token) = cursor.peek() {
+            if matches!(token, Token::Op(")")) || unwrap_follows(cursor) {
+                break;
+            }
+            query.stages.push(stage(cursor)?);
+        }
+    }
+    let mut unwrap = None;
+    if unwrap_follows(cursor) {
+        cursor.at += 2;
+        unwrap = Some(unwrap_target(cursor)?);
+    }
+    if range.is_none() {
+        if cursor.peek() != Some(&Token::Op("[")) {
+            return Err(cursor.error("a range, e.g. [5m]"));
+        }
+        range = Some(range_literal(cursor)?);
+    }
+    let position = cursor.position();
+    match (func.unwraps(), &unwrap) {
+        (Some(true), None) => {
+            return Err(LogqlError::at(
+                position,
+                "| unwrap label before the range: this function works on values",
+                "none",
+            ))
+        }
+        (Some(false), Some(_)) => {
+            return Err(LogqlError::at(
+                position,
+                "no | unwrap: this function counts entries or bytes",
+                "| unwrap",
+            ))
+        }
+        _ => {}
+    }
+    cursor.expect_op(")")?;
+    Ok(MetricExpr::Range {
+        func,
+        query,
+        range: range.unwrap_or(0),
+        unwrap,
+    })
+}
+
+/// `label`, `duration(label)` or `bytes(label)` after `| unwrap`.
+fn unwrap_target(cursor: &mut Cursor) -> Result<Unwrap, LogqlError> {
+    let name = cursor.ident("a label to unwrap")?;
+    let unit = match name.as_str() {
+        "duration" | "duration_seconds" => Some(Unit::Duration),
+        "bytes" => Some(Unit::Bytes),
+        _ => None,
+    };
+    match unit {
+        Some(unit) if cursor.eat_op("(") => {
+            let label = cursor.ident("a label to unwrap")?;
+            cursor.expect_op(")")?;
+            Ok(Unwrap { label, unit })
+        }
+        _ => Ok(Unwrap {
+            label: name,
+            unit: Unit::Number,
+        }),
+    }
+}
+
+/// `[5m]`, in nanoseconds.
+fn range_literal(cursor: &mut Cursor) -> Result<i64, LogqlError> {
+    cursor.expect_op("[")?;
+    let position = cursor.position();
+    let Some(Token::Number(text)) = cursor.next() else {
+        cursor.at -= 1;
+        return Err(cursor.error("a duration, e.g. 5m"));
+    };
+    let seconds = read_duration(&text)
+        .filter(|seconds| *seconds > 0.0)
+        .ok_or_else(|| {
+            LogqlError::at(
+                position,
+                "a positive duration, e.g. 5m",
+                &format!("{text:?}"),
+            )
+        })?;
+    cursor.expect_op("]")?;
+    Ok((seconds * 1e9) as i64)
+}
+
+/// The vector aggregation named `word`, without its parameter.
+fn agg_op(word: &str) -> Option<AggOp> {
+    Some(match word {
+        "sum" => AggOp::Sum,
+        "count" => AggOp::Count,
+        "avg" => AggOp::Avg,
+        "min" => AggOp::Min,
+        "max" => AggOp::Max,
+        "topk" => AggOp::Topk(0),
+        "bottomk" => AggOp::Bottomk(0),
+        _ => return None,
+    })
+}
+
+/// `op [by|without (labels)] ([k,] expr) [by|without (labels)]`.
+fn vector_aggregation(cursor: &mut Cursor, op: AggOp) -> Result<MetricExpr, LogqlError> {
+    let mut grouping = grouping(cursor)?;
+    cursor.expect_op("(")?;
+    let op = match op {
+        AggOp::Topk(_) | AggOp::Bottomk(_) => {
+            let position = cursor.position();
+            let k = number(cursor)?;
+            if k < 1.0 || k.fract() != 0.0 {
+                return Err(LogqlError::at(
+                    position,
+                    "a whole number k of at least 1",
+                    &k.to_string(),
+                ));
+            }
+            cursor.expect_op(",")?;
+            if matches!(op, AggOp::Topk(_)) {
+                AggOp::Topk(k as usize)
+            } else {
+                AggOp::Bottomk(k as usize)
+            }
+        }
+        other => other,
+    };
+    let inner = additive(cursor)?;
+    cursor.expect_op(")")?;
+    if grouping.is_none() {
+        grouping = self::grouping(cursor)?;
+    }
+    Ok(MetricExpr::Aggregate {
+        op,
+        grouping,
+        inner: Box::new(inner),
+    })
+}
+
+/// `by (a, b)` or `without (a)`, if next.
+fn grouping(cursor: &mut Cursor) -> Result<Option<Grouping>, LogqlError> {
+    let by = if cursor.eat_ident("by") {
+        true
+    } else if cursor.eat_ident("without") {
+        false
+    } else {
+        return Ok(None);
+    };
+    cursor.expect_op("(")?;
+    let mut names = Vec::new();
+    if !cursor.eat_op(")") {
+        loop {
+            names.push(cursor.ident("a label name")?);
+            if cursor.eat_op(")") {
+                break;
+            }
+            if !cursor.eat_op(",") {
+                return Err(cursor.error("\",\" or \")\""));
+            }
+        }
+    }
+    Ok(Some(if by {
+        Grouping::By(names)
+    } else {
+        Grouping::Without(names)
+    }))
 }
 
 /// `{ matcher, ... }`.
@@ -219,9 +570,11 @@ fn after_pipe(cursor: &mut Cursor) -> Result<Stage, LogqlError> {
         }
         return Err(cursor.error("a parser (json, logfmt, regexp, pattern) or a label filter"));
     };
+    // `| json > 5` filters on a label called json; `| json` parses.
     let followed_by_op = matches!(
         cursor.tokens.get(cursor.at + 1),
-        Some((_, Token::Op(op))) if !matches!(*op, "|" | "|=" | "|~")
+        Some((_, Token::Op(op)))
+            if matches!(*op, "=" | "!=" | "=~" | "!~" | "==" | ">" | ">=" | "<" | "<=")
     );
     match word.as_str() {
         "json" if !followed_by_op => {

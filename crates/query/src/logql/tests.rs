@@ -308,3 +308,205 @@ proptest! {
         }
     }
 }
+
+mod metrics {
+    use super::super::metric::{MetricExpr, Points, RangeEval, Series, Value};
+    use super::super::{parse_query, Query};
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    fn metric(text: &str) -> MetricExpr {
+        match parse_query(text).unwrap_or_else(|error| panic!("{text}: {error}")) {
+            Query::Metric(expr) => expr,
+            Query::Log(_) => panic!("{text}: a log query"),
+        }
+    }
+
+    /// Evaluates `text` over `entries` (time, level, message, labels).
+    /// An entry as a test writes it: time, level, message, labels.
+    type Written<'a> = (i64, Level, &'a str, &'a [(&'a str, &'a str)]);
+
+    fn run(text: &str, points: Points, entries: &[Written<'_>]) -> Value {
+        let expr = metric(text);
+        let owned: Vec<(i64, Owned)> = entries
+            .iter()
+            .map(|(t, level, message, labels)| (*t, Owned::new(*level, message, labels)))
+            .collect();
+        let mut results = Vec::new();
+        for range in expr.ranges() {
+            let mut eval = RangeEval::new(range, points).expect("range");
+            for (t, entry) in &owned {
+                let parts = entry.entry();
+                let at = EntryRef::new(1, *t, parts.level, parts.message, parts.labels());
+                eval.add(&at);
+            }
+            results.push(eval.finish());
+        }
+        expr.evaluate(points, &mut results.into_iter())
+    }
+
+    fn series(value: Value) -> Vec<Series> {
+        match value {
+            Value::Vector(series) => series,
+            Value::Scalar(n) => panic!("a scalar {n}"),
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn counts_rates_and_aggregations_over_windows() {
+        let api: &[(&str, &str)] = &[("service", "api")];
+        let web: &[(&str, &str)] = &[("service", "web")];
+        let entries = [
+            (S, Level::Error, "a", api),
+            (2 * S, Level::Info, "bb", api),
+            (3 * S, Level::Error, "ccc", web),
+            (11 * S, Level::Error, "dddd", api),
+        ];
+        let points = Points::new(10 * S, 20 * S, 10 * S).unwrap();
+        let by_level = series(run(
+            r#"sum by (level) (count_over_time({}[10s]))"#,
+            points,
+            &entries,
+        ));
+        assert_eq!(
+            by_level,
+            [
+                Series {
+                    labels: labels(&[("level", "error")]),
+                    points: vec![(10 * S, 2.0), (20 * S, 1.0)],
+                },
+                Series {
+                    labels: labels(&[("level", "info")]),
+                    points: vec![(10 * S, 1.0)],
+                },
+            ]
+        );
+        let rate = series(run(r#"rate({service="api"}[10s])"#, points, &entries));
+        assert_eq!(rate.len(), 2, "one series per label set: {rate:?}");
+        let bytes = series(run(
+            r#"sum(bytes_over_time({} |= "c" [10s]))"#,
+            points,
+            &entries,
+        ));
+        assert_eq!(bytes[0].points, [(10 * S, 3.0)]);
+        let top = series(run(
+            r#"topk(1, sum by (service) (count_over_time({}[10s])))"#,
+            points,
+            &entries,
+        ));
+        assert_eq!(top[0].labels, labels(&[("service", "api")]));
+        assert_eq!(top[0].points, [(10 * S, 2.0), (20 * S, 1.0)]);
+        let health = series(run("vector(1)+vector(1)", points, &entries));
+        assert_eq!(health[0].points, [(10 * S, 2.0), (20 * S, 2.0)]);
+        assert_eq!(run("1 + 2 * 3", points, &entries), Value::Scalar(7.0));
+        let halved = series(run(
+            r#"count_over_time({service="web"}[10s]) / 2"#,
+            points,
+            &entries,
+        ));
+        assert_eq!(halved[0].points, [(10 * S, 0.5)]);
+    }
+
+    #[test]
+    fn unwrapped_values() {
+        let none: &[(&str, &str)] = &[];
+        let entries = [
+            (S, Level::Info, "took=100ms size=1KB n=1", none),
+            (2 * S, Level::Info, "took=300ms size=3KB n=3", none),
+            (3 * S, Level::Info, "took=2s size=oops n=x", none),
+        ];
+        let points = Points::new(5 * S, 5 * S, S).unwrap();
+        let value = |text: &str| series(run(text, points, &entries))[0].points[0].1;
+        // Extracted labels make series: one label each keeps one series.
+        let n = r#"{} | regexp "n=(?P<n>\\S+)" | unwrap n [5s]"#;
+        assert_eq!(value(&format!("sum_over_time({n})")), 4.0);
+        assert_eq!(value(&format!("avg_over_time({n})")), 2.0);
+        assert_eq!(value(&format!("quantile_over_time(0.5, {n})")), 2.0);
+        assert_eq!(value(&format!("rate({n})")), 0.8);
+        let took = r#"{} | regexp "took=(?P<took>\\S+)" | unwrap duration(took) [5s]"#;
+        assert_eq!(value(&format!("max_over_time({took})")), 2.0);
+        let size = r#"{} | regexp "size=(?P<size>\\S+)" | unwrap bytes(size) [5s]"#;
+        assert_eq!(value(&format!("min_over_time({size})")), 1000.0);
+        // Every field of logfmt is a label: three series, summed.
+        assert_eq!(
+            value(r#"sum(sum_over_time({} | logfmt | unwrap n [5s]))"#),
+            4.0
+        );
+    }
+
+    #[test]
+    fn metric_errors_say_where_and_what() {
+        for (query, expected) in [
+            (r#"count_over_time({})"#, "a range"),
+            (r#"sum_over_time({}[5m])"#, "| unwrap"),
+            (
+                r#"count_over_time({} | logfmt | unwrap n [5m])"#,
+                "no | unwrap",
+            ),
+            (
+                r#"sum by (level count_over_time({}[1m]))"#,
+                "\",\" or \")\"",
+            ),
+            (r#"topk(0, count_over_time({}[1m]))"#, "at least 1"),
+            (r#"count_over_time({}[0s])"#, "positive duration"),
+            (r#"nothing({}[1m])"#, "a metric query"),
+            (r#"{app="a"} | json [5m]"#, "line filter"),
+        ] {
+            let error = parse_query(query).expect_err(query);
+            assert!(
+                error.to_string().contains(expected),
+                "{query}: {error} (wanted {expected})"
+            );
+        }
+        assert!(super::super::parse("count_over_time({}[1m])")
+            .unwrap_err()
+            .to_string()
+            .contains("a log query"));
+        assert!(Points::new(0, 20_000 * S, S).is_err(), "too many points");
+    }
+
+    proptest! {
+        #[test]
+        fn count_over_time_by_level_counts_each_window(
+            times in prop::collection::vec((0i64..60, prop::bool::ANY), 0..40),
+            step in 1i64..7,
+            range in 1i64..13,
+        ) {
+            let none: &[(&str, &str)] = &[];
+            let entries: Vec<Written<'_>> = times
+                .iter()
+                .map(|(t, error)| (*t * S, if *error { Level::Error } else { Level::Info }, "x", none))
+                .collect();
+            let points = Points::new(20 * S, 50 * S, step * S).unwrap();
+            let text = format!("sum by (level) (count_over_time({{}}[{range}s]))");
+            let got = series(run(&text, points, &entries));
+            for level in [Level::Error, Level::Info] {
+                let mut wanted = Vec::new();
+                for k in 0..points.count() {
+                    let t = points.at(k);
+                    let n = entries
+                        .iter()
+                        .filter(|(at, l, _, _)| *l == level && *at > t - range * S && *at <= t)
+                        .count();
+                    if n > 0 {
+                        wanted.push((t, n as f64));
+                    }
+                }
+                let found = got
+                    .iter()
+                    .find(|s| s.labels == labels(&[("level", level.as_str())]))
+                    .map(|s| s.points.clone())
+                    .unwrap_or_default();
+                prop_assert_eq!(found, wanted, "{} level {}", text, level.as_str());
+            }
+        }
+    }
+}
