@@ -1,8 +1,10 @@
 //! Appending to the store from async code, for every protocol that takes
 //! entries in (gRPC Push, the HTTP push route): the one [`batcher`] they
-//! fill, and [`append`], which hands a batch to the backend.
+//! fill, [`append`], which hands a batch to the backend, and [`streamed`],
+//! which reads a body of many entries as it arrives (NDJSON, journald).
 
 pub(crate) mod batcher;
+pub(crate) mod streamed;
 
 pub(crate) use batcher::Batcher;
 
