@@ -438,6 +438,18 @@ impl Partial {
     }
 }
 
+/// Appends one field in the binary-safe form, as `systemd-journal-upload`
+/// writes a value that is not printable text: `NAME\n`, the value's length
+/// as a 64-bit little-endian number, the value, `\n`. For tests and
+/// benchmarks that make uploads.
+pub fn write_binary_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
 /// `bytes` as a field name, if journald would take it as one: A–Z, 0–9
 /// and `_`, not starting with a digit, 1 to 64 bytes.
 fn field_name(bytes: &[u8]) -> Option<&str> {
@@ -489,10 +501,8 @@ mod tests {
 
     /// A binary field in the export's binary-safe form.
     fn binary(name: &str, value: &[u8]) -> Vec<u8> {
-        let mut out = format!("{name}\n").into_bytes();
-        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
-        out.extend_from_slice(value);
-        out.push(b'\n');
+        let mut out = Vec::new();
+        write_binary_field(&mut out, name, value);
         out
     }
 

@@ -5,7 +5,7 @@
 //! come back with their message, level, time and labels.
 
 use logtap_core::{Level, NewEntry};
-use logtap_ingest::journald::{Decoder, JournaldError};
+use logtap_ingest::journald::{write_binary_field, Decoder, JournaldError};
 use logtap_ingest::syslog::level_of_severity;
 use proptest::prelude::*;
 
@@ -45,15 +45,14 @@ fn field() -> impl Strategy<Value = (String, Vec<u8>, bool)> {
 /// One field in the export format; a value holding a newline must be
 /// binary.
 fn write_field(out: &mut Vec<u8>, name: &str, value: &[u8], binary: bool) {
-    out.extend_from_slice(name.as_bytes());
     if binary || value.contains(&b'\n') {
-        out.push(b'\n');
-        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+        write_binary_field(out, name, value);
     } else {
+        out.extend_from_slice(name.as_bytes());
         out.push(b'=');
+        out.extend_from_slice(value);
+        out.push(b'\n');
     }
-    out.extend_from_slice(value);
-    out.push(b'\n');
 }
 
 /// A generated entry: message, priority, time in microseconds, labels.

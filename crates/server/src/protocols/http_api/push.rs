@@ -198,7 +198,12 @@ impl Lines {
     }
 
     /// Parses line `number` (without its `\n`) into the batch.
-    fn add_line(&mut self, batch: &mut Batcher, line: &[u8], number: u64) -> Result<(), ServeError> {
+    fn add_line(
+        &mut self,
+        batch: &mut Batcher,
+        line: &[u8],
+        number: u64,
+    ) -> Result<(), ServeError> {
         let text = String::from_utf8_lossy(line);
         let received = now_nanos();
         let entry = match logtap_ingest::parse_line(&text, received) {
