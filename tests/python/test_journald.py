@@ -219,6 +219,17 @@ def test_systemd_journal_upload_ships_a_journal_with_message_level_time_and_labe
     assert int(multi["timestamp"]) == (BASE_MICROS + 99_000_000) * 1000, multi
     assert multi["labels"]["RAW"] == "caf\ufffd", multi
 
+    # Labels are named as journald spells them, and filter as such.
+    output = subprocess.run(
+        [str(BINARY), "logs", "--server", f"http://{server}", "--label",
+         "_SYSTEMD_UNIT=app-err.service", "--output", "json"],
+        check=True,
+        capture_output=True,
+        timeout=DEADLINE,
+    ).stdout.decode()
+    unit = [json.loads(line)["message"] for line in output.splitlines() if line.strip()]
+    assert unit == [f"{run} err"], output
+
     # Run again, the uploader starts from its saved cursor: at most the
     # entry at that cursor comes again (systemd 252 sends it once more;
     # delivery is at least once), never the whole journal.

@@ -347,6 +347,18 @@ async fn invalid_utf8_is_kept_with_replacement_characters() {
 }
 
 #[tokio::test]
+async fn name_value_lines_with_names_journald_refuses_are_skipped() {
+    let server = TestServer::start().await;
+    let body = b"MESSAGE=m\nlower=x\n9LIVES=y\n=empty\nOK_2=z\n\n";
+    let (status, _, text) = upload(&server, &[EXPORT], &[body]).await;
+    assert_eq!(status, 202, "{text}");
+    let entries = stored(&server).await;
+    assert_eq!(messages(&entries), ["m"]);
+    let names: Vec<&str> = entries[0].labels.keys().map(String::as_str).collect();
+    assert_eq!(names, ["OK_2"]);
+}
+
+#[tokio::test]
 async fn an_entry_or_a_body_over_its_limit_is_413_and_the_entries_before_stay() {
     let server = TestServer::start_with(|config| {
         config.max_message_bytes = 1024;
