@@ -45,7 +45,7 @@ pub struct Metrics {
     /// cancelled or vanished, or the idle timeout reset them.
     pub streams_cancelled: Counter,
     /// Entries made durable, by the protocol they came by
-    /// (`ingest::Protocol`): which shipper sends what.
+    /// (`ops::protocol::Protocol`): which shipper sends what.
     ingest_entries: Family<[(&'static str, &'static str); 1], Counter>,
     /// Refusals, by protocol and reason (`ServeError::refusal_reason`): a
     /// request refused whole counts one, as does a record refused alone
@@ -280,7 +280,7 @@ impl Metrics {
             "Requests refused or streams ended because a limit was reached",
             metrics.limit_rejections.clone(),
         );
-        for protocol in crate::ingest::Protocol::ALL {
+        for protocol in super::protocol::Protocol::ALL {
             let _ = metrics
                 .ingest_entries
                 .get_or_create(&[("protocol", protocol.label())]);
@@ -306,7 +306,7 @@ impl Metrics {
     }
 
     /// Counts `count` entries of `protocol` made durable.
-    pub fn ingested(&self, protocol: crate::ingest::Protocol, count: u64) {
+    pub fn ingested(&self, protocol: super::protocol::Protocol, count: u64) {
         self.ingest_entries
             .get_or_create(&[("protocol", protocol.label())])
             .inc_by(count);
@@ -315,7 +315,7 @@ impl Metrics {
     /// Counts `count` refusals of `protocol` for `reason`.
     pub fn ingest_refused(
         &self,
-        protocol: crate::ingest::Protocol,
+        protocol: super::protocol::Protocol,
         reason: &'static str,
         count: u64,
     ) {
