@@ -42,7 +42,8 @@
 //! pieces of any size, and yields each entry once its empty line arrives,
 //! keeping an unfinished entry across pieces; how the bytes are cut never
 //! changes what comes out. One entry may take at most the decoder's limit
-//! of bytes ([`JournaldError::TooLarge`]), which bounds what it holds. At
+//! of bytes ([`JournaldError::TooLarge`]) and [`MAX_FIELDS`] fields
+//! ([`JournaldError::TooManyFields`]), which bound what it holds. At
 //! the end of the body ([`Decoder::finish`]) a last entry without its
 //! empty line is an entry all the same; one that ends inside a binary
 //! field is refused ([`JournaldError::Truncated`]).
@@ -58,6 +59,12 @@ const MAX_NAME_BYTES: usize = 64;
 
 /// The field whose value is the entry's time, in microseconds.
 const REALTIME: &str = "__REALTIME_TIMESTAMP";
+
+/// The most fields one entry may have, journald's own limit
+/// (`ENTRY_FIELD_COUNT_MAX`): a byte limit alone would let an entry of
+/// tiny fields (`A=\n`, three bytes each) take many times its size in
+/// memory as labels.
+pub const MAX_FIELDS: usize = 1024;
 
 /// How much of a client's line an error quotes.
 const QUOTED_BYTES: usize = 60;
@@ -91,6 +98,14 @@ pub enum JournaldError {
         /// The entry's number in the body, from 0.
         entry: u64,
         /// The limit, in bytes.
+        limit: usize,
+    },
+    /// One entry with more than [`MAX_FIELDS`] fields.
+    #[error("entry {entry} has more than {limit} fields, the most journald allows")]
+    TooManyFields {
+        /// The entry's number in the body, from 0.
+        entry: u64,
+        /// The limit, in fields.
         limit: usize,
     },
     /// The body ends inside a binary field.
@@ -148,9 +163,9 @@ enum State {
 /// An entry whose empty line has not arrived yet.
 #[derive(Debug, Default)]
 struct Partial {
-    /// Whether any field (even a dropped address) has arrived: an entry
-    /// of nothing but empty lines is no entry.
-    seen: bool,
+    /// Fields that have arrived (dropped addresses included): an entry of
+    /// none, nothing but empty lines, is no entry.
+    fields: usize,
     /// `MESSAGE`, once seen.
     message: Option<String>,
     /// From `PRIORITY`, once seen and valid.
@@ -393,7 +408,7 @@ impl Decoder {
     fn end_entry(&mut self, received_ns: i64) -> Option<NewEntry> {
         let partial = std::mem::take(&mut self.entry);
         self.size = 0;
-        if !partial.seen {
+        if partial.fields == 0 {
             return None;
         }
         self.done += 1;
@@ -409,7 +424,13 @@ impl Decoder {
 impl Partial {
     /// Takes one field of entry number `entry` as the module doc maps it.
     fn field(&mut self, name: &str, value: &[u8], entry: u64) -> Result<(), JournaldError> {
-        self.seen = true;
+        self.fields += 1;
+        if self.fields > MAX_FIELDS {
+            return Err(JournaldError::TooManyFields {
+                entry,
+                limit: MAX_FIELDS,
+            });
+        }
         match name {
             "MESSAGE" => self.message = Some(String::from_utf8_lossy(value).into_owned()),
             "PRIORITY" => match priority(value) {
@@ -710,6 +731,20 @@ _PID=812\nMESSAGE=upstream timed out\n\n"
                 entry: 1,
                 limit: 100
             }
+        );
+        // More fields than journald allows, each tiny.
+        let many = "A=\n".repeat(MAX_FIELDS + 1) + "\n";
+        let error = decode(many.as_bytes()).unwrap_err();
+        assert_eq!(
+            error,
+            JournaldError::TooManyFields {
+                entry: 0,
+                limit: MAX_FIELDS
+            }
+        );
+        assert_eq!(
+            decode("A=\n".repeat(MAX_FIELDS).as_bytes()).unwrap().len(),
+            1
         );
         // Many small entries are each within the limit.
         let body = "MESSAGE=0123456789\n\n".repeat(100);

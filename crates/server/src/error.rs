@@ -477,7 +477,9 @@ impl ServeError {
             ServeError::BodyTooLarge { .. }
             | ServeError::LineTooLong { .. }
             | ServeError::LokiBody(LokiError::TooLarge { .. })
-            | ServeError::JournaldBody(JournaldError::TooLarge { .. }) => Code::ResourceExhausted,
+            | ServeError::JournaldBody(
+                JournaldError::TooLarge { .. } | JournaldError::TooManyFields { .. },
+            ) => Code::ResourceExhausted,
             // Bytes that do not decode will not decode when sent again.
             ServeError::LokiBody(_) | ServeError::JournaldBody(_) => Code::InvalidArgument,
             ServeError::Store(error)
@@ -512,9 +514,9 @@ impl ServeError {
             ServeError::BodyTooLarge { .. }
             | ServeError::LineTooLong { .. }
             | ServeError::LokiBody(LokiError::TooLarge { .. })
-            | ServeError::JournaldBody(JournaldError::TooLarge { .. }) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            | ServeError::JournaldBody(
+                JournaldError::TooLarge { .. } | JournaldError::TooManyFields { .. },
+            ) => StatusCode::PAYLOAD_TOO_LARGE,
             // The budget is the server's state, not this request's size or
             // this client's rate: the same request passes once others finish.
             ServeError::RequestBufferFull { .. } => StatusCode::SERVICE_UNAVAILABLE,

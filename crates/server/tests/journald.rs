@@ -301,6 +301,14 @@ async fn bad_inputs_get_their_status_as_text_and_keep_only_the_entries_before_th
             keeps: vec!["before"],
         },
         Bad {
+            name: "more fields in one entry than journald allows",
+            headers: vec![EXPORT],
+            body: with_good(("A=\n".repeat(1025) + "\n").as_bytes()),
+            status: 413,
+            says: "entry 1 has more than 1024 fields",
+            keeps: vec!["before"],
+        },
+        Bad {
             name: "a label over the backend's 64 KiB",
             headers: vec![EXPORT],
             body: with_good(format!("MESSAGE=x\nBIG={}\n\n", "v".repeat(70_000)).as_bytes()),

@@ -29,8 +29,8 @@
 //! - a body that is not the format, an unfinished binary field at its end,
 //!   a bad `__REALTIME_TIMESTAMP`, an entry the backend cannot keep: 400;
 //! - an entry over `max_message_bytes` (the largest gRPC message, so no
-//!   transport takes an entry another refuses), a body over
-//!   `max_push_body_bytes`: 413;
+//!   transport takes an entry another refuses) or over 1,024 fields
+//!   (journald's limit), a body over `max_push_body_bytes`: 413;
 //! - a full disk, a shutdown, the request budget: 503 with `Retry-After`.
 //!
 //! The entries before a refused one are stored; the answer says how many.
