@@ -5,7 +5,8 @@
 //! The decoders: the push line format (what `logtap push` sends and
 //! `POST /api/v1/push` takes), with the time expressions users type, and
 //! Loki's push bodies, JSON and protobuf+snappy ([`loki`]), and syslog
-//! messages, RFC 5424 and RFC 3164, with TCP framing ([`syslog`]).
+//! messages, RFC 5424 and RFC 3164, with TCP framing ([`syslog`]), and
+//! journald's export format, read incrementally from a stream ([`journald`]).
 //!
 //! * [`parse_line`] turns one log line into a [`NewEntry`]: a line that is a
 //!   JSON object gives its fields (see [`json`]), any other line is plain text
@@ -22,6 +23,7 @@
 
 #![deny(missing_docs)]
 
+pub mod journald;
 pub mod json;
 pub mod loki;
 pub mod otlp;

@@ -4,6 +4,7 @@
 
 use http::StatusCode;
 use logtap_core::{StoreError, UnknownLevel};
+use logtap_ingest::journald::JournaldError;
 use logtap_ingest::loki::LokiError;
 use logtap_query::QueryError;
 use std::io;
@@ -232,6 +233,14 @@ pub enum ServeError {
     /// JSON, invalid UTF-8, an id that is not hex).
     #[error(transparent)]
     OtlpBody(#[from] logtap_ingest::otlp::OtlpError),
+    /// A journald upload of a media type other than the export format's.
+    #[error("a journald upload is Content-Type: application/vnd.fdo.journal (the Journal Export Format, as systemd-journal-upload sends it), not {0:?}")]
+    UnsupportedJournaldContentType(String),
+    /// A journald upload whose body is not the export format (a line that
+    /// is no field, a binary field cut short or with a wrong length, a bad
+    /// `__REALTIME_TIMESTAMP`), or with an entry over the entry limit.
+    #[error(transparent)]
+    JournaldBody(#[from] logtap_ingest::journald::JournaldError),
     /// An entry of a push the backend cannot keep (a label over its
     /// limits): nothing of the push is stored.
     #[error("entry {entry} of the push: {source}")]
@@ -463,12 +472,16 @@ impl ServeError {
             | ServeError::UnsupportedContentType(_)
             | ServeError::UnsupportedLokiContentType(_)
             | ServeError::UnsupportedOtlpContentType(_)
+            | ServeError::UnsupportedJournaldContentType(_)
             | ServeError::OtlpBody(_) => Code::InvalidArgument,
             ServeError::BodyTooLarge { .. }
             | ServeError::LineTooLong { .. }
-            | ServeError::LokiBody(LokiError::TooLarge { .. }) => Code::ResourceExhausted,
+            | ServeError::LokiBody(LokiError::TooLarge { .. })
+            | ServeError::JournaldBody(
+                JournaldError::TooLarge { .. } | JournaldError::TooManyFields { .. },
+            ) => Code::ResourceExhausted,
             // Bytes that do not decode will not decode when sent again.
-            ServeError::LokiBody(_) => Code::InvalidArgument,
+            ServeError::LokiBody(_) | ServeError::JournaldBody(_) => Code::InvalidArgument,
             ServeError::Store(error)
             | ServeError::LineRefused { source: error, .. }
             | ServeError::EntryRefused { source: error, .. } => store_error_code(error),
@@ -500,7 +513,10 @@ impl ServeError {
             // A decompression bomb is as large as what it decompresses to.
             ServeError::BodyTooLarge { .. }
             | ServeError::LineTooLong { .. }
-            | ServeError::LokiBody(LokiError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            | ServeError::LokiBody(LokiError::TooLarge { .. })
+            | ServeError::JournaldBody(
+                JournaldError::TooLarge { .. } | JournaldError::TooManyFields { .. },
+            ) => StatusCode::PAYLOAD_TOO_LARGE,
             // The budget is the server's state, not this request's size or
             // this client's rate: the same request passes once others finish.
             ServeError::RequestBufferFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -510,7 +526,8 @@ impl ServeError {
             ServeError::UnsupportedEncoding(_)
             | ServeError::UnsupportedContentType(_)
             | ServeError::UnsupportedLokiContentType(_)
-            | ServeError::UnsupportedOtlpContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            | ServeError::UnsupportedOtlpContentType(_)
+            | ServeError::UnsupportedJournaldContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::PushFailed { cause, .. } => cause.http_status(),
             error => http_status_for_code(error.code()),
         }
@@ -563,6 +580,15 @@ impl ServeError {
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => self.http_status(),
         }
+    }
+
+    /// The HTTP status `systemd-journal-upload` sees: 503 (with
+    /// `Retry-After`) for what the server may accept once it has room, as
+    /// OTLP/HTTP exporters see it ([`ServeError::otlp_http_status`]), since
+    /// the uploader's service starts again from its saved cursor after any
+    /// failure, and 503 is what says "later".
+    pub fn journald_http_status(&self) -> StatusCode {
+        self.otlp_http_status()
     }
 
     /// The gRPC status an OTLP exporter sees, message included.

@@ -1,10 +1,14 @@
 //! Appending to the store from async code, for every protocol that takes
 //! entries in (gRPC Push, the HTTP push route): the one [`batcher`] they
-//! fill, and [`append`], which hands a batch to the backend.
+//! fill, [`append`], which hands a batch to the backend, and [`streamed`],
+//! which reads a body of many entries as it arrives (NDJSON, journald).
 
 pub(crate) mod batcher;
+pub(crate) mod streamed;
 
-pub use crate::ops::metrics::Protocol;
+/// Where the protocol labels of the ingest metrics are defined: `ops`, the
+/// layer below, which counts them.
+pub use crate::ops::protocol::Protocol;
 pub(crate) use batcher::Batcher;
 
 use crate::error::{BodyCut, ServeError};

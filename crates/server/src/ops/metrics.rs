@@ -45,7 +45,7 @@ pub struct Metrics {
     /// cancelled or vanished, or the idle timeout reset them.
     pub streams_cancelled: Counter,
     /// Entries made durable, by the protocol they came by
-    /// (`ingest::Protocol`): which shipper sends what.
+    /// (`ops::protocol::Protocol`): which shipper sends what.
     ingest_entries: Family<[(&'static str, &'static str); 1], Counter>,
     /// Refusals, by protocol and reason (`ServeError::refusal_reason`): a
     /// request refused whole counts one, as does a record refused alone
@@ -85,53 +85,6 @@ pub struct Metrics {
     /// limit (see [`Limit`]), so an operator can tell a limit set too low
     /// from clients misbehaving.
     limit_rejections: Family<[(&'static str, &'static str); 1], Counter>,
-}
-
-/// The protocols entries arrive by: the `protocol` label of
-/// `logtap_ingest_entries_total` and `logtap_ingest_refusals_total`, so an
-/// operator sees which shipper sends what, and which one is refused why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// logtap.v1 `Push` (gRPC and gRPC-Web).
-    Logtap,
-    /// `POST /api/v1/push`, lines of text or JSON.
-    Http,
-    /// Grafana Loki's push API.
-    Loki,
-    /// OTLP logs, gRPC and HTTP.
-    Otlp,
-    /// Syslog over UDP and TCP.
-    Syslog,
-    /// Elasticsearch's bulk API.
-    Elasticsearch,
-    /// journald's export format, as `systemd-journal-upload` sends it.
-    Journald,
-}
-
-impl Protocol {
-    /// Every protocol, so each shows in /metrics at 0 before its first entry.
-    pub const ALL: [Protocol; 7] = [
-        Protocol::Logtap,
-        Protocol::Http,
-        Protocol::Loki,
-        Protocol::Otlp,
-        Protocol::Syslog,
-        Protocol::Elasticsearch,
-        Protocol::Journald,
-    ];
-
-    /// The value of the `protocol` label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Protocol::Logtap => "logtap",
-            Protocol::Http => "http",
-            Protocol::Loki => "loki",
-            Protocol::Otlp => "otlp",
-            Protocol::Syslog => "syslog",
-            Protocol::Elasticsearch => "elasticsearch",
-            Protocol::Journald => "journald",
-        }
-    }
 }
 
 /// The limits counted in `logtap_limit_rejections_total{limit="..."}`.
@@ -327,7 +280,7 @@ impl Metrics {
             "Requests refused or streams ended because a limit was reached",
             metrics.limit_rejections.clone(),
         );
-        for protocol in Protocol::ALL {
+        for protocol in super::protocol::Protocol::ALL {
             let _ = metrics
                 .ingest_entries
                 .get_or_create(&[("protocol", protocol.label())]);
@@ -353,14 +306,19 @@ impl Metrics {
     }
 
     /// Counts `count` entries of `protocol` made durable.
-    pub fn ingested(&self, protocol: Protocol, count: u64) {
+    pub fn ingested(&self, protocol: super::protocol::Protocol, count: u64) {
         self.ingest_entries
             .get_or_create(&[("protocol", protocol.label())])
             .inc_by(count);
     }
 
     /// Counts `count` refusals of `protocol` for `reason`.
-    pub fn ingest_refused(&self, protocol: Protocol, reason: &'static str, count: u64) {
+    pub fn ingest_refused(
+        &self,
+        protocol: super::protocol::Protocol,
+        reason: &'static str,
+        count: u64,
+    ) {
         self.ingest_refused
             .get_or_create(&[("protocol", protocol.label()), ("reason", reason)])
             .inc_by(count);

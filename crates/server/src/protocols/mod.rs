@@ -1,7 +1,8 @@
 //! One folder per wire protocol: logtap.v1 ([`logtap`]), the seed's
 //! `example.LogService` ([`seed`]), the plain HTTP API ([`http_api`]) and
-//! Grafana Loki's push API ([`loki`]), OTLP logs ([`otlp`]), and syslog
-//! over UDP and TCP ([`syslog`], its own listeners, not HTTP routes).
+//! Grafana Loki's push API ([`loki`]), OTLP logs ([`otlp`]), journald's
+//! upload ([`journald`]), and syslog over UDP and TCP ([`syslog`], its own
+//! listeners, not HTTP routes).
 //!
 //! Only `protocols/*` knows a wire format: a protocol turns its requests into
 //! a `Query` or a batch of entries and its answers out of a `TailStream`,
@@ -11,6 +12,7 @@
 //! assembled in [`access`], and a route not declared there is refused.
 
 pub(crate) mod http_api;
+pub(crate) mod journald;
 pub(crate) mod logtap;
 pub(crate) mod loki;
 pub(crate) mod otlp;
@@ -60,6 +62,7 @@ pub(crate) fn http_routes(shared: &Shared, config: &ServerConfig) -> Router {
     http_api::routes(shared.clone(), config)
         .merge(loki::routes(shared.clone(), config))
         .merge(otlp::routes(shared.clone(), config))
+        .merge(journald::routes(shared.clone(), config))
 }
 
 /// What every route needs: each protocol's table, gRPC health and
@@ -78,6 +81,7 @@ pub(crate) fn access(config: &ServerConfig) -> Routes {
     routes.extend(loki::ROUTES);
     routes.extend(otlp::ROUTES);
     routes.extend(otlp::grpc::ROUTES);
+    routes.extend(journald::ROUTES);
     routes.extend(crate::grpc::ROUTES);
     routes.extend([
         Route::exact("/healthz", Methods::Any, Access::Open),
@@ -237,6 +241,10 @@ mod tests {
         assert_eq!(need(&get, "/ready"), Some(Access::Open));
         assert_eq!(need(&post, "/v1/logs"), Some(Access::Write));
         assert_eq!(need(&post, "/otlp/v1/logs"), Some(Access::Write));
+        assert_eq!(need(&post, "/upload"), Some(Access::Write));
+        // Not a route: refused like an unknown path.
+        assert_eq!(need(&get, "/upload"), None);
+        assert_eq!(need(&post, "/upload/more"), None);
         assert_eq!(
             need(
                 &post,
