@@ -86,11 +86,11 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 
 /// Times are read against the clock when the command line is parsed, so
 /// `--since 15m` means fifteen minutes before the command ran.
-fn parse_when(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_when(text: &str) -> Result<i64, String> {
     logtap_ingest::parse_time(text, now_ns()).map_err(|error| error.to_string())
 }
 
-fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 

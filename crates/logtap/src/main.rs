@@ -13,6 +13,7 @@ mod client;
 mod logs;
 mod output;
 mod push;
+mod query;
 mod serve;
 
 use std::io::Write;
@@ -37,6 +38,8 @@ enum Command {
     Push(push::PushArgs),
     /// Read log entries from a server, and follow new ones with -f.
     Logs(logs::LogsArgs),
+    /// Run a LogQL metric query: numbers over time, a table per series.
+    Query(query::QueryArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(*args).await,
             Command::Push(args) => push::run(args).await,
             Command::Logs(args) => logs::run(args).await,
+            Command::Query(args) => query::run(args).await,
         }
     });
     // A reader thread may still be blocked on standard input; the process

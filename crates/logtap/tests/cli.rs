@@ -325,6 +325,73 @@ fn push_a_mixed_file_then_query_it() {
 }
 
 #[test]
+fn query_prints_a_table_per_series_or_json_per_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let url = server.url.as_str();
+    let lines = [
+        r#"{"time":"2024-05-01T12:00:01Z","level":"error","msg":"a"}"#,
+        r#"{"time":"2024-05-01T12:00:02Z","level":"error","msg":"b"}"#,
+        r#"{"time":"2024-05-01T12:00:03Z","level":"info","msg":"c"}"#,
+        r#"{"time":"2024-05-01T12:01:30Z","level":"error","msg":"d"}"#,
+    ];
+    let (count, _) = stored(&logtap(&["push", "--server", url], &lines.join("\n")));
+    assert_eq!(count, 4);
+    let args = |output: &str| {
+        vec![
+            "query".to_string(),
+            "--server".into(),
+            url.to_string(),
+            "sum by (level) (count_over_time({}[1m]))".into(),
+            "--since".into(),
+            "2024-05-01T12:01:00Z".into(),
+            "--until".into(),
+            "2024-05-01T12:02:00Z".into(),
+            "--step".into(),
+            "1m".into(),
+            "--output".into(),
+            output.into(),
+        ]
+    };
+    let run = |output: &str| {
+        let args = args(output);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        logtap(&args, "")
+    };
+    let json = run("json");
+    assert!(json.status.success(), "{}", stderr(&json));
+    let points: Vec<Value> = stdout(&json)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON point"))
+        .collect();
+    assert_eq!(points.len(), 2, "{points:?}");
+    let at = |k: usize, level: &str| {
+        points[k]["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["labels"]["level"] == level)
+            .map(|s| s["value"].as_f64().unwrap())
+    };
+    assert_eq!((at(0, "error"), at(0, "info")), (Some(2.0), Some(1.0)));
+    assert_eq!((at(1, "error"), at(1, "info")), (Some(1.0), None));
+    let text = run("text");
+    assert!(text.status.success(), "{}", stderr(&text));
+    let text = stdout(&text);
+    assert!(text.contains(r#"{level="error"}"#), "{text}");
+    assert!(text.contains(r#"{level="info"}"#), "{text}");
+    assert_eq!(text.lines().count(), 5, "two series, three points: {text}");
+    assert!(!text.contains('█'), "no bars into a pipe: {text}");
+    let bad = logtap(&["query", "--server", url, "{}"], "");
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("a log query selects entries"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
 fn a_bad_level_names_the_valid_ones() {
     let output = logtap(&["logs", "--level", "loud"], "");
     assert_eq!(output.status.code(), Some(2));

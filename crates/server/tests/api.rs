@@ -367,6 +367,103 @@ async fn a_logql_query_selects_on_the_server_over_grpc_and_http_and_combines_wit
 }
 
 #[tokio::test]
+async fn query_metrics_streams_one_step_per_point_with_each_series() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    const S: i64 = 1_000_000_000;
+    let at = |level: &str, message: &str, seconds: i64, service: &str| {
+        let mut e = entry(level, message, seconds * S);
+        e.labels.insert("service".into(), service.into());
+        e
+    };
+    push(
+        &mut client,
+        vec![vec![
+            at("error", "status=500", 1, "api"),
+            at("info", "status=200", 2, "api"),
+            at("error", "status=503", 3, "web"),
+            at("error", "status=502", 11, "api"),
+        ]],
+    )
+    .await;
+    let query = |query: &str| logtap_proto::v1::MetricRequest {
+        query: query.into(),
+        start: 10 * S,
+        end: 20 * S,
+        step: 10 * S,
+    };
+    let steps = |query| async {
+        let mut stream = server
+            .client()
+            .await
+            .query_metrics(query)
+            .await
+            .expect("query_metrics")
+            .into_inner();
+        let mut steps = Vec::new();
+        while let Some(step) = stream.message().await.expect("a step") {
+            let mut samples: Vec<(String, f64)> = step
+                .samples
+                .into_iter()
+                .map(|s| (format!("{:?}", s.labels), s.value))
+                .collect();
+            samples.sort_by(|a, b| a.0.cmp(&b.0));
+            steps.push((step.timestamp / S, samples));
+        }
+        steps
+    };
+    assert_eq!(
+        steps(query(r#"sum by (level) (count_over_time({}[10s]))"#)).await,
+        [
+            (
+                10,
+                vec![
+                    (r#"{"level": "error"}"#.to_string(), 2.0),
+                    (r#"{"level": "info"}"#.to_string(), 1.0)
+                ]
+            ),
+            (20, vec![(r#"{"level": "error"}"#.to_string(), 1.0)]),
+        ]
+    );
+    assert_eq!(
+        steps(query(
+            r#"sum(count_over_time({service="api"} | logfmt | status >= 500 [10s]))"#
+        ))
+        .await,
+        [
+            (10, vec![("{}".to_string(), 1.0)]),
+            (20, vec![("{}".to_string(), 1.0)])
+        ]
+    );
+    // Grafana's health check.
+    assert_eq!(
+        steps(query("vector(1)+vector(1)")).await,
+        [
+            (10, vec![("{}".to_string(), 2.0)]),
+            (20, vec![("{}".to_string(), 2.0)])
+        ]
+    );
+    for (bad, says) in [
+        (query("{}"), "a log query selects entries"),
+        (
+            query("sum(count_over_time({}))"),
+            "bad query at 22: expected a range",
+        ),
+        (
+            logtap_proto::v1::MetricRequest {
+                step: 1,
+                ..query("vector(1)")
+            },
+            "at most 11000",
+        ),
+    ] {
+        let status = client.query_metrics(bad).await.expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains(says), "{}", status.message());
+    }
+}
+
+#[tokio::test]
 async fn ignore_case_finds_grep_text_whatever_its_case() {
     let server = TestServer::start().await;
     let mut client = server.client().await;

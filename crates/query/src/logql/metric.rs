@@ -16,8 +16,9 @@
 
 use super::eval::Scratch;
 use super::{is_level_label, LogQuery};
-use logtap_core::EntryRef;
+use logtap_core::{EntryRef, Filter, ReadOptions, Search};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The most points one query may ask for (as Loki's 11,000 per series).
 pub const MAX_POINTS: i64 = 11_000;
@@ -217,6 +218,25 @@ impl Points {
             ));
         }
         Ok(Points { start, end, step })
+    }
+
+    /// The points a request asks for, with its zeros filled in: `end`
+    /// now, `start` an hour before `end`, `step` a hundredth of the range
+    /// (at least a second).
+    pub fn with_defaults(start: i64, end: i64, step: i64, now: i64) -> Result<Points, String> {
+        const SECOND: i64 = 1_000_000_000;
+        let end = if end == 0 { now } else { end };
+        let start = if start == 0 {
+            end.saturating_sub(3600 * SECOND)
+        } else {
+            start
+        };
+        let step = if step == 0 {
+            ((end.saturating_sub(start)) / 100).max(SECOND)
+        } else {
+            step
+        };
+        Points::new(start, end, step)
     }
 
     /// How many.
@@ -515,6 +535,30 @@ impl<'q> RangeEval<'q> {
     /// The log query whose entries count.
     pub fn query(&self) -> &LogQuery {
         self.query
+    }
+
+    /// What a reader of the store needs to hand over every entry that can
+    /// count, and skip the blocks none can be in: the time range, the
+    /// selector's level and exact labels, the line filters' text. Newer
+    /// entries than `before` (a cursor) are not read.
+    pub fn read_options(&self, before: u64) -> ReadOptions {
+        let pushdown = self.query.pushdown();
+        let (since, until) = self.time_range();
+        let search = Search {
+            substrings: pushdown.substrings,
+            ignore_case: false,
+            labels: pushdown.labels,
+        };
+        ReadOptions {
+            before: Some(before),
+            filter: Filter {
+                min_level: pushdown.min_level,
+                since: Some(since),
+                until: Some(until),
+            },
+            search: (!search.is_empty()).then(|| Arc::new(search)),
+            ..ReadOptions::default()
+        }
     }
 
     /// Adds one entry (any order; entries outside the time range are

@@ -49,6 +49,12 @@ type StreamingFuture = BoxFuture<'static, Result<Response<GrpcBody>, Status>>;
 /// What a client-streaming handler returns.
 type UnaryFuture<R> = BoxFuture<'static, Result<Response<R>, Status>>;
 
+/// What a [`Method::server_streaming_messages`] handler returns.
+pub type MessagesFuture<R> = BoxFuture<
+    'static,
+    Result<Response<futures::stream::BoxStream<'static, Result<R, Status>>>, Status>,
+>;
+
 /// One gRPC method as a tower service: an HTTP request in, the gRPC
 /// response (status and trailers included) out.
 #[derive(Clone)]
@@ -119,6 +125,24 @@ impl Method {
 }
 
 impl Method {
+    /// A server-streaming method whose `handler` answers with a stream of
+    /// prost messages, for answers computed before they are sent (a metric
+    /// query), where the entry streams' pre-framed body buys nothing.
+    pub fn server_streaming_messages<D, R>(
+        limits: Limits,
+        handler: impl Fn(Request<D>) -> MessagesFuture<R> + Clone + Send + Sync + 'static,
+    ) -> Method
+    where
+        D: prost::Message + Default + Send + 'static,
+        R: prost::Message + Send + 'static,
+    {
+        Method(Arc::new(move |request| {
+            let mut grpc = limits.grpc(ProstCodec::<R, D>::default());
+            let method = tower::service_fn(handler.clone());
+            Box::pin(async move { grpc.server_streaming(method, request).await })
+        }))
+    }
+
     /// A unary method: `handler` answers one prost request with one
     /// response. Requests may come gzip-compressed, as OTLP exporters
     /// send them; the size limit applies to the message decompressed.

@@ -220,6 +220,7 @@ mod tests {
             "/logtap.v1.LogService/GetLogs",
             "/logtap.v1.LogService/StreamLogs",
             "/example.LogService/GetLogs",
+            "/logtap.v1.LogService/QueryMetrics",
         ] {
             assert_eq!(need(&post, read), Some(Access::Read), "{read}");
         }

@@ -14,6 +14,7 @@
 pub(crate) mod live;
 pub(crate) mod matching;
 pub(crate) mod metadata;
+pub(crate) mod metric;
 pub(crate) mod state;
 pub(crate) mod tail;
 

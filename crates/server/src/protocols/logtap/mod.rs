@@ -1,5 +1,6 @@
 //! logtap's own gRPC service (`logtap.v1.LogService`): GetLogs and
-//! StreamLogs over the shared stream, Push into the store. What every gRPC
+//! StreamLogs over the shared stream, Push into the store, QueryMetrics
+//! (LogQL metric queries, `stream/metric.rs`). What every gRPC
 //! service shares (the response body, method wiring, health, reflection)
 //! is in `grpc/`.
 
@@ -12,13 +13,18 @@ use crate::ingest::{self, now_nanos, Batcher, Protocol};
 use crate::net::quota::Quota;
 use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::{self, RequestId};
+use crate::stream::metric;
 use crate::stream::state::Shared;
 use axum::Router;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use logtap_core::{AppendReceipt, Level, NewEntry};
-use logtap_proto::v1::{LogEntry, LogRequest, PushRequest, PushResponse};
-use logtap_query::{Mode, Plan, RawQuery};
+use logtap_proto::v1::{
+    LogEntry, LogRequest, MetricRequest, MetricSample, MetricStep, PushRequest, PushResponse,
+};
+use logtap_query::logql::{self, metric::Points};
+use logtap_query::{Mode, Plan, QueryError, RawQuery};
 use tonic::{Request, Response, Status, Streaming};
 
 /// logtap.v1's service name, for routes and health checks.
@@ -27,7 +33,7 @@ pub const SERVICE_NAME: &str = "logtap.v1.LogService";
 /// What each method needs. Any other path under the service needs write,
 /// so a write method added later cannot slip through with a read token;
 /// `ServiceRoutes` answers it UNIMPLEMENTED.
-pub(crate) const ROUTES: [Route; 4] = [
+pub(crate) const ROUTES: [Route; 5] = [
     Route::exact("/logtap.v1.LogService/GetLogs", Methods::Any, Access::Read),
     Route::exact(
         "/logtap.v1.LogService/StreamLogs",
@@ -35,6 +41,11 @@ pub(crate) const ROUTES: [Route; 4] = [
         Access::Read,
     ),
     Route::exact("/logtap.v1.LogService/Push", Methods::Any, Access::Write),
+    Route::exact(
+        "/logtap.v1.LogService/QueryMetrics",
+        Methods::Any,
+        Access::Read,
+    ),
     Route::prefix("/logtap.v1.LogService/", Methods::Any, Access::Write),
 ];
 
@@ -265,6 +276,57 @@ impl LogApi {
     }
 }
 
+impl LogApi {
+    /// QueryMetrics: the whole query evaluated, then one message a point.
+    async fn query_metrics(
+        &self,
+        request: Request<MetricRequest>,
+    ) -> Result<Response<BoxStream<'static, Result<MetricStep, Status>>>, Status> {
+        let request_id = RequestId::from_metadata(request.metadata());
+        let request = request.into_inner();
+        let answer = async {
+            let parsed = logql::parse_query(&request.query).map_err(QueryError::from)?;
+            let expr = match parsed {
+                logql::Query::Metric(expr) => expr,
+                logql::Query::Log(_) => {
+                    return Err(ServeError::Query(QueryError::BadParameter {
+                        name: "query".into(),
+                        reason: "a log query selects entries: ask GetLogs for them, or count them with e.g. count_over_time({...}[5m])".into(),
+                    }))
+                }
+            };
+            let points =
+                Points::with_defaults(request.start, request.end, request.step, now_nanos())
+                    .map_err(|reason| {
+                        ServeError::Query(QueryError::BadParameter {
+                            name: "start, end and step".into(),
+                            reason,
+                        })
+                    })?;
+            let value = metric::evaluate(&self.shared, std::sync::Arc::new(expr), points).await?;
+            Ok(metric::by_point(value, points))
+        };
+        let steps = answer
+            .await
+            .map_err(|error: ServeError| error_status(&request_id, &error))?;
+        let messages = steps.into_iter().map(|(timestamp, samples)| {
+            Ok(MetricStep {
+                timestamp,
+                samples: samples
+                    .into_iter()
+                    .map(|(labels, value)| MetricSample {
+                        labels: labels.into_iter().collect(),
+                        value,
+                    })
+                    .collect(),
+            })
+        });
+        let mut response = Response::new(futures::stream::iter(messages).boxed());
+        request_id.insert_into(response.metadata_mut());
+        Ok(response)
+    }
+}
+
 /// logtap.v1's methods on their paths.
 pub(crate) fn routes(router: Router, shared: &Shared, limits: Limits) -> Router {
     let api = LogApi::new(shared.clone());
@@ -277,14 +339,22 @@ pub(crate) fn routes(router: Router, shared: &Shared, limits: Limits) -> Router 
     };
     let get_logs = reading(Mode::History);
     let stream_logs = reading(Mode::Tail);
-    let push = Method::client_streaming(limits, move |request| {
+    let push = Method::client_streaming(limits, {
         let api = api.clone();
-        async move { api.push(request).await }.boxed()
+        move |request| {
+            let api = api.clone();
+            async move { api.push(request).await }.boxed()
+        }
+    });
+    let query_metrics = Method::server_streaming_messages(limits, move |request| {
+        let api = api.clone();
+        async move { api.query_metrics(request).await }.boxed()
     });
     ServiceRoutes::new(router, SERVICE_NAME)
         .method("GetLogs", get_logs)
         .method("StreamLogs", stream_logs)
         .method("Push", push)
+        .method("QueryMetrics", query_metrics)
         .finish()
 }
 

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file logtap/v1/logtap.proto.
  */
 export const file_logtap_v1_logtap: GenFile = /*@__PURE__*/
-  fileDesc("ChZsb2d0YXAvdjEvbG9ndGFwLnByb3RvEglsb2d0YXAudjEiuAIKCkxvZ1JlcXVlc3QSDQoFbGV2ZWwYASABKAkSDQoFc2luY2UYAiABKAMSDQoFdW50aWwYAyABKAMSDAoEZ3JlcBgEIAEoCRINCgVyZWdleBgFIAEoCBIxCgZsYWJlbHMYBiADKAsyIS5sb2d0YXAudjEuTG9nUmVxdWVzdC5MYWJlbHNFbnRyeRIZCgxhZnRlcl9jdXJzb3IYByABKARIAIgBARINCgVsaW1pdBgIIAEoBBIPCgdyZXZlcnNlGAkgASgIEg4KBmZvbGxvdxgKIAEoCBITCgtpZ25vcmVfY2FzZRgLIAEoCBINCgVxdWVyeRgMIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg8KDV9hZnRlcl9jdXJzb3IirQEKCExvZ0VudHJ5Eg8KB21lc3NhZ2UYASABKAkSEQoJdGltZXN0YW1wGAIgASgDEg0KBWxldmVsGAMgASgJEg4KBmN1cnNvchgEIAEoBBIvCgZsYWJlbHMYBSADKAsyHy5sb2d0YXAudjEuTG9nRW50cnkuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIzCgtQdXNoUmVxdWVzdBIkCgdlbnRyaWVzGAEgAygLMhMubG9ndGFwLnYxLkxvZ0VudHJ5IjMKDFB1c2hSZXNwb25zZRIOCgZzdG9yZWQYASABKAQSEwoLbGFzdF9jdXJzb3IYAiABKAQyvAEKCkxvZ1NlcnZpY2USNwoHR2V0TG9ncxIVLmxvZ3RhcC52MS5Mb2dSZXF1ZXN0GhMubG9ndGFwLnYxLkxvZ0VudHJ5MAESOgoKU3RyZWFtTG9ncxIVLmxvZ3RhcC52MS5Mb2dSZXF1ZXN0GhMubG9ndGFwLnYxLkxvZ0VudHJ5MAESOQoEUHVzaBIWLmxvZ3RhcC52MS5QdXNoUmVxdWVzdBoXLmxvZ3RhcC52MS5QdXNoUmVzcG9uc2UoAWIGcHJvdG8z");
+  fileDesc("ChZsb2d0YXAvdjEvbG9ndGFwLnByb3RvEglsb2d0YXAudjEiuAIKCkxvZ1JlcXVlc3QSDQoFbGV2ZWwYASABKAkSDQoFc2luY2UYAiABKAMSDQoFdW50aWwYAyABKAMSDAoEZ3JlcBgEIAEoCRINCgVyZWdleBgFIAEoCBIxCgZsYWJlbHMYBiADKAsyIS5sb2d0YXAudjEuTG9nUmVxdWVzdC5MYWJlbHNFbnRyeRIZCgxhZnRlcl9jdXJzb3IYByABKARIAIgBARINCgVsaW1pdBgIIAEoBBIPCgdyZXZlcnNlGAkgASgIEg4KBmZvbGxvdxgKIAEoCBITCgtpZ25vcmVfY2FzZRgLIAEoCBINCgVxdWVyeRgMIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg8KDV9hZnRlcl9jdXJzb3IirQEKCExvZ0VudHJ5Eg8KB21lc3NhZ2UYASABKAkSEQoJdGltZXN0YW1wGAIgASgDEg0KBWxldmVsGAMgASgJEg4KBmN1cnNvchgEIAEoBBIvCgZsYWJlbHMYBSADKAsyHy5sb2d0YXAudjEuTG9nRW50cnkuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIzCgtQdXNoUmVxdWVzdBIkCgdlbnRyaWVzGAEgAygLMhMubG9ndGFwLnYxLkxvZ0VudHJ5IjMKDFB1c2hSZXNwb25zZRIOCgZzdG9yZWQYASABKAQSEwoLbGFzdF9jdXJzb3IYAiABKAQiSAoNTWV0cmljUmVxdWVzdBINCgVxdWVyeRgBIAEoCRINCgVzdGFydBgCIAEoAxILCgNlbmQYAyABKAMSDAoEc3RlcBgEIAEoAyKBAQoMTWV0cmljU2FtcGxlEjMKBmxhYmVscxgBIAMoCzIjLmxvZ3RhcC52MS5NZXRyaWNTYW1wbGUuTGFiZWxzRW50cnkSDQoFdmFsdWUYAiABKAEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJJCgpNZXRyaWNTdGVwEhEKCXRpbWVzdGFtcBgBIAEoAxIoCgdzYW1wbGVzGAIgAygLMhcubG9ndGFwLnYxLk1ldHJpY1NhbXBsZTL/AQoKTG9nU2VydmljZRI3CgdHZXRMb2dzEhUubG9ndGFwLnYxLkxvZ1JlcXVlc3QaEy5sb2d0YXAudjEuTG9nRW50cnkwARI6CgpTdHJlYW1Mb2dzEhUubG9ndGFwLnYxLkxvZ1JlcXVlc3QaEy5sb2d0YXAudjEuTG9nRW50cnkwARI5CgRQdXNoEhYubG9ndGFwLnYxLlB1c2hSZXF1ZXN0GhcubG9ndGFwLnYxLlB1c2hSZXNwb25zZSgBEkEKDFF1ZXJ5TWV0cmljcxIYLmxvZ3RhcC52MS5NZXRyaWNSZXF1ZXN0GhUubG9ndGFwLnYxLk1ldHJpY1N0ZXAwAWIGcHJvdG8z");
 
 /**
  * @generated from message logtap.v1.LogRequest
@@ -207,6 +207,99 @@ export const PushResponseSchema: GenMessage<PushResponse> = /*@__PURE__*/
   messageDesc(file_logtap_v1_logtap, 3);
 
 /**
+ * @generated from message logtap.v1.MetricRequest
+ */
+export type MetricRequest = Message<"logtap.v1.MetricRequest"> & {
+  /**
+   * The metric query, in LogQL.
+   *
+   * @generated from field: string query = 1;
+   */
+  query: string;
+
+  /**
+   * The first point, Unix epoch nanoseconds; 0: an hour before `end`.
+   *
+   * @generated from field: int64 start = 2;
+   */
+  start: bigint;
+
+  /**
+   * The last point at most, Unix epoch nanoseconds; 0: now.
+   *
+   * @generated from field: int64 end = 3;
+   */
+  end: bigint;
+
+  /**
+   * Between points, nanoseconds; 0: a hundredth of the range, at least a
+   * second. At most 11,000 points.
+   *
+   * @generated from field: int64 step = 4;
+   */
+  step: bigint;
+};
+
+/**
+ * Describes the message logtap.v1.MetricRequest.
+ * Use `create(MetricRequestSchema)` to create a new message.
+ */
+export const MetricRequestSchema: GenMessage<MetricRequest> = /*@__PURE__*/
+  messageDesc(file_logtap_v1_logtap, 4);
+
+/**
+ * One series' value at one point.
+ *
+ * @generated from message logtap.v1.MetricSample
+ */
+export type MetricSample = Message<"logtap.v1.MetricSample"> & {
+  /**
+   * The series' labels; none for a query that yields a plain number.
+   *
+   * @generated from field: map<string, string> labels = 1;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * @generated from field: double value = 2;
+   */
+  value: number;
+};
+
+/**
+ * Describes the message logtap.v1.MetricSample.
+ * Use `create(MetricSampleSchema)` to create a new message.
+ */
+export const MetricSampleSchema: GenMessage<MetricSample> = /*@__PURE__*/
+  messageDesc(file_logtap_v1_logtap, 5);
+
+/**
+ * Every series that has a value at one point.
+ *
+ * @generated from message logtap.v1.MetricStep
+ */
+export type MetricStep = Message<"logtap.v1.MetricStep"> & {
+  /**
+   * The point, Unix epoch nanoseconds.
+   *
+   * @generated from field: int64 timestamp = 1;
+   */
+  timestamp: bigint;
+
+  /**
+   * @generated from field: repeated logtap.v1.MetricSample samples = 2;
+   */
+  samples: MetricSample[];
+};
+
+/**
+ * Describes the message logtap.v1.MetricStep.
+ * Use `create(MetricStepSchema)` to create a new message.
+ */
+export const MetricStepSchema: GenMessage<MetricStep> = /*@__PURE__*/
+  messageDesc(file_logtap_v1_logtap, 6);
+
+/**
  * @generated from service logtap.v1.LogService
  */
 export const LogService: GenService<{
@@ -242,6 +335,18 @@ export const LogService: GenService<{
     methodKind: "client_streaming";
     input: typeof PushRequestSchema;
     output: typeof PushResponseSchema;
+  },
+  /**
+   * A LogQL metric query (`sum by (level) (count_over_time({}[5m]))`),
+   * evaluated at `start`, `start + step`, ... up to `end`: one MetricStep
+   * per point, oldest first, then the stream ends with status OK.
+   *
+   * @generated from rpc logtap.v1.LogService.QueryMetrics
+   */
+  queryMetrics: {
+    methodKind: "server_streaming";
+    input: typeof MetricRequestSchema;
+    output: typeof MetricStepSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_logtap_v1_logtap, 0);

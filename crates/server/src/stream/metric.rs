@@ -1,0 +1,93 @@
+//! Metric queries against the store: each range aggregation of the query
+//! reads the entries that can count (its time range, with the selector's
+//! level, labels and line-filter text pushed down so the store skips
+//! blocks), and the query crate turns what it read into series.
+//!
+//! A metric query is answered whole, then sent: its first number depends
+//! on its last entry. The reading runs on the blocking pool, bounded like a
+//! text filter by `max_query_scan_bytes`, and stops when the server shuts
+//! down.
+
+use crate::error::ServeError;
+use crate::stream::state::Shared;
+use logtap_query::logql::metric::{LabelSet, MetricExpr, Points, RangeEval, Series, Value};
+use logtap_query::QueryError;
+use std::sync::Arc;
+
+/// How many entries are read between two looks at the shutdown signal.
+const CHECK_EVERY: u32 = 4096;
+
+/// Evaluates `expr` at `points`.
+pub(crate) async fn evaluate(
+    shared: &Shared,
+    expr: Arc<MetricExpr>,
+    points: Points,
+) -> Result<Value, ServeError> {
+    let store = Arc::clone(&shared.store);
+    let shutdown = shared.shutdown.clone();
+    let limit = shared.max_query_scan_bytes;
+    tokio::task::spawn_blocking(move || {
+        let before = store.last_cursor().saturating_add(1);
+        let mut results: Vec<Vec<Series>> = Vec::new();
+        let mut scanned: u64 = 0;
+        for range in expr.ranges() {
+            let mut eval = RangeEval::new(range, points).map_err(|reason| {
+                ServeError::Query(QueryError::BadParameter {
+                    name: "step".into(),
+                    reason,
+                })
+            })?;
+            let mut reader = store
+                .reader(eval.read_options(before))
+                .map_err(ServeError::Store)?;
+            let mut since_check = 0;
+            while let Some(entry) = reader.next_entry().map_err(ServeError::Store)? {
+                scanned += entry.message.len() as u64;
+                if limit != 0 && scanned > limit {
+                    return Err(ServeError::QueryTooCostly { scanned, limit });
+                }
+                eval.add(&entry);
+                since_check += 1;
+                if since_check == CHECK_EVERY {
+                    since_check = 0;
+                    if shutdown.is_cancelled() {
+                        return Err(ServeError::ShuttingDown);
+                    }
+                }
+            }
+            results.push(eval.finish());
+        }
+        Ok(expr.evaluate(points, &mut results.into_iter()))
+    })
+    .await
+    .map_err(ServeError::join)?
+}
+
+/// One point of a metric stream: its time, and each series' value there.
+pub(crate) type Step = (i64, Vec<(LabelSet, f64)>);
+
+/// A value as the points of a metric stream: at each point, every series
+/// with a value there (a plain number is one series without labels).
+pub(crate) fn by_point(value: Value, points: Points) -> Vec<Step> {
+    let mut steps: Vec<Step> = (0..points.count())
+        .map(|k| (points.at(k), Vec::new()))
+        .collect();
+    match value {
+        Value::Scalar(n) => {
+            for (_, samples) in &mut steps {
+                samples.push((Vec::new(), n));
+            }
+        }
+        Value::Vector(series) => {
+            for one in series {
+                for (t, v) in one.points {
+                    let k = ((t - points.start) / points.step) as usize;
+                    if let Some((_, samples)) = steps.get_mut(k) {
+                        samples.push((one.labels.clone(), v));
+                    }
+                }
+            }
+        }
+    }
+    steps
+}
