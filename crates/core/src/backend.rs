@@ -7,7 +7,7 @@
 //! blocking is allowed, and a backend wakes async waiters through the
 //! commit hook ([`Backend::on_commit`]) rather than a runtime's types.
 
-use crate::{EntryLimits, EntryRef, NewEntry, ReadOptions, Run, Step, StoreError};
+use crate::{EntryLimits, EntryRef, Level, NewEntry, ReadOptions, Run, Step, StoreError};
 use std::time::Duration;
 
 /// What an append stored.
@@ -65,6 +65,34 @@ pub trait Backend: Send + Sync + 'static {
     /// The exact number of entries `options` selects, without reading each.
     fn count(&self, options: &ReadOptions) -> Result<u64, StoreError>;
 
+    /// The entries `options` selects (its cursor range and filter; its
+    /// search hint is not applied), counted by level into time buckets:
+    /// bucket `i` holds the timestamps in `[edges[i], edges[i + 1])`, so
+    /// there is one bucket fewer than edges (`edges` ascending). What
+    /// metric queries over level and time are answered from.
+    ///
+    /// This default reads every entry; a backend with per-block summaries
+    /// counts whole blocks from them and decodes only the blocks that
+    /// straddle an edge.
+    fn histogram(
+        &self,
+        options: &ReadOptions,
+        edges: &[i64],
+    ) -> Result<Vec<[u64; Level::COUNT]>, StoreError> {
+        let mut counts = vec![[0; Level::COUNT]; edges.len().saturating_sub(1)];
+        let options = ReadOptions {
+            search: None,
+            ..options.clone()
+        };
+        let mut reader = self.reader(options)?;
+        while let Some(entry) = reader.next_entry()? {
+            if let Some(bucket) = histogram_bucket(edges, entry.timestamp) {
+                counts[bucket][entry.level as usize] += 1;
+            }
+        }
+        Ok(counts)
+    }
+
     /// The newest visible cursor (0 when nothing was ever stored).
     fn last_cursor(&self) -> u64;
 
@@ -90,6 +118,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The largest entry this backend keeps.
     fn limits(&self) -> EntryLimits;
+}
+
+/// The bucket of [`Backend::histogram`] that `timestamp` falls in, if any.
+pub fn histogram_bucket(edges: &[i64], timestamp: i64) -> Option<usize> {
+    let after = edges.partition_point(|edge| *edge <= timestamp);
+    (after > 0 && after < edges.len()).then(|| after - 1)
 }
 
 /// A position in a backend and a small buffer; dropping it releases

@@ -29,7 +29,7 @@ mod limits;
 mod read;
 mod run;
 
-pub use backend::{AppendReceipt, Backend, CommitHook, LogReader, StoreStats};
+pub use backend::{histogram_bucket, AppendReceipt, Backend, CommitHook, LogReader, StoreStats};
 pub use entry::{Entry, EntryRef, NewEntry};
 pub use error::{clip_quote, StoreError};
 pub use labels::{

@@ -17,7 +17,8 @@ use crate::sealed::{self, SealSettings};
 use crate::segment::{self, Block, Segment};
 use crate::{record, NewEntry, StoreConfig, StoreError, SyncPolicy};
 use logtap_core::{
-    AppendReceipt, Backend, CommitHook, EntryLimits, LogReader, ReadOptions, StoreStats,
+    histogram_bucket, AppendReceipt, Backend, CommitHook, EntryLimits, Level, LogReader,
+    ReadOptions, StoreStats,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -404,6 +405,87 @@ impl Store {
         Ok(total)
     }
 
+    /// See [`Backend::histogram`]: blocks inside one bucket (and inside
+    /// the cursor range and the filter's time range) are counted from
+    /// their summaries, under the index lock; the few that straddle an
+    /// edge or a bound are decoded after it, each once.
+    pub fn histogram(
+        &self,
+        options: &ReadOptions,
+        edges: &[i64],
+    ) -> Result<Vec<[u64; Level::COUNT]>, StoreError> {
+        self.check_not_deleted(options.after)?;
+        let mut counts = vec![[0u64; Level::COUNT]; edges.len().saturating_sub(1)];
+        let low = options.after.map_or(0, |after| after.saturating_add(1));
+        let visible_end = self.last_cursor().saturating_add(1);
+        let high = options
+            .before
+            .map_or(visible_end, |before| before.min(visible_end));
+        let filter = &options.filter;
+        let from_level = filter.min_level.map_or(0, |level| level as usize);
+        let segments: Vec<Arc<Segment>> = self.shared.segments().clone();
+        let mut buf = segment::ReadBuffer::default();
+        for segment in &segments {
+            let straddling: Vec<(usize, Block)> = {
+                let index = segment.index.read().unwrap_or_else(|e| e.into_inner());
+                let Some(summary) = index.summary else {
+                    continue;
+                };
+                if summary.first_cursor >= high
+                    || summary.last_cursor < low
+                    || !summary.may_match(filter)
+                {
+                    continue;
+                }
+                let from = index.block_for(low);
+                let mut straddling = Vec::new();
+                for (at, block) in index.blocks[from..]
+                    .iter()
+                    .enumerate()
+                    .take_while(|(_, block)| block.first_cursor < high)
+                    .filter(|(_, block)| block.may_match(filter))
+                {
+                    let bucket = histogram_bucket(edges, block.min_timestamp)
+                        .filter(|b| histogram_bucket(edges, block.max_timestamp) == Some(*b));
+                    match bucket {
+                        Some(bucket)
+                            if block.first_cursor >= low
+                                && block.last_cursor < high
+                                && block.within_time(filter) =>
+                        {
+                            for level in from_level..Level::COUNT {
+                                counts[bucket][level] += u64::from(block.counts[level]);
+                            }
+                        }
+                        _ => straddling.push((from + at, *block)),
+                    }
+                }
+                straddling
+            };
+            for (at, block) in &straddling {
+                let read = segment::for_each_in_block(
+                    segment,
+                    *at,
+                    block,
+                    &mut buf,
+                    &self.shared.cache,
+                    |entry, _| {
+                        let in_range = (low..high).contains(&entry.cursor);
+                        if in_range && filter.passes(entry.level, entry.timestamp) {
+                            if let Some(bucket) = histogram_bucket(edges, entry.timestamp) {
+                                counts[bucket][entry.level as usize] += 1;
+                            }
+                        }
+                    },
+                )?;
+                self.shared
+                    .file_read_bytes
+                    .fetch_add(read, Ordering::Relaxed);
+            }
+        }
+        Ok(counts)
+    }
+
     /// Newest visible cursor; 0 when nothing was ever stored.
     pub fn last_cursor(&self) -> u64 {
         self.shared.visible.load(Ordering::Acquire)
@@ -545,6 +627,14 @@ impl Backend for Store {
 
     fn count(&self, options: &ReadOptions) -> Result<u64, StoreError> {
         Store::count(self, options)
+    }
+
+    fn histogram(
+        &self,
+        options: &ReadOptions,
+        edges: &[i64],
+    ) -> Result<Vec<[u64; Level::COUNT]>, StoreError> {
+        Store::histogram(self, options, edges)
     }
 
     fn last_cursor(&self) -> u64 {

@@ -479,3 +479,47 @@ fn the_background_sealer_waits_for_the_seal_delay() {
     }
     assert_eq!(read_all(&store, ReadOptions::default()), written);
 }
+
+#[test]
+fn a_histogram_counts_what_a_reader_reads_by_level_and_bucket() {
+    use logtap_core::{histogram_bucket, Filter};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    let written = fill(&store, 3_000);
+    // Sealed segments and the record log being written, both.
+    store.seal_now().unwrap();
+    fill(&store, 500);
+    let all = read_all(&store, ReadOptions::default());
+    assert_eq!(all.len(), written.len() + 500);
+    let first = all[0].timestamp;
+    // Edges that cut blocks and edges wider than segments; a cursor range
+    // and a filter that cut them too.
+    for (width, options) in [
+        (7_000, ReadOptions::default()),
+        (1_000_000, ReadOptions::default()),
+        (
+            333_333,
+            ReadOptions {
+                after: Some(100),
+                before: Some(3_300),
+                filter: Filter {
+                    min_level: Some(Level::Error),
+                    since: Some(first + 50_000),
+                    until: Some(first + 3_000_000),
+                },
+                ..ReadOptions::default()
+            },
+        ),
+    ] {
+        let edges: Vec<i64> = (0..=12).map(|k| first + 10_000 + k * width).collect();
+        let got = store.histogram(&options, &edges).unwrap();
+        let mut wanted = vec![[0u64; Level::COUNT]; edges.len() - 1];
+        for entry in read_all(&store, options.clone()) {
+            if let Some(bucket) = histogram_bucket(&edges, entry.timestamp) {
+                wanted[bucket][entry.level as usize] += 1;
+            }
+        }
+        assert_eq!(got, wanted, "width {width}");
+        assert!(got.iter().flatten().sum::<u64>() > 0);
+    }
+}

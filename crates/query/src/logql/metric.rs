@@ -16,12 +16,16 @@
 
 use super::eval::Scratch;
 use super::{is_level_label, LogQuery};
-use logtap_core::{EntryRef, Filter, ReadOptions, Search};
+use logtap_core::{EntryRef, Filter, Level, ReadOptions, Search};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The most points one query may ask for (as Loki's 11,000 per series).
 pub const MAX_POINTS: i64 = 11_000;
+
+/// The most buckets a histogram of the store may be asked for: beyond,
+/// the entries are read instead.
+const MAX_HISTOGRAM_BUCKETS: i64 = 100_000;
 
 /// The most buckets one range aggregation may keep per series: what a
 /// small `gcd(step, range)` over a long time would otherwise make.
@@ -257,6 +261,40 @@ impl MetricExpr {
         let mut out = Vec::new();
         self.collect_ranges(&mut out);
         out
+    }
+
+    /// For each of [`MetricExpr::ranges`], whether only its series' level
+    /// matters to the result: it sits right inside a `sum` that keeps no
+    /// label but `level`. Such a range may be counted by level alone (see
+    /// [`RangeEval::histogram_edges`]).
+    pub fn ranges_by_level_only(&self) -> Vec<bool> {
+        let mut out = Vec::new();
+        self.collect_level_only(false, &mut out);
+        out
+    }
+
+    fn collect_level_only(&self, under_sum: bool, out: &mut Vec<bool>) {
+        match self {
+            MetricExpr::Range { .. } => out.push(under_sum),
+            MetricExpr::Aggregate {
+                op,
+                grouping,
+                inner,
+            } => {
+                let level_only = *op == AggOp::Sum
+                    && match grouping {
+                        None => true,
+                        Some(Grouping::By(names)) => names.iter().all(|n| n == "level"),
+                        Some(Grouping::Without(_)) => false,
+                    };
+                inner.collect_level_only(level_only, out);
+            }
+            MetricExpr::Binary { left, right, .. } => {
+                left.collect_level_only(false, out);
+                right.collect_level_only(false, out);
+            }
+            MetricExpr::Number(_) | MetricExpr::Vector(_) => {}
+        }
     }
 
     fn collect_ranges<'a>(&'a self, out: &mut Vec<&'a MetricExpr>) {
@@ -558,6 +596,50 @@ impl<'q> RangeEval<'q> {
             },
             search: (!search.is_empty()).then(|| Arc::new(search)),
             ..ReadOptions::default()
+        }
+    }
+
+    /// The edges of this evaluation's buckets, for
+    /// [`logtap_core::Backend::histogram`], when counting entries by level
+    /// and time gives the answer: the function counts entries
+    /// (`count_over_time`, `rate` without `unwrap`), the selector looks at
+    /// the level alone and there is no pipeline, and `level_only` (the
+    /// caller's [`MetricExpr::ranges_by_level_only`]) says no other label
+    /// matters. `None` otherwise, or when there would be too many buckets.
+    pub fn histogram_edges(&self, level_only: bool) -> Option<Vec<i64>> {
+        let counts = matches!(self.func, RangeFunc::CountOverTime | RangeFunc::Rate)
+            && self.unwrap.is_none();
+        let by_level = self.query.stages.is_empty()
+            && self.query.selector.iter().all(|m| is_level_label(&m.name));
+        let buckets = (self.points.end - self.origin) / self.width + 1;
+        if !(level_only && counts && by_level) || buckets > MAX_HISTOGRAM_BUCKETS {
+            return None;
+        }
+        Some(
+            (0..=buckets)
+                .map(|k| self.origin + 1 + k * self.width)
+                .collect(),
+        )
+    }
+
+    /// Takes the counts of a histogram over [`RangeEval::histogram_edges`]
+    /// in place of entries: a series per level the selector keeps.
+    pub fn add_histogram(&mut self, counts: &[[u64; Level::COUNT]]) {
+        for (index, by_level) in counts.iter().enumerate() {
+            for level in Level::ALL {
+                let count = by_level[level as usize];
+                let name = level.as_str();
+                if count == 0 || !self.query.selector.iter().all(|m| m.matches(name)) {
+                    continue;
+                }
+                let bucket = self
+                    .series
+                    .entry(vec![("level".to_string(), name.to_string())])
+                    .or_default()
+                    .entry(index as i64)
+                    .or_default();
+                bucket.count += count;
+            }
         }
     }
 

@@ -416,6 +416,35 @@ mod metrics {
     }
 
     #[test]
+    fn only_ranges_whose_other_labels_are_summed_away_count_by_level() {
+        let only = |text: &str| metric(text).ranges_by_level_only();
+        assert_eq!(only("sum(count_over_time({}[1m]))"), [true]);
+        assert_eq!(only("sum by (level) (rate({level=\"error\"}[1m]))"), [true]);
+        assert_eq!(only("count_over_time({}[1m])"), [false]);
+        assert_eq!(only("sum by (service) (count_over_time({}[1m]))"), [false]);
+        assert_eq!(only("count by (level) (count_over_time({}[1m]))"), [false]);
+        let points = Points::new(60 * S, 120 * S, 60 * S).unwrap();
+        let edges = |text: &str| {
+            let expr = metric(text);
+            let range = expr.ranges()[0];
+            RangeEval::new(range, points)
+                .unwrap()
+                .histogram_edges(true)
+                .is_some()
+        };
+        assert!(edges(r#"count_over_time({level=~"warn|error"}[1m])"#));
+        assert!(
+            !edges(r#"count_over_time({service="api"}[1m])"#),
+            "labels are not in summaries"
+        );
+        assert!(
+            !edges(r#"count_over_time({} |= "x" [1m])"#),
+            "nor is the text"
+        );
+        assert!(!edges(r#"bytes_over_time({}[1m])"#), "nor are bytes");
+    }
+
+    #[test]
     fn unwrapped_values() {
         let none: &[(&str, &str)] = &[];
         let entries = [
@@ -488,6 +517,21 @@ mod metrics {
             let points = Points::new(20 * S, 50 * S, step * S).unwrap();
             let text = format!("sum by (level) (count_over_time({{}}[{range}s]))");
             let got = series(run(&text, points, &entries));
+            // Counted by level from a histogram, as from the store's
+            // summaries, it is the same.
+            let expr = metric(&text);
+            assert_eq!(expr.ranges_by_level_only(), [true]);
+            let mut eval = RangeEval::new(expr.ranges()[0], points).unwrap();
+            let edges = eval.histogram_edges(true).expect("countable by level");
+            let mut counts = vec![[0u64; Level::COUNT]; edges.len() - 1];
+            for (t, level, _, _) in &entries {
+                if let Some(bucket) = logtap_core::histogram_bucket(&edges, *t) {
+                    counts[bucket][*level as usize] += 1;
+                }
+            }
+            eval.add_histogram(&counts);
+            let summed = expr.evaluate(points, &mut vec![eval.finish()].into_iter());
+            prop_assert_eq!(series(summed), got.clone());
             for level in [Level::Error, Level::Info] {
                 let mut wanted = Vec::new();
                 for k in 0..points.count() {

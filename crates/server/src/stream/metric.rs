@@ -3,6 +3,11 @@
 //! level, labels and line-filter text pushed down so the store skips
 //! blocks), and the query crate turns what it read into series.
 //!
+//! A range whose answer depends only on the level and time of its entries
+//! (`sum by (level) (count_over_time({level=~"warn|error"}[5m]))`) is
+//! counted from the blocks' summaries instead ([`Backend::histogram`]),
+//! decoding only the blocks that straddle a bucket edge.
+//!
 //! A metric query is answered whole, then sent: its first number depends
 //! on its last entry. The reading runs on the blocking pool, bounded like a
 //! text filter by `max_query_scan_bytes`, and stops when the server shuts
@@ -10,6 +15,8 @@
 
 use crate::error::ServeError;
 use crate::stream::state::Shared;
+#[cfg(doc)]
+use logtap_core::Backend;
 use logtap_query::logql::metric::{LabelSet, MetricExpr, Points, RangeEval, Series, Value};
 use logtap_query::QueryError;
 use std::sync::Arc;
@@ -30,13 +37,24 @@ pub(crate) async fn evaluate(
         let before = store.last_cursor().saturating_add(1);
         let mut results: Vec<Vec<Series>> = Vec::new();
         let mut scanned: u64 = 0;
-        for range in expr.ranges() {
+        let level_only = expr.ranges_by_level_only();
+        for (range, level_only) in expr.ranges().into_iter().zip(level_only) {
             let mut eval = RangeEval::new(range, points).map_err(|reason| {
                 ServeError::Query(QueryError::BadParameter {
                     name: "step".into(),
                     reason,
                 })
             })?;
+            if let Some(edges) = eval.histogram_edges(level_only) {
+                // Counted by level from the blocks' summaries: only the
+                // blocks that straddle an edge are decoded.
+                let counts = store
+                    .histogram(&eval.read_options(before), &edges)
+                    .map_err(ServeError::Store)?;
+                eval.add_histogram(&counts);
+                results.push(eval.finish());
+                continue;
+            }
             let mut reader = store
                 .reader(eval.read_options(before))
                 .map_err(ServeError::Store)?;
