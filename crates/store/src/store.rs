@@ -453,8 +453,9 @@ impl Store {
                                 && block.last_cursor < high
                                 && block.within_time(filter) =>
                         {
-                            for level in from_level..Level::COUNT {
-                                counts[bucket][level] += u64::from(block.counts[level]);
+                            let into = &mut counts[bucket][from_level..];
+                            for (sum, count) in into.iter_mut().zip(&block.counts[from_level..]) {
+                                *sum += u64::from(*count);
                             }
                         }
                         _ => straddling.push((from + at, *block)),
