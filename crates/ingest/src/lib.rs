@@ -4,7 +4,8 @@
 //!
 //! The decoders: the push line format (what `logtap push` sends and
 //! `POST /api/v1/push` takes), with the time expressions users type, and
-//! Loki's push bodies, JSON and protobuf+snappy ([`loki`]), and syslog
+//! Loki's push bodies, JSON and protobuf+snappy ([`loki`]), OTLP logs
+//! ([`otlp`]), Elasticsearch bulk bodies ([`elasticsearch`]), and syslog
 //! messages, RFC 5424 and RFC 3164, with TCP framing ([`syslog`]).
 //!
 //! * [`parse_line`] turns one log line into a [`NewEntry`]: a line that is a
@@ -22,6 +23,7 @@
 
 #![deny(missing_docs)]
 
+pub mod elasticsearch;
 pub mod json;
 pub mod loki;
 pub mod otlp;
