@@ -232,6 +232,14 @@ pub enum ServeError {
     /// JSON, invalid UTF-8, an id that is not hex).
     #[error(transparent)]
     OtlpBody(#[from] logtap_ingest::otlp::OtlpError),
+    /// An Elasticsearch bulk body of a media type it does not come in.
+    #[error("a bulk body is NDJSON: send Content-Type: application/x-ndjson (or application/json), not {0:?}")]
+    UnsupportedBulkContentType(String),
+    /// An Elasticsearch bulk body whose action lines cannot be read (a
+    /// malformed or unknown action, no action at all): nothing of it is
+    /// stored. A bad document fails only its own item, and is no error.
+    #[error(transparent)]
+    BulkBody(#[from] logtap_ingest::elasticsearch::BulkError),
     /// An entry of a push the backend cannot keep (a label over its
     /// limits): nothing of the push is stored.
     #[error("entry {entry} of the push: {source}")]
@@ -463,6 +471,8 @@ impl ServeError {
             | ServeError::UnsupportedContentType(_)
             | ServeError::UnsupportedLokiContentType(_)
             | ServeError::UnsupportedOtlpContentType(_)
+            | ServeError::UnsupportedBulkContentType(_)
+            | ServeError::BulkBody(_)
             | ServeError::OtlpBody(_) => Code::InvalidArgument,
             ServeError::BodyTooLarge { .. }
             | ServeError::LineTooLong { .. }
@@ -510,7 +520,8 @@ impl ServeError {
             ServeError::UnsupportedEncoding(_)
             | ServeError::UnsupportedContentType(_)
             | ServeError::UnsupportedLokiContentType(_)
-            | ServeError::UnsupportedOtlpContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            | ServeError::UnsupportedOtlpContentType(_)
+            | ServeError::UnsupportedBulkContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::PushFailed { cause, .. } => cause.http_status(),
             error => http_status_for_code(error.code()),
         }
@@ -562,6 +573,17 @@ impl ServeError {
         match self.otlp_code() {
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => self.http_status(),
+        }
+    }
+
+    /// The HTTP status an Elasticsearch shipper sees for a whole bulk
+    /// request: a full disk is 429, which Filebeat, Logstash, Vector, Fluent
+    /// Bit and the Elasticsearch clients retry (507 some of them drop);
+    /// a shutdown and the request budget stay 503, which they retry too.
+    pub fn bulk_http_status(&self) -> StatusCode {
+        match self {
+            ServeError::Store(error) if error.is_disk_full() => StatusCode::TOO_MANY_REQUESTS,
+            error => error.http_status(),
         }
     }
 
