@@ -24,9 +24,11 @@
 //!   it: an RFC 3339 / ISO 8601 string (a date and time without an offset is
 //!   UTC, as Elasticsearch takes it; a date alone is its midnight UTC), or
 //!   epoch milliseconds, a JSON number or a string of digits, with an
-//!   optional fraction. Missing or `null`: the time of receipt. Anything
-//!   else, or a time outside 1677–2262, fails the item: guessing would file
-//!   the entry where nobody looks for it.
+//!   optional fraction. Anything else, or a time outside 1677–2262, fails
+//!   the item: guessing would file the entry where nobody looks for it.
+//!   Missing or `null`: `timestamp` (the name Vector's events carry their
+//!   time under) when it reads the same way, else it stays a label and the
+//!   time is that of receipt.
 //! - **message**: `message` (a string as it is, any other value as its
 //!   JSON); missing or `null`: the document line as sent.
 //! - **level**: `log.level` (ECS, nested `{"log":{"level":..}}` or the
@@ -46,6 +48,9 @@ use serde_json::{Map, Value};
 
 /// The field the time is read from.
 pub const TIMESTAMP_FIELD: &str = "@timestamp";
+/// The field the time is read from without [`TIMESTAMP_FIELD`], when it
+/// holds a time: Vector's events carry their time under it.
+pub const FALLBACK_TIMESTAMP_FIELD: &str = "timestamp";
 /// The field the message is read from.
 pub const MESSAGE_FIELD: &str = "message";
 /// The fields the level is read from, in the order tried.
@@ -290,7 +295,15 @@ pub fn document_entry(
     };
     // Taken whole before flattening: an object message is its JSON.
     let timestamp = match fields.remove(TIMESTAMP_FIELD) {
-        None | Some(Value::Null) => received_ns,
+        None | Some(Value::Null) => {
+            let fallback = fields
+                .get(FALLBACK_TIMESTAMP_FIELD)
+                .and_then(parse_timestamp);
+            if fallback.is_some() {
+                fields.remove(FALLBACK_TIMESTAMP_FIELD);
+            }
+            fallback.unwrap_or(received_ns)
+        }
         Some(value) => parse_timestamp(&value).ok_or_else(|| ItemError::Timestamp {
             line,
             value: clip(&value.to_string()),
@@ -502,6 +515,16 @@ mod tests {
         );
         assert_eq!(entry(r#"{"@timestamp":null}"#).timestamp, RECEIVED);
         assert_eq!(entry(r#"{"x":1}"#).timestamp, RECEIVED);
+        // Vector's `timestamp`, when it is a time and `@timestamp` is not
+        // there; otherwise a label like any other.
+        let vector = entry(r#"{"timestamp":"2024-05-01T12:00:00Z","message":"m"}"#);
+        assert_eq!((vector.timestamp, vector.labels.len()), (NOW, 1));
+        let label = entry(r#"{"timestamp":"soon"}"#);
+        assert_eq!(label.timestamp, RECEIVED);
+        assert!(label.labels.contains(&("timestamp".into(), "soon".into())));
+        let both = entry(r#"{"@timestamp":1714564800000,"timestamp":"x"}"#);
+        assert_eq!(both.timestamp, NOW);
+        assert!(both.labels.contains(&("timestamp".into(), "x".into())));
         for bad in [
             r#""yesterday""#,
             "true",
@@ -549,6 +572,28 @@ mod tests {
         let items = decode(b"{\"index\":{}}\n{}\n", None, RECEIVED).unwrap();
         assert_eq!(items[0].index, None);
         assert!(items[0].outcome.as_ref().unwrap().labels.is_empty());
+    }
+
+    #[test]
+    fn the_readme_example() {
+        let body = br#"{"create":{"_index":"web"}}
+{"@timestamp":"2024-05-01T12:00:00.250Z","message":"GET /cart 502","log":{"level":"error"},"http":{"status":502},"tags":["edge"],"trace":null}
+"#;
+        let items = decode(body, None, RECEIVED).unwrap();
+        let entry = items[0].outcome.clone().unwrap();
+        assert_eq!(entry.message, "GET /cart 502");
+        assert_eq!(entry.level, Level::Error);
+        assert_eq!(entry.timestamp, NOW + 250_000_000);
+        let mut labels = entry.labels;
+        labels.sort();
+        assert_eq!(
+            labels,
+            pairs(&[
+                ("http.status", "502"),
+                ("index", "web"),
+                ("tags", r#"["edge"]"#)
+            ])
+        );
     }
 
     #[test]
