@@ -14,7 +14,9 @@
 //! `text/html` (a browser's) gets the viewer, any other (the shippers send
 //! `application/json` or nothing) the Elasticsearch answer
 //! ([`share_root`]). Every answer here carries `X-Elastic-Product:
-//! Elasticsearch`, which the Elasticsearch clients and Logstash check; the
+//! Elasticsearch`, which the Elasticsearch clients and Logstash check (the
+//! token check's 401 and 403 come before these routes and carry none; the
+//! clients look for it on success only); the
 //! version is a 9.x above any release, since Beats refuse a server older
 //! than themselves and every client takes a newer one of its major.
 //!
