@@ -30,12 +30,16 @@
 //!   time under) when it reads the same way, else it stays a label and the
 //!   time is that of receipt.
 //! - **message**: `message` (a string as it is, any other value as its
-//!   JSON); missing or `null`: the document line as sent.
+//!   JSON); missing or `null`: `log` when it is a string (Fluent Bit's and
+//!   Docker's name for the line; ECS's `log` is an object, flattened as
+//!   labels), else the document line as sent.
 //! - **level**: `log.level` (ECS, nested `{"log":{"level":..}}` or the
 //!   dotted name), else `level`, read as the Loki decoder reads its level
 //!   labels ([`Level::parse`]: names and aliases such as `warning`, `err`,
-//!   `critical`); no such field: info. A value that is no level gives info
-//!   and stays a label, so nothing sent is lost.
+//!   `critical`). A value that is no level stays a label, so nothing sent is
+//!   lost. Without a level field that names one, the message's own level
+//!   as `logtap push` and the Loki decoder recognise it in plain text
+//!   ([`crate::plain::detect_level`]: `ERROR ...`, `[warn]`), else info.
 //! - **labels**: every other field, nested objects flattened to dotted
 //!   names (`{"host":{"name":"a"}}` is `host.name=a`); a string as it is, a
 //!   number or boolean as its JSON text, an array as its JSON text
@@ -53,6 +57,9 @@ pub const TIMESTAMP_FIELD: &str = "@timestamp";
 pub const FALLBACK_TIMESTAMP_FIELD: &str = "timestamp";
 /// The field the message is read from.
 pub const MESSAGE_FIELD: &str = "message";
+/// The field the message is read from without [`MESSAGE_FIELD`], when it
+/// is a string: Fluent Bit and Docker put the line there.
+pub const LINE_FIELD: &str = "log";
 /// The fields the level is read from, in the order tried.
 pub const LEVEL_FIELDS: [&str; 2] = ["log.level", "level"];
 /// The label that holds the bulk index name.
@@ -310,7 +317,15 @@ pub fn document_entry(
         })?,
     };
     let message = match fields.remove(MESSAGE_FIELD) {
-        None | Some(Value::Null) => String::from_utf8_lossy(document).trim().to_string(),
+        None | Some(Value::Null) => match fields.remove(LINE_FIELD) {
+            Some(Value::String(line)) => line,
+            other => {
+                if let Some(other) = other {
+                    fields.insert(LINE_FIELD.to_string(), other);
+                }
+                String::from_utf8_lossy(document).trim().to_string()
+            }
+        },
         Some(Value::String(text)) => text,
         Some(other) => other.to_string(),
     };
@@ -338,9 +353,12 @@ pub fn document_entry(
     if let Some(index) = index {
         labels.push((INDEX_LABEL.to_string(), index.to_string()));
     }
+    let level = level
+        .or_else(|| crate::plain::detect_level(&message))
+        .unwrap_or(Level::Info);
     Ok(NewEntry {
         timestamp,
-        level: level.unwrap_or(Level::Info),
+        level,
         message,
         labels,
     })
@@ -488,6 +506,16 @@ mod tests {
         assert!(odd.labels.contains(&("level".into(), "notice".into())));
         assert_eq!(entry(r#"{"level":40}"#).level, Level::Info);
         assert_eq!(entry("{}").level, Level::Info);
+        // No level field: the message's own, as in plain text.
+        assert_eq!(entry(r#"{"message":"ERROR boom"}"#).level, Level::Error);
+        assert_eq!(
+            entry(r#"{"message":"[warn] slow","level":"x"}"#).level,
+            Level::Warn
+        );
+        assert_eq!(
+            entry(r#"{"message":"ERROR boom","level":"debug"}"#).level,
+            Level::Debug
+        );
     }
 
     #[test]
@@ -554,6 +582,19 @@ mod tests {
         assert_eq!(entry(document).message, r#"{"a":"b"}"#);
         assert_eq!(entry(r#"{"message":{"k":1}}"#).message, r#"{"k":1}"#);
         assert_eq!(entry(r#"{"message":12}"#).message, "12");
+        // Fluent Bit's and Docker's `log` line; ECS's `log` object is labels.
+        let line = entry(r#"{"log":"WARN disk 91%","stream":"stderr"}"#);
+        assert_eq!(
+            (line.message.as_str(), line.level),
+            ("WARN disk 91%", Level::Warn)
+        );
+        assert!(!line.labels.iter().any(|(name, _)| name == "log"));
+        let ecs = entry(r#"{"log":{"logger":"db"}}"#);
+        assert_eq!(ecs.message, r#"{"log":{"logger":"db"}}"#);
+        assert!(ecs.labels.contains(&("log.logger".into(), "db".into())));
+        let both = entry(r#"{"message":"m","log":"l"}"#);
+        assert_eq!(both.message, "m");
+        assert!(both.labels.contains(&("log".into(), "l".into())));
     }
 
     #[test]
