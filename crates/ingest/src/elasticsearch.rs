@@ -47,6 +47,7 @@
 //!   object as `{}`; `null` is no value and gives no label. Then `index`,
 //!   the bulk index, which wins over a document field of that name.
 
+use crate::loki::clip;
 use logtap_core::{Level, NewEntry};
 use serde_json::{Map, Value};
 
@@ -435,18 +436,6 @@ fn millis_text(text: &str) -> Option<Option<i64>> {
         Some(if negative { -nanos } else { nanos })
     };
     Some(nanos())
-}
-
-/// `text` cut to about 100 bytes for an error message.
-fn clip(text: &str) -> String {
-    if text.len() <= 100 {
-        return text.to_string();
-    }
-    let mut cut = 100;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}...", &text[..cut])
 }
 
 #[cfg(test)]
