@@ -546,6 +546,8 @@ async fn check(State(guard): State<Guard>, mut request: Request, next: Next) -> 
     let refusal = match presented {
         Presented::Nothing => Refusal::Missing,
         Presented::Malformed => Refusal::Malformed,
+        // Each candidate is checked in constant time; whether the second
+        // was tried tells only that the first (the raw API key) was wrong.
         Presented::Token(token, key) => match (
             guard
                 .tokens
