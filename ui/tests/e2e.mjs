@@ -434,7 +434,8 @@ async function checkAuth(ctx, servesViewer) {
   authServer = started.proc;
   const base = started.base;
   if (!record("[auth] server with --auth-token-file starts", started.healthy, base)) return;
-  const page0 = await fetch(base + "/");
+  // As a browser asks: without text/html, / is Elasticsearch's root.
+  const page0 = await fetch(base + "/", { headers: { Accept: "text/html" } });
   record("[auth] GET / is served without a token", page0.ok || !servesViewer, `HTTP ${page0.status}`);
   const api = await fetch(base + "/api/v1/poll?wait=0s&follow=false");
   record("[auth] GET /api/v1/poll without a token is refused", api.status === 401, `HTTP ${api.status}`);
@@ -607,7 +608,8 @@ async function main() {
   ]);
   if (!record("server starts and /healthz answers 200", healthy, base)) return;
 
-  const page0 = await fetch(base + "/");
+  // As a browser asks: without text/html, / is Elasticsearch's root.
+  const page0 = await fetch(base + "/", { headers: { Accept: "text/html" } });
   const html = await page0.text();
   let pageBase = base;
   const servesViewer = page0.ok && html.includes('id="show-errors"');

@@ -4,7 +4,8 @@
 //!
 //! The decoders: the push line format (what `logtap push` sends and
 //! `POST /api/v1/push` takes), with the time expressions users type, and
-//! Loki's push bodies, JSON and protobuf+snappy ([`loki`]), and syslog
+//! Loki's push bodies, JSON and protobuf+snappy ([`loki`]), OTLP logs
+//! ([`otlp`]), Elasticsearch bulk bodies ([`elasticsearch`]), syslog
 //! messages, RFC 5424 and RFC 3164, with TCP framing ([`syslog`]), and
 //! journald's export format, read incrementally from a stream ([`journald`]).
 //!
@@ -23,6 +24,7 @@
 
 #![deny(missing_docs)]
 
+pub mod elasticsearch;
 pub mod journald;
 pub mod json;
 pub mod loki;

@@ -315,8 +315,8 @@ fn timestamp_nanos(time: &Timestamp) -> Option<i64> {
 }
 
 /// `text` cut to about 100 bytes for an error message, which a client's
-/// megabyte of input must not become.
-fn clip(text: &str) -> String {
+/// megabyte of input must not become (the Elasticsearch decoder's too).
+pub(crate) fn clip(text: &str) -> String {
     if text.len() <= 100 {
         return text.to_string();
     }

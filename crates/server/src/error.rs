@@ -241,6 +241,14 @@ pub enum ServeError {
     /// `__REALTIME_TIMESTAMP`), or with an entry over the entry limit.
     #[error(transparent)]
     JournaldBody(#[from] logtap_ingest::journald::JournaldError),
+    /// An Elasticsearch bulk body of a media type it does not come in.
+    #[error("a bulk body is NDJSON: send Content-Type: application/x-ndjson (or application/json), not {0:?}")]
+    UnsupportedBulkContentType(String),
+    /// An Elasticsearch bulk body whose action lines cannot be read (a
+    /// malformed or unknown action, no action at all): nothing of it is
+    /// stored. A bad document fails only its own item, and is no error.
+    #[error(transparent)]
+    BulkBody(#[from] logtap_ingest::elasticsearch::BulkError),
     /// An entry of a push the backend cannot keep (a label over its
     /// limits): nothing of the push is stored.
     #[error("entry {entry} of the push: {source}")]
@@ -473,6 +481,8 @@ impl ServeError {
             | ServeError::UnsupportedLokiContentType(_)
             | ServeError::UnsupportedOtlpContentType(_)
             | ServeError::UnsupportedJournaldContentType(_)
+            | ServeError::UnsupportedBulkContentType(_)
+            | ServeError::BulkBody(_)
             | ServeError::OtlpBody(_) => Code::InvalidArgument,
             ServeError::BodyTooLarge { .. }
             | ServeError::LineTooLong { .. }
@@ -527,7 +537,8 @@ impl ServeError {
             | ServeError::UnsupportedContentType(_)
             | ServeError::UnsupportedLokiContentType(_)
             | ServeError::UnsupportedOtlpContentType(_)
-            | ServeError::UnsupportedJournaldContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            | ServeError::UnsupportedJournaldContentType(_)
+            | ServeError::UnsupportedBulkContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::PushFailed { cause, .. } => cause.http_status(),
             error => http_status_for_code(error.code()),
         }
@@ -589,6 +600,17 @@ impl ServeError {
     /// failure, and 503 is what says "later".
     pub fn journald_http_status(&self) -> StatusCode {
         self.otlp_http_status()
+    }
+
+    /// The HTTP status an Elasticsearch shipper sees for a whole bulk
+    /// request: a full disk is 429, which Filebeat, Logstash, Vector, Fluent
+    /// Bit and the Elasticsearch clients retry (507 some of them drop);
+    /// a shutdown and the request budget stay 503, which they retry too.
+    pub fn bulk_http_status(&self) -> StatusCode {
+        match self {
+            ServeError::Store(error) if error.is_disk_full() => StatusCode::TOO_MANY_REQUESTS,
+            error => error.http_status(),
+        }
     }
 
     /// The gRPC status an OTLP exporter sees, message included.

@@ -589,7 +589,8 @@ async fn enforce_retention(shared: Shared, interval: Duration) {
 /// unknown paths with 404.
 ///
 /// A protocol's routes come from `protocols/mod.rs`; ops' routes (health,
-/// metrics, the viewer) are merged here.
+/// metrics, the viewer) are merged here, the viewer's `/` shared with
+/// Elasticsearch's root, which shippers ask for the version.
 pub(crate) fn app(shared: &Shared, config: &ServerConfig, grpc_routes: Router) -> Router {
     Router::new()
         .merge(crate::ops::health::routes(
@@ -598,7 +599,9 @@ pub(crate) fn app(shared: &Shared, config: &ServerConfig, grpc_routes: Router) -
             shared.shutdown.clone(),
         ))
         .merge(protocols::http_routes(shared, config))
-        .merge(crate::ops::viewer::routes())
+        .merge(protocols::elasticsearch::share_root(
+            crate::ops::viewer::routes(),
+        ))
         .merge(grpc_routes)
         .fallback(fallback)
 }

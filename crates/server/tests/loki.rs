@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::{get_all, http1, TestServer};
+use common::{gzip, http_request, sorted_labels, stored, TestServer};
 use logtap_ingest::loki::{
     encode_protobuf, EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp,
 };
-use logtap_proto::v1::{LogEntry, LogRequest};
 use std::io::Write;
 
 const PUSH: &str = "/loki/api/v1/push";
@@ -21,41 +20,8 @@ async fn post(
     headers: &[&str],
     body: &[u8],
 ) -> (u16, Vec<(String, String)>, String) {
-    let mut request = format!(
-        "POST {PUSH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for header in headers {
-        request.push_str(header);
-        request.push_str("\r\n");
-    }
-    request.push_str("\r\n");
-    let mut bytes = request.into_bytes();
-    bytes.extend_from_slice(body);
-    let (status, headers, body) = http1(server.addr, &bytes).await;
+    let (status, headers, body) = http_request(server.addr, "POST", PUSH, headers, body).await;
     (status, headers, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// Every entry stored, oldest first.
-async fn stored(server: &TestServer) -> Vec<LogEntry> {
-    let mut client = server.client().await;
-    get_all(&mut client, LogRequest::default()).await.0
-}
-
-fn labels(entry: &LogEntry) -> Vec<(&str, &str)> {
-    let mut labels: Vec<_> = entry
-        .labels
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    labels.sort();
-    labels
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
 }
 
 #[tokio::test]
@@ -91,9 +57,12 @@ async fn a_json_push_stores_lines_with_their_labels_levels_and_times() {
             ("[debug] odd", "debug", 1_700_000_000_000_000_005),
         ]
     );
-    assert_eq!(labels(&entries[0]), [("app", "web"), ("level", "warning")]);
     assert_eq!(
-        labels(&entries[1]),
+        sorted_labels(&entries[0]),
+        [("app", "web"), ("level", "warning")]
+    );
+    assert_eq!(
+        sorted_labels(&entries[1]),
         [
             ("app", "web"),
             ("detected_level", "critical"),
@@ -101,8 +70,11 @@ async fn a_json_push_stores_lines_with_their_labels_levels_and_times() {
             ("trace_id", "abc123")
         ]
     );
-    assert_eq!(labels(&entries[2]), [("app", "db")]);
-    assert_eq!(labels(&entries[4]), [("app", "db"), ("lvl", "nonsense")]);
+    assert_eq!(sorted_labels(&entries[2]), [("app", "db")]);
+    assert_eq!(
+        sorted_labels(&entries[4]),
+        [("app", "db"), ("lvl", "nonsense")]
+    );
 }
 
 #[tokio::test]
@@ -134,7 +106,7 @@ async fn a_protobuf_snappy_push_is_stored_with_or_without_a_content_type() {
     assert_eq!(entries[0].timestamp, 1_700_000_000_000_000_007);
     assert_eq!(entries[0].level, "error");
     assert_eq!(
-        labels(&entries[0]),
+        sorted_labels(&entries[0]),
         [
             ("job", "api"),
             ("note", "say \"hi\", \\ok"),

@@ -11,13 +11,12 @@
 
 mod common;
 
-use common::{get_all, http1, TestServer};
+use common::{gzip, http1, http_request, sorted_labels, stored, TestServer};
 use logtap_ingest::otlp::{
     AnyValue, ExportLogsServiceRequest, ExportLogsServiceResponse, KeyValue, LogRecord, Resource,
     ResourceLogs, ScopeLogs, Value,
 };
-use logtap_proto::v1::{LogEntry, LogRequest};
-use std::io::Write;
+use logtap_proto::v1::LogRequest;
 
 /// A refused request: name, headers, body, status, a part of the answer.
 type Case = (&'static str, Vec<&'static str>, Vec<u8>, u16, &'static str);
@@ -32,39 +31,7 @@ async fn post(
     headers: &[&str],
     body: &[u8],
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for header in headers {
-        request.push_str(header);
-        request.push_str("\r\n");
-    }
-    request.push_str("\r\n");
-    let mut bytes = request.into_bytes();
-    bytes.extend_from_slice(body);
-    http1(server.addr, &bytes).await
-}
-
-async fn stored(server: &TestServer) -> Vec<LogEntry> {
-    let mut client = server.client().await;
-    get_all(&mut client, LogRequest::default()).await.0
-}
-
-fn labels(entry: &LogEntry) -> Vec<(&str, &str)> {
-    let mut labels: Vec<_> = entry
-        .labels
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    labels.sort();
-    labels
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
+    http_request(server.addr, "POST", path, headers, body).await
 }
 
 fn string(text: &str) -> Option<AnyValue> {
@@ -161,7 +128,7 @@ async fn a_protobuf_export_stores_records_with_levels_times_and_labels() {
         ]
     );
     assert_eq!(
-        labels(&entries[0]),
+        sorted_labels(&entries[0]),
         [
             ("service", "shop"),
             ("service.name", "shop"),
@@ -205,7 +172,7 @@ async fn a_json_export_is_stored_and_answered_in_json() {
         ("hello", "info", 1_700_000_000_000_000_001)
     );
     assert_eq!(
-        labels(&entries[0]),
+        sorted_labels(&entries[0]),
         [
             ("n", "3"),
             ("service", "shop"),
@@ -474,7 +441,7 @@ async fn grpc_export_stores_records_and_answers_partial_success() {
         ("over grpc", "fatal", 11)
     );
     assert_eq!(
-        labels(&entries[0]),
+        sorted_labels(&entries[0]),
         [
             ("service", "shop"),
             ("service.name", "shop"),

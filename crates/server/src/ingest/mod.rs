@@ -12,6 +12,7 @@ pub use crate::ops::protocol::Protocol;
 pub(crate) use batcher::Batcher;
 
 use crate::error::{BodyCut, ServeError};
+use crate::stream::metadata::RequestId;
 use crate::stream::state::Shared;
 use axum::body::Body;
 use futures::StreamExt;
@@ -102,6 +103,52 @@ pub(crate) async fn read_body(
                     .unwrap_or_else(|error| ServeError::BadBody(error.to_string())))
             }
         }
+    }
+}
+
+/// A one-message push body read whole (see [`read_body`]), refused at once
+/// when its `Content-Length` already says it is over `limit`.
+pub(crate) async fn read_push_body(
+    shared: &Shared,
+    headers: &http::HeaderMap,
+    body: Body,
+    limit: u64,
+) -> Result<Vec<u8>, ServeError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(ServeError::BodyTooLarge { limit });
+    }
+    read_body(shared, body, limit).await
+}
+
+/// A request's `Content-Type`: its media type in lower case without
+/// parameters (empty without the header), and the header as sent, clipped
+/// to 100 characters, for an error that quotes it.
+pub(crate) fn media_type(headers: &http::HeaderMap) -> (String, String) {
+    let sent = headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let essence = sent
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    (essence, sent.chars().take(100).collect())
+}
+
+/// Logs a push refused whole: an error when the server is at fault, at
+/// debug level when the client is. `what` names the push ("A Loki push").
+pub(crate) fn log_refusal(request_id: &RequestId, error: &ServeError, what: &str) {
+    match error.code() {
+        tonic::Code::Internal | tonic::Code::DataLoss | tonic::Code::Unknown => {
+            tracing::error!(request_id = %request_id, error = %error, "{what} failed.");
+        }
+        _ => tracing::debug!(request_id = %request_id, error = %error, "{what} was refused."),
     }
 }
 

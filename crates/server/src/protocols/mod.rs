@@ -1,8 +1,8 @@
 //! One folder per wire protocol: logtap.v1 ([`logtap`]), the seed's
 //! `example.LogService` ([`seed`]), the plain HTTP API ([`http_api`]) and
-//! Grafana Loki's push API ([`loki`]), OTLP logs ([`otlp`]), journald's
-//! upload ([`journald`]), and syslog over UDP and TCP ([`syslog`], its own
-//! listeners, not HTTP routes).
+//! Grafana Loki's push API ([`loki`]), OTLP logs ([`otlp`]), Elasticsearch's
+//! bulk API ([`elasticsearch`]), journald's upload ([`journald`]), and
+//! syslog over UDP and TCP ([`syslog`], its own listeners, not HTTP routes).
 //!
 //! Only `protocols/*` knows a wire format: a protocol turns its requests into
 //! a `Query` or a batch of entries and its answers out of a `TailStream`,
@@ -11,6 +11,7 @@
 //! protocol declares its routes and what they need in a `ROUTES` table,
 //! assembled in [`access`], and a route not declared there is refused.
 
+pub(crate) mod elasticsearch;
 pub(crate) mod http_api;
 pub(crate) mod journald;
 pub(crate) mod logtap;
@@ -63,6 +64,7 @@ pub(crate) fn http_routes(shared: &Shared, config: &ServerConfig) -> Router {
         .merge(loki::routes(shared.clone(), config))
         .merge(otlp::routes(shared.clone(), config))
         .merge(journald::routes(shared.clone(), config))
+        .merge(elasticsearch::routes(shared.clone(), config))
 }
 
 /// What every route needs: each protocol's table, gRPC health and
@@ -82,6 +84,7 @@ pub(crate) fn access(config: &ServerConfig) -> Routes {
     routes.extend(otlp::ROUTES);
     routes.extend(otlp::grpc::ROUTES);
     routes.extend(journald::ROUTES);
+    routes.extend(elasticsearch::ROUTES);
     routes.extend(crate::grpc::ROUTES);
     routes.extend([
         Route::exact("/healthz", Methods::Any, Access::Open),
@@ -143,6 +146,8 @@ mod tests {
                 let method = match after.split('(').next().unwrap_or("") {
                     "get" => Method::GET,
                     "post" => Method::POST,
+                    // `any` answers every method; GET stands for them.
+                    "any" => Method::GET,
                     other => panic!("{}: a route for {other:?}", file.display()),
                 };
                 found.push((method, probe(path)));
@@ -253,6 +258,29 @@ mod tests {
             ),
             Some(Access::Write)
         );
+        let put = Method::PUT;
+        for bulk in ["/_bulk", "/logs/_bulk", "/filebeat-9.0.0/_bulk"] {
+            assert_eq!(need(&post, bulk), Some(Access::Write), "{bulk}");
+            assert_eq!(need(&put, bulk), Some(Access::Write), "{bulk}");
+            assert_eq!(need(&get, bulk), None, "{bulk}");
+        }
+        for probe in [
+            "/_license",
+            "/_xpack",
+            "/_cluster/health",
+            "/_index_template/filebeat-9.0.0",
+            "/_ilm/policy/filebeat",
+            "/_cat/templates/x",
+        ] {
+            assert_eq!(need(&get, probe), Some(Access::Write), "{probe}");
+        }
+        assert_eq!(need(&put, "/_index_template/filebeat"), Some(Access::Write));
+        assert_eq!(need(&Method::HEAD, "/_template/x"), Some(Access::Write));
+        // `/` stays the viewer's, open (its Elasticsearch answer holds no data).
+        assert_eq!(need(&Method::HEAD, "/"), Some(Access::Open));
+        for unknown in ["/a/b/_bulk", "//_bulk", "/_bulkx", "/_search"] {
+            assert_eq!(need(&post, unknown), None, "{unknown}");
+        }
         for unknown in [
             "/nowhere",
             "/healthz/",

@@ -25,6 +25,9 @@ pub enum Methods {
     Get,
     /// POST only.
     Post,
+    /// POST or PUT (Elasticsearch's bulk API takes both, and clients use
+    /// both).
+    PostPut,
     /// Any method (gRPC is always POST; health and the viewer have always
     /// been open whatever the method, the router answering 405).
     Any,
@@ -36,6 +39,7 @@ impl Methods {
         match self {
             Methods::Get => method == Method::GET || method == Method::HEAD,
             Methods::Post => method == Method::POST,
+            Methods::PostPut => method == Method::POST || method == Method::PUT,
             Methods::Any => true,
         }
     }
@@ -45,7 +49,9 @@ impl Methods {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     /// The path, or with `prefix` the start of every path it covers
-    /// (ending in `/`).
+    /// (ending in `/`). In a path that is not a prefix, a segment written
+    /// `{name}` (as axum writes a capture) stands for any one non-empty
+    /// segment: `/{index}/_bulk`.
     pub path: &'static str,
     /// Whether `path` is a prefix.
     pub prefix: bool,
@@ -95,10 +101,31 @@ impl Route {
         self.methods.allow(method)
             && if self.prefix {
                 path.starts_with(self.path)
+            } else if self.has_capture() {
+                let mut wanted = self.path.split('/');
+                let mut given = path.split('/');
+                loop {
+                    match (wanted.next(), given.next()) {
+                        (None, None) => break true,
+                        (Some(wanted), Some(given))
+                            if wanted == given || (is_capture(wanted) && !given.is_empty()) => {}
+                        _ => break false,
+                    }
+                }
             } else {
                 path == self.path
             }
     }
+
+    /// Whether the path has a `{name}` segment.
+    fn has_capture(&self) -> bool {
+        !self.prefix && self.path.split('/').any(is_capture)
+    }
+}
+
+/// Whether a path segment is a `{name}` capture.
+fn is_capture(segment: &str) -> bool {
+    segment.len() > 2 && segment.starts_with('{') && segment.ends_with('}')
 }
 
 /// Every declared route of the server.
@@ -114,17 +141,48 @@ impl Routes {
         self.routes.extend(table);
     }
 
-    /// The route a request is on: an exact path before any prefix, a longer
-    /// prefix before a shorter one. `None` when no route declares it.
+    /// The route a request is on: an exact path before one with a capture,
+    /// either before any prefix, a longer prefix before a shorter one (as
+    /// the router prefers them). `None` when no route declares it.
     pub fn lookup(&self, method: &Method, path: &str) -> Option<&Route> {
         self.routes
             .iter()
             .filter(|route| route.covers(method, path))
-            .max_by_key(|route| (!route.prefix, route.path.len()))
+            .max_by_key(|route| (!route.prefix, !route.has_capture(), route.path.len()))
     }
 
     /// Every declared route.
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_match_one_segment_and_exact_paths_come_first() {
+        let mut routes = Routes::default();
+        routes.extend([
+            Route::exact("/{index}/_bulk", Methods::PostPut, Access::Write),
+            Route::exact("/logs/_bulk", Methods::Get, Access::Open),
+            Route::prefix("/assets/", Methods::Any, Access::Open),
+        ]);
+        let need = |method: &Method, path: &str| routes.lookup(method, path).map(|r| r.access);
+        assert_eq!(need(&Method::POST, "/web/_bulk"), Some(Access::Write));
+        assert_eq!(need(&Method::PUT, "/web/_bulk"), Some(Access::Write));
+        assert_eq!(need(&Method::GET, "/web/_bulk"), None);
+        assert_eq!(need(&Method::GET, "/logs/_bulk"), Some(Access::Open));
+        assert_eq!(need(&Method::POST, "/assets/_bulk"), Some(Access::Write));
+        for other in [
+            "//_bulk",
+            "/a/b/_bulk",
+            "/_bulk",
+            "/web/_bulk/",
+            "/web/_bulkx",
+        ] {
+            assert_eq!(need(&Method::POST, other), None, "{other}");
+        }
     }
 }

@@ -36,6 +36,20 @@
 //! # Where the token comes from
 //!
 //! `authorization: Bearer TOKEN` on every transport (gRPC, gRPC-Web, HTTP).
+//! Log shippers configure credentials in their own ways, so the same header
+//! may also carry the token as:
+//!
+//! - `Basic base64(USER:TOKEN)`: HTTP Basic with the token as the password
+//!   and any user name, as Promtail, Vector, Fluent Bit and Filebeat
+//!   send a user and password;
+//! - `ApiKey TOKEN`, or `ApiKey base64(ID:TOKEN)` as Elasticsearch clients
+//!   encode an API key's id and key (Filebeat's `api_key: "ID:TOKEN"`, the
+//!   Python client's `api_key=("ID", "TOKEN")`): the raw value is tried
+//!   first, then the part after the first `:` of what it decodes to.
+//!
+//! A 401 still challenges with `Bearer` only: a `Basic` challenge would
+//! make browsers ask for a password in a dialog of their own.
+//!
 //! A browser's `EventSource` cannot set headers, so `GET /api/v1/sse` and
 //! `GET /api/v1/poll` also take `?access_token=TOKEN` (RFC 6750 §2.3). The
 //! parameter is removed from every request's URI before routing, so no
@@ -326,32 +340,59 @@ fn strip_query_token(uri: &Uri) -> Option<(Uri, Option<String>)> {
 }
 
 /// The credentials a request carries.
-#[derive(PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 enum Presented {
     /// None at all.
     Nothing,
-    /// An `authorization` header that is not `Bearer TOKEN`.
+    /// An `authorization` header that is none of the accepted forms.
     Malformed,
-    /// A bearer token.
-    Token(String),
+    /// A token, and for an `ApiKey` that decodes to `ID:KEY`, the key as a
+    /// second candidate.
+    Token(String, Option<String>),
 }
 
-/// The bearer token in an `authorization` header value.
-fn bearer(value: &HeaderValue) -> Presented {
+/// Base64 as HTTP Basic and API keys use it: the standard alphabet,
+/// padding optional (some clients leave it out).
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// The part after the first `:` of `encoded` decoded from base64, when it
+/// is UTF-8 and that part is not empty: the password of HTTP Basic, the
+/// key of an Elasticsearch API key.
+fn after_colon(encoded: &str) -> Option<String> {
+    use base64::Engine;
+    let decoded = String::from_utf8(BASE64.decode(encoded).ok()?).ok()?;
+    let (_, secret) = decoded.split_once(':')?;
+    (!secret.is_empty()).then(|| secret.to_string())
+}
+
+/// The token in an `authorization` header value: `Bearer TOKEN`, `Basic`
+/// with the token as password, or `ApiKey` (see the module's doc).
+fn credentials(value: &HeaderValue) -> Presented {
     let Ok(text) = value.to_str() else {
         return Presented::Malformed;
     };
-    let text = text.trim();
-    match text.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-            let token = token.trim();
-            if token.is_empty() {
-                Presented::Malformed
-            } else {
-                Presented::Token(token.to_string())
-            }
+    let Some((scheme, token)) = text.trim().split_once(' ') else {
+        return Presented::Malformed;
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        return Presented::Malformed;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Presented::Token(token.to_string(), None)
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        match after_colon(token) {
+            Some(password) => Presented::Token(password, None),
+            None => Presented::Malformed,
         }
-        _ => Presented::Malformed,
+    } else if scheme.eq_ignore_ascii_case("apikey") {
+        Presented::Token(token.to_string(), after_colon(token))
+    } else {
+        Presented::Malformed
     }
 }
 
@@ -378,9 +419,9 @@ impl Refusal {
     fn message(self) -> String {
         match self {
             Refusal::Missing => {
-                "this server requires a bearer token: send `authorization: Bearer TOKEN`".into()
+                "this server requires a bearer token: send `authorization: Bearer TOKEN` (HTTP Basic with the token as password, or `ApiKey TOKEN`, also work)".into()
             }
-            Refusal::Malformed => "the authorization header is not `Bearer TOKEN`".into(),
+            Refusal::Malformed => "the authorization header is not `Bearer TOKEN`, HTTP Basic with the token as password, or `ApiKey TOKEN`".into(),
             Refusal::Invalid => "the bearer token is not valid for this server".into(),
             Refusal::Scope { need, grant } => {
                 let (verb, scope) = match need {
@@ -494,16 +535,26 @@ async fn check(State(guard): State<Guard>, mut request: Request, next: Next) -> 
         return next.run(request).await;
     }
     let presented = match request.headers().get(AUTHORIZATION) {
-        Some(value) => bearer(value),
+        Some(value) => credentials(value),
         None => match query_token {
-            Some(token) if route.is_some_and(|route| route.query_token) => Presented::Token(token),
+            Some(token) if route.is_some_and(|route| route.query_token) => {
+                Presented::Token(token, None)
+            }
             _ => Presented::Nothing,
         },
     };
     let refusal = match presented {
         Presented::Nothing => Refusal::Missing,
         Presented::Malformed => Refusal::Malformed,
-        Presented::Token(token) => match (guard.tokens.grant_for(&token), route) {
+        // Each candidate is checked in constant time; whether the second
+        // was tried tells only that the first (the raw API key) was wrong.
+        Presented::Token(token, key) => match (
+            guard
+                .tokens
+                .grant_for(&token)
+                .or_else(|| key.and_then(|key| guard.tokens.grant_for(&key))),
+            route,
+        ) {
             (None, _) => Refusal::Invalid,
             (Some(_), None) => return undeclared(&request),
             (Some(grant), Some(route)) if allows(route.access, grant) => {
@@ -652,13 +703,37 @@ mod tests {
     }
 
     #[test]
-    fn bearer_headers() {
-        let token = |text: &str| bearer(&HeaderValue::from_str(text).unwrap());
-        assert!(token("Bearer abc") == Presented::Token("abc".into()));
-        assert!(token("bearer   abc ") == Presented::Token("abc".into()));
-        assert!(token("Basic abc") == Presented::Malformed);
-        assert!(token("Bearer ") == Presented::Malformed);
-        assert!(token("abc") == Presented::Malformed);
+    fn bearer_basic_and_api_key_headers() {
+        use base64::Engine;
+        let token = |text: &str| credentials(&HeaderValue::from_str(text).unwrap());
+        let plain = |text: &str| Presented::Token(text.into(), None);
+        let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        assert_eq!(token("Bearer abc"), plain("abc"));
+        assert_eq!(token("bearer   abc "), plain("abc"));
+        assert_eq!(token("Bearer "), Presented::Malformed);
+        assert_eq!(token("abc"), Presented::Malformed);
+        assert_eq!(token("Digest abc"), Presented::Malformed);
+        // Basic: the password, whatever the user; padding optional.
+        assert_eq!(
+            token(&format!("Basic {}", encode("logtap:s3cr:et"))),
+            plain("s3cr:et")
+        );
+        assert_eq!(token(&format!("basic {}", encode(":tok"))), plain("tok"));
+        assert_eq!(token("Basic dTp0b2s"), plain("tok"));
+        for bad in [
+            "Basic abc",
+            "Basic !!!!",
+            &format!("Basic {}", encode("user:")),
+        ] {
+            assert_eq!(token(bad), Presented::Malformed, "{bad}");
+        }
+        // ApiKey: the raw value, and the key of id:key.
+        let encoded = encode("some-id:the-key");
+        assert_eq!(
+            token(&format!("ApiKey {encoded}")),
+            Presented::Token(encoded.clone(), Some("the-key".into()))
+        );
+        assert_eq!(token("ApiKey raw-token"), plain("raw-token"));
     }
 
     #[test]

@@ -378,3 +378,71 @@ pub fn percent_decode(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Every entry stored, oldest first, through GetLogs.
+pub async fn stored(server: &TestServer) -> Vec<LogEntry> {
+    let mut client = server.client().await;
+    get_all(&mut client, LogRequest::default()).await.0
+}
+
+/// The message of every entry stored, oldest first.
+pub async fn stored_messages(server: &TestServer) -> Vec<String> {
+    stored(server)
+        .await
+        .into_iter()
+        .map(|e| e.message)
+        .collect()
+}
+
+/// An entry's labels as pairs, sorted.
+pub fn sorted_labels(entry: &LogEntry) -> Vec<(&str, &str)> {
+    let mut labels: Vec<_> = entry
+        .labels
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    labels.sort();
+    labels
+}
+
+/// `bytes` gzip-compressed, as shippers send a `Content-Encoding: gzip`
+/// body.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip in memory");
+    encoder.finish().expect("gzip in memory")
+}
+
+/// Sends `method path` over a fresh HTTP/1.1 connection with `headers`
+/// (`Name: value` lines) and `body`: the status, headers and body, as
+/// [`http1`] reads them.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    http1(addr, &bytes).await
+}
+
+/// A header's value (by lower-case name), or "" when absent.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}

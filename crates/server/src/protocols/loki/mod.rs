@@ -45,7 +45,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use logtap_core::NewEntry;
 use logtap_ingest::loki::{self, Encoding};
-use tonic::Code;
 
 /// What each route needs.
 pub(crate) const ROUTES: [Route; 2] = [
@@ -123,14 +122,7 @@ async fn receive(state: &Loki, headers: &HeaderMap, body: Body) -> Result<usize,
     let form = form(headers)?;
     let encoding = ingest::content_encoding(headers)?;
     let limit = state.max_push_body_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(ServeError::BodyTooLarge { limit });
-    }
-    let raw = ingest::read_body(&state.shared, body, state.max_push_body_bytes).await?;
+    let raw = ingest::read_push_body(&state.shared, headers, body, limit).await?;
     let entries = tokio::task::spawn_blocking(move || decode(&raw, encoding, form, limit))
         .await
         .map_err(ServeError::join)??;
@@ -177,16 +169,7 @@ fn decode(
 
 /// The decoder a `Content-Type` asks for.
 fn form(headers: &HeaderMap) -> Result<Form, ServeError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(Form::Guess);
-    };
-    let text = String::from_utf8_lossy(value.as_bytes());
-    let essence = text
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let (essence, sent) = ingest::media_type(headers);
     match essence.as_str() {
         "application/x-protobuf" | "application/protobuf" | "application/octet-stream" => {
             Ok(Form::Protobuf)
@@ -194,23 +177,14 @@ fn form(headers: &HeaderMap) -> Result<Form, ServeError> {
         "application/json" => Ok(Form::Json),
         "" => Ok(Form::Guess),
         other if other.starts_with("application/") && other.ends_with("+json") => Ok(Form::Json),
-        _ => Err(ServeError::UnsupportedLokiContentType(
-            text.chars().take(100).collect(),
-        )),
+        _ => Err(ServeError::UnsupportedLokiContentType(sent)),
     }
 }
 
 /// A refusal as Loki answers one: the status, the message as plain text.
 /// Statuses a shipper retries on (429, 5xx) carry `Retry-After`.
 fn error_response(request_id: &RequestId, error: &ServeError) -> Response {
-    match error.code() {
-        Code::Internal | Code::DataLoss | Code::Unknown => {
-            tracing::error!(request_id = %request_id, error = %error, "A Loki push failed.");
-        }
-        _ => {
-            tracing::debug!(request_id = %request_id, error = %error, "A Loki push was refused.")
-        }
-    }
+    ingest::log_refusal(request_id, error, "A Loki push");
     let status = error.http_status();
     let mut response = (
         status,

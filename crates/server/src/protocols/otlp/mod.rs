@@ -45,7 +45,6 @@ use axum::routing::post;
 use axum::Router;
 use logtap_ingest::loki::{self, Encoding};
 use logtap_ingest::otlp::{self, Decoded, ExportLogsServiceResponse};
-use tonic::Code;
 
 /// What each route needs.
 pub(crate) const ROUTES: [Route; 2] = [
@@ -133,14 +132,7 @@ async fn receive(state: &Otlp, headers: &HeaderMap, body: Body) -> Result<Decode
     let form = form(headers)?;
     let encoding = ingest::content_encoding(headers)?;
     let limit = state.max_push_body_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(ServeError::BodyTooLarge { limit });
-    }
-    let raw = ingest::read_body(&state.shared, body, state.max_push_body_bytes).await?;
+    let raw = ingest::read_push_body(&state.shared, headers, body, limit).await?;
     let received = ingest::now_nanos();
     let decoded =
         tokio::task::spawn_blocking(move || decode(&raw, encoding, form, limit, received))
@@ -192,22 +184,11 @@ fn decode(
 
 /// The decoder a `Content-Type` asks for.
 fn form(headers: &HeaderMap) -> Result<Form, ServeError> {
-    let text = headers
-        .get(header::CONTENT_TYPE)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-        .unwrap_or_default();
-    let essence = text
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let (essence, sent) = ingest::media_type(headers);
     match essence.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Form::Protobuf),
         "application/json" => Ok(Form::Json),
-        _ => Err(ServeError::UnsupportedOtlpContentType(
-            text.chars().take(100).collect(),
-        )),
+        _ => Err(ServeError::UnsupportedOtlpContentType(sent)),
     }
 }
 
@@ -225,14 +206,7 @@ struct RpcStatus {
 /// A refusal as OTLP/HTTP answers one: the status, a `google.rpc.Status`
 /// in the request's form, `Retry-After` on the statuses exporters retry.
 fn error_response(request_id: &RequestId, form: Form, error: &ServeError) -> Response {
-    match error.code() {
-        Code::Internal | Code::DataLoss | Code::Unknown => {
-            tracing::error!(request_id = %request_id, error = %error, "An OTLP export failed.");
-        }
-        _ => {
-            tracing::debug!(request_id = %request_id, error = %error, "An OTLP export was refused.")
-        }
-    }
+    ingest::log_refusal(request_id, error, "An OTLP export");
     let status = error.otlp_http_status();
     let rpc = RpcStatus {
         code: error.otlp_code() as i32,
