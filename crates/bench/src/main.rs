@@ -23,7 +23,7 @@ use report::Report;
 use std::path::{Path, PathBuf};
 
 /// The scenarios, in the order a full run takes them.
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "stream",
     "storage",
     "first-error",
@@ -35,6 +35,7 @@ const SCENARIOS: [&str; 11] = [
     "open",
     "store-size",
     "seal",
+    "query",
 ];
 
 /// End-to-end benchmarks of a real logtap server, side by side with the
@@ -44,7 +45,7 @@ const SCENARIOS: [&str; 11] = [
 struct Args {
     /// Run only these scenarios (repeat or separate with commas): stream,
     /// storage, first-error, ingest, fan-out, slow-reader, cancel-storm,
-    /// search, open, store-size, seal.
+    /// search, open, store-size, seal, query.
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     scenario: Vec<String>,
 
@@ -227,6 +228,7 @@ fn run() -> anyhow::Result<()> {
                 "open" => scenarios::open::run(&mut ctx).await,
                 "store-size" => scenarios::store_size::run(&mut ctx).await,
                 "seal" => scenarios::seal::run(&mut ctx).await,
+                "query" => scenarios::query::run(&mut ctx).await,
                 _ => unreachable!("names were checked"),
             };
             outcome.with_context(|| format!("scenario {name} failed"))?;

@@ -8,6 +8,7 @@ pub mod fan_out;
 pub mod first_error;
 pub mod ingest;
 pub mod open;
+pub mod query;
 pub mod seal;
 pub mod search;
 pub mod slow_reader;
