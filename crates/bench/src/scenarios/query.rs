@@ -71,7 +71,7 @@ async fn log_query(channel: &Channel) -> anyhow::Result<(f64, f64, u64)> {
             .and_then(|lag| lag.parse::<u64>().ok());
         if entry.level != "warn"
             || !entry.message.contains("kafka consumer lag")
-            || !lag.is_some_and(|lag| lag > 80_000)
+            || lag.is_none_or(|lag| lag <= 80_000)
         {
             bail!("the log query returned an entry it does not select: {entry:?}");
         }
