@@ -222,6 +222,19 @@ impl Matcher {
         self.search.clone()
     }
 
+    /// Whether the query changes the entries it sends: each entry
+    /// [`Matcher::check`] passes is then sent as [`Matcher::rewrite`]
+    /// makes it.
+    pub fn rewrites(&self) -> bool {
+        self.query.as_ref().is_some_and(|query| query.rewrites())
+    }
+
+    /// The entry to send for `entry`, which [`Matcher::check`] has just
+    /// passed on this thread (the pipeline's work is kept per thread).
+    pub fn rewrite(&self, entry: &EntryRef<'_>) -> logql::Rewritten {
+        SCRATCH.with(|scratch| scratch.borrow().rewrite(entry))
+    }
+
     /// Whether `entry` passes the text and label filters.
     pub fn matches(&self, entry: &EntryRef<'_>) -> bool {
         self.check(entry).0

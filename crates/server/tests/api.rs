@@ -367,6 +367,74 @@ async fn a_logql_query_selects_on_the_server_over_grpc_and_http_and_combines_wit
 }
 
 #[tokio::test]
+async fn line_format_label_format_keep_and_drop_rewrite_what_is_sent_not_what_is_stored() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut stored = entry("error", r#"{"status":503,"path":"/orders"}"#, 1);
+    stored.labels.insert("service".into(), "api".into());
+    stored.labels.insert("host".into(), "web-1".into());
+    push(&mut client, vec![vec![stored.clone()]]).await;
+    let query = |query: &str| LogRequest {
+        query: query.into(),
+        ..LogRequest::default()
+    };
+    let (entries, _, trailers) = get_all(
+        &mut client,
+        query(
+            r#"{service="api"} | json | line_format "{{.status}} {{.path | ToUpper}}" | label_format node=host | drop path"#,
+        ),
+    )
+    .await;
+    assert_eq!(entries.len(), 1);
+    let sent = &entries[0];
+    assert_eq!(sent.message, "503 /ORDERS");
+    assert_eq!((sent.level.as_str(), sent.cursor), ("error", 1));
+    let labels: Vec<(&str, &str)> = sent
+        .labels
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        labels,
+        [("node", "web-1"), ("service", "api"), ("status", "503")]
+    );
+    assert!(trailers.get("logtap-next-cursor").is_some());
+    // A filter after line_format sees the new line.
+    let (entries, _, _) = get_all(
+        &mut client,
+        query(r#"{} | json | line_format "code {{.status}}" |= "code 503""#),
+    )
+    .await;
+    assert_eq!(entries.len(), 1);
+    // The store still holds the entry as pushed.
+    let (entries, _, _) = get_all(&mut client, query("{}")).await;
+    assert_eq!(entries[0].message, stored.message);
+    assert_eq!(entries[0].labels, stored.labels);
+    // HTTP sends the rewritten entry in the one JSON form.
+    let (status, body) = server
+        .http_get("/api/v1/logs?query=%7B%7D%20%7C%20keep%20host%20%7C%20line_format%20%22%7B%7B.host%7D%7D%22")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(r#""message":"web-1","labels":{"host":"web-1"}"#),
+        "{body}"
+    );
+    // A template that does not parse names where.
+    let status = client
+        .get_logs(query(r#"{} | line_format "{{ if .a }}""#))
+        .await
+        .expect_err("bad template");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("bad query at 18"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
 async fn query_metrics_streams_one_step_per_point_with_each_series() {
     let server = TestServer::start().await;
     let mut client = server.client().await;

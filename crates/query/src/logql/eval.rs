@@ -1,20 +1,29 @@
 //! Evaluating a log query on one entry: the selector, then each stage in
 //! order, parsers adding labels that later label filters see.
 
+use super::format::{Format, LabelSource, Values};
 use super::parser::{read_bytes, read_duration};
 use super::{
     is_level_label, CmpOp, LabelFilter, LineFilter, LogQuery, Parser, PathStep, PatternPart, Stage,
     Unit,
 };
-use logtap_core::EntryRef;
+use logtap_core::{encode_labels, normalize_labels, EntryRef, Labels};
 
-/// The labels parsers extracted from one entry; kept between entries so
-/// their buffers are reused.
+/// What the pipeline made of one entry: the labels parsers extracted or
+/// stages set, the stored labels stages removed, and the line as
+/// `line_format` left it. Kept between entries so buffers are reused.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    /// `(name, value)` in the order extracted; a later one of the same
-    /// name replaces an earlier one.
+    /// `(name, value)` in the order extracted or set; a later one of the
+    /// same name replaces an earlier one, and one of a stored label's name
+    /// (set by `label_format`) stands in for the stored one.
     labels: Vec<(String, String)>,
+    /// Stored labels `drop`, `keep` or a rename took away: filters no
+    /// longer see them and a rewritten entry leaves them out.
+    hidden: Vec<String>,
+    /// The line as the last `line_format` rendered it; `None` while it is
+    /// the stored message.
+    line: Option<String>,
 }
 
 impl Scratch {
@@ -26,6 +35,12 @@ impl Scratch {
         if is_level_label(&name) || entry.labels().any(|(stored, _)| stored == name) {
             name.push_str("_extracted");
         }
+        self.set_exact(name, value);
+    }
+
+    /// Sets a label by exactly this name, over a stored one of that name.
+    fn set_exact(&mut self, name: String, value: &str) {
+        self.hidden.retain(|hidden| *hidden != name);
         match self.labels.iter_mut().find(|(have, _)| *have == name) {
             Some((_, old)) => {
                 old.clear();
@@ -33,6 +48,34 @@ impl Scratch {
             }
             None => self.labels.push((name, value.to_string())),
         }
+    }
+
+    /// Takes a label away, extracted or stored.
+    fn remove(&mut self, entry: &EntryRef<'_>, name: &str) {
+        self.labels.retain(|(have, _)| have != name);
+        if entry.labels().any(|(stored, _)| stored == name)
+            && !self.hidden.iter().any(|hidden| hidden == name)
+        {
+            self.hidden.push(name.to_string());
+        }
+    }
+
+    /// Every label the entry shows now, extracted or set first, then the
+    /// stored ones no stage took away or replaced.
+    pub(crate) fn visible<'a>(&'a self, entry: &'a EntryRef<'_>) -> Vec<(&'a str, &'a str)> {
+        let mut visible: Vec<(&str, &str)> = self
+            .labels
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        for (name, value) in entry.labels() {
+            let shadowed = self.labels.iter().any(|(have, _)| have == name)
+                || self.hidden.iter().any(|hidden| hidden == name);
+            if !shadowed {
+                visible.push((name, value));
+            }
+        }
+        visible
     }
 }
 
@@ -42,9 +85,57 @@ impl Scratch {
         label(entry, self, name)
     }
 
-    /// What parsers extracted from the entry last matched.
-    pub(crate) fn extracted(&self) -> &[(String, String)] {
-        &self.labels
+    /// The line as the pipeline left it.
+    pub(crate) fn line<'a>(&'a self, entry: &EntryRef<'a>) -> &'a str {
+        self.line.as_deref().unwrap_or(entry.message)
+    }
+
+    /// The entry a query that [`LogQuery::rewrites`] sends in place of
+    /// `entry`, which it has just matched with this scratch: the line as
+    /// the pipeline left it, and every label it shows, the extracted ones
+    /// included (as Loki's streams carry them).
+    pub fn rewrite(&self, entry: &EntryRef<'_>) -> Rewritten {
+        let mut labels: Vec<(String, String)> = self
+            .visible(entry)
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        normalize_labels(&mut labels);
+        let mut encoded = Vec::new();
+        if encode_labels(&labels, &mut encoded).is_err() {
+            // A label too long to encode: the stored labels go instead,
+            // which every reader can take.
+            encoded.clear();
+            encoded.extend_from_slice(entry.labels().as_bytes());
+        }
+        Rewritten {
+            message: self.line(entry).to_string(),
+            labels: encoded,
+        }
+    }
+}
+
+/// An entry as a query's `line_format`, `label_format`, `keep` and `drop`
+/// made it, owned because it is no longer the stored one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewritten {
+    /// The line to send.
+    message: String,
+    /// The labels to send, in the store's compact form.
+    labels: Vec<u8>,
+}
+
+impl Rewritten {
+    /// The rewritten entry, with the stored one's cursor, time and level.
+    pub fn entry(&self, stored: &EntryRef<'_>) -> EntryRef<'_> {
+        let labels = Labels::parse(&self.labels).unwrap_or_else(|_| Labels::empty());
+        EntryRef::new(
+            stored.cursor,
+            stored.timestamp,
+            stored.level,
+            &self.message,
+            labels,
+        )
     }
 }
 
@@ -73,6 +164,9 @@ fn label<'a>(entry: &'a EntryRef<'_>, scratch: &'a Scratch, name: &str) -> Optio
     if let Some((_, value)) = scratch.labels.iter().rev().find(|(n, _)| n == name) {
         return Some(value);
     }
+    if scratch.hidden.iter().any(|hidden| hidden == name) {
+        return None;
+    }
     if let Some((_, value)) = entry.labels().find(|(n, _)| *n == name) {
         return Some(value);
     }
@@ -83,6 +177,8 @@ impl LogQuery {
     /// Whether `entry` is selected; `scratch` holds what parsers extract.
     pub fn matches(&self, entry: &EntryRef<'_>, scratch: &mut Scratch) -> bool {
         scratch.labels.clear();
+        scratch.hidden.clear();
+        scratch.line = None;
         let selected = self
             .selector
             .iter()
@@ -92,12 +188,23 @@ impl LogQuery {
         }
         for stage in &self.stages {
             let pass = match stage {
-                Stage::Line(filter) => line(filter, entry.message),
+                Stage::Line(filter) => line(filter, scratch.line(entry)),
                 Stage::Parse(parser) => {
-                    parse(parser, entry, scratch);
+                    let rendered = scratch.line.take();
+                    parse(
+                        parser,
+                        entry,
+                        rendered.as_deref().unwrap_or(entry.message),
+                        scratch,
+                    );
+                    scratch.line = rendered;
                     true
                 }
                 Stage::Labels(filter) => labels(filter, entry, scratch),
+                Stage::Format(stage) => {
+                    format(stage, entry, scratch);
+                    true
+                }
             };
             if !pass {
                 return false;
@@ -158,9 +265,84 @@ fn labels(filter: &LabelFilter, entry: &EntryRef<'_>, scratch: &Scratch) -> bool
     }
 }
 
-/// Runs a parser, adding what it extracts (or `__error__`) to `scratch`.
-fn parse(parser: &Parser, entry: &EntryRef<'_>, scratch: &mut Scratch) {
-    let message = entry.message;
+/// Runs a rewriting stage on what the pipeline has made so far.
+fn format(stage: &Format, entry: &EntryRef<'_>, scratch: &mut Scratch) {
+    match stage {
+        Format::Line(template) => {
+            let mut out = String::new();
+            template.render(&View { entry, scratch }, &mut out);
+            scratch.line = Some(out);
+        }
+        Format::Labels(assignments) => {
+            // Every value is read from the labels as they were before the
+            // stage, as Loki does, so the order of the list does not matter.
+            let values: Vec<Option<String>> = assignments
+                .iter()
+                .map(|(_, source)| match source {
+                    LabelSource::Rename(from) => label(entry, scratch, from).map(str::to_string),
+                    LabelSource::Template(template) => {
+                        let mut out = String::new();
+                        template.render(&View { entry, scratch }, &mut out);
+                        Some(out)
+                    }
+                })
+                .collect();
+            for ((_, source), value) in assignments.iter().zip(&values) {
+                if let (LabelSource::Rename(from), Some(_)) = (source, value) {
+                    scratch.remove(entry, from);
+                }
+            }
+            for ((name, _), value) in assignments.iter().zip(values) {
+                if let Some(value) = value {
+                    scratch.set_exact(name.clone(), &value);
+                }
+            }
+        }
+        Format::Keep(choices) | Format::Drop(choices) => {
+            let keep = matches!(stage, Format::Keep(_));
+            let chosen: Vec<String> = scratch
+                .visible(entry)
+                .into_iter()
+                .filter(|(name, value)| {
+                    let named = choices
+                        .iter()
+                        .any(|choice| choice.name() == *name && choice.chooses(value));
+                    named != keep
+                })
+                .map(|(name, _)| name.to_string())
+                .collect();
+            for name in chosen {
+                scratch.remove(entry, &name);
+            }
+        }
+    }
+}
+
+/// What a template sees: the labels and line as the pipeline left them.
+struct View<'s, 'e> {
+    /// The entry being matched.
+    entry: &'s EntryRef<'e>,
+    /// What the stages before made of it.
+    scratch: &'s Scratch,
+}
+
+impl Values for View<'_, '_> {
+    fn label(&self, name: &str) -> Option<&str> {
+        label(self.entry, self.scratch, name)
+    }
+
+    fn line(&self) -> &str {
+        self.scratch.line.as_deref().unwrap_or(self.entry.message)
+    }
+
+    fn timestamp(&self) -> i64 {
+        self.entry.timestamp
+    }
+}
+
+/// Runs a parser on the line as it stands, adding what it extracts (or
+/// `__error__`) to `scratch`.
+fn parse(parser: &Parser, entry: &EntryRef<'_>, message: &str, scratch: &mut Scratch) {
     match parser {
         Parser::Json(params) => {
             let Ok(serde_json::Value::Object(object)) =

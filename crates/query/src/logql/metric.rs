@@ -653,7 +653,7 @@ impl<'q> RangeEval<'q> {
             return;
         }
         let value = match self.unwrap {
-            None => entry.message.len() as f64,
+            None => self.scratch.line(entry).len() as f64,
             Some(unwrap) => {
                 let Some(text) = self.scratch.get(entry, &unwrap.label) else {
                     return;
@@ -669,17 +669,17 @@ impl<'q> RangeEval<'q> {
                 value
             }
         };
-        let mut labels: Vec<(String, String)> = entry
-            .labels()
+        // The labels as the pipeline left them (extracted, renamed,
+        // dropped), less the unwrapped one, plus the level.
+        let mut labels: Vec<(String, String)> = self
+            .scratch
+            .visible(entry)
+            .into_iter()
+            .filter(|(name, _)| self.unwrap.is_none_or(|u| u.label != *name))
+            .filter(|(name, _)| !is_level_label(name))
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
         labels.push(("level".to_string(), entry.level.as_str().to_string()));
-        for (name, value) in self.scratch.extracted() {
-            if self.unwrap.is_some_and(|u| &u.label == name) || is_level_label(name) {
-                continue;
-            }
-            labels.push((name.clone(), value.clone()));
-        }
         labels.sort();
         labels.dedup_by(|a, b| a.0 == b.0);
         let index = (entry.timestamp - self.origin - 1) / self.width;

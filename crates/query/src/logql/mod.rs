@@ -23,10 +23,15 @@
 //!   literal's form; `and` (or `,`), `or`, parentheses. A comparison on a
 //!   label that is missing or does not read as the literal's kind is false.
 //!
-//! The stages that rewrite what is shown (`line_format`, `label_format`,
-//! `keep`, `drop`) are refused with a message that says so: an entry is
-//! sent as stored. Metric queries ([`metric`]) count what a log query
-//! selects over time.
+//! * Stages that rewrite what is shown ([`format`]): `| line_format
+//!   "{{.status}} {{__line__}}"` (later filters and parsers see the new
+//!   line), `| label_format dst=src, dst="{{.a}}-{{.b}}"`, `| keep a, b`
+//!   and `| drop a, b="v", __error__`. A query without them sends each
+//!   entry as stored; a query with them sends the rewritten line and, as
+//!   Loki does, the labels parsers extracted beside the stored ones (see
+//!   [`Scratch::rewrite`]).
+//!
+//! Metric queries ([`metric`]) count what a log query selects over time.
 //!
 //! What the store can answer itself is taken out ([`LogQuery::pushdown`]):
 //! the selector's exact matchers become the label hint that skips blocks
@@ -35,13 +40,14 @@
 //! parser) the substring hint.
 
 mod eval;
+pub mod format;
 mod lexer;
 pub mod metric;
 mod parser;
 #[cfg(test)]
 mod tests;
 
-pub use eval::Scratch;
+pub use eval::{Rewritten, Scratch};
 
 use logtap_core::Level;
 use regex::Regex;
@@ -213,6 +219,8 @@ pub enum Stage {
     Parse(Parser),
     /// A label filter.
     Labels(LabelFilter),
+    /// A stage that rewrites the line or the labels.
+    Format(format::Format),
 }
 
 /// A parsed log query: which entries it selects.
@@ -291,11 +299,23 @@ impl LogQuery {
                 Stage::Line(_) => {}
                 // Later filters look at labels only; the line is the same.
                 Stage::Parse(_) | Stage::Labels(_) => {}
+                // Later line filters see a line the store never held.
+                Stage::Format(format::Format::Line(_)) => break,
+                Stage::Format(_) => {}
             }
         }
         pushdown.labels.sort();
         pushdown.labels.dedup();
         pushdown
+    }
+
+    /// Whether the query changes the entries it sends (`line_format`,
+    /// `label_format`, `keep`, `drop`): a caller then sends
+    /// [`Scratch::rewrite`]'s entry in place of the stored one.
+    pub fn rewrites(&self) -> bool {
+        self.stages
+            .iter()
+            .any(|stage| matches!(stage, Stage::Format(_)))
     }
 
     /// Whether any stage looks at more than the message and the stored
@@ -305,7 +325,9 @@ impl LogQuery {
         self.stages.iter().any(|stage| {
             matches!(
                 stage,
-                Stage::Parse(_) | Stage::Line(LineFilter::Matches(_) | LineFilter::NotMatches(_))
+                Stage::Parse(_)
+                    | Stage::Format(_)
+                    | Stage::Line(LineFilter::Matches(_) | LineFilter::NotMatches(_))
             )
         }) || self
             .selector

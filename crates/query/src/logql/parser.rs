@@ -1,6 +1,7 @@
 //! A recursive-descent parser for the log query subset (see the module
 //! above for the grammar in words).
 
+use super::format::{Format, LabelChoice, LabelSource, Template};
 use super::lexer::{tokens, Token};
 use super::metric::{AggOp, BinOp, Grouping, MetricExpr, RangeFunc, Unwrap};
 use super::{
@@ -603,16 +604,80 @@ fn after_pipe(cursor: &mut Cursor) -> Result<Stage, LogqlError> {
             let (position, text) = cursor.string("a quoted pattern")?;
             Ok(Stage::Parse(Parser::Pattern(pattern(&text, position)?)))
         }
-        "line_format" | "label_format" | "keep" | "drop" | "unpack" | "decolorize" | "unwrap"
-            if !followed_by_op =>
-        {
-            Err(LogqlError::at(
-                position,
-                "a stage logtap evaluates (json, logfmt, regexp, pattern, a label filter); entries are sent as stored, so",
-                &format!("{word} (not supported yet)"),
-            ))
+        "line_format" if !followed_by_op => {
+            cursor.at += 1;
+            let (position, text) = cursor.string("a quoted template")?;
+            // Errors point inside the string, past its opening quote.
+            Ok(Stage::Format(Format::Line(Template::parse(
+                &text,
+                position + 1,
+            )?)))
         }
+        "label_format" if !followed_by_op => {
+            cursor.at += 1;
+            Ok(Stage::Format(Format::Labels(label_format(cursor)?)))
+        }
+        "keep" if !followed_by_op => {
+            cursor.at += 1;
+            Ok(Stage::Format(Format::Keep(label_choices(cursor)?)))
+        }
+        "drop" if !followed_by_op => {
+            cursor.at += 1;
+            Ok(Stage::Format(Format::Drop(label_choices(cursor)?)))
+        }
+        "unpack" | "decolorize" | "unwrap" if !followed_by_op => Err(LogqlError::at(
+            position,
+            "a stage logtap evaluates (json, logfmt, regexp, pattern, line_format, label_format, keep, drop, a label filter)",
+            &format!("{word} (not supported)"),
+        )),
         _ => Ok(Stage::Labels(label_or(cursor)?)),
+    }
+}
+
+/// `dst=src, dst="template", ...` after `label_format`: at least one.
+fn label_format(cursor: &mut Cursor) -> Result<Vec<(String, LabelSource)>, LogqlError> {
+    let mut labels = Vec::new();
+    loop {
+        let position = cursor.position();
+        let name = cursor.ident("a label name to set")?;
+        if labels.iter().any(|(have, _)| *have == name) {
+            return Err(LogqlError::at(
+                position,
+                "each label once in a label_format",
+                &format!("{name:?} again"),
+            ));
+        }
+        cursor.expect_op("=")?;
+        let position = cursor.position();
+        let source = match cursor.next() {
+            Some(Token::Ident(source)) => LabelSource::Rename(source),
+            Some(Token::Str(text)) => LabelSource::Template(Template::parse(&text, position + 1)?),
+            _ => {
+                cursor.at -= 1;
+                return Err(cursor.error("a label name to rename or a quoted template"));
+            }
+        };
+        labels.push((name, source));
+        if !cursor.eat_op(",") {
+            return Ok(labels);
+        }
+    }
+}
+
+/// `name, name="value", ...` after `keep` or `drop`: at least one.
+fn label_choices(cursor: &mut Cursor) -> Result<Vec<LabelChoice>, LogqlError> {
+    let mut choices = Vec::new();
+    loop {
+        let name = cursor.ident("a label name")?;
+        let has_op = matches!(cursor.peek(), Some(Token::Op("=" | "!=" | "=~" | "!~")));
+        choices.push(if has_op {
+            LabelChoice::Matching(matcher(cursor, name)?)
+        } else {
+            LabelChoice::Name(name)
+        });
+        if !cursor.eat_op(",") {
+            return Ok(choices);
+        }
     }
 }
 

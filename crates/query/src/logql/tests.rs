@@ -146,11 +146,13 @@ fn errors_say_where_and_what_was_expected() {
         (r#"{app="a"} |= x"#, 13, "quoted text"),
         (r#"{} | status >= fast"#, 15, "number, a duration"),
         (r#"{app=~"("}"#, 6, "valid regular expression"),
-        (
-            r#"{} | line_format "{{.x}}""#,
-            5,
-            "entries are sent as stored",
-        ),
+        (r#"{} | unpack"#, 5, "unpack (not supported)"),
+        (r#"{} | line_format "{{ if .x }}""#, 18, "template function"),
+        (r#"{} | label_format a"#, 19, "expected \"=\""),
+        (r#"{} | label_format a=5"#, 20, "label name to rename"),
+        (r#"{} | keep"#, 9, "a label name"),
+        (r#"{} | label_format a=b, a="c""#, 23, "each label once"),
+        (r#"{} | drop a="#, 12, "a quoted value"),
         (r#"{} | regexp "no groups""#, 12, "named group"),
         (r#"{} | pattern "no captures""#, 13, "<name> capture"),
         (r#"{} @"#, 3, "label, a string"),
@@ -178,6 +180,92 @@ fn pushdown_takes_what_the_store_can_answer() {
     assert!(!parse(r#"{service="api"} |= "x""#).unwrap().is_costly());
 }
 
+/// What a rewriting query sends for `owned`, if it matches: the line and
+/// every label.
+fn sent(query: &str, owned: &Owned) -> Option<(String, Vec<(String, String)>)> {
+    let query = parse(query).unwrap_or_else(|error| panic!("{query}: {error}"));
+    assert!(query.rewrites());
+    let mut scratch = Scratch::default();
+    let entry = owned.entry();
+    if !query.matches(&entry, &mut scratch) {
+        return None;
+    }
+    let rewritten = scratch.rewrite(&entry);
+    let sent = rewritten.entry(&entry);
+    let labels = sent
+        .labels()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    Some((sent.message.to_string(), labels))
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn format_stages_rewrite_the_line_and_the_labels() {
+    let json = Owned::new(
+        Level::Error,
+        r#"{"status":503,"path":"/api","msg":"upstream timeout"}"#,
+        &[("service", "api"), ("host", "web-1")],
+    );
+    // line_format renders labels, parsed and stored, and the entry's level.
+    assert_eq!(
+        sent(
+            r#"{} | json | line_format "{{.level}} {{.status}} {{.path | ToUpper}} on {{.host}}""#,
+            &json
+        )
+        .unwrap()
+        .0,
+        "error 503 /API on web-1"
+    );
+    // Later line filters and parsers see the new line.
+    assert!(sent(r#"{} | json | line_format "{{.msg}}" |= "upstream""#, &json).is_some());
+    assert!(sent(r#"{} | json | line_format "{{.msg}}" |= "status""#, &json).is_none());
+    assert_eq!(
+        sent(
+            r#"{} | json | line_format "n={{.status}}" | logfmt | n > 500 | keep n"#,
+            &json
+        )
+        .unwrap(),
+        ("n=503".to_string(), pairs(&[("n", "503")]))
+    );
+    // label_format renames (the old name goes) and sets from templates.
+    let (_, labels) = sent(
+        r#"{} | label_format node=host, where="{{.service}}@{{.host}}" | keep node, where"#,
+        &json,
+    )
+    .unwrap();
+    assert_eq!(labels, pairs(&[("node", "web-1"), ("where", "api@web-1")]));
+    assert!(sent(r#"{} | label_format node=host | host="web-1""#, &json).is_none());
+    assert!(sent(r#"{} | label_format service="x" | service="x""#, &json).is_some());
+    // keep and drop, by name or by a matcher on the value; parsed labels
+    // are sent beside the stored ones.
+    let (_, labels) = sent(r#"{} | json | drop msg, path, host=~"web-.*""#, &json).unwrap();
+    assert_eq!(labels, pairs(&[("service", "api"), ("status", "503")]));
+    let (_, labels) = sent(r#"{} | keep host="db", service"#, &json).unwrap();
+    assert_eq!(labels, pairs(&[("service", "api")]));
+    // A line no parser reads carries __error__ until dropped.
+    let plain = Owned::new(Level::Info, "not json", &[("service", "api")]);
+    let (_, labels) = sent(r#"{} | json | drop nothing"#, &plain).unwrap();
+    assert_eq!(
+        labels,
+        pairs(&[("__error__", "JSONParserErr"), ("service", "api")])
+    );
+    let (line, labels) = sent(r#"{} | json | drop __error__"#, &plain).unwrap();
+    assert_eq!(
+        (line.as_str(), labels),
+        ("not json", pairs(&[("service", "api")]))
+    );
+    // A line filter after line_format holds the store to nothing.
+    let query = parse(r#"{} |= "a" | line_format "{{.x}}" |= "b""#).unwrap();
+    assert_eq!(query.pushdown().substrings, ["a"]);
+    assert!(!parse(r#"{} | json"#).unwrap().rewrites());
+}
+
 /// A query in the generated subset, as data, so the reference below can
 /// evaluate it without the parser.
 #[derive(Debug, Clone)]
@@ -194,6 +282,16 @@ enum Step {
     NotContains(&'static str),
     /// `| logfmt | n > k` on the line's `n=` field.
     LogfmtGreater(i64),
+    /// `| line_format "{{.app}} {{__line__}}"`.
+    PrefixApp,
+    /// `| drop app`.
+    DropApp,
+    /// `| label_format owner=app`.
+    RenameAppToOwner,
+    /// `| keep owner, host`.
+    KeepOwnerAndHost,
+    /// `| name="value"` on a label as the stages before left it.
+    LabelIs(&'static str, &'static str),
 }
 
 const LABELS: [&str; 3] = ["app", "host", "level"];
@@ -212,10 +310,16 @@ fn sel() -> impl Strategy<Value = Sel> {
 
 fn step() -> impl Strategy<Value = Step> {
     let word = prop::sample::select(&WORDS[..]);
+    let label = prop::sample::select(&["app", "host", "owner"][..]);
     prop_oneof![
         word.clone().prop_map(Step::Contains),
         word.prop_map(Step::NotContains),
         (0i64..6).prop_map(Step::LogfmtGreater),
+        Just(Step::PrefixApp),
+        Just(Step::DropApp),
+        Just(Step::RenameAppToOwner),
+        Just(Step::KeepOwnerAndHost),
+        (label, prop::sample::select(&VALUES[..])).prop_map(|(l, v)| Step::LabelIs(l, v)),
     ]
 }
 
@@ -229,14 +333,33 @@ fn render(selector: &[Sel], steps: &[Step]) -> String {
         })
         .collect();
     let mut query = format!("{{{}}}", matchers.join(", "));
+    let mut after_label_list = false;
     for step in steps {
         query.push_str(&match step {
             Step::Contains(w) => format!(" |= \"{w}\""),
+            // After `| drop a` or `| keep a`, `!= "w"` is read as a matcher
+            // of the list (as Loki reads it); `|= ""` passes every line and
+            // ends the list.
+            Step::NotContains(w) if after_label_list => format!(" |= \"\" != \"{w}\""),
             Step::NotContains(w) => format!(" != \"{w}\""),
             Step::LogfmtGreater(k) => format!(" | logfmt | n > {k}"),
+            Step::PrefixApp => " | line_format \"{{.app}} {{__line__}}\"".to_string(),
+            Step::DropApp => " | drop app".to_string(),
+            Step::RenameAppToOwner => " | label_format owner=app".to_string(),
+            Step::KeepOwnerAndHost => " | keep owner, host".to_string(),
+            Step::LabelIs(l, v) => format!(" | {l}=\"{v}\""),
         });
+        after_label_list = matches!(step, Step::DropApp | Step::KeepOwnerAndHost);
     }
     query
+}
+
+/// What the reference makes of an entry it selects: the line and the
+/// stored labels as the stages left them (parsed labels aside).
+#[derive(Debug, PartialEq, Eq)]
+struct Made {
+    line: String,
+    labels: Vec<(String, String)>,
 }
 
 /// The reference: each construct by its definition, on plain values.
@@ -245,41 +368,76 @@ fn reference(
     steps: &[Step],
     level: Level,
     message: &str,
-    labels: &[(&str, &str)],
-) -> bool {
-    let get = |name: &str| -> String {
+    stored: &[(&str, &str)],
+) -> Option<Made> {
+    let mut labels: Vec<(String, String)> = stored
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let get = |labels: &[(String, String)], name: &str| -> String {
         if name == "level" {
             return level.as_str().to_string();
         }
         labels
             .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.to_string())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
     let selected = selector.iter().all(|s| match s {
-        Sel::Eq(l, v) => get(l) == *v,
-        Sel::Ne(l, v) => get(l) != *v,
-        Sel::OneOf(l, vs) => vs.contains(&get(l).as_str()),
+        Sel::Eq(l, v) => get(&labels, l) == *v,
+        Sel::Ne(l, v) => get(&labels, l) != *v,
+        Sel::OneOf(l, vs) => vs.contains(&get(&labels, l).as_str()),
     });
-    selected
-        && steps.iter().all(|step| match step {
-            Step::Contains(w) => message.contains(w),
-            Step::NotContains(w) => !message.contains(w),
-            Step::LogfmtGreater(k) => message
+    if !selected {
+        return None;
+    }
+    let mut line = message.to_string();
+    for step in steps {
+        let pass = match step {
+            Step::Contains(w) => line.contains(w),
+            Step::NotContains(w) => !line.contains(w),
+            Step::LogfmtGreater(k) => line
                 .split(' ')
                 .filter_map(|pair| pair.strip_prefix("n="))
                 .next_back()
                 .and_then(|n| n.parse::<i64>().ok())
                 .is_some_and(|n| n > *k),
-        })
+            Step::PrefixApp => {
+                line = format!("{} {line}", get(&labels, "app"));
+                true
+            }
+            Step::DropApp => {
+                labels.retain(|(n, _)| n != "app");
+                true
+            }
+            Step::RenameAppToOwner => {
+                if let Some(app) = labels.iter().position(|(n, _)| n == "app") {
+                    let (_, value) = labels.remove(app);
+                    labels.retain(|(n, _)| n != "owner");
+                    labels.push(("owner".to_string(), value));
+                }
+                true
+            }
+            Step::KeepOwnerAndHost => {
+                labels.retain(|(n, _)| n == "owner" || n == "host");
+                true
+            }
+            Step::LabelIs(l, v) => get(&labels, l) == *v,
+        };
+        if !pass {
+            return None;
+        }
+    }
+    labels.sort();
+    Some(Made { line, labels })
 }
 
 proptest! {
     #[test]
-    fn queries_select_what_the_reference_selects(
+    fn queries_select_and_rewrite_what_the_reference_does(
         selector in prop::collection::vec(sel(), 0..3),
-        steps in prop::collection::vec(step(), 0..3),
+        steps in prop::collection::vec(step(), 0..4),
         entries in prop::collection::vec(
             (
                 prop::sample::select(&[Level::Info, Level::Error][..]),
@@ -300,11 +458,28 @@ proptest! {
             if let Some(app) = app { labels.push(("app", app)); }
             if let Some(host) = host { labels.push(("host", host)); }
             let owned = Owned::new(level, &message, &labels);
+            let entry = owned.entry();
+            let matched = query.matches(&entry, &mut scratch);
+            let expected = reference(&selector, &steps, level, &message, &labels);
             prop_assert_eq!(
-                query.matches(&owned.entry(), &mut scratch),
-                reference(&selector, &steps, level, &message, &labels),
+                matched,
+                expected.is_some(),
                 "{} on {:?} {:?} {:?}", text, level, message, labels
             );
+            if let (true, Some(expected)) = (matched && query.rewrites(), expected) {
+                let rewritten = scratch.rewrite(&entry);
+                let sent = rewritten.entry(&entry);
+                let stored_kind: Vec<(String, String)> = sent
+                    .labels()
+                    .filter(|(name, _)| matches!(*name, "app" | "host" | "owner"))
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+                prop_assert_eq!(
+                    Made { line: sent.message.to_string(), labels: stored_kind },
+                    expected,
+                    "{} on {:?} {:?}", text, message, labels
+                );
+            }
         }
     }
 }
@@ -469,6 +644,57 @@ mod metrics {
             value(r#"sum(sum_over_time({} | logfmt | unwrap n [5s]))"#),
             4.0
         );
+        // Dropping the other fields leaves one series.
+        let one = series(run(
+            r#"sum_over_time({} | logfmt | drop took, size | unwrap n [5s])"#,
+            points,
+            &entries,
+        ));
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].labels, labels(&[("level", "info")]));
+        assert_eq!(one[0].points[0].1, 4.0);
+    }
+
+    #[test]
+    fn series_carry_labels_as_label_format_and_drop_left_them() {
+        let entries = [
+            (S, Level::Info, "a", &[("host", "web-1"), ("pod", "p1")][..]),
+            (
+                2 * S,
+                Level::Info,
+                "b",
+                &[("host", "web-1"), ("pod", "p2")][..],
+            ),
+            (
+                3 * S,
+                Level::Info,
+                "c",
+                &[("host", "web-2"), ("pod", "p3")][..],
+            ),
+        ];
+        let points = Points::new(5 * S, 5 * S, S).unwrap();
+        let found = series(run(
+            r#"sum by (node) (count_over_time({} | label_format node=host [5s]))"#,
+            points,
+            &entries,
+        ));
+        let by_node: Vec<_> = found
+            .iter()
+            .map(|s| (s.labels.clone(), s.points[0].1))
+            .collect();
+        assert_eq!(
+            by_node,
+            [
+                (labels(&[("node", "web-1")]), 2.0),
+                (labels(&[("node", "web-2")]), 1.0)
+            ]
+        );
+        let found = series(run(
+            r#"count_over_time({} | drop pod [5s])"#,
+            points,
+            &entries,
+        ));
+        assert_eq!(found.len(), 2, "{found:?}");
     }
 
     #[test]

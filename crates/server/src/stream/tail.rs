@@ -495,7 +495,10 @@ impl Batch {
                 Ok(Step::Entry(entry)) => {
                     let (matched, scanned) = self.matcher.check(&entry);
                     self.scanned += scanned as u64;
-                    if matched {
+                    if matched && self.matcher.rewrites() {
+                        let rewritten = self.matcher.rewrite(&entry);
+                        self.found.push(&rewritten.entry(&entry));
+                    } else if matched {
                         self.found.push(&entry);
                     }
                     None
@@ -636,7 +639,12 @@ impl<E: Encode> Reading<E> {
                     self.scanned += scanned as u64;
                     self.work += scanned >> SCAN_BYTES_PER_UNIT_SHIFT;
                 }
-                if matched {
+                if matched && self.matcher.rewrites() {
+                    let rewritten = self.matcher.rewrite(&entry);
+                    let entry = rewritten.entry(&entry);
+                    self.crc.add(entry.timestamp, entry.message);
+                    Outcome::Send(self.map.entry(&entry), entry.cursor)
+                } else if matched {
                     self.crc.add(entry.timestamp, entry.message);
                     Outcome::Send(self.map.entry(&entry), entry.cursor)
                 } else {
