@@ -464,21 +464,30 @@ impl Store {
                 straddling
             };
             for (at, block) in &straddling {
-                let read = segment::for_each_in_block(
-                    segment,
-                    *at,
-                    block,
-                    &mut buf,
-                    &self.shared.cache,
-                    |entry, _| {
-                        let in_range = (low..high).contains(&entry.cursor);
-                        if in_range && filter.passes(entry.level, entry.timestamp) {
-                            if let Some(bucket) = histogram_bucket(edges, entry.timestamp) {
-                                counts[bucket][entry.level as usize] += 1;
-                            }
+                let mut count = |cursor: u64, timestamp: i64, level: Level| {
+                    let in_range = (low..high).contains(&cursor);
+                    if in_range && filter.passes(level, timestamp) {
+                        if let Some(bucket) = histogram_bucket(edges, timestamp) {
+                            counts[bucket][level as usize] += 1;
                         }
-                    },
-                )?;
+                    }
+                };
+                let read = if segment.sealed.is_some() {
+                    // Only the front of the block's columns: cursors,
+                    // times and levels.
+                    segment.heads(*at, block, |head| {
+                        count(head.cursor, head.timestamp, head.level)
+                    })?
+                } else {
+                    segment::for_each_in_block(
+                        segment,
+                        *at,
+                        block,
+                        &mut buf,
+                        &self.shared.cache,
+                        |entry, _| count(entry.cursor, entry.timestamp, entry.level),
+                    )?
+                };
                 self.shared
                     .file_read_bytes
                     .fetch_add(read, Ordering::Relaxed);

@@ -540,7 +540,14 @@ impl<'q> RangeEval<'q> {
         else {
             return Err("not a range aggregation".into());
         };
-        let width = gcd(points.step, *range).max(1);
+        // Buckets are as wide as every window's edges allow: at one point
+        // the window is one bucket, whatever the step.
+        let step = if points.start == points.end {
+            *range
+        } else {
+            points.step
+        };
+        let width = gcd(step, *range).max(1);
         let buckets = (points.end - points.start + range) / width;
         if buckets > MAX_BUCKETS {
             return Err(format!(

@@ -156,6 +156,52 @@ pub(crate) fn decode(
     Ok(n)
 }
 
+/// Calls `visit` with the cursor, time and level of every entry of a
+/// block, read from the front of its columns alone: they come before the
+/// labels and messages, so a count by level and time decompresses a few
+/// bytes an entry instead of the block. `prefix` is the first bytes of the
+/// columns (`complete` when it is all of them); `Ok(false)` asks for more.
+pub(crate) fn heads(
+    prefix: &[u8],
+    complete: bool,
+    mut visit: impl FnMut(Head),
+) -> Result<bool, &'static str> {
+    let parsed = (|| {
+        let mut input = Input(prefix);
+        let n = input.varint()? as usize;
+        if n == 0 || (complete && n > prefix.len()) {
+            return Err("impossible entry count");
+        }
+        let first_cursor = input.varint()?;
+        let cursors = input.column(n - 1)?;
+        let times = input.column(n)?;
+        let levels = input.take(n).map_err(|_| "the levels are cut short")?;
+        Ok((first_cursor, cursors, times, levels))
+    })();
+    let (first_cursor, mut cursors, mut times, levels) = match parsed {
+        Ok(parts) => parts,
+        Err(_) if !complete => return Ok(false),
+        Err(reason) => return Err(reason),
+    };
+    let mut cursor = first_cursor;
+    let mut timestamp = 0i64;
+    for (i, &level) in levels.iter().enumerate() {
+        if i > 0 {
+            cursor = cursor
+                .checked_add(cursors.varint()?)
+                .ok_or("a cursor overflows")?;
+        }
+        timestamp = timestamp.wrapping_add(unzigzag(times.varint()?));
+        let level = Level::from_byte(level).ok_or("unknown level byte")?;
+        visit(Head {
+            cursor,
+            timestamp,
+            level,
+        });
+    }
+    Ok(true)
+}
+
 /// A sealed block's columns could not be decoded.
 pub(crate) fn corrupt(path: &std::path::Path, offset: u64, reason: &'static str) -> StoreError {
     StoreError::Corrupt {
@@ -251,6 +297,28 @@ mod tests {
             let mut out = Vec::new();
             let n = decode(&columns, &templates, Some(&summary), &mut out).unwrap();
             prop_assert_eq!(n as u64, summary.count_from(None));
+            // The heads alone, from the whole columns and from any prefix
+            // that holds them, are the records' heads.
+            let mut expected = Vec::new();
+            let mut pos = 0;
+            while pos < records.len() {
+                let (entry, len) = record::decode(&records[pos..]).unwrap();
+                expected.push((entry.cursor, entry.timestamp, entry.level));
+                pos += len;
+            }
+            for cut in [columns.len(), columns.len() / 2, 3, 0] {
+                let mut heads = Vec::new();
+                let done = super::heads(&columns[..cut], cut == columns.len(), |head| {
+                    heads.push((head.cursor, head.timestamp, head.level))
+                })
+                .unwrap();
+                prop_assert!(done || cut < columns.len());
+                if done {
+                    prop_assert_eq!(&heads, &expected);
+                } else {
+                    prop_assert!(heads.is_empty());
+                }
+            }
             // The same records, their CRCs left out (see `encode_parts`).
             let mut pos = 0;
             while pos < records.len() {

@@ -27,6 +27,7 @@ pub(crate) mod tokens;
 
 use crate::fs::FileSystem;
 use crate::recent::{Chunk, ChunkBytes};
+use crate::record::Head;
 use crate::segment::{self, Block, ReadBuffer, Segment, SegmentIndex};
 use crate::{checksum, StoreError};
 use cache::BlockCache;
@@ -167,6 +168,67 @@ impl Segment {
             })
         })?;
         Ok((value, read))
+    }
+
+    /// Calls `visit` with the cursor, time and level of every entry of
+    /// block `at`, decompressing only the front of its columns (see
+    /// `block::heads`); returns the bytes read. Not cached: a count reads
+    /// each straddling block once, and its entries are not wanted.
+    pub fn heads(
+        &self,
+        at: usize,
+        block: &Block,
+        mut visit: impl FnMut(Head),
+    ) -> Result<u64, StoreError> {
+        let parts = self.sealed.as_ref().expect("only sealed segments decode");
+        let place = parts.places[at];
+        let corrupt = |reason| block::corrupt(&self.path, place.data_offset, reason);
+        let mut data = vec![0u8; place.data_len as usize];
+        self.file
+            .read_exact_at(&mut data, place.data_offset)
+            .map_err(|e| StoreError::io("reading a sealed block", &self.path, e))?;
+        if checksum::crc32c(&data) != place.data_crc {
+            return Err(corrupt("a sealed block's checksum does not match"));
+        }
+        let columns = &data[place.templates_len as usize..];
+        let total = place.raw_len as usize;
+        HEADS_DECODER.with(|decoder| {
+            let mut decoder = decoder.borrow_mut();
+            let decoder = match &mut *decoder {
+                Some(decoder) => decoder,
+                empty => empty.insert(
+                    zstd::stream::raw::Decoder::new()
+                        .map_err(|e| StoreError::io("making a zstd decoder", &self.path, e))?,
+                ),
+            };
+            zstd::stream::raw::Operation::reinit(decoder)
+                .map_err(|_| corrupt("a sealed block does not decompress"))?;
+            // A few bytes an entry hold its cursor, time and level; more is
+            // decompressed only if they do not.
+            let mut want = (block.count_from(None) as usize * 6 + 64).min(total);
+            let mut prefix = vec![0u8; want];
+            let (mut consumed, mut written) = (0, 0);
+            loop {
+                while written < want {
+                    let status = zstd::stream::raw::Operation::run_on_buffers(
+                        decoder,
+                        &columns[consumed..],
+                        &mut prefix[written..want],
+                    )
+                    .map_err(|_| corrupt("a sealed block does not decompress"))?;
+                    if status.bytes_read == 0 && status.bytes_written == 0 {
+                        return Err(corrupt("a sealed block decompresses to another length"));
+                    }
+                    consumed += status.bytes_read;
+                    written += status.bytes_written;
+                }
+                if block::heads(&prefix, want == total, &mut visit).map_err(corrupt)? {
+                    return Ok(data.len() as u64);
+                }
+                want = (want * 2).min(total);
+                prefix.resize(want, 0);
+            }
+        })
     }
 
     /// The message templates of block `at` (see `template.rs`), read and
@@ -353,6 +415,14 @@ impl SealWriter {
         let temp = self.temp.clone();
         self.out.finish(&temp).map(Some)
     }
+}
+
+thread_local! {
+    /// The zstd context [`Segment::heads`] decompresses with, kept per
+    /// thread: making one allocates its window, which costs more than
+    /// the few kilobytes of a block's heads.
+    static HEADS_DECODER: std::cell::RefCell<Option<zstd::stream::raw::Decoder<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Decompresses `data`, which must come to `len` bytes.
