@@ -14,7 +14,7 @@
 
 use crate::config::{Exposure, ServerConfig};
 use crate::error::ServerError;
-use crate::net::coalesce::CoalescingIo;
+use crate::net::coalesce::{CoalescingIo, Unbuffered};
 use crate::net::idle::StreamExecutor;
 use crate::net::quota::{Peers, Quota};
 use crate::net::request_body::RequestBudget;
@@ -298,7 +298,8 @@ impl Server {
                             continue;
                         };
                         configure_socket(&tcp, &config);
-                        let service = connection_service(router.clone(), port, peer, peers.connection(peer.ip()));
+                        let unbuffered = Unbuffered::default();
+                        let service = connection_service(router.clone(), port, peer, peers.connection(peer.ip()), unbuffered.clone());
                         // Taken now, before shutdown can begin, so a
                         // connection still in its TLS handshake is waited
                         // for and then told to drain like the others.
@@ -329,7 +330,7 @@ impl Server {
                                 }
                             };
                             match tls {
-                                None => serve_io(&builder, TokioIo::new(CoalescingIo::new(SniffDeadline::new(tcp, first_bytes))), service, &streams, &stopping, peer).await,
+                                None => serve_io(&builder, TokioIo::new(CoalescingIo::with_switch(SniffDeadline::new(tcp, first_bytes), unbuffered)), service, &streams, &stopping, peer).await,
                                 Some(acceptor) => {
                                     // The handshake runs in the connection's
                                     // task: a slow client never stalls
@@ -341,7 +342,7 @@ impl Server {
                                         () = stopping.cancelled() => None,
                                     };
                                     if let Some(stream) = stream {
-                                        serve_io(&builder, TokioIo::new(CoalescingIo::new(SniffDeadline::new(stream, first_bytes))), service, &streams, &stopping, peer).await;
+                                        serve_io(&builder, TokioIo::new(CoalescingIo::with_switch(SniffDeadline::new(stream, first_bytes), unbuffered)), service, &streams, &stopping, peer).await;
                                     }
                                 }
                             }
@@ -475,7 +476,8 @@ async fn serve_io<I, S>(
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let connection = builder.serve_connection(io, service);
+    // With upgrades: Loki's live tail becomes a WebSocket.
+    let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);
     let stop = stopping.cancelled();
     tokio::pin!(stop);
@@ -704,7 +706,9 @@ fn configure_socket(tcp: &TcpStream, config: &ServerConfig) {
 
 /// The hyper service of one connection: records the peer's address (for
 /// handlers that want it, via axum's `ConnectInfo`) and the connection's
-/// [`Quota`] (its share of stream slots and request bytes), and sends gRPC-Web
+/// [`Quota`] (its share of stream slots and request bytes) and its
+/// [`Unbuffered`] switch (set by a handler that turns the connection into
+/// a WebSocket), and sends gRPC-Web
 /// requests through tonic-web's translation, everything else straight to
 /// the router.
 fn connection_service(
@@ -712,6 +716,7 @@ fn connection_service(
     port: Port,
     peer: SocketAddr,
     quota: Quota,
+    unbuffered: Unbuffered,
 ) -> impl hyper::service::Service<
     ::http::Request<Incoming>,
     Response = Response,
@@ -721,6 +726,7 @@ fn connection_service(
     hyper::service::service_fn(move |mut request: ::http::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(quota.clone());
+        request.extensions_mut().insert(unbuffered.clone());
         let router = router.clone();
         Box::pin(async move {
             if !port.serves(request.uri().path()) {
