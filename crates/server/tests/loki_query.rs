@@ -580,6 +580,20 @@ async fn bad_inputs_get_loki_statuses_and_plain_text_reasons() {
 }
 
 #[tokio::test]
+async fn a_listing_over_the_scan_limit_is_429_and_says_why() {
+    let server = TestServer::start_with(|config| config.max_query_scan_bytes = 64).await;
+    let now = now_nanos();
+    let entries: Vec<(&str, &str, &str, i64)> = (0..20)
+        .map(|i| ("api", "info", "a line long enough to count", now - 1000 + i))
+        .collect();
+    push(&server, &entries).await;
+    let (status, headers, body) = get(&server, "/loki/api/v1/labels", &[]).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("scanned"), "{body}");
+    assert_eq!(header(&headers, "retry-after"), "1");
+}
+
+#[tokio::test]
 async fn tokens_are_asked_for_bearer_or_basic_with_read_scope() {
     let tokens = tempfile::tempdir().expect("token dir");
     let file = tokens.path().join("tokens.txt");
