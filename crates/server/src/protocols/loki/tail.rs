@@ -40,7 +40,6 @@ const FRAME_ENTRIES: usize = 1024;
 const MAX_DELAY_SECONDS: u64 = 5;
 
 /// `GET /loki/api/v1/tail?query=...`.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn tail(
     State(state): State<Loki>,
     quota: Option<Extension<Quota>>,
