@@ -192,11 +192,12 @@ impl Sources {
     }
 }
 
-/// clap's message without its `error: ` and the hint lines after it.
+/// clap's message on one line, without its `error: `, usage and hint.
 fn clap_message(error: &clap::Error) -> String {
     let text = error.to_string();
-    let first = text.lines().next().unwrap_or_default();
-    first.strip_prefix("error: ").unwrap_or(first).to_string()
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let message = text.split("\n\n").next().unwrap_or_default();
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The line of byte `offset` in `text`, from 1.

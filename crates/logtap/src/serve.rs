@@ -294,6 +294,8 @@ pub async fn run(
     if let Some(path) = &resolved.args.config {
         tracing::info!(file = %path.display(), "Read the configuration file.");
     }
+    let stop_signals = StopSignals::listen()?;
+    let hangups = listen_for_hangups()?;
     let data = resolved.args.data.clone();
     let config = server_config(resolved.args.clone())?;
     let listen = config.listen;
@@ -342,6 +344,7 @@ pub async fn run(
         ));
     }
     background.spawn(reload_on_hangup(
+        hangups,
         Reloader {
             current: resolved,
             sources,
@@ -351,7 +354,7 @@ pub async fn run(
         },
         stop.clone(),
     ));
-    let result = server.run(shutdown_signal(notifier)).await;
+    let result = server.run(shutdown_signal(stop_signals, notifier)).await;
     stop.cancel();
     background.close();
     background.wait().await;
@@ -489,15 +492,11 @@ fn show(words: Option<&Vec<std::ffi::OsString>>) -> String {
 
 /// Reloads on every SIGHUP until `stop`.
 #[cfg(unix)]
-async fn reload_on_hangup(mut reloader: Reloader, stop: tokio_util::sync::CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(error) => {
-            tracing::warn!(%error, "Cannot listen for SIGHUP; the configuration is not reloaded.");
-            return;
-        }
-    };
+async fn reload_on_hangup(
+    mut hangups: Hangups,
+    mut reloader: Reloader,
+    stop: tokio_util::sync::CancellationToken,
+) {
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -526,45 +525,89 @@ async fn reload_on_hangup(mut reloader: Reloader, stop: tokio_util::sync::Cancel
     }
 }
 
+/// SIGHUP, listened for from before the server says it listens (its
+/// default action ends the process).
+#[cfg(unix)]
+type Hangups = tokio::signal::unix::Signal;
+
+#[cfg(unix)]
+fn listen_for_hangups() -> anyhow::Result<Hangups> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup()).context("listening for SIGHUP")
+}
+
 #[cfg(not(unix))]
-async fn reload_on_hangup(_reloader: Reloader, _stop: tokio_util::sync::CancellationToken) {}
+type Hangups = ();
+
+#[cfg(not(unix))]
+fn listen_for_hangups() -> anyhow::Result<Hangups> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(
+    _hangups: Hangups,
+    _reloader: Reloader,
+    _stop: tokio_util::sync::CancellationToken,
+) {
+}
 
 /// Resolves on the first SIGINT or SIGTERM, which starts a clean shutdown
 /// (systemd hears `STOPPING=1`). A second signal during the shutdown ends
 /// the process at once, for when a client holds it up.
-async fn shutdown_signal(notifier: Option<std::sync::Arc<Notifier>>) {
-    let name = wait_for_signal().await;
+async fn shutdown_signal(mut signals: StopSignals, notifier: Option<std::sync::Arc<Notifier>>) {
+    let name = signals.next().await;
     if let Some(notifier) = &notifier {
         notifier.send("STOPPING=1");
     }
     tracing::info!("{name} received: shutting down (send it again to stop at once)");
-    tokio::spawn(async {
-        let name = wait_for_signal().await;
+    tokio::spawn(async move {
+        let name = signals.next().await;
         tracing::warn!("{name} received again: stopping now");
         std::process::exit(130);
     });
 }
 
+/// SIGINT and SIGTERM, listened for from before the server says it
+/// listens: a signal sent as soon as it is ready must start a clean
+/// shutdown, not end the process the default way.
 #[cfg(unix)]
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        },
-        Err(error) => {
-            tracing::warn!("cannot listen for SIGTERM ({error}); only Ctrl-C stops the server");
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
+struct StopSignals;
+
+#[cfg(not(unix))]
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        Ok(StopSignals)
+    }
+
+    async fn next(&mut self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }
 
 #[cfg(test)]

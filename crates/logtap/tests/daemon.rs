@@ -1,0 +1,538 @@
+//! The real `logtap` binary run as a daemon: the configuration file
+//! (`serve --config`, `config check`, `config example`), SIGHUP reloads,
+//! the systemd notification protocol over a socket the test binds, JSON
+//! logs, completions, the man page and the version.
+
+mod common;
+
+use common::{run, BIN, DEADLINE};
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const OLD_TOKEN: &str = "daemon-old-token-0123456789abcdef";
+const NEW_TOKEN: &str = "daemon-new-token-0123456789abcdef";
+
+/// A running `logtap serve` whose standard error lines the test reads.
+struct Daemon {
+    child: Child,
+    lines: Receiver<String>,
+    /// Every line seen so far, for failure messages.
+    seen: Vec<String>,
+}
+
+impl Daemon {
+    /// `logtap serve ARGS` with `env` set; `RUST_LOG` cleared.
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start logtap serve");
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[serve] {line}");
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `text` and returns it.
+    fn wait_for(&mut self, text: &str) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!("no line with {text:?}; saw:\n{}", self.seen.join("\n"));
+                }
+            }
+        }
+    }
+
+    /// The URL from the line the server logs once it listens.
+    fn url(&mut self) -> String {
+        let line = self.wait_for("logtap is listening on ");
+        let rest = line.split("logtap is listening on ").nth(1).unwrap();
+        rest.split(|c: char| c.is_whitespace() || c == '"')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of a child this test started.
+        let done = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(done, 0, "kill failed");
+    }
+
+    /// SIGTERM, then the exit status and the lines not read yet.
+    fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        self.signal(libc::SIGTERM);
+        let status = common::wait_with_deadline(&mut self.child, "logtap serve");
+        let rest = self.lines.iter().collect();
+        (status, rest)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(path: &Path, contents: &str) -> PathBuf {
+    std::fs::write(path, contents).unwrap();
+    path.to_path_buf()
+}
+
+/// `logtap push` of one line with `token`.
+fn push(url: &str, token: &str) -> Output {
+    run(
+        &["push", "--server", url, "--token", token],
+        &[],
+        "ERROR pushed\n",
+    )
+}
+
+#[test]
+fn the_file_sets_serve_flags_and_the_command_line_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = dir.path().join("from-file");
+    let from_cli = dir.path().join("from-cli");
+    let config = write(
+        &dir.path().join("logtap.toml"),
+        &format!(
+            "# A comment.\ndata = {:?}\nlisten = \"127.0.0.1:0\"\nsegment-mb = 8\nlog-format = \"json\"\nallowed-host = [\"logs.internal\", \"logs.example\"]\n",
+            from_file.to_str().unwrap()
+        ),
+    );
+
+    // The file alone: its data directory, and its log format (every line
+    // one JSON object with the fields as keys).
+    let mut daemon = Daemon::start(&["--config", config.to_str().unwrap()], &[]);
+    daemon.url();
+    let (status, rest) = daemon.stop();
+    assert!(status.success());
+    assert!(from_file.join("FORMAT").exists());
+    let stopped = rest
+        .iter()
+        .find(|line| line.contains("Stopped; the store is synced."))
+        .expect("the last words");
+    let stopped: serde_json::Value = serde_json::from_str(stopped).expect("a JSON line");
+    assert_eq!(stopped["level"], "INFO");
+    assert_eq!(stopped["target"], "logtap_server::server");
+    for line in &rest {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(value["message"].is_string(), "{line}");
+    }
+
+    // A flag on the command line wins over its key; the rest of the file
+    // still applies (text logs from --log-format on the command line).
+    let mut daemon = Daemon::start(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--data",
+            from_cli.to_str().unwrap(),
+            "--log-format",
+            "text",
+        ],
+        &[],
+    );
+    let line = daemon.wait_for("Listening for gRPC");
+    assert!(!line.starts_with('{'), "{line}");
+    assert!(line.contains("from-cli"), "{line}");
+    let (status, _) = daemon.stop();
+    assert!(status.success());
+    assert!(from_cli.join("FORMAT").exists());
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_refused_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write(
+        &dir.path().join("bad.toml"),
+        &format!(
+            "data = {:?}\n\n# tuned\nsegment_mb = 8\nmax-connections = 0\nsync = \"sometimes\"\nmetrics-public = \"yes\"\ncors-origin = 3\n",
+            data.to_str().unwrap()
+        ),
+    );
+    let expected = [
+        "bad.toml:4: key `segment_mb`: unknown key (did you mean `segment-mb`?)",
+        "bad.toml:5: key `max-connections`: invalid value '0'",
+        "bad.toml:6: key `sync`: invalid value 'sometimes'",
+        "bad.toml:7: key `metrics-public`: expects true or false",
+    ];
+
+    let output = run(&["serve", "--config", config.to_str().unwrap()], &[], "");
+    assert_eq!(output.status.code(), Some(2));
+    let error = text(&output.stderr);
+    for problem in expected {
+        assert!(error.contains(problem), "{problem:?} in {error}");
+    }
+    assert!(!data.exists(), "nothing is created from a refused file");
+
+    let output = run(&["config", "check", config.to_str().unwrap()], &[], "");
+    assert_eq!(output.status.code(), Some(2));
+    let error = text(&output.stderr);
+    for problem in expected {
+        assert!(error.contains(problem), "{problem:?} in {error}");
+    }
+    // A list key takes a single value too (one word).
+    assert!(!error.contains("cors-origin"), "{error}");
+
+    // Broken TOML is named with its line.
+    let broken = write(&dir.path().join("broken.toml"), "data = \"x\"\nlisten = \n");
+    let output = run(&["config", "check", broken.to_str().unwrap()], &[], "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("broken.toml:2: not valid TOML"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // A file that is not there.
+    let output = run(&["config", "check", "/nonexistent/logtap.toml"], &[], "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("cannot read the file"));
+
+    // Flags that need each other are checked once the file is whole.
+    let half = write(&dir.path().join("half.toml"), "tls-cert = \"cert.pem\"\n");
+    let output = run(&["config", "check", half.to_str().unwrap()], &[], "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("--tls-key"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn the_example_has_every_serve_flag_and_passes_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&["config", "example"], &[], "");
+    assert!(output.status.success());
+    let example = text(&output.stdout);
+    let path = write(&dir.path().join("example.toml"), &example);
+    let output = run(&["config", "check", path.to_str().unwrap()], &[], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("OK"));
+
+    // Every long flag of `serve --help` is a key, set or commented out.
+    let help = text(&run(&["serve", "--help"], &[], "").stdout);
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("--"))
+        .map(|flag| flag.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .map(|flag| flag.split(['=', '<']).next().unwrap())
+        .filter(|flag| !flag.is_empty() && !["help", "config", "version"].contains(flag))
+        .collect();
+    assert!(flags.len() > 20, "{flags:?}");
+    for flag in flags {
+        if !help.contains(&format!("  --{flag}")) && !help.contains(&format!(", --{flag}")) {
+            continue; // mentioned in a description, not a flag of its own
+        }
+        assert!(
+            example.contains(&format!("\n{flag} = "))
+                || example.contains(&format!("\n# {flag} = ")),
+            "no key for --{flag}"
+        );
+    }
+    // Defaults as clap has them.
+    assert!(example.contains("\nsegment-mb = 16\n"), "{example}");
+    assert!(example.contains("\nsync = \"batch\"\n"), "{example}");
+    assert!(example.contains("\nmetrics-public = false\n"), "{example}");
+}
+
+#[test]
+fn sighup_reloads_the_token_file_and_a_bad_file_keeps_what_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = write(
+        &dir.path().join("tokens.txt"),
+        &format!("{OLD_TOKEN} read,write\n"),
+    );
+    let config_text = format!(
+        "data = {:?}\nlisten = \"127.0.0.1:0\"\nauth-token-file = {:?}\n",
+        dir.path().join("data").to_str().unwrap(),
+        tokens.to_str().unwrap()
+    );
+    let config = write(&dir.path().join("logtap.toml"), &config_text);
+    let mut daemon = Daemon::start(&["--config", config.to_str().unwrap()], &[]);
+    let url = daemon.url();
+    assert!(push(&url, OLD_TOKEN).status.success());
+    assert!(!push(&url, NEW_TOKEN).status.success());
+
+    // Rotate: the new token gets in, the old one no longer does.
+    write(&tokens, &format!("{NEW_TOKEN} read,write\n"));
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_for("Reloaded the token file.");
+    daemon.wait_for("Reloaded the configuration.");
+    assert!(push(&url, NEW_TOKEN).status.success());
+    let refused = push(&url, OLD_TOKEN);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("token"));
+
+    // A token file with a mistake: the tokens in force stay.
+    write(&tokens, &format!("{OLD_TOKEN} everything\n"));
+    daemon.signal(libc::SIGHUP);
+    let line = daemon.wait_for("The token file has a problem");
+    assert!(line.contains("running configuration is kept"), "{line}");
+    assert!(push(&url, NEW_TOKEN).status.success());
+    assert!(!push(&url, OLD_TOKEN).status.success());
+
+    // A configuration file with a mistake: nothing changes.
+    write(&tokens, &format!("{OLD_TOKEN} read,write\n"));
+    write(&config, &format!("{config_text}no-such-key = 1\n"));
+    daemon.signal(libc::SIGHUP);
+    let line = daemon.wait_for("The configuration has a problem");
+    assert!(line.contains("logtap.toml:4: key `no-such-key`"), "{line}");
+    assert!(push(&url, NEW_TOKEN).status.success());
+
+    // What cannot change live is named; what can is applied.
+    write(
+        &config,
+        &(config_text.replace("127.0.0.1:0", "127.0.0.1:1")
+            + "retention-mb = 100\nlog-level = \"debug\"\n"),
+    );
+    daemon.signal(libc::SIGHUP);
+    let line = daemon.wait_for("take effect only after a restart");
+    assert!(line.contains("listen"), "{line}");
+    assert!(!line.contains("retention"), "{line}");
+    daemon.wait_for("Reloaded the configuration.");
+    // The old address still serves, and the reloaded tokens are in force.
+    assert!(push(&url, OLD_TOKEN).status.success());
+    let (status, _) = daemon.stop();
+    assert!(status.success());
+}
+
+/// A socket in the role of systemd's, at `address` (a path, or `@name`).
+fn notify_socket(address: &str) -> UnixDatagram {
+    let socket = match address.strip_prefix('@') {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let address = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+            UnixDatagram::bind_addr(&address).unwrap()
+        }
+        None => UnixDatagram::bind(address).unwrap(),
+    };
+    socket.set_read_timeout(Some(DEADLINE)).unwrap();
+    socket
+}
+
+fn receive(socket: &UnixDatagram) -> String {
+    let mut buffer = [0u8; 4096];
+    let size = socket.recv(&mut buffer).expect("a notification in time");
+    String::from_utf8_lossy(&buffer[..size]).into_owned()
+}
+
+/// The next message other than a watchdog ping.
+fn receive_state(socket: &UnixDatagram) -> String {
+    loop {
+        let message = receive(socket);
+        if message != "WATCHDOG=1" {
+            return message;
+        }
+    }
+}
+
+#[test]
+fn systemd_hears_ready_watchdog_reloading_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let address = dir.path().join("notify.sock");
+    let socket = notify_socket(address.to_str().unwrap());
+    let mut daemon = Daemon::start(
+        &["--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()],
+        &[
+            ("NOTIFY_SOCKET", address.to_str().unwrap()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+
+    let ready = receive(&socket);
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=Listening on http://127.0.0.1:"),
+        "{ready}"
+    );
+    // Ready means the store is open and the port answers.
+    assert!(data.join("FORMAT").exists());
+    let url = daemon.url();
+    assert!(
+        ready.ends_with(url.trim_start_matches("http://")),
+        "{ready} {url}"
+    );
+    let port = url.rsplit(':').next().unwrap();
+    std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+
+    // Pings at half of WATCHDOG_USEC: several within half a second.
+    let start = Instant::now();
+    let mut pings = 0;
+    while start.elapsed() < Duration::from_millis(500) {
+        if receive(&socket) == "WATCHDOG=1" {
+            pings += 1;
+        }
+    }
+    assert!(pings >= 3, "{pings} pings");
+
+    daemon.signal(libc::SIGHUP);
+    let reloading = receive_state(&socket);
+    let mut lines = reloading.lines();
+    assert_eq!(lines.next(), Some("RELOADING=1"));
+    let monotonic = lines
+        .next()
+        .unwrap()
+        .strip_prefix("MONOTONIC_USEC=")
+        .unwrap();
+    assert!(monotonic.parse::<u64>().unwrap() > 0);
+    assert_eq!(receive_state(&socket), "READY=1");
+
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(receive_state(&socket), "STOPPING=1");
+    let (status, _) = daemon.stop_after_signal();
+    assert!(status.success());
+}
+
+#[test]
+fn an_abstract_notify_socket_is_reached_too() {
+    let name = format!("@logtap-daemon-test-{}", std::process::id());
+    let socket = notify_socket(&name);
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            dir.path().to_str().unwrap(),
+        ],
+        &[("NOTIFY_SOCKET", &name)],
+    );
+    assert!(receive(&socket).starts_with("READY=1\n"));
+    daemon.url();
+    let (status, _) = daemon.stop();
+    assert!(status.success());
+    assert_eq!(receive(&socket), "STOPPING=1");
+}
+
+impl Daemon {
+    /// Waits for an exit the test already asked for.
+    fn stop_after_signal(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = common::wait_with_deadline(&mut self.child, "logtap serve");
+        let rest = self.lines.iter().collect();
+        (status, rest)
+    }
+}
+
+#[test]
+fn bash_loads_the_completion_script_and_the_others_are_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&["completions", "bash"], &[], "");
+    assert!(output.status.success());
+    let script = write(&dir.path().join("logtap.bash"), &text(&output.stdout));
+    let loaded = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p logtap && COMP_WORDS=(logtap se); COMP_CWORD=1; _logtap logtap se logtap && echo \"${{COMPREPLY[@]}}\"",
+            script.display()
+        ))
+        .output()
+        .expect("bash");
+    assert!(loaded.status.success(), "{}", text(&loaded.stderr));
+    let said = text(&loaded.stdout);
+    assert!(said.contains("-F _logtap logtap"), "{said}");
+    assert!(
+        said.lines()
+            .last()
+            .unwrap()
+            .split_whitespace()
+            .any(|word| word == "serve"),
+        "{said}"
+    );
+
+    for (shell, mark) in [("zsh", "#compdef logtap"), ("fish", "complete -c logtap")] {
+        let output = run(&["completions", shell], &[], "");
+        assert!(output.status.success());
+        let script = text(&output.stdout);
+        assert!(script.contains(mark), "{shell}: {script}");
+        assert!(script.contains("segment-mb"), "{shell}");
+    }
+    let output = run(&["completions", "tcsh"], &[], "");
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn the_man_page_is_roff_that_man_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&["man"], &[], "");
+    assert!(output.status.success());
+    let page = text(&output.stdout);
+    assert!(page.contains(".TH logtap 1"), "{page}");
+    assert!(page.contains("serve"), "{page}");
+    let path = write(&dir.path().join("logtap.1"), &page);
+    if let Ok(rendered) = Command::new("man")
+        .arg("-l")
+        .arg(&path)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output()
+    {
+        assert!(rendered.status.success(), "{}", text(&rendered.stderr));
+        let shown = text(&rendered.stdout);
+        assert!(shown.contains("NAME"), "{shown}");
+        assert!(shown.contains("logtap"), "{shown}");
+    }
+}
+
+#[test]
+fn the_version_names_the_commit() {
+    let output = run(&["--version"], &[], "");
+    assert!(output.status.success());
+    let version = text(&output.stdout);
+    let prefix = format!("logtap {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&prefix), "{version}");
+    let commit = version[prefix.len()..].trim_end().trim_end_matches(')');
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    match head {
+        Ok(head) if head.status.success() => {
+            assert_eq!(commit, text(&head.stdout).trim(), "{version}");
+        }
+        _ => assert_eq!(commit, "unknown", "{version}"),
+    }
+}
