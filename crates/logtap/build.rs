@@ -1,13 +1,20 @@
 //! Puts the commit the binary was built from into `logtap --version`
-//! (`LOGTAP_GIT_COMMIT`): `git rev-parse --short HEAD`, or `unknown` where
-//! there is no git checkout (a source tarball) or no git.
+//! (`LOGTAP_GIT_COMMIT`): `$LOGTAP_GIT_COMMIT` when the build is given one
+//! (the container image, whose build context holds no `.git`), else
+//! `git rev-parse --short HEAD`, else `unknown` (a source tarball, no git).
 
 use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rerun-if-env-changed=LOGTAP_GIT_COMMIT");
+    let given = std::env::var("LOGTAP_GIT_COMMIT")
+        .ok()
+        .filter(|commit| !commit.trim().is_empty() && commit.trim() != "unknown");
+    let commit = given
+        .or_else(|| git(&["rev-parse", "--short", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=LOGTAP_GIT_COMMIT={commit}");
     // Rebuilt when HEAD moves: HEAD itself (a checkout), the branch it
     // names (a commit) and packed-refs (a gc). A worktree keeps HEAD in its

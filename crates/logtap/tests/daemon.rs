@@ -536,3 +536,64 @@ fn the_version_names_the_commit() {
         _ => assert_eq!(commit, "unknown", "{version}"),
     }
 }
+
+/// The workspace's root, where `contrib/` is.
+fn repo_file(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+#[test]
+fn the_systemd_unit_is_hardened_and_verifies() {
+    let unit = std::fs::read_to_string(repo_file("contrib/logtap.service")).unwrap();
+    for line in [
+        "Type=notify",
+        "WatchdogSec=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/logtap",
+        "DynamicUser=yes",
+        "ExecStart=/usr/local/bin/logtap serve --config /etc/logtap/logtap.toml",
+    ] {
+        assert!(unit.contains(line), "the unit lacks {line}");
+    }
+    // systemd's own check, with the binary under test in ExecStart (verify
+    // wants it to exist), where systemd is installed.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = write(
+        &dir.path().join("logtap.service"),
+        &unit.replace("/usr/local/bin/logtap", BIN),
+    );
+    if let Ok(verified) = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&copy)
+        .output()
+    {
+        assert!(
+            verified.status.success() && verified.stderr.is_empty(),
+            "{}",
+            text(&verified.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_container_configuration_passes_the_check() {
+    let path = repo_file("contrib/container.toml");
+    let output = run(&["config", "check", path.to_str().unwrap()], &[], "");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("data in /var/lib/logtap"));
+    let dockerfile = std::fs::read_to_string(repo_file("Dockerfile")).unwrap();
+    for line in [
+        "COPY contrib/container.toml /etc/logtap/logtap.toml",
+        "USER logtap",
+        "VOLUME [\"/var/lib/logtap\"]",
+        "HEALTHCHECK",
+        "/healthz",
+    ] {
+        assert!(dockerfile.contains(line), "the Dockerfile lacks {line}");
+    }
+}
