@@ -207,39 +207,35 @@ fn unknown_keys_and_bad_values_are_refused_naming_file_line_and_key() {
     }
     assert!(!data.exists(), "nothing is created from a refused file");
 
-    let output = run(&["config", "check", config.to_str().unwrap()], &[], "");
-    assert_eq!(output.status.code(), Some(2));
-    let error = text(&output.stderr);
+    let error = check_refuses(&config);
     for problem in expected {
         assert!(error.contains(problem), "{problem:?} in {error}");
     }
     // A list key takes a single value too (one word).
     assert!(!error.contains("cors-origin"), "{error}");
 
-    // Broken TOML is named with its line.
-    let broken = write(&dir.path().join("broken.toml"), "data = \"x\"\nlisten = \n");
-    let output = run(&["config", "check", broken.to_str().unwrap()], &[], "");
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("broken.toml:2: not valid TOML"),
-        "{}",
-        text(&output.stderr)
-    );
+    for (name, contents, said) in [
+        // Broken TOML is named with its line.
+        (
+            "broken.toml",
+            "data = \"x\"\nlisten = \n",
+            "broken.toml:2: not valid TOML",
+        ),
+        // Flags that need each other are checked once the file is whole.
+        ("half.toml", "tls-cert = \"cert.pem\"\n", "--tls-key"),
+    ] {
+        let error = check_refuses(&write(&dir.path().join(name), contents));
+        assert!(error.contains(said), "{said:?} in {error}");
+    }
+    let error = check_refuses(Path::new("/nonexistent/logtap.toml"));
+    assert!(error.contains("cannot read the file"), "{error}");
+}
 
-    // A file that is not there.
-    let output = run(&["config", "check", "/nonexistent/logtap.toml"], &[], "");
+/// `logtap config check FILE`, which must refuse it; what it said.
+fn check_refuses(path: &Path) -> String {
+    let output = run(&["config", "check", path.to_str().unwrap()], &[], "");
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output.stderr).contains("cannot read the file"));
-
-    // Flags that need each other are checked once the file is whole.
-    let half = write(&dir.path().join("half.toml"), "tls-cert = \"cert.pem\"\n");
-    let output = run(&["config", "check", half.to_str().unwrap()], &[], "");
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("--tls-key"),
-        "{}",
-        text(&output.stderr)
-    );
+    text(&output.stderr)
 }
 
 #[test]
