@@ -336,6 +336,12 @@ pub fn example() -> String {
             .or_else(|| arg.get_help())
             .map(ToString::to_string)
             .unwrap_or_default();
+        // clap drops the closing period of a one-paragraph help.
+        let help = if help.ends_with(|c: char| c.is_alphanumeric() || c == ')') {
+            format!("{help}.")
+        } else {
+            help
+        };
         for line in wrap(&help, 76) {
             out.push_str(&format!("# {line}\n").replace("# \n", "#\n"));
         }

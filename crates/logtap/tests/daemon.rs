@@ -2,6 +2,7 @@
 //! (`serve --config`, `config check`, `config example`), SIGHUP reloads,
 //! the systemd notification protocol over a socket the test binds, JSON
 //! logs, completions, the man page and the version.
+#![cfg(unix)]
 
 mod common;
 
@@ -332,6 +333,119 @@ fn sighup_reloads_the_token_file_and_a_bad_file_keeps_what_runs() {
     daemon.wait_for("Reloaded the configuration.");
     // The old address still serves, and the reloaded tokens are in force.
     assert!(push(&url, OLD_TOKEN).status.success());
+    let (status, _) = daemon.stop();
+    assert!(status.success());
+}
+
+/// `GET path` over a new HTTP/1.1 connection; the whole response.
+fn http_get(address: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(DEADLINE))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+#[test]
+fn a_reload_changes_the_connection_cap_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_text = format!(
+        "data = {:?}\nlisten = \"127.0.0.1:0\"\n",
+        dir.path().join("data").to_str().unwrap()
+    );
+    let config = write(&dir.path().join("logtap.toml"), &config_text);
+    // RUST_LOG asks for errors only; the file's log-level wins over it.
+    let mut daemon = Daemon::start(
+        &["--config", config.to_str().unwrap(), "--log-level", "info"],
+        &[("RUST_LOG", "error")],
+    );
+    let url = daemon.url();
+    let address = url.trim_start_matches("http://").to_string();
+    let held: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    assert!(http_get(&address, "/healthz")
+        .unwrap()
+        .starts_with("HTTP/1.1 200"));
+
+    write(
+        &config,
+        &format!("{config_text}max-connections = 1\nretention-age = \"30d\"\n"),
+    );
+    daemon.signal(libc::SIGHUP);
+    let line = daemon.wait_for("Reloaded the configuration.");
+    assert!(line.contains("changed=2"), "{line}");
+    for key in ["max-connections", "retention-age"] {
+        assert!(
+            daemon
+                .seen
+                .iter()
+                .any(|line| line.contains("A setting changed and is in force.")
+                    && line.contains(&format!("key=\"{key}\""))),
+            "no change logged for {key}"
+        );
+    }
+    // Two connections are open, over the new cap of one: the next is
+    // closed as soon as it is accepted.
+    let refused = http_get(&address, "/healthz");
+    assert!(
+        refused.as_ref().map_or(true, String::is_empty),
+        "{refused:?}"
+    );
+    drop(held);
+    // Once they are gone, one fits again; the refusal was counted.
+    let start = Instant::now();
+    let metrics = loop {
+        match http_get(&address, "/metrics") {
+            Ok(response) if response.starts_with("HTTP/1.1 200") => break response,
+            _ if start.elapsed() < DEADLINE => std::thread::sleep(Duration::from_millis(20)),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(
+        metrics.contains("logtap_limit_rejections_total{limit=\"connections\"} 1"),
+        "{metrics}"
+    );
+
+    let (status, _) = daemon.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn without_a_log_level_rust_log_decides_until_a_reload_sets_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_text = format!(
+        "data = {:?}\nlisten = \"127.0.0.1:0\"\n",
+        dir.path().join("data").to_str().unwrap()
+    );
+    let config = write(&dir.path().join("logtap.toml"), &config_text);
+    let address = dir.path().join("notify.sock");
+    let socket = notify_socket(address.to_str().unwrap());
+    let mut daemon = Daemon::start(
+        &["--config", config.to_str().unwrap()],
+        &[
+            ("RUST_LOG", "warn"),
+            ("NOTIFY_SOCKET", address.to_str().unwrap()),
+        ],
+    );
+    assert!(receive(&socket).starts_with("READY=1"));
+    write(&config, &format!("{config_text}log-level = \"info\"\n"));
+    daemon.signal(libc::SIGHUP);
+    // The reload's own last line is at info: the new level is in force.
+    daemon.wait_for("Reloaded the configuration.");
+    assert!(
+        !daemon
+            .seen
+            .iter()
+            .any(|line| line.contains("logtap is listening")),
+        "RUST_LOG=warn kept the start quiet: {:?}",
+        daemon.seen
+    );
     let (status, _) = daemon.stop();
     assert!(status.success());
 }
