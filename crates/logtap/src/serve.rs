@@ -420,21 +420,25 @@ impl Reloader {
             .filter(|(key, words)| self.current.words.get(*key) != Some(*words))
             .map(|(key, _)| key.clone())
             .collect();
-        let (live, restart): (Vec<&String>, Vec<&String>) = changed
-            .iter()
-            .partition(|key| LIVE_KEYS.contains(&key.as_str()));
+        // Tokens swap while they are on; turning them on or off changes
+        // every route's layers, which takes a restart.
+        let tokens_swap = self.live.tokens_on() && new.args.auth_token_file.is_some();
+        let (live, restart): (Vec<&String>, Vec<&String>) =
+            changed.iter().partition(|key| match key.as_str() {
+                "auth-token-file" => tokens_swap,
+                key => LIVE_KEYS.contains(&key),
+            });
         // The token file is read again even when its name is the same:
         // rotating tokens is editing that file.
-        if self.live.tokens_on() {
-            match &new.args.auth_token_file {
-                Some(path) => match self.live.reload_tokens(path) {
-                    Ok(count) => tracing::info!(file = %path.display(), tokens = count, "Reloaded the token file."),
-                    Err(error) => {
-                        tracing::error!(file = %path.display(), %error, "The token file has a problem; the running configuration is kept.");
-                        return;
-                    }
-                },
-                None => tracing::warn!("auth-token-file was removed; the server keeps checking the tokens it has until it restarts."),
+        if let (true, Some(path)) = (tokens_swap, &new.args.auth_token_file) {
+            match self.live.reload_tokens(path) {
+                Ok(count) => {
+                    tracing::info!(file = %path.display(), tokens = count, "Reloaded the token file.")
+                }
+                Err(error) => {
+                    tracing::error!(file = %path.display(), %error, "The token file has a problem; the running configuration is kept.");
+                    return;
+                }
             }
         }
         if let Err(error) = self.log.set_level(new.args.log_level.as_deref()) {
