@@ -45,12 +45,10 @@ impl Notifier {
     #[cfg(unix)]
     fn open(name: &str) -> std::io::Result<Notifier> {
         use std::os::unix::net::{SocketAddr, UnixDatagram};
+        // Abstract names are Linux's; elsewhere systemd does not run.
         let address = match name.strip_prefix('@') {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(target_os = "linux")]
             Some(abstract_name) => {
-                #[cfg(target_os = "android")]
-                use std::os::android::net::SocketAddrExt;
-                #[cfg(target_os = "linux")]
                 use std::os::linux::net::SocketAddrExt;
                 SocketAddr::from_abstract_name(abstract_name.as_bytes())?
             }
