@@ -4,7 +4,10 @@
 //! The clients only speak up about problems (`warn`, short lines). The
 //! server says what it does at `info`, as text (times, sources) or, with
 //! `--log-format json`, one JSON object a line with every field its own
-//! key, which journald and log shippers keep structured. Its level comes
+//! key, which log shippers keep structured. When standard error is the
+//! journal (`$JOURNAL_STREAM`), each line starts with its syslog priority
+//! (`<3>` ... `<7>`), which journald keeps as the entry's priority, and a
+//! text line leaves the time to journald. Its level comes
 //! from `--log-level` (the flag or the configuration file's key), else from
 //! `RUST_LOG`, else `info`: the setting written for this server wins over
 //! the environment it happens to run in. A reload (`SIGHUP`) changes it.
@@ -79,15 +82,28 @@ pub fn parse_level(text: &str) -> Result<EnvFilter, String> {
 
 /// The server's subscriber; the handle changes its level later.
 pub fn init_server(format: LogFormat, level: Option<&str>) -> anyhow::Result<LogControl> {
+    use tracing_subscriber::fmt::{self, format::JsonFields};
     let (filter, handle) = reload::Layer::new(server_filter(level)?);
-    let output = match format {
-        LogFormat::Text => tracing_subscriber::fmt::layer()
+    let journal = stderr_is_journal();
+    let output = match (format, journal) {
+        (LogFormat::Text, false) => fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal())
             .boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
+        // journald stamps each line itself.
+        (LogFormat::Text, true) => fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .event_format(Prioritized(fmt::format().without_time()))
+            .boxed(),
+        (LogFormat::Json, false) => fmt::layer()
             .json()
             .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        (LogFormat::Json, true) => fmt::layer()
+            .fmt_fields(JsonFields::new())
+            .event_format(Prioritized(fmt::format().json().flatten_event(true)))
             .with_writer(std::io::stderr)
             .boxed(),
     };
@@ -97,6 +113,60 @@ pub fn init_server(format: LogFormat, level: Option<&str>) -> anyhow::Result<Log
         .try_init()
         .context("could not set up logging")?;
     Ok(LogControl { handle })
+}
+
+/// A line format behind the `<N>` prefix of sd-daemon(3): journald reads
+/// the syslog priority from it (and strips it), so `journalctl -p warning`
+/// and the colours of `journalctl` follow the server's levels.
+struct Prioritized<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Prioritized<F>
+where
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        context: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(context, writer, event)
+    }
+}
+
+/// Whether standard error is a stream to journald: systemd then sets
+/// `$JOURNAL_STREAM` to its device and inode numbers (systemd.exec(5)).
+/// Compared with standard error itself, since a child of the service
+/// inherits the variable with another standard error.
+#[cfg(unix)]
+fn stderr_is_journal() -> bool {
+    let Some((device, inode)) = std::env::var("JOURNAL_STREAM").ok().and_then(|value| {
+        let (device, inode) = value.split_once(':')?;
+        Some((device.parse::<u64>().ok()?, inode.parse::<u64>().ok()?))
+    }) else {
+        return false;
+    };
+    // SAFETY: fstat fills a stat the call owns; fd 2 may be closed, which
+    // it reports as an error.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(libc::STDERR_FILENO, &mut stat) } != 0 {
+        return false;
+    }
+    stat.st_dev as u64 == device && stat.st_ino as u64 == inode
+}
+
+#[cfg(not(unix))]
+fn stderr_is_journal() -> bool {
+    false
 }
 
 /// The clients' subscriber: problems only, short lines ("WARN stdin:3:

@@ -715,3 +715,47 @@ fn the_container_configuration_passes_the_check() {
         assert!(dockerfile.contains(line), "the Dockerfile lacks {line}");
     }
 }
+
+#[test]
+fn lines_to_the_journal_carry_their_priority() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let dir = tempfile::tempdir().unwrap();
+    // A pipe in the role of journald's stream, named by JOURNAL_STREAM as
+    // systemd names it: its device and inode numbers.
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two descriptors, which the OwnedFds own.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let stat = std::fs::File::from(write.try_clone().unwrap())
+        .metadata()
+        .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let stream = format!("{}:{}", stat.dev(), stat.ino());
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .env_remove("RUST_LOG")
+        .env("JOURNAL_STREAM", &stream)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(write))
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(std::fs::File::from(read)).lines();
+    let listening = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("logtap is listening on"))
+        .expect("the listening line");
+    // Info, with no time of its own (journald stamps the entry).
+    assert!(
+        listening.starts_with("<6> INFO logtap::serve: "),
+        "{listening}"
+    );
+    // SAFETY: kill(2) on the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = common::wait_with_deadline(&mut child, "logtap serve");
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(rest.iter().all(|line| line.starts_with('<')), "{rest:#?}");
+}
