@@ -2,7 +2,7 @@
 //! (`serve --config`, `config check`, `config example`), SIGHUP reloads,
 //! the systemd notification protocol over a socket the test binds, JSON
 //! logs, completions, the man page and the version.
-#![cfg(unix)]
+#![cfg(target_os = "linux")]
 
 mod common;
 
