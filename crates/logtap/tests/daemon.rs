@@ -283,12 +283,9 @@ fn sighup_reloads_the_token_file_and_a_bad_file_keeps_what_runs() {
         &dir.path().join("tokens.txt"),
         &format!("{OLD_TOKEN} read,write\n"),
     );
-    let config_text = format!(
-        "data = {:?}\nlisten = \"127.0.0.1:0\"\nauth-token-file = {:?}\n",
-        dir.path().join("data").to_str().unwrap(),
-        tokens.to_str().unwrap()
-    );
-    let config = write(&dir.path().join("logtap.toml"), &config_text);
+    let (config, plain) = plain_config(dir.path());
+    let config_text = format!("{plain}auth-token-file = {:?}\n", tokens.to_str().unwrap());
+    write(&config, &config_text);
     let mut daemon = Daemon::start(&["--config", config.to_str().unwrap()], &[]);
     let url = daemon.url();
     assert!(push(&url, OLD_TOKEN).status.success());
@@ -351,14 +348,20 @@ fn http_get(address: &str, path: &str) -> std::io::Result<String> {
     Ok(response)
 }
 
+/// `DIR/logtap.toml` with a data directory in `dir` and a free port, and
+/// its text, for a test to add to.
+fn plain_config(dir: &Path) -> (PathBuf, String) {
+    let text = format!(
+        "data = {:?}\nlisten = \"127.0.0.1:0\"\n",
+        dir.join("data").to_str().unwrap()
+    );
+    (write(&dir.join("logtap.toml"), &text), text)
+}
+
 #[test]
 fn a_reload_changes_the_connection_cap_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let config_text = format!(
-        "data = {:?}\nlisten = \"127.0.0.1:0\"\n",
-        dir.path().join("data").to_str().unwrap()
-    );
-    let config = write(&dir.path().join("logtap.toml"), &config_text);
+    let (config, config_text) = plain_config(dir.path());
     // RUST_LOG asks for errors only; the file's log-level wins over it.
     let mut daemon = Daemon::start(
         &["--config", config.to_str().unwrap(), "--log-level", "info"],
@@ -427,11 +430,7 @@ fn a_reload_changes_the_connection_cap_at_once() {
 #[test]
 fn without_a_log_level_rust_log_decides_until_a_reload_sets_one() {
     let dir = tempfile::tempdir().unwrap();
-    let config_text = format!(
-        "data = {:?}\nlisten = \"127.0.0.1:0\"\n",
-        dir.path().join("data").to_str().unwrap()
-    );
-    let config = write(&dir.path().join("logtap.toml"), &config_text);
+    let (config, config_text) = plain_config(dir.path());
     let address = dir.path().join("notify.sock");
     let socket = notify_socket(address.to_str().unwrap());
     let mut daemon = Daemon::start(
