@@ -51,6 +51,16 @@ pub enum StoreError {
         /// The pid the holder wrote into the lock file, if it could be read.
         holder_pid: Option<u32>,
     },
+    /// The data directory's `FORMAT` file names a layout this build cannot
+    /// read: written by a newer logtap, or not a format version at all.
+    Format {
+        /// The `FORMAT` file.
+        path: PathBuf,
+        /// What the file holds, as found (trimmed).
+        found: String,
+        /// The newest format version this build reads and writes.
+        supported: u32,
+    },
 }
 
 impl StoreError {
@@ -138,6 +148,23 @@ impl fmt::Display for StoreError {
                     None => Ok(()),
                 }
             }
+            StoreError::Format {
+                path,
+                found,
+                supported,
+            } => match found.parse::<u32>() {
+                Ok(version) => write!(
+                    f,
+                    "the data directory is in store format {version} (as {} says), newer than format {supported}, the newest this logtap reads: run a newer logtap on it",
+                    path.display()
+                ),
+                Err(_) => write!(
+                    f,
+                    "{} does not hold a store format version (found {:?}; this logtap writes format {supported})",
+                    path.display(),
+                    clip_quote(found, 40)
+                ),
+            },
         }
     }
 }

@@ -430,6 +430,7 @@ pub fn store_error_code(error: &StoreError) -> Code {
         // Only at open, which a server turns into a startup error; a
         // backend handing it to a request is an operator's matter.
         StoreError::Locked { .. } => Code::Unavailable,
+        StoreError::Format { .. } => Code::FailedPrecondition,
     }
 }
 

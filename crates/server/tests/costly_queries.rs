@@ -8,7 +8,7 @@ mod common;
 
 use common::{entry, get_all, number, push, TestServer, DEADLINE};
 use logtap_proto::v1::log_service_client::LogServiceClient;
-use logtap_proto::v1::{LogEntry, LogRequest};
+use logtap_proto::v1::{LogEntry, LogRequest, MetricRequest};
 use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::Code;
@@ -291,4 +291,33 @@ async fn a_segment_cut_under_the_running_server_answers_data_loss() {
     // The server goes on serving.
     let (status, _) = server.http_get("/healthz").await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metric_query_stops_reading_when_its_caller_goes_away() {
+    let server = server().await;
+    let mut client = server.client().await;
+    store_costly_lines(&mut client).await;
+    // One point over every stored line, through a filter that costs
+    // milliseconds a line and that no summary can answer: seconds of work.
+    let request = MetricRequest {
+        query: format!("count_over_time({{}} |~ \"{COSTLY}\" [1h])"),
+        start: 2_000,
+        end: 2_000,
+        step: 1,
+    };
+    let call = tokio::spawn(async move { client.query_metrics(request).await });
+    server
+        .wait_for_metric("logtap_metric_queries_running", |n| n == 1)
+        .await;
+    // The client goes away: its call is dropped, and h2 resets the stream.
+    call.abort();
+    server
+        .wait_for_metric("logtap_metric_queries_running", |n| n == 0)
+        .await;
+    assert_eq!(
+        server.metric("logtap_metric_queries_abandoned_total").await,
+        1,
+        "the evaluation ended by seeing its caller leave, not by finishing"
+    );
 }

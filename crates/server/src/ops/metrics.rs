@@ -34,6 +34,13 @@ pub struct Metrics {
     /// `max_streams` with the reading streams, but are not reading streams,
     /// so they are not in `active_streams`. Moved only by `GaugeUnit`.
     pub request_streams: Gauge,
+    /// Metric query evaluations running now on the blocking pool. Moved
+    /// only by `GaugeUnit`, so an evaluation counts until its reading has
+    /// really stopped, not until its caller left.
+    pub metric_queries_running: Gauge,
+    /// Metric query evaluations stopped before their end because their
+    /// caller went away: work the server did not finish for nobody.
+    pub metric_queries_abandoned: Counter,
     /// Entries made durable by pushes, on every transport.
     pub entries_stored: Counter,
     /// Entries handed to a transport by reading streams.
@@ -156,6 +163,8 @@ impl Metrics {
             open_connections: Gauge::default(),
             request_buffered_bytes: Gauge::default(),
             request_streams: Gauge::default(),
+            metric_queries_running: Gauge::default(),
+            metric_queries_abandoned: Counter::default(),
             entries_stored: Counter::default(),
             entries_sent: Counter::default(),
             entries_sent_in_runs: Counter::default(),
@@ -179,6 +188,16 @@ impl Metrics {
             "logtap_active_streams",
             "Reading streams open now, on every transport",
             metrics.active_streams.clone(),
+        );
+        registry.register(
+            "logtap_metric_queries_running",
+            "Metric query evaluations reading the store now",
+            metrics.metric_queries_running.clone(),
+        );
+        registry.register(
+            "logtap_metric_queries_abandoned",
+            "Metric query evaluations stopped early because their caller went away",
+            metrics.metric_queries_abandoned.clone(),
         );
         registry.register(
             "logtap_open_connections",
@@ -354,6 +373,14 @@ impl Metrics {
             return Err(ServeError::TooManyStreams { limit });
         }
         Ok(guard)
+    }
+
+    /// Counts a metric query evaluation until the unit is dropped.
+    pub fn metric_query_started(&self) -> GaugeUnit {
+        self.metric_queries_running.inc();
+        GaugeUnit {
+            gauge: self.metric_queries_running.clone(),
+        }
     }
 
     /// Counts an accepted connection, until the unit is dropped, or

@@ -11,7 +11,8 @@
 //! A metric query is answered whole, then sent: its first number depends
 //! on its last entry. The reading runs on the blocking pool, bounded like a
 //! text filter by `max_query_scan_bytes`, and stops when the server shuts
-//! down.
+//! down or when its caller goes away: a viewer that types a query drops the
+//! evaluations it no longer wants, and they must not go on scanning.
 
 use crate::error::ServeError;
 use crate::stream::state::Shared;
@@ -21,8 +22,13 @@ use logtap_query::logql::metric::{LabelSet, MetricExpr, Points, RangeEval, Serie
 use logtap_query::QueryError;
 use std::sync::Arc;
 
-/// How many entries are read between two looks at the shutdown signal.
+/// How many entries are read between two looks at the shutdown and
+/// abandon signals, at most.
 const CHECK_EVERY: u32 = 4096;
+
+/// How many message bytes are read between two looks, at most: a costly
+/// line filter over big messages spends its time per byte, not per entry.
+const CHECK_EVERY_BYTES: u64 = 1 << 20;
 
 /// Evaluates `expr` at `points`.
 pub(crate) async fn evaluate(
@@ -32,8 +38,15 @@ pub(crate) async fn evaluate(
 ) -> Result<Value, ServeError> {
     let store = Arc::clone(&shared.store);
     let shutdown = shared.shutdown.clone();
+    // Cancelled when this future is dropped (the client reset its stream or
+    // closed its connection) as well as at shutdown, since it is a child.
+    let abandon = shared.shutdown.child_token();
+    let _abandon_on_drop = abandon.clone().drop_guard();
+    let metrics = Arc::clone(&shared.metrics);
+    let running = metrics.metric_query_started();
     let limit = shared.max_query_scan_bytes;
     tokio::task::spawn_blocking(move || {
+        let _running = running;
         let before = store.last_cursor().saturating_add(1);
         let mut results: Vec<Vec<Series>> = Vec::new();
         let mut scanned: u64 = 0;
@@ -59,6 +72,7 @@ pub(crate) async fn evaluate(
                 .reader(eval.read_options(before))
                 .map_err(ServeError::Store)?;
             let mut since_check = 0;
+            let mut check_at = scanned + CHECK_EVERY_BYTES;
             while let Some(entry) = reader.next_entry().map_err(ServeError::Store)? {
                 scanned += entry.message.len() as u64;
                 if limit != 0 && scanned > limit {
@@ -66,10 +80,19 @@ pub(crate) async fn evaluate(
                 }
                 eval.add(&entry);
                 since_check += 1;
-                if since_check == CHECK_EVERY {
+                if since_check == CHECK_EVERY || scanned >= check_at {
                     since_check = 0;
+                    check_at = scanned + CHECK_EVERY_BYTES;
                     if shutdown.is_cancelled() {
                         return Err(ServeError::ShuttingDown);
+                    }
+                    if abandon.is_cancelled() {
+                        metrics.metric_queries_abandoned.inc();
+                        // Nobody awaits this answer any more: the error
+                        // only ends the task.
+                        return Err(ServeError::Internal(
+                            "the metric query's caller went away".into(),
+                        ));
                     }
                 }
             }

@@ -40,6 +40,8 @@ use crate::stream::state::Shared;
 use logtap_core::NewEntry;
 use logtap_ingest::syslog::{self, Framing};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -128,6 +130,7 @@ impl Listeners {
         self,
         shared: &Shared,
         config: &ServerConfig,
+        max_connections: &Arc<AtomicUsize>,
         tls: Option<TlsAcceptor>,
         tracker: &TaskTracker,
     ) {
@@ -146,7 +149,7 @@ impl Listeners {
                 shared.clone(),
                 sender,
                 limit,
-                config.max_connections,
+                Arc::clone(max_connections),
                 tls,
                 tracker.clone(),
             ));
@@ -208,7 +211,7 @@ async fn serve_tcp(
     shared: Shared,
     sender: mpsc::Sender<NewEntry>,
     limit: usize,
-    max_connections: usize,
+    max_connections: Arc<AtomicUsize>,
     tls: Option<TlsAcceptor>,
     tracker: TaskTracker,
 ) {
@@ -219,7 +222,10 @@ async fn serve_tcp(
         };
         match accepted {
             Ok((tcp, peer)) => {
-                let Some(counted) = shared.metrics.open_connection(max_connections) else {
+                let Some(counted) = shared
+                    .metrics
+                    .open_connection(max_connections.load(Ordering::Relaxed))
+                else {
                     drop(tcp);
                     continue;
                 };
