@@ -1,5 +1,6 @@
 // Rendering of one log row, and search-match highlighting.
-import { formatTimestamp } from "./state.ts";
+import { lineFilterTerms, toServerQuery } from "./logql.ts";
+import { formatTimestamp, type Query } from "./state.ts";
 import type { Entry } from "./transport/types.ts";
 
 export const ROW_HEIGHT = 22;
@@ -38,6 +39,20 @@ export function highlighterFor(grep: string, regex: boolean): string | RegExp | 
     return new RegExp(grep, "g");
   } catch {
     return null; // Rust regex syntax the browser cannot read: no highlight.
+  }
+}
+
+/** What to highlight for a query: its `|= "…"` terms (plain text typed is one) and the legacy grep. */
+export function highlighterForQuery(q: Pick<Query, "logql" | "grep" | "regex">): string | RegExp | null {
+  const terms = lineFilterTerms(toServerQuery(q.logql));
+  if (!terms.length) return highlighterFor(q.grep, q.regex);
+  if (terms.length === 1 && !q.grep) return terms[0];
+  const parts = terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  if (q.grep) parts.push(q.regex ? q.grep : q.grep.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  try {
+    return new RegExp(parts.join("|"), "g");
+  } catch {
+    return terms[0];
   }
 }
 

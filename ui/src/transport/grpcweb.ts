@@ -4,6 +4,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { authHeaders, type AuthProblem } from "../auth.ts";
 import { LogRequestSchema, LogService, type LogEntry } from "../gen/logtap/v1/logtap_pb.ts";
+import { toServerQuery } from "../logql.ts";
 import { normLevel, type Query } from "../state.ts";
 import {
   abortError,
@@ -75,6 +76,7 @@ export function createGrpcWeb(baseUrl: string, opts: GrpcWebOptions = {}): Trans
         until: query.until ?? 0n,
         follow: query.follow,
         afterCursor: query.after ?? undefined,
+        query: toServerQuery(query.logql),
       });
       // Our own controller, so a header timeout can cancel the call too.
       const ctl = new AbortController();
