@@ -26,7 +26,7 @@ import {
   type Query,
   type TransportName,
 } from "./state.ts";
-import { isAbort, openStream, StreamError, type Entry, type StreamTail } from "./transport/index.ts";
+import { isAbort, openStream, resetTransportPreference, StreamError, type Entry, type StreamTail } from "./transport/index.ts";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -104,6 +104,28 @@ let pending: Entry[] = [];
 let frame = 0;
 let newBelow = 0;
 let wantedArrived = false;
+let reconnectTimer = 0;
+let reconnectTries = 0;
+/** The stream got its headers at least once: a failure after that is worth reconnecting. */
+let wasStreaming = false;
+
+/** Errors that come back the same however often they are retried. */
+const FINAL_CODES = new Set(["INVALID_ARGUMENT", "DATA_LOSS", "FAILED_PRECONDITION", "OUT_OF_RANGE", "UNIMPLEMENTED", "RESOURCE_EXHAUSTED"]);
+
+/**
+ * A following stream that the server ended (its shutdown ends streams
+ * cleanly) or that no transport could reopen: try again after a growing
+ * pause, after the last cursor, gRPC-Web first again. The status bar says so.
+ */
+function reconnectLater(why: string): void {
+  const delay = Math.min(10_000, 500 * 2 ** Math.min(reconnectTries++, 5));
+  setState("reconnecting", lastCursor != null ? `${why}; resuming after cursor ${lastCursor}` : why);
+  reconnectTimer = window.setTimeout(() => {
+    reconnectTimer = 0;
+    resetTransportPreference();
+    start(true);
+  }, delay);
+}
 let seenCount = 0;
 /** Label names are learnt from the first entries of a result only. */
 const SEEN_SAMPLE = 5000;
@@ -157,6 +179,8 @@ function setState(s: State, msg = ""): void {
 
 function stop(): void {
   gen++;
+  clearTimeout(reconnectTimer);
+  reconnectTimer = 0;
   if (ctl) {
     ctl.abort();
     ctl = null;
@@ -170,6 +194,8 @@ function start(resume: boolean): void {
   ctl = c;
   const q: Query = { ...running, after: resume ? lastCursor : running.after };
   if (!resume) {
+    wasStreaming = false;
+    reconnectTries = 0;
     received = 0;
     lastCursor = null;
     firstMs = null;
@@ -193,6 +219,8 @@ function start(resume: boolean): void {
         if (h.total !== undefined) total = h.total;
         if (h.requestId) requestId = h.requestId;
         if (headMs == null && !resume) headMs = performance.now() - tStart;
+        wasStreaming = true;
+        reconnectTries = 0;
         setState("streaming");
       },
       onEntry(e) {
@@ -241,6 +269,10 @@ function start(resume: boolean): void {
       if (end.tail?.requestId) requestId = end.tail.requestId;
       // Let the last batch render before saying "ended".
       flush();
+      if (running.follow && running.until == null && wasStreaming) {
+        reconnectLater("the server ended the stream");
+        return;
+      }
       setState("ended");
       scheduleFacets();
     },
@@ -257,6 +289,10 @@ function start(resume: boolean): void {
       }
       const msg = err instanceof StreamError ? (err.code ? `${err.code}: ${err.message}` : err.message) : String(err);
       if (err instanceof StreamError && err.code === "INVALID_ARGUMENT") queryBox.setError(err.message);
+      if (running.follow && wasStreaming && !(err instanceof StreamError && err.code && FINAL_CODES.has(err.code))) {
+        reconnectLater(msg);
+        return;
+      }
       setState("error", msg);
     },
   );

@@ -72,6 +72,7 @@ const MAX_SHOWN = 2000;
 export function createRowElement(): HTMLElement {
   const row = document.createElement("div");
   row.className = "row";
+  row.dataset.testid = "row";
   const ts = document.createElement("span");
   ts.className = "ts";
   const lvl = document.createElement("span");

@@ -719,6 +719,24 @@ async function checkFeatures(ctx, base, stored, errors) {
       record(`${tag} live: a new entry appears and is counted in the histogram`, after === before + 1, `row after ${rowMs} ms (incl. the push process), histogram ${before} → ${after}`);
     });
 
+    await step("reconnect", async () => {
+      const before = await hook(page, "received");
+      await stopServer(server);
+      await waitFor("the status bar to say reconnecting", async () => (await page.textContent("#status-state")).startsWith("reconnecting"), 15_000);
+      const said = await page.textContent("#status-state");
+      server = await restartMainServer();
+      const token = `after-restart-${Math.random().toString(36).slice(2, 8)}`;
+      const f = join(tmp, "after-restart.log");
+      writeFileSync(f, `${new Date().toISOString()} ERROR ${token}\n`);
+      const pushed = await run(["push", "--server", base, f]);
+      if (pushed.code === 0) livePushes++;
+      await waitFor("the entry pushed after the restart", () => page.$(`.row >> text=${token}`), 30_000);
+      await sleep(300);
+      const after = await hook(page, "received");
+      const st = await hook(page, "state");
+      record(`${tag} reconnect: the status bar says so, then the stream resumes after the last cursor (no gap, no duplicate)`, said.startsWith("reconnecting") && after === before + 1 && st === "streaming", `"${said}"; received ${before} → ${after}; state ${st} via ${await hook(page, "transport")}`);
+    });
+
     await step("screenshots", async () => {
       // E2E_SCREENSHOTS=1 refreshes the committed ones shown in the READMEs.
       const shots = process.env.E2E_SCREENSHOTS ? join(REPO, "ui/screenshots") : ARTIFACTS;
@@ -947,6 +965,18 @@ async function launch() {
   });
 }
 
+let mainServerArgs = null;
+/** Starts the main server again on the same port and data (after the reconnect check stopped it). */
+async function restartMainServer() {
+  const [exe, argv] = mainServerArgs;
+  const p = spawn(exe, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  p.stdout.on("data", (d) => (serverLog += d));
+  p.stderr.on("data", (d) => (serverLog += d));
+  const base = `http://${argv[argv.indexOf("--listen") + 1]}`;
+  await waitFor("/healthz after the restart", async () => (await fetch(base + "/healthz")).ok, 20_000, 100);
+  return p;
+}
+
 async function main() {
   const measure = process.env.E2E_MEASURE_URL;
   if (measure) {
@@ -962,6 +992,7 @@ async function main() {
   const base = `http://127.0.0.1:${port}`;
   const data = join(tmp, "data");
   const [exe, argv] = cmd(["serve", "--data", data, "--listen", `127.0.0.1:${port}`]);
+  mainServerArgs = [exe, argv];
   server = spawn(exe, argv, { stdio: ["ignore", "pipe", "pipe"] });
   server.stdout.on("data", (d) => (serverLog += d));
   server.stderr.on("data", (d) => (serverLog += d));
