@@ -6,7 +6,7 @@ import { ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { authHeaders } from "./auth.ts";
 import { LogRequestSchema, LogService, MetricRequestSchema } from "./gen/logtap/v1/logtap_pb.ts";
-import { normLevel } from "./state.ts";
+import { toEntry } from "./transport/grpcweb.ts";
 import type { Entry } from "./transport/types.ts";
 
 export interface MetricPoint {
@@ -66,9 +66,7 @@ export class Api {
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       for await (const e of this.client.getLogs(req, { signal: ctl.signal, headers: authHeaders(this.token()) })) {
-        const labels = Object.entries(e.labels).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-        const entry: Entry = { cursor: e.cursor, timestamp: e.timestamp, level: normLevel(e.level), message: e.message, labels: labels.length ? labels : null };
-        if (onEntry(entry) === false) {
+        if (onEntry(toEntry(e)) === false) {
           ctl.abort();
           return;
         }

@@ -5,7 +5,7 @@
 // entries the server sent. Click a value to add `label="value"` to the
 // selector, alt-click to exclude it.
 import type { Api } from "./api.ts";
-import { facetQuery } from "./logql.ts";
+import { facetQuery, levelOnly } from "./logql.ts";
 import { formatCount } from "./state.ts";
 
 /** At most this many labels get a facet. */
@@ -47,24 +47,43 @@ export class Facets {
     });
   }
 
+  /** Stops a load in progress (a new query is on its way). */
+  cancel(): void {
+    this.ctl?.abort();
+  }
+
   /** Loads the facets of `names` for `serverQuery` over [from, to). */
   async load(serverQuery: string, names: string[], from: bigint, to: bigint): Promise<void> {
     this.ctl?.abort();
     const ctl = new AbortController();
     this.ctl = ctl;
     const range = to > from ? to - from : 1_000_000_000n;
-    const results = await Promise.all(
-      names.map(async (name) => {
-        const samples: { labels: Record<string, string>; value: number }[] = [];
-        try {
-          await this.api.metrics(facetQuery(serverQuery, name, range), to, to, range, ctl.signal, (p) => samples.push(...p.samples));
-          return { name, values: topValues(name, samples), error: null as string | null };
-        } catch (e) {
-          return { name, values: [], error: e instanceof Error ? e.message : String(e) };
-        }
-      }),
-    );
+    const keep = levelOnly(serverQuery);
+    // One label at a time: a label other than level makes the server read
+    // every entry of the range, and a query applied meanwhile cancels the rest.
+    const results: { name: string; values: FacetValue[]; error: string | null }[] = [];
+    for (const name of names) {
+      if (ctl.signal.aborted) return;
+      const samples: { labels: Record<string, string>; value: number }[] = [];
+      // Levels of a level-only query: counted from the block summaries over `{}`.
+      const q = name === "level" && keep ? facetQuery("", "level", range, 6) : facetQuery(serverQuery, name, range);
+      try {
+        await this.api.metrics(q, to, to, range, ctl.signal, (p) => samples.push(...p.samples));
+        const values = topValues(name, samples).filter((v) => name !== "level" || !keep || keep.includes(v.value));
+        results.push({ name, values, error: null });
+        this.render(results);
+      } catch (e) {
+        if (ctl.signal.aborted) return;
+        results.push({ name, values: [], error: e instanceof Error ? e.message : String(e) });
+      }
+    }
     if (ctl.signal.aborted) return;
+    this.render(results);
+    this.loads++;
+    this.el.dataset.loads = String(this.loads);
+  }
+
+  private render(results: { name: string; values: FacetValue[]; error: string | null }[]): void {
     this.el.textContent = "";
     const title = document.createElement("div");
     title.className = "facets-title";
@@ -104,7 +123,5 @@ export class Facets {
       p.textContent = failed.error;
       this.el.append(p);
     }
-    this.loads++;
-    this.el.dataset.loads = String(this.loads);
   }
 }

@@ -4,7 +4,7 @@
 // range, click a bar to jump there; while following, new entries are added
 // to their bar as they arrive.
 import type { Api, MetricPoint } from "./api.ts";
-import { histogramQuery } from "./logql.ts";
+import { histogramQuery, levelOnly } from "./logql.ts";
 import { formatCount, formatTimestamp, LEVELS, normLevel, type Level } from "./state.ts";
 
 export const BARS = 80;
@@ -108,7 +108,12 @@ export class Histogram {
     try {
       // The value at T counts (T - step, T]; asked one nanosecond early,
       // each bar counts [start, end) as the rows' range does.
-      await this.api.metrics(histogramQuery(serverQuery, step), from + step - 1n, last - 1n, step, ctl.signal, (p) => addPoint(buckets, { ...p, timestamp: p.timestamp + 1n }));
+      const keep = levelOnly(serverQuery);
+      const query = histogramQuery(keep ? "" : serverQuery, step);
+      await this.api.metrics(query, from + step - 1n, last - 1n, step, ctl.signal, (p) => {
+        const samples = keep ? p.samples.filter((x) => keep.includes(normLevel(x.labels.level ?? "info"))) : p.samples;
+        addPoint(buckets, { timestamp: p.timestamp + 1n, samples });
+      });
     } catch (e) {
       if (ctl.signal.aborted) return;
       this.error = e instanceof Error ? e.message : String(e);

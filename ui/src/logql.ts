@@ -247,6 +247,26 @@ export function presetOf(query: string): string | null {
   return null;
 }
 
+const LEVEL_NAMES = ["trace", "debug", "info", "warn", "error", "fatal"];
+
+/**
+ * The levels a query keeps when it selects by level alone (nothing, `{}`,
+ * `{level="error"}`, `{level=~"error|fatal"}`), else null. Such a query's
+ * counts by level are the whole store's, less the other levels: the server
+ * answers `sum by (level)` over `{}` from its block summaries, where a
+ * level matcher would make it read every entry.
+ */
+export function levelOnly(serverQuery: string): string[] | null {
+  const t = serverQuery.trim();
+  if (!t || t === "{}") return [...LEVEL_NAMES];
+  const { selector, rest } = splitSelector(t);
+  if (!selector || rest) return null;
+  const m = /^\{\s*level\s*(=~|=)\s*"([a-z|]+)"\s*\}$/.exec(selector);
+  if (!m) return null;
+  const names = m[1] === "=" ? [m[2]] : m[2].split("|");
+  return names.every((n) => LEVEL_NAMES.includes(n)) ? names : null;
+}
+
 /** A duration in LogQL form, whole seconds (at least 1s). */
 export function durationOf(ns: bigint): string {
   const s = ns / 1_000_000_000n;

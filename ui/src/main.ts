@@ -524,6 +524,7 @@ function applyQuery(q: Query): void {
   seenCount = 0;
   closeDetail();
   context.close();
+  facets.cancel();
   list.reset();
   renderControls();
   start(false);

@@ -428,8 +428,8 @@ const rowsInfo = (page) =>
 const hook = (page, name) => page.evaluate((n) => window.__logtap[n], name);
 
 /** Waits for the next histogram drawn after `before` loads; the viewer's "applied → drawn" ms. */
-async function histogramDrawn(page, before) {
-  await waitFor("the histogram to be drawn", async () => (await hook(page, "histogramLoads")) > before, 15_000);
+async function histogramDrawn(page, before, timeoutMs = 15_000) {
+  await waitFor("the histogram to be drawn", async () => (await hook(page, "histogramLoads")) > before, timeoutMs);
   return hook(page, "histogramMs");
 }
 
@@ -439,7 +439,7 @@ async function measureTimings(ctx, base, labelQuery, tag) {
   try {
     await page.goto(base + "/?follow=0", { waitUntil: "domcontentloaded" });
     await waitFor("rows", () => page.$(".viewport .row"), 30_000);
-    const h0 = await histogramDrawn(page, 0);
+    const h0 = await histogramDrawn(page, 0, 120_000);
     figures.push([`${tag}histogram drawn (page load, all entries)`, `${Number(h0).toFixed(1)} ms`]);
     const out = {};
     for (const [what, q] of [
@@ -448,7 +448,7 @@ async function measureTimings(ctx, base, labelQuery, tag) {
     ]) {
       const loads = await hook(page, "histogramLoads");
       const ms = await runQuery(page, q);
-      const hist = await histogramDrawn(page, loads);
+      const hist = await histogramDrawn(page, loads, 120_000);
       figures.push([`${tag}${what} ${q}: Enter → first row painted`, `${ms.toFixed(1)} ms`]);
       figures.push([`${tag}${what} ${q}: Enter → histogram drawn`, `${Number(hist).toFixed(1)} ms`]);
       out[what] = { firstRow: ms, histogram: hist };

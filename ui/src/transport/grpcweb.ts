@@ -39,7 +39,8 @@ function headerBigInt(h: Headers, name: string): bigint | undefined {
   return /^-?\d+$/.test(t) ? BigInt(t) : undefined;
 }
 
-function toEntry(e: LogEntry): Entry {
+/** A gRPC LogEntry as the page holds it (labels sorted by name). */
+export function toEntry(e: LogEntry): Entry {
   let labels: [string, string][] | null = null;
   for (const k in e.labels) {
     (labels ??= []).push([k, e.labels[k]]);

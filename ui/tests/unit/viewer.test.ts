@@ -12,6 +12,7 @@ import {
   facetQuery,
   histogramQuery,
   isLogql,
+  levelOnly,
   levelQuery,
   lineFilterTerms,
   presetOf,
@@ -90,6 +91,16 @@ test("level presets set the query and are recognised in it", () => {
   assert.equal(presetOf('{level=~"error|fatal"}'), "error");
   assert.equal(presetOf(""), "");
   assert.equal(presetOf("{x}"), null);
+});
+
+test("level-only queries are counted from the summaries over {}", () => {
+  assert.deepEqual(levelOnly(""), ["trace", "debug", "info", "warn", "error", "fatal"]);
+  assert.deepEqual(levelOnly("{}"), ["trace", "debug", "info", "warn", "error", "fatal"]);
+  assert.deepEqual(levelOnly(levelQuery("error")), ["error", "fatal"]);
+  assert.deepEqual(levelOnly('{level="warn"}'), ["warn"]);
+  assert.equal(levelOnly('{level=~"error|loud"}'), null);
+  assert.equal(levelOnly('{level="error"} |= "x"'), null);
+  assert.equal(levelOnly('{service="api"}'), null);
 });
 
 test("metric queries for the histogram and the facets", () => {
