@@ -542,12 +542,12 @@ async function checkFeatures(ctx, base, stored, errors) {
       await waitFor("value completion", async () => (await page.$$eval('[data-testid="completion"] li', (l) => l.map((x) => x.textContent))).includes("api"), 5000);
       await sleep(300);
       const values = await page.$$eval('[data-testid="completion"] li', (l) => l.map((x) => x.textContent));
-      await page.press('[data-testid="query"]', "ArrowDown");
-      const menu = await page.$$eval('[data-testid="completion"] li', (l) => l.map((x) => x.textContent + (x.classList.contains("active") ? "*" : "")).join(","));
+      const menu = await page.$$eval('[data-testid="completion"] li', (l) => l.map((x) => x.textContent).join(","));
       const focus = await page.evaluate(() => document.activeElement?.id);
-      await page.press('[data-testid="query"]', "Tab");
+      // A value is taken with the mouse here (names were taken with Tab above).
+      await page.click('[data-testid="completion"] li >> text=worker');
       const text = await page.inputValue('[data-testid="query"]');
-      record(`${tag} completion of label names and values from the server`, names.includes("service") && values.includes("api") && /^\{service="[a-z]+"$/.test(text), `names ${names.join(",")}; values ${values.join(",")}; menu ${menu} (focus ${focus}); text ${text}`);
+      record(`${tag} completion of label names and values from the server`, names.includes("service") && values.includes("api") && text === '{service="worker"', `names ${names.join(",")}; values ${values.join(",")}; menu ${menu} (focus ${focus}); text ${text}`);
       await page.keyboard.press("Escape");
     });
 
@@ -700,8 +700,8 @@ async function checkFeatures(ctx, base, stored, errors) {
       await page.click("#level-all");
       await page.keyboard.press("Escape");
       await page.click("#viewport");
-      await page.keyboard.press("f");
       const loads = await hook(page, "histogramLoads");
+      await page.keyboard.press("f");
       await histogramDrawn(page, loads);
       await waitFor("streaming", async () => (await hook(page, "state")) === "streaming", 10_000);
       await sleep(300);
