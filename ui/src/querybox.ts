@@ -38,7 +38,9 @@ export class QueryBox {
     });
     input.addEventListener("scroll", () => this.syncScroll());
     input.addEventListener("keydown", (ev) => this.onKey(ev));
-    input.addEventListener("blur", () => setTimeout(() => this.hideMenu(), 150));
+    // Later, so that a click on the menu is taken first; and only if the
+    // focus did not come back meanwhile (a blur just before typing again).
+    input.addEventListener("blur", () => setTimeout(() => document.activeElement !== input && this.hideMenu(), 150));
     this.menu.addEventListener("mousedown", (ev) => {
       const li = (ev.target as HTMLElement).closest("li");
       if (!li) return;

@@ -884,6 +884,12 @@ async function checkAuth(ctx, servesViewer) {
         `received ${st.received} (want ${errors}), via ${st.statusTransport}, state ${st.statusState}, ${levels.length} rows`,
       );
       if (t === "grpc-web") {
+        // The histogram's and facets' calls carry the token too.
+        await waitFor("[auth] the histogram", async () => sumCounts(await histogramBars(page)) === errors, 15_000).catch(() => {});
+        const bars = await histogramBars(page);
+        await waitFor("[auth] the facets", async () => (await hook(page, "facetLoads")) > 0, 15_000).catch(() => {});
+        const facetValues = await page.$$eval('[data-testid="facets"] .facet-value', (b) => b.length);
+        record("[auth] with a token, the histogram and the facets load", sumCounts(bars) === errors && facetValues > 0, `histogram counts ${sumCounts(bars)} (want ${errors}), ${facetValues} facet values`);
         // A reload in the same tab keeps the token (sessionStorage), still not in the URL.
         await page.reload({ waitUntil: "domcontentloaded" });
         await waitFor("rows after a reload", async () => (await page.$(".row")) || (await viewerState(page)).auth, 15_000);
