@@ -37,6 +37,7 @@ const SCENARIOS: [&str; 13] = [
     "seal",
     "query",
     "loki-query-range",
+    "viewer",
 ];
 
 /// End-to-end benchmarks of a real logtap server, side by side with the
@@ -46,7 +47,7 @@ const SCENARIOS: [&str; 13] = [
 struct Args {
     /// Run only these scenarios (repeat or separate with commas): stream,
     /// storage, first-error, ingest, fan-out, slow-reader, cancel-storm,
-    /// search, open, store-size, seal, query, loki-query-range.
+    /// search, open, store-size, seal, query, loki-query-range, viewer.
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     scenario: Vec<String>,
 
@@ -231,6 +232,7 @@ fn run() -> anyhow::Result<()> {
                 "seal" => scenarios::seal::run(&mut ctx).await,
                 "query" => scenarios::query::run(&mut ctx).await,
                 "loki-query-range" => scenarios::loki_query_range::run(&mut ctx).await,
+                "viewer" => scenarios::viewer::run(&mut ctx).await,
                 _ => unreachable!("names were checked"),
             };
             outcome.with_context(|| format!("scenario {name} failed"))?;

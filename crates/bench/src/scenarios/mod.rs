@@ -16,3 +16,4 @@ pub mod slow_reader;
 pub mod storage;
 pub mod store_size;
 pub mod stream;
+pub mod viewer;
