@@ -23,7 +23,7 @@ use report::Report;
 use std::path::{Path, PathBuf};
 
 /// The scenarios, in the order a full run takes them.
-const SCENARIOS: [&str; 13] = [
+const SCENARIOS: [&str; 14] = [
     "stream",
     "storage",
     "first-error",
