@@ -58,10 +58,10 @@ async fn export(
     let request_id = RequestId::from_metadata(request.metadata());
     let decoded = otlp::from_request(request.into_inner(), now_nanos());
     match super::store(shared, decoded).await {
-        Ok(decoded) => {
+        Ok((stored, decoded)) => {
             tracing::debug!(
                 request_id = %request_id,
-                stored = decoded.entries.len(),
+                stored,
                 rejected = decoded.rejected,
                 "An OTLP gRPC export was stored."
             );
