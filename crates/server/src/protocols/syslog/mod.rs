@@ -17,8 +17,9 @@
 //! datagrams waiting on the UDP socket), so the queue costs per read, not
 //! per message. A batch is stored through [`ingest::append`] when full or
 //! 200 ms after its first entry, so lines arrive promptly; while one batch
-//! is being stored the next one fills, so reading goes on during the
-//! fsync. Syslog has no acknowledgement: a
+//! is being stored the next one fills (past full, up to 8 MiB), so reading
+//! goes on during the fsync and a flood is stored in batches as large as
+//! one fsync's worth of arrivals. Syslog has no acknowledgement: a
 //! message is stored once its batch is durable, but the sender is never
 //! told, and a batch the store refuses (a full disk, an entry over the
 //! backend's limits) is logged and lost, as a relay would lose it.
@@ -61,6 +62,11 @@ const FLUSH_AFTER: Duration = Duration::from_millis(200);
 /// [`DATAGRAMS_PER_READ`] datagrams); a full queue makes the readers wait,
 /// so a flood is slowed rather than buffered.
 const QUEUE: usize = 256;
+
+/// How much the batcher holds while a batch is being stored before it
+/// stops taking reads: the bound on a batch, which grows past full only
+/// while the one before it is written and synced.
+const HOLD_BYTES: usize = 8 << 20;
 
 /// The most a TCP read takes from the socket.
 const READ_BYTES: usize = 64 << 10;
@@ -373,55 +379,67 @@ async fn serve_connection(
 
 /// Owns the one batcher: stores a batch when it is full, or
 /// [`FLUSH_AFTER`] after its first entry; ends once every listener has.
-/// One batch is stored at a time, while the next fills.
+/// One batch is stored at a time, so batches stay in order; while one is
+/// being written and synced, the next keeps filling past full, up to
+/// [`HOLD_BYTES`], and goes as soon as the first is durable: a batch grows
+/// to what arrives during one fsync, so a flood is stored at the speed of
+/// the disk's bandwidth, not of its fsync latency.
 async fn store_batches(shared: Shared, mut receiver: mpsc::Receiver<Vec<NewEntry>>) {
     let mut batch = Batcher::new(shared.store.limits());
-    let mut storing = None;
-    let mut deadline = None;
+    let mut storing: Option<JoinHandle<()>> = None;
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        let received = match deadline {
-            Some(at) => tokio::select! {
-                received = receiver.recv() => received,
-                () = tokio::time::sleep_until(at) => {
-                    flush(&shared, &mut batch, &mut storing).await;
+        tokio::select! {
+            biased;
+            // The task stores and reports by itself; only its end matters.
+            _ = async { storing.as_mut().expect("the branch runs only while storing").await },
+                if storing.is_some() =>
+            {
+                storing = None;
+                if batch.is_full() {
+                    store(&shared, &mut batch, &mut storing).await;
                     deadline = None;
-                    continue;
                 }
-            },
-            None => receiver.recv().await,
-        };
-        let Some(entries) = received else {
-            flush(&shared, &mut batch, &mut storing).await;
-            if let Some(task) = storing.take() {
-                // The task stores and reports by itself; only its end matters.
-                drop(task.await);
             }
-            return;
-        };
-        for entry in entries {
-            if let Err(error) = batch.add(entry) {
-                let error = ServeError::Store(error);
-                ingest::refused(&shared, Protocol::Syslog, &error, 1);
-                if let Some(suppressed) = REFUSED.allow() {
-                    tracing::warn!(error = %error, refused_since_last_line = suppressed, "Dropped a syslog message the store cannot keep.");
-                }
-                continue;
-            }
-            if batch.is_full() {
-                flush(&shared, &mut batch, &mut storing).await;
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                if deadline.is_some() =>
+            {
+                store(&shared, &mut batch, &mut storing).await;
                 deadline = None;
             }
-        }
-        if deadline.is_none() && !batch.is_empty() {
-            deadline = Some(tokio::time::Instant::now() + FLUSH_AFTER);
+            received = receiver.recv(), if batch.bytes() < HOLD_BYTES => {
+                let Some(entries) = received else {
+                    store(&shared, &mut batch, &mut storing).await;
+                    if let Some(task) = storing.take() {
+                        drop(task.await);
+                    }
+                    return;
+                };
+                for entry in entries {
+                    if let Err(error) = batch.add(entry) {
+                        let error = ServeError::Store(error);
+                        ingest::refused(&shared, Protocol::Syslog, &error, 1);
+                        if let Some(suppressed) = REFUSED.allow() {
+                            tracing::warn!(error = %error, refused_since_last_line = suppressed, "Dropped a syslog message the store cannot keep.");
+                        }
+                    }
+                }
+                if batch.is_full() && storing.is_none() {
+                    store(&shared, &mut batch, &mut storing).await;
+                    deadline = None;
+                }
+                if deadline.is_none() && !batch.is_empty() {
+                    deadline = Some(tokio::time::Instant::now() + FLUSH_AFTER);
+                }
+            }
         }
     }
 }
 
 /// Starts storing what the batch holds, once the batch stored before it
-/// is durable, so batches are stored in order and at most two are held;
-/// a refusal is logged, and the batch lost.
-async fn flush(shared: &Shared, batch: &mut Batcher, storing: &mut Option<JoinHandle<()>>) {
+/// is durable, so batches are stored in order; a refusal is logged, and
+/// the batch lost.
+async fn store(shared: &Shared, batch: &mut Batcher, storing: &mut Option<JoinHandle<()>>) {
     if batch.is_empty() {
         return;
     }
