@@ -49,11 +49,7 @@
 
 use crate::loki::clip;
 use logtap_core::{Level, NewEntry};
-use serde::de::{Deserialize, Deserializer, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 /// The field the time is read from.
 pub const TIMESTAMP_FIELD: &str = "@timestamp";
@@ -293,28 +289,24 @@ fn parse_action(
 
 /// One document line (line number `line`, for errors) as an entry, its
 /// `index` label `index` when there is one.
-///
-/// The document is read borrowing from the body: its fields as raw JSON
-/// text under names that are copied only when they hold escapes, nested
-/// objects read the same way as they are flattened, and a string copied
-/// once, into the label or message that keeps it. Numbers, booleans,
-/// arrays and non-string messages, rare in logs, go through
-/// [`serde_json::Value`] so that their text is the JSON it writes.
 pub fn document_entry(
     document: &[u8],
     line: usize,
     index: Option<&str>,
     received_ns: i64,
 ) -> Result<NewEntry, ItemError> {
-    let Ok(mut fields) = serde_json::from_slice::<Fields<'_>>(document) else {
-        return Err(not_an_object(document, line));
+    let not_an_object = |reason: String| ItemError::NotAnObject { line, reason };
+    let value: Value =
+        serde_json::from_slice(document).map_err(|error| not_an_object(error.to_string()))?;
+    let Value::Object(mut fields) = value else {
+        return Err(not_an_object(format!("it is {}", clip(&value.to_string()))));
     };
     // Taken whole before flattening: an object message is its JSON.
-    let timestamp = match fields.remove(TIMESTAMP_FIELD).and_then(to_value) {
-        None => {
+    let timestamp = match fields.remove(TIMESTAMP_FIELD) {
+        None | Some(Value::Null) => {
             let fallback = fields
                 .get(FALLBACK_TIMESTAMP_FIELD)
-                .and_then(|raw| parse_timestamp(&to_value(raw)?));
+                .and_then(parse_timestamp);
             if fallback.is_some() {
                 fields.remove(FALLBACK_TIMESTAMP_FIELD);
             }
@@ -325,24 +317,24 @@ pub fn document_entry(
             value: clip(&value.to_string()),
         })?,
     };
-    let message = match fields.remove(MESSAGE_FIELD).map(text_of) {
-        None | Some(Text::Null) => match fields.remove(LINE_FIELD).map(|raw| (raw, text_of(raw))) {
-            Some((_, Text::String(line))) => line.into_owned(),
+    let message = match fields.remove(MESSAGE_FIELD) {
+        None | Some(Value::Null) => match fields.remove(LINE_FIELD) {
+            Some(Value::String(line)) => line,
             other => {
-                if let Some((raw, _)) = other {
-                    fields.insert(Name(Cow::Borrowed(LINE_FIELD)), raw);
+                if let Some(other) = other {
+                    fields.insert(LINE_FIELD.to_string(), other);
                 }
                 String::from_utf8_lossy(document).trim().to_string()
             }
         },
-        Some(Text::String(text)) => text.into_owned(),
-        Some(Text::Json(text)) => text,
+        Some(Value::String(text)) => text,
+        Some(other) => other.to_string(),
     };
     let mut flat = Vec::with_capacity(fields.len());
-    flatten("", fields, &mut flat).map_err(|()| not_an_object(document, line))?;
+    flatten("", fields, &mut flat);
     let level = LEVEL_FIELDS.iter().find_map(|name| {
         let at = flat.iter().position(|(field, _)| field == name)?;
-        let (_, Text::String(text)) = &flat[at] else {
+        let Value::String(text) = &flat[at].1 else {
             return None;
         };
         let level = Level::parse(text).ok()?;
@@ -353,9 +345,8 @@ pub fn document_entry(
         .into_iter()
         .map(|(name, value)| {
             let text = match value {
-                Text::String(text) => text.into_owned(),
-                Text::Json(text) => text,
-                Text::Null => unreachable!("flatten leaves nulls out"),
+                Value::String(text) => text,
+                other => other.to_string(),
             };
             (name, text)
         })
@@ -374,127 +365,21 @@ pub fn document_entry(
     })
 }
 
-/// A JSON object's members, borrowed from the text it was read from, in
-/// name order; a name given twice keeps its last value, as
-/// [`serde_json::Map`] does.
-type Fields<'a> = BTreeMap<Name<'a>, &'a RawValue>;
-
-/// A member's name: borrowed unless it holds an escape.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Name<'a>(Cow<'a, str>);
-
-impl std::borrow::Borrow<str> for Name<'_> {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de> Deserialize<'de> for Name<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(CowVisitor).map(Name)
-    }
-}
-
-/// Reads a JSON string borrowed when it can be.
-struct CowVisitor;
-
-impl<'de> Visitor<'de> for CowVisitor {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-        formatter.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(text))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(text.to_string()))
-    }
-
-    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(text))
-    }
-}
-
-/// A field's value as a label or message takes it.
-#[derive(Debug)]
-enum Text<'a> {
-    /// `null`: no value.
-    Null,
-    /// A string, as it is.
-    String(Cow<'a, str>),
-    /// Anything else, as the JSON text [`serde_json::Value`] writes.
-    Json(String),
-}
-
-/// What `raw` holds, as text. The raw text was checked as JSON when the
-/// object around it was read, so reading it again cannot fail; if it did,
-/// its own text would stand.
-fn text_of(raw: &RawValue) -> Text<'_> {
-    let json = raw.get();
-    match json.as_bytes().first() {
-        Some(b'n') => Text::Null,
-        Some(b'"') => {
-            let mut reader = serde_json::Deserializer::from_str(json);
-            match serde::Deserializer::deserialize_str(&mut reader, CowVisitor) {
-                Ok(text) => Text::String(text),
-                Err(_) => Text::Json(json.to_string()),
-            }
-        }
-        _ => Text::Json(to_value(raw).map_or_else(|| json.to_string(), |value| value.to_string())),
-    }
-}
-
-/// `raw` as a [`Value`]; `None` for `null`.
-fn to_value(raw: &RawValue) -> Option<Value> {
-    match serde_json::from_str(raw.get()) {
-        Ok(Value::Null) | Err(_) => None,
-        Ok(value) => Some(value),
-    }
-}
-
-/// Why a document line that is not a JSON object is not one, in
-/// [`serde_json`]'s words: its parse error, or what it is instead.
-fn not_an_object(document: &[u8], line: usize) -> ItemError {
-    let reason = match serde_json::from_slice::<Value>(document) {
-        Err(error) => error.to_string(),
-        Ok(value) if !value.is_object() => format!("it is {}", clip(&value.to_string())),
-        // Only a nesting too deep to flatten gets here.
-        Ok(_) => "it nests objects too deeply".to_string(),
-    };
-    ItemError::NotAnObject { line, reason }
-}
-
 /// Every field of `object` under `prefix`, nested objects flattened to
-/// dotted names; `null` gives nothing, an empty object itself (`{}`).
-fn flatten<'a>(
-    prefix: &str,
-    object: Fields<'a>,
-    out: &mut Vec<(String, Text<'a>)>,
-) -> Result<(), ()> {
-    for (Name(name), raw) in object {
+/// dotted names; `null` gives nothing, an empty object itself.
+fn flatten(prefix: &str, object: Map<String, Value>, out: &mut Vec<(String, Value)>) {
+    for (name, value) in object {
         let name = if prefix.is_empty() {
-            name.into_owned()
+            name
         } else {
             format!("{prefix}.{name}")
         };
-        if raw.get().starts_with('{') {
-            let inner: Fields<'a> = serde_json::from_str(raw.get()).map_err(|_| ())?;
-            if inner.is_empty() {
-                out.push((name, Text::Json("{}".to_string())));
-            } else {
-                flatten(&name, inner, out)?;
-            }
-            continue;
-        }
-        match text_of(raw) {
-            Text::Null => {}
-            text => out.push((name, text)),
+        match value {
+            Value::Null => {}
+            Value::Object(inner) if !inner.is_empty() => flatten(&name, inner, out),
+            other => out.push((name, other)),
         }
     }
-    Ok(())
 }
 
 /// `@timestamp` as Unix epoch nanoseconds: `None` when it is no time this
