@@ -80,21 +80,8 @@ impl Connection {
         path: &str,
         request: &impl prost::Message,
     ) -> anyhow::Result<ServerStream> {
-        let head = Request::builder()
-            .method(Method::POST)
-            .uri(format!("http://{}{path}", self.authority))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())?;
-        let mut send = self
-            .send
-            .clone()
-            .ready()
-            .await
-            .context("the connection cannot open a stream")?;
-        let (response, mut body) = send.send_request(head, false)?;
-        body.send_data(frame(request), true)?;
-        let response = response.await.with_context(|| format!("{path} failed"))?;
+        let headers = [("content-type", "application/grpc"), ("te", "trailers")];
+        let response = self.send(path, &headers, frame(request)).await?;
         ensure!(
             response.status() == StatusCode::OK,
             "{path} answered HTTP status {}",
@@ -159,21 +146,7 @@ impl Connection {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> anyhow::Result<Posted> {
-        let mut head = Request::builder()
-            .method(Method::POST)
-            .uri(format!("http://{}{path}", self.authority));
-        for (name, value) in headers {
-            head = head.header(*name, *value);
-        }
-        let mut send = self
-            .send
-            .clone()
-            .ready()
-            .await
-            .context("the connection cannot open a stream")?;
-        let (response, mut stream) = send.send_request(head.body(())?, false)?;
-        stream.send_data(body, true)?;
-        let response = response.await.with_context(|| format!("{path} failed"))?;
+        let response = self.send(path, headers, body).await?;
         let (parts, mut received) = response.into_parts();
         let mut body = Vec::new();
         while let Some(data) = received.data().await {
@@ -192,6 +165,33 @@ impl Connection {
             body,
             trailers,
         })
+    }
+}
+
+impl Connection {
+    /// Opens a stream, sends a POST to `path` with `headers` and `body`,
+    /// and waits for the response's headers.
+    async fn send(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> anyhow::Result<http::Response<RecvStream>> {
+        let mut head = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{}{path}", self.authority));
+        for (name, value) in headers {
+            head = head.header(*name, *value);
+        }
+        let mut send = self
+            .send
+            .clone()
+            .ready()
+            .await
+            .context("the connection cannot open a stream")?;
+        let (response, mut stream) = send.send_request(head.body(())?, false)?;
+        stream.send_data(body, true)?;
+        response.await.with_context(|| format!("{path} failed"))
     }
 }
 

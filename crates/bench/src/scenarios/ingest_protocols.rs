@@ -39,6 +39,7 @@ use crate::client;
 use crate::grpc_stream::{self, Connection, Posted};
 use crate::realistic::{Generated, Realistic};
 use crate::report::Target;
+use crate::scenarios::ingest::{self, Sample};
 use crate::server::{self, ServerProcess, SyncPolicy};
 use crate::Ctx;
 use anyhow::{bail, ensure, Context};
@@ -202,13 +203,6 @@ impl Wire {
     }
 }
 
-/// One run's figures.
-struct Sample {
-    entries_per_s: f64,
-    server_cpu_per_m: f64,
-    client_cpu_per_m: f64,
-}
-
 /// The binaries compared: the one measured, and the baseline if given.
 fn binaries(ctx: &Ctx) -> Vec<(PathBuf, &'static str)> {
     let mut binaries = vec![(ctx.logtap.clone(), "")];
@@ -253,30 +247,13 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         }
         for ((_, suffix), samples) in binaries.iter().zip(&samples) {
             let subject = format!("{}{suffix}", wire.name());
-            let pick = |f: fn(&Sample) -> f64| samples.iter().map(f).collect::<Vec<_>>();
-            ctx.report.add(
+            ingest::report(
+                ctx,
                 SCENARIO,
                 &subject,
-                "rate",
-                "entries/s",
-                pick(|s| s.entries_per_s),
+                samples,
                 wire.rate_target(),
-            )?;
-            ctx.report.add(
-                SCENARIO,
-                &subject,
-                "server CPU per 1M entries",
-                "CPU-s",
-                pick(|s| s.server_cpu_per_m),
                 Target::AtMost(1.5),
-            )?;
-            ctx.report.add(
-                SCENARIO,
-                &subject,
-                "client CPU per 1M entries",
-                "CPU-s",
-                pick(|s| s.client_cpu_per_m),
-                Target::None,
             )?;
         }
         ctx.report.add(
@@ -405,12 +382,7 @@ async fn once(
         );
     }
     server.stop()?;
-    let millions = n as f64 / 1e6;
-    Ok(Sample {
-        entries_per_s: n as f64 / elapsed,
-        server_cpu_per_m: server_cpu / millions,
-        client_cpu_per_m: client_cpu / millions,
-    })
+    Ok(Sample::new(n, elapsed, server_cpu, client_cpu))
 }
 
 /// How many entries the server holds, as it counts them: GetLogs with no
@@ -627,16 +599,18 @@ mod tests {
         };
         assert_eq!(strip(messages(decoded)), strip(want.clone()));
 
-        let mut frames = Wire::Syslog.encode(&entries).to_vec();
+        let frames = Wire::Syslog.encode(&entries);
         let mut decoded = Vec::new();
-        while let Some(frame) = logtap_ingest::syslog::next_frame(
-            &mut frames,
+        let mut at = 0;
+        while let Some((frame, used)) = logtap_ingest::syslog::next_frame(
+            &frames[at..],
             logtap_ingest::syslog::Framing::OctetCounting,
             1 << 20,
         )
         .unwrap()
         {
-            decoded.push(logtap_ingest::syslog::decode(&frame, 0).unwrap());
+            decoded.push(logtap_ingest::syslog::decode(frame, 0).unwrap());
+            at += used;
         }
         // RFC 5424 times are microseconds here.
         let micros = |list: Vec<(i64, Level, String)>| {
