@@ -49,9 +49,7 @@
 
 use crate::loki::clip;
 use logtap_core::{Level, NewEntry};
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 
 /// The field the time is read from.
 pub const TIMESTAMP_FIELD: &str = "@timestamp";
@@ -298,46 +296,45 @@ pub fn document_entry(
     received_ns: i64,
 ) -> Result<NewEntry, ItemError> {
     let not_an_object = |reason: String| ItemError::NotAnObject { line, reason };
-    let node: Node<'_> =
+    let value: Value =
         serde_json::from_slice(document).map_err(|error| not_an_object(error.to_string()))?;
-    let Node::Object(mut fields) = node else {
-        return Err(not_an_object(format!(
-            "it is {}",
-            clip(&node.into_value().to_string())
-        )));
+    let Value::Object(mut fields) = value else {
+        return Err(not_an_object(format!("it is {}", clip(&value.to_string()))));
     };
     // Taken whole before flattening: an object message is its JSON.
-    let timestamp = match take(&mut fields, TIMESTAMP_FIELD) {
-        None | Some(Node::Null) => {
-            let fallback = get(&fields, FALLBACK_TIMESTAMP_FIELD).and_then(node_timestamp);
+    let timestamp = match fields.remove(TIMESTAMP_FIELD) {
+        None | Some(Value::Null) => {
+            let fallback = fields
+                .get(FALLBACK_TIMESTAMP_FIELD)
+                .and_then(parse_timestamp);
             if fallback.is_some() {
-                take(&mut fields, FALLBACK_TIMESTAMP_FIELD);
+                fields.remove(FALLBACK_TIMESTAMP_FIELD);
             }
             fallback.unwrap_or(received_ns)
         }
-        Some(node) => node_timestamp(&node).ok_or_else(|| ItemError::Timestamp {
+        Some(value) => parse_timestamp(&value).ok_or_else(|| ItemError::Timestamp {
             line,
-            value: clip(&node.into_value().to_string()),
+            value: clip(&value.to_string()),
         })?,
     };
-    let message = match take(&mut fields, MESSAGE_FIELD) {
-        None | Some(Node::Null) => match take(&mut fields, LINE_FIELD) {
-            Some(Node::String(line)) => line.into_owned(),
+    let message = match fields.remove(MESSAGE_FIELD) {
+        None | Some(Value::Null) => match fields.remove(LINE_FIELD) {
+            Some(Value::String(line)) => line,
             other => {
                 if let Some(other) = other {
-                    put(&mut fields, Cow::Borrowed(LINE_FIELD), other);
+                    fields.insert(LINE_FIELD.to_string(), other);
                 }
                 String::from_utf8_lossy(document).trim().to_string()
             }
         },
-        Some(Node::String(text)) => text.into_owned(),
-        Some(other) => other.into_value().to_string(),
+        Some(Value::String(text)) => text,
+        Some(other) => other.to_string(),
     };
     let mut flat = Vec::with_capacity(fields.len());
     flatten("", fields, &mut flat);
     let level = LEVEL_FIELDS.iter().find_map(|name| {
         let at = flat.iter().position(|(field, _)| field == name)?;
-        let Node::String(text) = &flat[at].1 else {
+        let Value::String(text) = &flat[at].1 else {
             return None;
         };
         let level = Level::parse(text).ok()?;
@@ -346,10 +343,10 @@ pub fn document_entry(
     });
     let mut labels: Vec<(String, String)> = flat
         .into_iter()
-        .map(|(name, node)| {
-            let text = match node {
-                Node::String(text) => text.into_owned(),
-                other => other.into_value().to_string(),
+        .map(|(name, value)| {
+            let text = match value {
+                Value::String(text) => text,
+                other => other.to_string(),
             };
             (name, text)
         })
@@ -368,196 +365,20 @@ pub fn document_entry(
     })
 }
 
-/// A document's JSON, read in one pass borrowing from the body: a string
-/// without escapes, and every member name, is a slice of the body until
-/// the label or message that keeps it copies it once. Objects keep what
-/// [`serde_json::Map`] keeps (each name once, its last value, in name
-/// order), so a document means what it meant read as a [`Value`]; numbers,
-/// booleans and arrays, rare in logs, are read as [`Value`]s, so that
-/// their text is the JSON it writes.
-#[derive(Debug)]
-enum Node<'a> {
-    /// `null`.
-    Null,
-    /// A string.
-    String(Cow<'a, str>),
-    /// An object's members, sorted by name, each name once.
-    Object(Vec<(Cow<'a, str>, Node<'a>)>),
-    /// A number, a boolean or an array.
-    Other(Value),
-}
-
-impl Node<'_> {
-    /// The same value as a [`Value`].
-    fn into_value(self) -> Value {
-        match self {
-            Node::Null => Value::Null,
-            Node::String(text) => Value::String(text.into_owned()),
-            Node::Object(members) => Value::Object(
-                members
-                    .into_iter()
-                    .map(|(name, node)| (name.into_owned(), node.into_value()))
-                    .collect(),
-            ),
-            Node::Other(value) => value,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Node<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
-    }
-}
-
-/// Reads a [`Node`].
-struct NodeVisitor;
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node<'de>;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-        formatter.write_str("any JSON value")
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Node::Null)
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, flag: bool) -> Result<Self::Value, E> {
-        Ok(Node::Other(Value::Bool(flag)))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Self::Value, E> {
-        Ok(Node::Other(Value::from(number)))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Self::Value, E> {
-        Ok(Node::Other(Value::from(number)))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Self::Value, E> {
-        Ok(Node::Other(Value::from(number)))
-    }
-
-    fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-        Ok(Node::String(Cow::Borrowed(text)))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(Node::String(Cow::Owned(text.to_string())))
-    }
-
-    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
-        Ok(Node::String(Cow::Owned(text)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut values = Vec::new();
-        while let Some(value) = seq.next_element::<Value>()? {
-            values.push(value);
-        }
-        Ok(Node::Other(Value::Array(values)))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::new();
-        while let Some(Name(name)) = map.next_key()? {
-            members.push((name, map.next_value()?));
-        }
-        // Reversed, a stable sort puts the last value of a name first in
-        // its run, which is the one dedup keeps: a map's last-wins.
-        members.reverse();
-        members.sort_by(|a: &(Cow<'de, str>, Node<'de>), b| a.0.cmp(&b.0));
-        members.dedup_by(|later, kept| later.0 == kept.0);
-        Ok(Node::Object(members))
-    }
-}
-
-/// A member's name: borrowed unless it holds an escape.
-struct Name<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Name<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(NameVisitor)
-    }
-}
-
-/// Reads a [`Name`].
-struct NameVisitor;
-
-impl<'de> Visitor<'de> for NameVisitor {
-    type Value = Name<'de>;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-        formatter.write_str("a member name")
-    }
-
-    fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-        Ok(Name(Cow::Borrowed(text)))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(Name(Cow::Owned(text.to_string())))
-    }
-
-    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
-        Ok(Name(Cow::Owned(text)))
-    }
-}
-
-/// The member `name` of sorted `members`.
-fn get<'m, 'a>(members: &'m [(Cow<'a, str>, Node<'a>)], name: &str) -> Option<&'m Node<'a>> {
-    let at = members
-        .binary_search_by(|(member, _)| member.as_ref().cmp(name))
-        .ok()?;
-    Some(&members[at].1)
-}
-
-/// Takes the member `name` out of sorted `members`.
-fn take<'a>(members: &mut Vec<(Cow<'a, str>, Node<'a>)>, name: &str) -> Option<Node<'a>> {
-    let at = members
-        .binary_search_by(|(member, _)| member.as_ref().cmp(name))
-        .ok()?;
-    Some(members.remove(at).1)
-}
-
-/// Puts the member `name` back into sorted `members`, where it was taken
-/// from.
-fn put<'a>(members: &mut Vec<(Cow<'a, str>, Node<'a>)>, name: Cow<'a, str>, node: Node<'a>) {
-    let at = members
-        .binary_search_by(|(member, _)| member.as_ref().cmp(&name))
-        .unwrap_or_else(|at| at);
-    members.insert(at, (name, node));
-}
-
-/// Every member of `object` under `prefix`, nested objects flattened to
+/// Every field of `object` under `prefix`, nested objects flattened to
 /// dotted names; `null` gives nothing, an empty object itself.
-fn flatten<'a>(
-    prefix: &str,
-    object: Vec<(Cow<'a, str>, Node<'a>)>,
-    out: &mut Vec<(String, Node<'a>)>,
-) {
-    for (name, node) in object {
+fn flatten(prefix: &str, object: Map<String, Value>, out: &mut Vec<(String, Value)>) {
+    for (name, value) in object {
         let name = if prefix.is_empty() {
-            name.into_owned()
+            name
         } else {
             format!("{prefix}.{name}")
         };
-        match node {
-            Node::Null => {}
-            Node::Object(inner) if !inner.is_empty() => flatten(&name, inner, out),
+        match value {
+            Value::Null => {}
+            Value::Object(inner) if !inner.is_empty() => flatten(&name, inner, out),
             other => out.push((name, other)),
         }
-    }
-}
-
-/// A time field's node as Unix epoch nanoseconds (see [`parse_timestamp`]).
-fn node_timestamp(node: &Node<'_>) -> Option<i64> {
-    match node {
-        Node::String(text) => parse_timestamp_text(text),
-        Node::Other(value) => parse_timestamp(value),
-        Node::Null | Node::Object(_) => None,
     }
 }
 
@@ -573,24 +394,22 @@ fn parse_timestamp(value: &Value) -> Option<i64> {
                 (nanos.is_finite() && nanos.abs() < 9.2e18).then_some(nanos as i64)
             }
         },
-        Value::String(text) => parse_timestamp_text(text),
-        _ => None,
-    }
-}
-
-/// A time given as a string (see [`parse_timestamp`]).
-fn parse_timestamp_text(text: &str) -> Option<i64> {
-    let text = text.trim();
-    if let Some(nanos) = millis_text(text) {
-        return nanos;
-    }
-    match crate::time::parse_datetime(text) {
-        Ok(nanos) => Some(nanos),
-        // Elasticsearch reads a date and time without an offset as UTC.
-        Err(crate::TimeError::NoOffset { .. }) => {
-            crate::time::parse_datetime(&format!("{text}Z")).ok()
+        Value::String(text) => {
+            let text = text.trim();
+            if let Some(nanos) = millis_text(text) {
+                return nanos;
+            }
+            match crate::time::parse_datetime(text) {
+                Ok(nanos) => Some(nanos),
+                // Elasticsearch reads a date and time without an offset as
+                // UTC.
+                Err(crate::TimeError::NoOffset { .. }) => {
+                    crate::time::parse_datetime(&format!("{text}Z")).ok()
+                }
+                Err(_) => None,
+            }
         }
-        Err(_) => None,
+        _ => None,
     }
 }
 
