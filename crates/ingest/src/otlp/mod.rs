@@ -101,6 +101,14 @@ pub fn from_request(request: ExportLogsServiceRequest, received_ns: i64) -> Deco
 fn map(request: ExportLogsServiceRequest, received_ns: i64) -> Decoded {
     let mut decoded = Decoded::default();
     for resource_logs in request.resource_logs {
+        map_resource(resource_logs, received_ns, &mut decoded);
+    }
+    decoded
+}
+
+/// One resource's records as entries, added to `decoded`.
+fn map_resource(resource_logs: ResourceLogs, received_ns: i64, decoded: &mut Decoded) {
+    {
         let mut resource_labels = Vec::new();
         for pair in resource_logs
             .resource
@@ -121,7 +129,7 @@ fn map(request: ExportLogsServiceRequest, received_ns: i64) -> Decoded {
                     Some(other) => to_json(&other).to_string(),
                 };
                 push_record(
-                    &mut decoded,
+                    decoded,
                     &resource_labels,
                     Record {
                         time_unix_nano: record.time_unix_nano,
@@ -138,7 +146,96 @@ fn map(request: ExportLogsServiceRequest, received_ns: i64) -> Decoded {
             }
         }
     }
-    decoded
+}
+
+/// An `ExportLogsServiceRequest` as a gRPC server's codec reads it:
+/// straight into entries, each `ResourceLogs` as it comes, by the same
+/// field-by-field reader as [`decode_protobuf`] (prost's messages for what
+/// it does not take), so the request's messages are never built. Records
+/// without a time get the time the request's first field was read. Only
+/// decoded: encoding it writes nothing.
+#[derive(Debug, Default)]
+pub struct ExportLogs {
+    decoded: Decoded,
+    received_ns: Option<i64>,
+}
+
+impl ExportLogs {
+    /// The entries read, and the records refused.
+    pub fn into_decoded(self) -> Decoded {
+        self.decoded
+    }
+}
+
+impl prost::Message for ExportLogs {
+    fn encode_raw(&self, _buf: &mut impl prost::bytes::BufMut) {}
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        use prost::encoding::{decode_varint, WireType};
+        if tag != 1 {
+            return prost::encoding::skip_field(wire_type, tag, buf, ctx);
+        }
+        // As prost's own code for `resource_logs` reads and names it.
+        let in_field = |mut error: prost::DecodeError| {
+            error.push("ExportLogsServiceRequest", "resource_logs");
+            error
+        };
+        prost::encoding::check_wire_type(WireType::LengthDelimited, wire_type).map_err(in_field)?;
+        let received_ns = *self.received_ns.get_or_insert_with(now_nanos);
+        // The message's length and bytes, read in place when the buffer
+        // holds them whole (a gRPC message is one piece).
+        let chunk = buf.chunk();
+        let mut after = chunk;
+        let whole = decode_varint(&mut after).ok().and_then(|len| {
+            let start = chunk.len() - after.len();
+            let end = start.checked_add(usize::try_from(len).ok()?)?;
+            (end <= chunk.len()).then_some((start, end))
+        });
+        let before = (
+            self.decoded.entries.len(),
+            self.decoded.rejected,
+            self.decoded.error_message.len(),
+        );
+        if let Some((start, end)) = whole {
+            if wire::resource_logs(&chunk[start..end], received_ns, &mut self.decoded).is_some() {
+                buf.advance(end);
+                return Ok(());
+            }
+        }
+        // What the reader added before it gave up is read again by prost,
+        // which also names what is wrong with a malformed message.
+        self.decoded.entries.truncate(before.0);
+        self.decoded.rejected = before.1;
+        self.decoded.error_message.truncate(before.2);
+        let mut resource_logs = ResourceLogs::default();
+        prost::encoding::message::merge(WireType::LengthDelimited, &mut resource_logs, buf, ctx)
+            .map_err(in_field)?;
+        map_resource(resource_logs, received_ns, &mut self.decoded);
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        0
+    }
+
+    fn clear(&mut self) {
+        *self = ExportLogs::default();
+    }
+}
+
+/// Now, as Unix epoch nanoseconds; 0 for a clock set before 1970.
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
+        })
 }
 
 /// What a record's entry is made of, however it was decoded.

@@ -41,7 +41,7 @@ pub(super) fn decode(body: &[u8], received_ns: i64) -> Option<Decoded> {
 
 /// `ResourceLogs`: the resource's attributes first, wherever they are in
 /// the message, then the records of each scope.
-fn resource_logs(mut buf: &[u8], received_ns: i64, decoded: &mut Decoded) -> Option<()> {
+pub(super) fn resource_logs(mut buf: &[u8], received_ns: i64, decoded: &mut Decoded) -> Option<()> {
     let mut resource_labels = Vec::new();
     let mut scopes = Vec::new();
     while !buf.is_empty() {
