@@ -104,19 +104,14 @@ pub enum Encoding {
 
 /// Undoes a content coding, refusing to produce more than `limit` bytes:
 /// the output is read in steps and checked as it grows, so a
-/// decompression bomb costs at most `limit` bytes of memory. A body sent
-/// without a coding is the body itself, not a copy.
-pub fn decompress(
-    encoding: Encoding,
-    body: &[u8],
-    limit: u64,
-) -> Result<std::borrow::Cow<'_, [u8]>, LokiError> {
+/// decompression bomb costs at most `limit` bytes of memory.
+pub fn decompress(encoding: Encoding, body: &[u8], limit: u64) -> Result<Vec<u8>, LokiError> {
     let name = match encoding {
         Encoding::Identity => {
             if body.len() as u64 > limit {
                 return Err(LokiError::TooLarge { limit });
             }
-            return Ok(std::borrow::Cow::Borrowed(body));
+            return Ok(body.to_vec());
         }
         Encoding::Gzip => "gzip",
         Encoding::Deflate => "deflate",
@@ -136,7 +131,7 @@ pub fn decompress(
         }
         Ok(out)
     };
-    let out = match encoding {
+    match encoding {
         Encoding::Gzip => read(&mut flate2::read::MultiGzDecoder::new(body)),
         // zlib's header says which it is: its first two bytes, read
         // big-endian, are a multiple of 31 with method 8.
@@ -148,8 +143,7 @@ pub fn decompress(
             read(&mut flate2::read::ZlibDecoder::new(body))
         }
         _ => read(&mut flate2::read::DeflateDecoder::new(body)),
-    };
-    out.map(std::borrow::Cow::Owned)
+    }
 }
 
 /// The JSON form's top level.
@@ -651,15 +645,15 @@ mod tests {
         let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         zlib.write_all(b"hello").unwrap();
         assert_eq!(
-            *decompress(Encoding::Deflate, &zlib.finish().unwrap(), 10).unwrap(),
-            *b"hello"
+            decompress(Encoding::Deflate, &zlib.finish().unwrap(), 10).unwrap(),
+            b"hello"
         );
         let mut raw =
             flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         raw.write_all(b"hello").unwrap();
         assert_eq!(
-            *decompress(Encoding::Deflate, &raw.finish().unwrap(), 10).unwrap(),
-            *b"hello"
+            decompress(Encoding::Deflate, &raw.finish().unwrap(), 10).unwrap(),
+            b"hello"
         );
         assert!(matches!(
             decompress(Encoding::Gzip, b"nope", 10),

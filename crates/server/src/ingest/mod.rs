@@ -77,15 +77,13 @@ pub async fn append(
 /// whose body is one message decoded all or nothing (Loki, OTLP). Shutdown
 /// ends the read; a body cut by the server (`net::request_body`) keeps its
 /// reason.
-///
-/// The bytes are added to `raw`, which may have room reserved already.
-async fn read_body(
+pub(crate) async fn read_body(
     shared: &Shared,
     body: Body,
     limit: u64,
-    mut raw: Vec<u8>,
 ) -> Result<Vec<u8>, ServeError> {
     let mut chunks = body.into_data_stream();
+    let mut raw = Vec::new();
     loop {
         let chunk = tokio::select! {
             biased;
@@ -108,9 +106,6 @@ async fn read_body(
     }
 }
 
-/// The most room reserved for a push body before its bytes arrive.
-const MAX_BODY_ROOM: u64 = 16 << 20;
-
 /// A one-message push body read whole (see [`read_body`]), refused at once
 /// when its `Content-Length` already says it is over `limit`.
 pub(crate) async fn read_push_body(
@@ -126,14 +121,7 @@ pub(crate) async fn read_push_body(
     if declared.is_some_and(|length| length > limit) {
         return Err(ServeError::BodyTooLarge { limit });
     }
-    // Room for the declared length at once: growing by doubling would copy
-    // a large body about twice more. The room is address space until bytes
-    // arrive (an allocation this large is mapped, not touched), and is
-    // capped, so a client that declares much and sends nothing holds little.
-    let room = declared.map_or(0, |length| {
-        usize::try_from(length.min(MAX_BODY_ROOM)).unwrap_or(0)
-    });
-    read_body(shared, body, limit, Vec::with_capacity(room)).await
+    read_body(shared, body, limit).await
 }
 
 /// A request's `Content-Type`: its media type in lower case without
