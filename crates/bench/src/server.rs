@@ -85,7 +85,7 @@ pub fn build_peer() -> anyhow::Result<PathBuf> {
 /// A free port on 127.0.0.1, for the peer, which cannot be told to take
 /// port 0 and report it. Another process could take it before the peer
 /// does; on a benchmark machine that is rare enough to retry by hand.
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }

@@ -7,6 +7,7 @@ pub mod cancel_storm;
 pub mod fan_out;
 pub mod first_error;
 pub mod ingest;
+pub mod ingest_protocols;
 pub mod loki_query_range;
 pub mod open;
 pub mod query;
