@@ -134,6 +134,9 @@ pub struct Ctx {
     /// The realistic data set's store, filled by the first scenario that
     /// reads it and kept for the others.
     pub realistic: Option<realistic::Filled>,
+    /// The same data set with JSON messages, for the query scenario's
+    /// `| json` query.
+    pub realistic_json: Option<realistic::Filled>,
     /// fan-out's shape as given on the command line: clients, rate,
     /// seconds.
     pub fan_out: (Option<usize>, Option<u64>, Option<u64>),
@@ -209,6 +212,7 @@ fn run() -> anyhow::Result<()> {
         report,
         stream_store: None,
         realistic: None,
+        realistic_json: None,
         fan_out: (
             args.fan_out_clients,
             args.fan_out_rate,

@@ -186,6 +186,31 @@ impl Generated {
         ]
     }
 
+    /// The message as an app that logs JSON writes it: the text under
+    /// `msg`, each of its `key=value` fields (values without quotes or
+    /// spaces) under its own key, and the trace id.
+    pub fn json_message(&self) -> String {
+        let mut object = serde_json::Map::new();
+        object.insert("msg".into(), self.message.clone().into());
+        for (key, value) in self
+            .message
+            .split(' ')
+            .filter_map(|word| word.split_once('='))
+        {
+            let plain = |text: &str| {
+                !text.is_empty()
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-:".contains(&b))
+            };
+            if plain(key) && plain(value) {
+                object.insert(key.into(), value.into());
+            }
+        }
+        object.insert("trace_id".into(), self.trace_id.clone().into());
+        serde_json::Value::Object(object).to_string()
+    }
+
     /// The entry as a Push carries it.
     pub fn into_proto(self) -> LogEntry {
         LogEntry {
@@ -318,6 +343,16 @@ impl Realistic {
     /// Entry `seq` as a Push carries it.
     pub fn entry(&self, seq: u64) -> LogEntry {
         self.generate(seq).into_proto()
+    }
+
+    /// Entry `seq` with its message in [`Generated::json_message`]'s form.
+    pub fn json_entry(&self, seq: u64) -> LogEntry {
+        let generated = self.generate(seq);
+        let message = generated.json_message();
+        LogEntry {
+            message,
+            ..generated.into_proto()
+        }
     }
 
     /// How many errors the data set holds.
@@ -525,7 +560,27 @@ pub struct Filled {
 /// (`--large`: 10M entries, --smoke: 20,000, else 1M), left with every
 /// closed segment sealed.
 pub async fn filled(ctx: &mut Ctx) -> anyhow::Result<(Realistic, PathBuf)> {
-    if ctx.realistic.is_none() {
+    filled_as(ctx, Form::Text).await
+}
+
+/// How a filled store's messages are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// As [`Realistic::entry`] makes them: plain text with `key=value`
+    /// fields.
+    Text,
+    /// As [`Realistic::json_entry`] makes them: JSON objects.
+    Json,
+}
+
+/// [`filled`], with the messages in `form`; each form's store is filled
+/// once a run.
+pub async fn filled_as(ctx: &mut Ctx, form: Form) -> anyhow::Result<(Realistic, PathBuf)> {
+    let slot = |ctx: &Ctx| match form {
+        Form::Text => ctx.realistic.is_none(),
+        Form::Json => ctx.realistic_json.is_none(),
+    };
+    if slot(ctx) {
         let n = if ctx.large {
             ctx.size(10_000_000, 20_000)
         } else {
@@ -533,13 +588,14 @@ pub async fn filled(ctx: &mut Ctx) -> anyhow::Result<(Realistic, PathBuf)> {
         };
         let data = Realistic::new(n);
         let dir = ctx.tempdir("realistic")?;
-        eprintln!("  filling a store with {n} realistic entries");
+        eprintln!("  filling a store with {n} realistic entries ({form:?} messages)");
         // --sync never: how fast a store fills is the ingest scenario's
         // business; these scenarios read what is stored.
         let server = ServerProcess::logtap(&ctx.logtap, dir.path(), SyncPolicy::Never)?;
         let started = Instant::now();
-        client::fill(&server.channel().await?, 0..n, 4, move |seq| {
-            data.entry(seq)
+        client::fill(&server.channel().await?, 0..n, 4, move |seq| match form {
+            Form::Text => data.entry(seq),
+            Form::Json => data.json_entry(seq),
         })
         .await?;
         let fill_seconds = started.elapsed().as_secs_f64();
@@ -550,11 +606,19 @@ pub async fn filled(ctx: &mut Ctx) -> anyhow::Result<(Realistic, PathBuf)> {
         let waited = wait_sealed(&server).await?;
         server.stop()?;
         ctx.report.note(format!(
-            "realistic data set: {n} entries pushed in {fill_seconds:.1} s on 4 Push calls (--sync never, sealing in the background), the rest sealed {waited:.1} s after a restart"
+            "realistic data set ({form:?} messages): {n} entries pushed in {fill_seconds:.1} s on 4 Push calls (--sync never, sealing in the background), the rest sealed {waited:.1} s after a restart"
         ));
-        ctx.realistic = Some(Filled { dir, data });
+        let filled = Some(Filled { dir, data });
+        match form {
+            Form::Text => ctx.realistic = filled,
+            Form::Json => ctx.realistic_json = filled,
+        }
     }
-    let filled = ctx.realistic.as_ref().expect("filled above");
+    let filled = match form {
+        Form::Text => ctx.realistic.as_ref(),
+        Form::Json => ctx.realistic_json.as_ref(),
+    }
+    .expect("filled above");
     Ok((filled.data, filled.dir.path().to_path_buf()))
 }
 
@@ -635,6 +699,43 @@ pub fn segment_bases(dir: &Path) -> anyhow::Result<(Vec<u64>, Vec<u64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_message_holds_the_text_and_its_fields() {
+        let data = Realistic::new(100_000);
+        let lagging = (0..100_000)
+            .map(|seq| data.generate(seq))
+            .find(|entry| entry.message.contains("kafka consumer lag"))
+            .expect("the data set has lag warnings");
+        let object: serde_json::Value =
+            serde_json::from_str(&lagging.json_message()).expect("JSON");
+        assert_eq!(object["msg"], lagging.message.as_str());
+        assert_eq!(object["trace_id"], lagging.trace_id.as_str());
+        let lag = lagging
+            .message
+            .split(' ')
+            .find_map(|word| word.strip_prefix("lag="))
+            .unwrap();
+        assert_eq!(object["lag"], lag);
+        // A quoted value with spaces stays in `msg` only.
+        let failing = (0..100_000)
+            .map(|seq| data.generate(seq))
+            .find(|entry| entry.message.contains("error=\"deadlock detected\""))
+            .expect("the data set has deadlocks");
+        let object: serde_json::Value = serde_json::from_str(&failing.json_message()).unwrap();
+        assert!(object.get("error").is_none());
+        assert_eq!(
+            object["table"],
+            failing
+                .message
+                .split("table=")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+        );
+    }
 
     #[test]
     fn entries_are_a_function_of_their_number() {

@@ -7,13 +7,15 @@
 //! * entries by level in 100 steps over the whole range,
 //!   `sum by (level) (count_over_time({}[R/100]))`;
 //! * a log query with a selector, a line filter, a parser and a label
-//!   filter, to its first entry and to its end.
+//!   filter, to its first entry and to its end: with `| logfmt` on the
+//!   data set's text messages, and with `| json` on the same data set
+//!   written as JSON messages (a second store).
 //!
 //! The metric answers are checked (the number of errors, the number of
 //! entries), and every entry of the log query against its filter.
 
 use crate::client::v1_client;
-use crate::realistic::{self, Realistic, BASE_TIMESTAMP, STEP_NANOS};
+use crate::realistic::{self, Form, Realistic, BASE_TIMESTAMP, STEP_NANOS};
 use crate::report::Target;
 use crate::scenarios::search::size_name;
 use crate::server::{ServerProcess, SyncPolicy};
@@ -30,6 +32,34 @@ const METRIC_TARGET_MS: f64 = 14.0;
 
 /// The log query: warnings about consumer lag over 80,000 messages.
 const LOG_QUERY: &str = r#"{level="warn"} |= "kafka consumer lag" | logfmt | lag > 80000"#;
+
+/// The same question of the JSON messages.
+const JSON_LOG_QUERY: &str = r#"{level="warn"} |= "kafka consumer lag" | json | lag > 80000"#;
+
+/// A log query and how to tell an entry it may answer.
+struct LogQuery {
+    query: &'static str,
+    /// The entry's lag, if the message is one of the lag warnings.
+    lag: fn(&str) -> Option<u64>,
+}
+
+const TEXT: LogQuery = LogQuery {
+    query: LOG_QUERY,
+    lag: |message| {
+        message
+            .split(' ')
+            .find_map(|pair| pair.strip_prefix("lag="))
+            .and_then(|lag| lag.parse::<u64>().ok())
+    },
+};
+
+const JSON: LogQuery = LogQuery {
+    query: JSON_LOG_QUERY,
+    lag: |message| {
+        let object: serde_json::Value = serde_json::from_str(message).ok()?;
+        object.get("lag")?.as_str()?.parse().ok()
+    },
+};
 
 /// One metric query, timed to the end of its stream: the milliseconds,
 /// and the sum of every value of every step.
@@ -48,13 +78,13 @@ async fn metric(channel: &Channel, request: MetricRequest) -> anyhow::Result<(f6
     Ok((started.elapsed().as_secs_f64() * 1e3, total))
 }
 
-/// The log query to its first entry and its end (ms), and its entries.
-async fn log_query(channel: &Channel) -> anyhow::Result<(f64, f64, u64)> {
+/// A log query to its first entry and its end (ms), and its entries.
+async fn log_query(channel: &Channel, query: &LogQuery) -> anyhow::Result<(f64, f64, u64)> {
     let mut client = v1_client(channel.clone());
     let started = Instant::now();
     let mut stream = client
         .get_logs(LogRequest {
-            query: LOG_QUERY.to_string(),
+            query: query.query.to_string(),
             ..Default::default()
         })
         .await
@@ -64,11 +94,7 @@ async fn log_query(channel: &Channel) -> anyhow::Result<(f64, f64, u64)> {
     let mut count = 0;
     while let Some(entry) = stream.message().await.context("an entry")? {
         first.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1e3);
-        let lag = entry
-            .message
-            .split(' ')
-            .find_map(|pair| pair.strip_prefix("lag="))
-            .and_then(|lag| lag.parse::<u64>().ok());
+        let lag = (query.lag)(&entry.message);
         if entry.level != "warn"
             || !entry.message.contains("kafka consumer lag")
             || lag.is_none_or(|lag| lag <= 80_000)
@@ -99,7 +125,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     if total != entries {
         bail!("entries by level in 100 steps add up to {total}, not {entries}");
     }
-    let (_, _, found) = log_query(&channel).await?;
+    let (_, _, found) = log_query(&channel, &TEXT).await?;
     if found == 0 {
         bail!("the log query found nothing: the data set has lagging consumers");
     }
@@ -109,7 +135,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     for _ in 0..ctx.runs {
         errors_ms.push(metric(&channel, requests.0.clone()).await?.0);
         by_level_ms.push(metric(&channel, requests.1.clone()).await?.0);
-        let (first, end, _) = log_query(&channel).await?;
+        let (first, end, _) = log_query(&channel, &TEXT).await?;
         first_ms.push(first);
         end_ms.push(end);
     }
@@ -149,6 +175,42 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.report.note(format!(
         "query: {} realistic entries, sealed, page cache warm; metric queries through gRPC QueryMetrics timed to the end of their stream; the log query is `{LOG_QUERY}` through GetLogs; target: VictoriaLogs' `level:error | stats count()` at 10M (issue 20)",
         data.len()
+    ));
+    server.stop()?;
+
+    // The `| json` query, on the same entries written as JSON.
+    let (_, dir) = realistic::filled_as(ctx, Form::Json).await?;
+    let server = ServerProcess::logtap(&ctx.logtap, &dir, SyncPolicy::Never)?;
+    realistic::wait_sealed(&server).await?;
+    let channel = server.channel().await?;
+    let (_, _, json_found) = log_query(&channel, &JSON).await?;
+    if json_found != found {
+        bail!("the json query found {json_found} entries, the logfmt one {found}");
+    }
+    let (mut first_ms, mut end_ms) = (Vec::new(), Vec::new());
+    for _ in 0..ctx.runs {
+        let (first, end, _) = log_query(&channel, &JSON).await?;
+        first_ms.push(first);
+        end_ms.push(end);
+    }
+    ctx.report.add(
+        SCENARIO,
+        &subject,
+        &format!("json log query to its first entry ({found} entries)"),
+        "ms",
+        first_ms,
+        Target::None,
+    )?;
+    ctx.report.add(
+        SCENARIO,
+        &subject,
+        "json log query to its end",
+        "ms",
+        end_ms,
+        Target::None,
+    )?;
+    ctx.report.note(format!(
+        "query: the json log query is `{JSON_LOG_QUERY}` through GetLogs, on a second store of the same entries with JSON messages (`msg`, each key=value field, `trace_id`)"
     ));
     server.stop()?;
     Ok(())
