@@ -430,6 +430,11 @@ pub fn store_error_code(error: &StoreError) -> Code {
         // Only at open, which a server turns into a startup error; a
         // backend handing it to a request is an operator's matter.
         StoreError::Locked { .. } => Code::Unavailable,
+        // A replicated log that lost its quorum or leader for a moment: a
+        // retried push is stored once (message ids), so retrying is safe.
+        StoreError::Unavailable(_) => Code::Unavailable,
+        // Only a bug in applying a replicated log could ask for it.
+        StoreError::CursorBehind { .. } => Code::Internal,
     }
 }
 
