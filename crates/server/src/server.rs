@@ -110,7 +110,20 @@ impl Server {
                 "The store was not closed cleanly; recovery cut or skipped damaged records."
             );
         }
-        let store: Arc<dyn Backend> = Arc::new(store);
+        let store: Arc<dyn Backend> = match config.nats.clone() {
+            None => Arc::new(store),
+            Some(nats) => {
+                let retention = config.store.retention;
+                let backend = tokio::task::spawn_blocking(move || {
+                    logtap_cluster::ClusterBackend::open(nats, store, retention)
+                })
+                .await
+                .map_err(|error| {
+                    ServerError::Internal(format!("joining the cluster: {error}"))
+                })??;
+                Arc::new(backend)
+            }
+        };
         let live = Live::attach(&*store);
         let shared = Shared {
             store,
