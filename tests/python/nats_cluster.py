@@ -98,7 +98,7 @@ class NatsServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"nats-server {self.name} exited:\n{self.log_path.read_text()}")
-            status, _ = http("GET", f"http://127.0.0.1:{self.monitor}/healthz?js-enabled-only=true", timeout=1)
+            status, _ = http("GET", f"http://127.0.0.1:{self.monitor}/healthz", timeout=1)
             if status == 200:
                 return self
             time.sleep(0.1)

@@ -10,6 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long the consumer may stay silent before the stream is asked
+/// whether it holds more.
+const STALL_CHECK: Duration = Duration::from_secs(1);
+
 /// The most messages applied in one local append: one fsync for them all.
 const MAX_BATCH: usize = 4096;
 
@@ -26,7 +30,12 @@ pub(crate) async fn run(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match apply_from(&context, &config, &store, &mut from).await {
+        let before = from;
+        let result = apply_from(&context, &config, &store, &mut from).await;
+        if from > before {
+            backoff = Duration::from_millis(100);
+        }
+        match result {
             Ok(()) => {}
             Err(Failure::Nats(error)) => {
                 tracing::warn!(%error, from, "Reading the JetStream stream failed; retrying.");
@@ -72,7 +81,25 @@ async fn apply_from(
     let mut messages = consumer.messages().await.map_err(|e| nats(&e))?;
     // Runs of consecutive sequences, each one local append.
     let mut runs: Vec<(u64, Vec<NewEntry>)> = Vec::new();
-    while let Some(message) = messages.next().await {
+    loop {
+        let message = match tokio::time::timeout(STALL_CHECK, messages.next()).await {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(()),
+            Err(_) => {
+                // The ordered consumer notices a lost server only after two
+                // missed 15 s heartbeats; a push waiting for this node's
+                // copy should not wait that long, so silence is checked
+                // against the stream itself.
+                let info = stream.get_info().await.map_err(|e| nats(&e))?;
+                if info.state.last_sequence >= *from {
+                    return Err(Failure::Nats(format!(
+                        "the consumer delivered nothing for {STALL_CHECK:?} while the stream holds up to sequence {}",
+                        info.state.last_sequence
+                    )));
+                }
+                continue;
+            }
+        };
         let mut taken = 0;
         let mut next = Some(message);
         // A failure mid-batch still applies what came before it, so that
@@ -125,5 +152,4 @@ async fn apply_from(
             return Err(failure);
         }
     }
-    Ok(())
 }

@@ -27,6 +27,7 @@
 mod apply;
 mod publish;
 
+use async_nats::jetstream::context::CreateStreamErrorKind;
 use async_nats::jetstream::{self, stream};
 use logtap_core::{
     AppendReceipt, Backend, CommitHook, EntryLimits, Level, LogReader, NewEntry, ReadOptions,
@@ -244,7 +245,11 @@ async fn connect(
         .await
         .map_err(|e| connect_error(e.to_string()))?;
     let max_payload = client.server_info().max_payload;
-    let context = jetstream::new(client);
+    let mut context = jetstream::new(client);
+    // An ack or API answer that has not come in this long is from a leader
+    // that is gone: asking again (the message id keeps a publish single)
+    // reaches the new one sooner than the default 5 s wait.
+    context.set_timeout(Duration::from_secs(2));
     let stream_error = |reason: String| ClusterError::Stream {
         stream: config.stream.clone(),
         reason,
@@ -266,10 +271,28 @@ async fn connect(
         },
         ..Default::default()
     };
-    let mut handle = context
-        .get_or_create_stream(wanted.clone())
-        .await
-        .map_err(|e| stream_error(e.to_string()))?;
+    // A NATS cluster that is starting answers once it has elected its
+    // JetStream meta leader: a node started with it waits a little.
+    let started = std::time::Instant::now();
+    let mut handle = loop {
+        match context.get_or_create_stream(wanted.clone()).await {
+            Ok(handle) => break handle,
+            // A name NATS refuses, or an answer from JetStream, will not
+            // change by asking again; no answer (no meta leader yet) may.
+            Err(error)
+                if !matches!(
+                    error.kind(),
+                    CreateStreamErrorKind::EmptyStreamName
+                        | CreateStreamErrorKind::InvalidStreamName
+                        | CreateStreamErrorKind::JetStream(_)
+                ) && started.elapsed() < CONNECT_WAIT =>
+            {
+                tracing::info!(%error, "JetStream is not ready yet; asking again.");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => return Err(stream_error(error.to_string())),
+        }
+    };
     let info = handle
         .info()
         .await

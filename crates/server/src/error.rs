@@ -27,7 +27,7 @@ pub enum ServerError {
         source: StoreError,
     },
     /// The node could not join its NATS JetStream cluster (`--nats`).
-    #[error("could not join the NATS JetStream cluster: {0}")]
+    #[error("could not join the NATS JetStream cluster")]
     Cluster(#[from] logtap_cluster::ClusterError),
     /// The listening socket could not be bound (address in use, ...).
     #[error("could not listen on {addr}: {source}")]
