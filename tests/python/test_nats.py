@@ -139,3 +139,27 @@ def test_an_unreachable_nats_or_a_bad_stream_name_stops_the_node_with_a_clear_er
     assert "JetStream stream a.b" in message, message
     message = refused_start(Node(tmp_path, "badurl", ["http://[x"]))
     assert "is not a NATS URL" in message, message
+
+
+def test_a_data_directory_of_another_stream_is_refused(tmp_path, nats):
+    node = Node(tmp_path, "moved", [nats.url], "--nats-stream", "first").start()
+    status, answer = node.push(lines("first-stream", 3))
+    assert answer["last_cursor"] == 3, answer
+    node.stop()
+    node.extra = ("--nats-stream", "second")
+    message = refused_start(node)
+    assert "applied stream second up to sequence 3, but the stream ends at 0" in message, message
+    assert "belongs to another stream" in message, message
+
+
+def test_an_entry_larger_than_a_nats_message_is_refused_and_the_lines_before_it_kept(nats, nodes):
+    a = nodes("a")
+    big = {"level": "error", "message": "x" * (1 << 20)}
+    status, answer = a.push([{"message": "before"}, big])
+    assert status == 400, answer
+    assert "entry too large" in answer, answer
+    # As on a single node, the push says what it kept: the line before.
+    assert "1 entries were stored before this batch" in answer, answer
+    status, answer = a.push([{"message": "after"}])
+    assert answer == {"stored": 1, "last_cursor": 2}, answer
+    assert [e["message"] for e in a.read()] == ["before", "after"]
