@@ -43,6 +43,10 @@ use std::time::Duration;
 /// is stored once.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
+/// How long an answer from JetStream is awaited before the request is
+/// sent again.
+const JETSTREAM_WAIT: Duration = Duration::from_secs(2);
+
 /// How long a starting node waits for a NATS server to answer.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
 
@@ -217,7 +221,11 @@ async fn connect(
     };
     let mut options = async_nats::ConnectOptions::new()
         .name("logtap")
-        .connection_timeout(CONNECT_WAIT);
+        .connection_timeout(CONNECT_WAIT)
+        // Every request (stream info, consumer creation) that has not been
+        // answered this long went to a leader that is gone; asking again
+        // reaches the new one sooner than the default 10 s wait.
+        .request_timeout(Some(JETSTREAM_WAIT));
     if let Some(creds) = &config.creds {
         options = options
             .credentials_file(creds)
@@ -246,10 +254,9 @@ async fn connect(
         .map_err(|e| connect_error(e.to_string()))?;
     let max_payload = client.server_info().max_payload;
     let mut context = jetstream::new(client);
-    // An ack or API answer that has not come in this long is from a leader
-    // that is gone: asking again (the message id keeps a publish single)
-    // reaches the new one sooner than the default 5 s wait.
-    context.set_timeout(Duration::from_secs(2));
+    // The same for a publish's ack (the message id keeps a publish sent
+    // again single); the default is 5 s.
+    context.set_timeout(JETSTREAM_WAIT);
     let stream_error = |reason: String| ClusterError::Stream {
         stream: config.stream.clone(),
         reason,
