@@ -47,6 +47,32 @@ def http(method, url, body=None, timeout=10.0):
         return 0, str(error)
 
 
+def terminate(process):
+    """SIGTERM, then SIGKILL if it is not gone in time; whether SIGTERM did."""
+    process.terminate()
+    try:
+        process.wait(timeout=DEADLINE)
+        return True
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False
+
+
+def wait_healthy(process, url, what, log):
+    """Waits until `url` answers 200; fails with `log()` if `process` exits
+    or the deadline passes first."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited:\n{log()}")
+        status, _ = http("GET", url, timeout=1)
+        if status == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not come up:\n{log()}")
+
+
 class NatsServer:
     """One nats-server process with JetStream on loopback ports."""
 
@@ -94,15 +120,9 @@ class NatsServer:
         return self
 
     def wait_ready(self):
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"nats-server {self.name} exited:\n{self.log_path.read_text()}")
-            status, _ = http("GET", f"http://127.0.0.1:{self.monitor}/healthz", timeout=1)
-            if status == 200:
-                return self
-            time.sleep(0.1)
-        raise AssertionError(f"nats-server {self.name} did not become ready:\n{self.log_path.read_text()}")
+        wait_healthy(self.process, f"http://127.0.0.1:{self.monitor}/healthz", f"nats-server {self.name}",
+                     lambda: self.log_path.read_text())
+        return self
 
     def stream_state(self, stream):
         """The stream's state and its cluster's leader, as this server sees it."""
@@ -120,16 +140,9 @@ class NatsServer:
 
     def stop(self):
         if self.process and self.process.poll() is None:
-            try:
-                self.process.send_signal(signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=DEADLINE)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            # A server the test paused must run again to hear SIGTERM.
+            self.process.send_signal(signal.SIGCONT)
+            terminate(self.process)
 
 
 def nats_cluster(root, size):
@@ -169,15 +182,8 @@ class Node:
     def start(self):
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"logtap node {self.name} exited:\n{self.log()}")
-            status, _ = http("GET", f"{self.base}/healthz", timeout=1)
-            if status == 200:
-                return self
-            time.sleep(0.05)
-        raise AssertionError(f"logtap node {self.name} did not come up:\n{self.log()}")
+        wait_healthy(self.process, f"{self.base}/healthz", f"logtap node {self.name}", self.log)
+        return self
 
     def log(self):
         return self.log_path.read_text(errors="replace")
@@ -215,12 +221,7 @@ class Node:
 
     def stop(self):
         if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=DEADLINE)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            if not terminate(self.process):
                 raise AssertionError(f"logtap node {self.name} did not stop on SIGTERM:\n{self.log()}")
             assert self.process.returncode == 0, f"{self.name} failed:\n{self.log()}"
 

@@ -97,18 +97,13 @@ def test_a_node_that_fell_behind_the_streams_retention_refuses_to_start(nats, no
     b.wait_for(1)
     b.stop()
     # The stream drops what is older than 2 s; a takes newer entries.
-    time.sleep(3)
-    status, answer = a.push([{"message": "new", "timestamp": time.time_ns()}])
-    assert answer["last_cursor"] == 2, answer
-    deadline = time.monotonic() + 10
-    while nats.stream_state("logs")["state"]["first_seq"] < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(3)
-    status, answer = a.push([{"message": "newer", "timestamp": time.time_ns()}])
-    assert answer["last_cursor"] == 3, answer
-    deadline = time.monotonic() + 10
-    while nats.stream_state("logs")["state"]["first_seq"] < 3 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    for cursor in (2, 3):
+        time.sleep(3)
+        status, answer = a.push([{"message": f"new-{cursor}", "timestamp": time.time_ns()}])
+        assert answer["last_cursor"] == cursor, answer
+        deadline = time.monotonic() + 10
+        while nats.stream_state("logs")["state"]["first_seq"] < cursor and time.monotonic() < deadline:
+            time.sleep(0.2)
     # b applied up to 1; the stream now starts at 3: sequence 2 is gone.
     b.process = None
     with pytest.raises(AssertionError) as refused:
