@@ -23,7 +23,7 @@ use report::Report;
 use std::path::{Path, PathBuf};
 
 /// The scenarios, in the order a full run takes them.
-const SCENARIOS: [&str; 12] = [
+const SCENARIOS: [&str; 13] = [
     "stream",
     "storage",
     "first-error",
@@ -36,6 +36,7 @@ const SCENARIOS: [&str; 12] = [
     "store-size",
     "seal",
     "query",
+    "cluster",
 ];
 
 /// End-to-end benchmarks of a real logtap server, side by side with the
@@ -45,7 +46,7 @@ const SCENARIOS: [&str; 12] = [
 struct Args {
     /// Run only these scenarios (repeat or separate with commas): stream,
     /// storage, first-error, ingest, fan-out, slow-reader, cancel-storm,
-    /// search, open, store-size, seal, query.
+    /// search, open, store-size, seal, query, cluster.
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     scenario: Vec<String>,
 
@@ -229,6 +230,7 @@ fn run() -> anyhow::Result<()> {
                 "store-size" => scenarios::store_size::run(&mut ctx).await,
                 "seal" => scenarios::seal::run(&mut ctx).await,
                 "query" => scenarios::query::run(&mut ctx).await,
+                "cluster" => scenarios::cluster::run(&mut ctx).await,
                 _ => unreachable!("names were checked"),
             };
             outcome.with_context(|| format!("scenario {name} failed"))?;
