@@ -185,7 +185,6 @@ async fn push_to_tail(
                 timestamp: client::now_nanos(),
                 ..client::entry(seq, false)
             }],
-            ..Default::default()
         };
         let start = Instant::now();
         push_parts(&push_channel, vec![futures::stream::iter(vec![request])]).await?;
