@@ -47,6 +47,9 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// sent again.
 const JETSTREAM_WAIT: Duration = Duration::from_secs(2);
 
+/// Publishes awaiting their ack, over all appends of this node.
+const MAX_IN_FLIGHT: usize = 65_536;
+
 /// How long a starting node waits for a NATS server to answer.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
 
@@ -253,10 +256,18 @@ async fn connect(
         .await
         .map_err(|e| connect_error(e.to_string()))?;
     let max_payload = client.server_info().max_payload;
-    let mut context = jetstream::new(client);
-    // The same for a publish's ack (the message id keeps a publish sent
-    // again single); the default is 5 s.
-    context.set_timeout(JETSTREAM_WAIT);
+    let context = jetstream::context::ContextBuilder::new()
+        // The same for a publish's ack (the message id keeps a publish
+        // sent again single); the default is 5 s.
+        .timeout(JETSTREAM_WAIT)
+        // A publish whose ack is not yet awaited holds one of these: an
+        // append sends its whole batch before awaiting, so with waiting
+        // on, concurrent appends could each hold some and wait for the
+        // rest. Without it, a publish past the limit fails and is sent
+        // again after the acks of the others came in.
+        .max_ack_inflight(MAX_IN_FLIGHT)
+        .backpressure_on_inflight(false)
+        .build(client);
     let stream_error = |reason: String| ClusterError::Stream {
         stream: config.stream.clone(),
         reason,
