@@ -336,7 +336,7 @@ async fn connect(
             last: state.last_sequence,
         });
     }
-    if applied > 0 && applied + 1 < state.first_sequence && state.messages > 0 {
+    if applied > 0 && applied + 1 < state.first_sequence {
         return Err(ClusterError::FellBehind {
             stream: config.stream.clone(),
             applied,
