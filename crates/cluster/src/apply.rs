@@ -18,9 +18,9 @@ const STALL_CHECK: Duration = Duration::from_secs(1);
 const MAX_BATCH: usize = 4096;
 
 /// Applies the stream from sequence `from` until the runtime shuts down.
-/// A failure to reach NATS is retried; a local store that refuses an
-/// append (its disk, or a sequence it has passed) stops the loop and sets
-/// `failed`.
+/// A failure to reach NATS, or of the local store's disk, is retried from
+/// what the store holds; a store that refuses a sequence as one it has
+/// passed (only a bug could) stops the loop and sets `failed`.
 pub(crate) async fn run(
     context: jetstream::Context,
     config: NatsConfig,
@@ -42,10 +42,17 @@ pub(crate) async fn run(
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
-            Err(Failure::Store(error)) => {
+            Err(Failure::Store(error @ logtap_core::StoreError::CursorBehind { .. })) => {
                 tracing::error!(%error, from, "Applying the JetStream stream to the local store failed; this node stops taking pushes.");
                 failed.store(true, Ordering::Release);
                 return;
+            }
+            Err(Failure::Store(error)) => {
+                // A full disk may clear; until it does, pushes on this
+                // node wait for their entries and then fail as unavailable.
+                tracing::error!(%error, from, "Applying the JetStream stream to the local store failed; retrying.");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
     }
@@ -65,6 +72,8 @@ async fn apply_from(
     from: &mut u64,
 ) -> Result<(), Failure> {
     let nats = |e: &dyn std::fmt::Display| Failure::Nats(e.to_string());
+    // After a failed local append, part of its batch may be in the store.
+    *from = (*from).max(store.last_cursor() + 1);
     let stream = context
         .get_stream(&config.stream)
         .await
@@ -101,6 +110,7 @@ async fn apply_from(
             }
         };
         let mut taken = 0;
+        let mut taken_to = *from;
         let mut next = Some(message);
         // A failure mid-batch still applies what came before it, so that
         // `from` never passes an entry that was not applied.
@@ -117,6 +127,16 @@ async fn apply_from(
                 }
             };
             let (sequence, message) = sequence;
+            if sequence < taken_to {
+                // An ordered consumer that resets itself before it has
+                // delivered anything starts again at the stream's first
+                // sequence, not at the one it was made with: a new one is
+                // made at the right place instead.
+                broken = Some(Failure::Nats(format!(
+                    "the consumer went back to sequence {sequence}, before {taken_to}"
+                )));
+                break;
+            }
             match logtap_store::decode_entry(&message.payload, "(a JetStream message)") {
                 Ok(entry) => match runs.last_mut() {
                     Some((first, entries)) if *first + entries.len() as u64 == sequence => {
@@ -132,7 +152,7 @@ async fn apply_from(
                     "A message on the stream is not a logtap entry; skipping it."
                 ),
             }
-            *from = sequence + 1;
+            taken_to = sequence + 1;
             taken += 1;
             if taken < MAX_BATCH {
                 next = messages.next().now_or_never().flatten();
@@ -148,6 +168,7 @@ async fn apply_from(
         .await
         .map_err(|e| Failure::Store(logtap_core::StoreError::Poisoned(e.to_string())))?
         .map_err(Failure::Store)?;
+        *from = taken_to;
         if let Some(failure) = broken {
             return Err(failure);
         }
