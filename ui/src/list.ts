@@ -189,6 +189,30 @@ export class VirtualList<T> {
     }
   }
 
+  /** Scrolls row `i` into view (centred when it was out of view); stops following the bottom. */
+  scrollToIndex(i: number): void {
+    const o = this.opts;
+    const count = o.source.size;
+    if (i < 0 || i >= count) return;
+    const vh = this.viewportHeight || this.viewport.clientHeight;
+    const total = this.totalHeightFor(count);
+    const maxTop = Math.max(0, total - vh);
+    let top: number;
+    if (!this.win.scaled && total === count * o.rowHeight) {
+      const y = i * o.rowHeight;
+      const cur = this.viewport.scrollTop;
+      if (y >= cur && y + o.rowHeight <= cur + vh) return;
+      top = y - vh / 2 + o.rowHeight / 2;
+    } else {
+      const visible = Math.max(1, Math.ceil(vh / o.rowHeight));
+      top = (i / Math.max(1, count - visible)) * maxTop;
+    }
+    this.setSticky(false);
+    this.lastProgrammaticTop = -1;
+    this.viewport.scrollTop = Math.min(maxTop, Math.max(0, top));
+    this.render();
+  }
+
   private totalHeightFor(count: number): number {
     const natural = count * this.opts.rowHeight;
     return Math.min(natural, this.opts.maxScrollPx ?? DEFAULT_MAX_SCROLL_PX);

@@ -1,5 +1,6 @@
 // Rendering of one log row, and search-match highlighting.
-import { formatTimestamp } from "./state.ts";
+import { lineFilterTerms, toServerQuery } from "./logql.ts";
+import { formatTimestamp, type Query } from "./state.ts";
 import type { Entry } from "./transport/types.ts";
 
 export const ROW_HEIGHT = 22;
@@ -41,6 +42,20 @@ export function highlighterFor(grep: string, regex: boolean): string | RegExp | 
   }
 }
 
+/** What to highlight for a query: its `|= "…"` terms (plain text typed is one) and the legacy grep. */
+export function highlighterForQuery(q: Pick<Query, "logql" | "grep" | "regex">): string | RegExp | null {
+  const terms = lineFilterTerms(toServerQuery(q.logql));
+  if (!terms.length) return highlighterFor(q.grep, q.regex);
+  if (terms.length === 1 && !q.grep) return terms[0];
+  const parts = terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  if (q.grep) parts.push(q.regex ? q.grep : q.grep.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  try {
+    return new RegExp(parts.join("|"), "g");
+  } catch {
+    return terms[0];
+  }
+}
+
 const LEVEL_TEXT: Record<string, string> = {
   trace: "TRACE",
   debug: "DEBUG",
@@ -57,6 +72,7 @@ const MAX_SHOWN = 2000;
 export function createRowElement(): HTMLElement {
   const row = document.createElement("div");
   row.className = "row";
+  row.dataset.testid = "row";
   const ts = document.createElement("span");
   ts.className = "ts";
   const lvl = document.createElement("span");

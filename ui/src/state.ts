@@ -1,5 +1,6 @@
 // Pure state helpers: levels, the query a stream is opened with, the page's
 // URL parameters, and time conversions. No DOM access here (unit-tested).
+import { toServerQuery } from "./logql.ts";
 
 export const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 export type Level = (typeof LEVELS)[number];
@@ -37,10 +38,32 @@ export interface Query {
   follow: boolean;
   /** Only entries after this cursor (resume); null = from the oldest. */
   after: bigint | null;
+  /** The query as typed: LogQL, or plain text searched as a substring (logql.ts `toServerQuery`). */
+  logql: string;
+  /** A relative range preset (`5m`, `1h`, ...): `since` is now minus it, taken when the stream starts. */
+  range: string;
 }
 
 export function defaultQuery(): Query {
-  return { level: "", grep: "", regex: false, since: null, until: null, follow: true, after: null };
+  return { level: "", grep: "", regex: false, since: null, until: null, follow: true, after: null, logql: "", range: "" };
+}
+
+/** The time range presets: URL value, label, length in ns ("" = all). */
+export const RANGE_PRESETS: readonly [string, string, bigint][] = [
+  ["5m", "Last 5 min", 300_000_000_000n],
+  ["15m", "Last 15 min", 900_000_000_000n],
+  ["1h", "Last 1 h", 3_600_000_000_000n],
+  ["6h", "Last 6 h", 21_600_000_000_000n],
+  ["24h", "Last 24 h", 86_400_000_000_000n],
+  ["7d", "Last 7 d", 604_800_000_000_000n],
+  ["", "All time", 0n],
+];
+
+/** The query with a relative preset resolved against `nowNs` (since = now - preset, until open). */
+export function resolveRange(q: Query, nowNs: bigint): Query {
+  const preset = RANGE_PRESETS.find(([k]) => k === q.range && k !== "");
+  if (!preset) return q;
+  return { ...q, since: nowNs - preset[2], until: null };
 }
 
 export const DEFAULT_MAX = 200_000;
@@ -54,6 +77,8 @@ export interface PageConfig {
   transport: TransportName | null;
   /** At most this many lines kept in memory (`?max=`). */
   max: number;
+  /** The selected row's cursor (`?sel=`), scrolled to and opened on load. */
+  selected: bigint | null;
 }
 
 function parseNs(v: string | null): bigint | null {
@@ -84,6 +109,11 @@ export function parsePageParams(search: string): PageConfig {
   q.until = parseNs(p.get("until"));
   q.follow = parseBool(p.get("follow"), true);
   q.after = parseNs(p.get("after"));
+  q.logql = p.get("q") ?? "";
+  const r = (p.get("range") ?? "").trim();
+  q.range = RANGE_PRESETS.some(([k]) => k === r) ? r : "";
+  const sel = (p.get("sel") ?? "").trim();
+  const selected = /^\d+$/.test(sel) ? BigInt(sel) : null;
   const t = (p.get("transport") ?? "").trim().toLowerCase();
   const transport = (TRANSPORTS as readonly string[]).includes(t) ? (t as TransportName) : null;
   let max = DEFAULT_MAX;
@@ -91,7 +121,7 @@ export function parsePageParams(search: string): PageConfig {
   if (m != null && /^\d+$/.test(m.trim())) {
     max = Math.min(MAX_MAX, Math.max(MIN_MAX, parseInt(m.trim(), 10)));
   }
-  return { query: q, transport, max };
+  return { query: q, transport, max, selected };
 }
 
 /** The page's query string for a config (only what differs from the defaults). */
@@ -101,9 +131,14 @@ export function pageSearch(cfg: PageConfig): string {
   if (q.level) p.set("level", q.level);
   if (q.grep) p.set("grep", q.grep);
   if (q.regex) p.set("regex", "1");
-  if (q.since != null) p.set("since", q.since.toString());
-  if (q.until != null) p.set("until", q.until.toString());
+  if (q.logql) p.set("q", q.logql);
+  if (q.range) p.set("range", q.range);
+  else {
+    if (q.since != null) p.set("since", q.since.toString());
+    if (q.until != null) p.set("until", q.until.toString());
+  }
   if (!q.follow) p.set("follow", "0");
+  if (cfg.selected != null) p.set("sel", cfg.selected.toString());
   if (cfg.transport) p.set("transport", cfg.transport);
   if (cfg.max !== DEFAULT_MAX) p.set("max", String(cfg.max));
   const s = p.toString();
@@ -119,6 +154,8 @@ export function queryToHttpParams(q: Query): URLSearchParams {
   if (q.level) p.set("level", q.level);
   if (q.grep) p.set("grep", q.grep);
   if (q.regex) p.set("regex", "true");
+  const server = toServerQuery(q.logql);
+  if (server) p.set("query", server);
   if (q.since != null) p.set("since", q.since.toString());
   if (q.until != null) p.set("until", q.until.toString());
   if (q.after != null) p.set("after", q.after.toString());
@@ -134,7 +171,9 @@ export function sameFilter(a: Query, b: Query): boolean {
     a.regex === b.regex &&
     a.since === b.since &&
     a.until === b.until &&
-    a.follow === b.follow
+    a.follow === b.follow &&
+    a.logql === b.logql &&
+    a.range === b.range
   );
 }
 

@@ -380,19 +380,383 @@ async function checkTrailers(ctx, base, expectedErrors) {
     const kept = await page.evaluate(() => ({ kept: window.__logtap.kept, received: window.__logtap.received, dropped: document.getElementById("status-dropped").textContent, hidden: document.getElementById("status-dropped").hidden }));
     const wantDropped = (kept.received - 1000).toLocaleString("en-US");
     record("?max=1000 keeps 1000 lines, shows the dropped count", kept.kept === 1000 && !kept.hidden && kept.dropped.startsWith(`${wantDropped} older lines dropped`), `kept ${kept.kept} of ${kept.received}; "${kept.dropped}"`);
-    // Search: typed into the box, filtered on the server, highlighted.
-    await page.goto(base + "/", { waitUntil: "domcontentloaded" });
-    await waitFor("rows", () => page.$(".row"), 10_000);
-    await page.fill("#search", "disk");
-    await page.press("#search", "Enter");
-    await waitFor("search results", () => page.$(".row mark"), 10_000);
-    await sleep(300);
-    const found = await page.$$eval(".row", (rows) => rows.map((r) => [r.querySelector(".msg").textContent, r.querySelectorAll("mark").length]));
-    record("search: server-side grep, matches highlighted", found.length > 0 && found.every(([t, m]) => t.includes("disk") && m > 0) && page.url().includes("grep=disk"), `${found.length} rows, all contain and highlight "disk"`);
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, "viewer-search.png") });
   } catch (e) {
     record("[grpc-web] trailers/checksum", false, e.message);
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
+// ---- the viewer's second generation (issue 21) ----
+
+/** Runs `text` as a query as a person does: `/`, type, Enter; ms from Enter to the first row painted. */
+async function runQuery(page, text, rowSelector = ".row") {
+  await page.keyboard.press("Escape").catch(() => {});
+  await page.click("#viewport").catch(() => {});
+  await page.keyboard.press("/");
+  await page.fill('[data-testid="query"]', text);
+  return page.evaluate(
+    (sel) =>
+      new Promise((res) => {
+        const vp = document.getElementById("viewport");
+        const input = document.querySelector('[data-testid="query"]');
+        let t0 = 0;
+        const check = () => {
+          if (vp.querySelector(sel)) {
+            obs.disconnect();
+            requestAnimationFrame(() => res(performance.now() - t0));
+          }
+        };
+        const obs = new MutationObserver(check);
+        obs.observe(vp, { subtree: true, childList: true, attributes: true, characterData: true });
+        t0 = performance.now();
+        input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+        setTimeout(() => {
+          obs.disconnect();
+          res(-1);
+        }, 20_000);
+      }),
+    rowSelector,
+  );
+}
+
+const histogramBars = (page) =>
+  page.$$eval('[data-testid="histogram"] .hist-bar', (bars) => bars.map((b) => ({ level: b.dataset.level, count: Number(b.dataset.count) })));
+const sumCounts = (bars, levels) => bars.filter((b) => !levels || levels.includes(b.level)).reduce((n, b) => n + b.count, 0);
+const rowsInfo = (page) =>
+  page.$$eval(".viewport .row", (rows) => rows.map((r) => ({ level: r.dataset.level, cursor: r.dataset.cursor, msg: r.querySelector(".msg").textContent, labels: r.querySelector(".labels").textContent, marks: r.querySelectorAll("mark").length })));
+const hook = (page, name) => page.evaluate((n) => window.__logtap[n], name);
+
+/** Waits for the next histogram drawn after `before` loads; the viewer's "applied → drawn" ms. */
+async function histogramDrawn(page, before, timeoutMs = 15_000) {
+  await waitFor("the histogram to be drawn", async () => (await hook(page, "histogramLoads")) > before, timeoutMs);
+  return hook(page, "histogramMs");
+}
+
+/** The three timings issue 21 asks for, on the store as it is: a level query, a label query, the histogram. */
+async function measureTimings(ctx, base, labelQuery, tag) {
+  const page = await ctx.newPage();
+  try {
+    await page.goto(base + "/?follow=0", { waitUntil: "domcontentloaded" });
+    await waitFor("rows", () => page.$(".viewport .row"), 30_000);
+    const h0 = await histogramDrawn(page, 0, 120_000);
+    figures.push([`${tag}histogram drawn (page load, all entries)`, `${Number(h0).toFixed(1)} ms`]);
+    const out = {};
+    for (const [what, q] of [
+      ["level query", '{level=~"error|fatal"}'],
+      ["label query", labelQuery],
+    ]) {
+      const loads = await hook(page, "histogramLoads");
+      const ms = await runQuery(page, q);
+      const hist = await histogramDrawn(page, loads, 120_000);
+      figures.push([`${tag}${what} ${q}: Enter → first row painted`, `${ms.toFixed(1)} ms`]);
+      figures.push([`${tag}${what} ${q}: Enter → histogram drawn`, `${Number(hist).toFixed(1)} ms`]);
+      out[what] = { firstRow: ms, histogram: hist };
+    }
+    out.histogramAll = h0;
+    return out;
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
+async function checkFeatures(ctx, base, stored, errors) {
+  const tag = "[viewer]";
+  const page = await ctx.newPage();
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  const step = async (name, fn) => {
+    try {
+      await fn();
+    } catch (e) {
+      record(`${tag} ${name}`, false, e.message);
+    }
+  };
+  try {
+    await page.goto(base + "/?follow=0", { waitUntil: "domcontentloaded" });
+    await waitFor("rows", () => page.$(".viewport .row"), 15_000);
+
+    await step("histogram", async () => {
+      const ms = await histogramDrawn(page, 0);
+      const bars = await histogramBars(page);
+      const levels = new Set(bars.map((b) => b.level));
+      record(`${tag} histogram: every stored entry counted, stacked by level`, sumCounts(bars) === stored && sumCounts(bars, ["error", "fatal"]) === errors && levels.has("info") && levels.has("error"), `${sumCounts(bars)} counted (want ${stored}), ${sumCounts(bars, ["error", "fatal"])} errors (want ${errors}), levels ${[...levels].join(",")}, drawn in ${Number(ms).toFixed(1)} ms`);
+      const colours = await page.$eval('.hist-bar[data-level="error"]', (b) => getComputedStyle(b).backgroundColor);
+      record(`${tag} histogram: error bars in the error colour`, isRed(colours), colours);
+    });
+
+    await step("level query", async () => {
+      const ms = await runQuery(page, '{level=~"error|fatal"}', '.row[data-level="error"], .row[data-level="fatal"]');
+      await waitFor("all errors", async () => (await hook(page, "state")) === "ended", 15_000);
+      const rows = await rowsInfo(page);
+      const received = await hook(page, "received");
+      const pressed = await page.$eval("#show-errors", (b) => b.classList.contains("active"));
+      record(`${tag} LogQL level query: exactly the errors, Show Errors shown pressed`, received === errors && rows.every((r) => r.level === "error" || r.level === "fatal") && pressed, `received ${received} (want ${errors}) in ${ms.toFixed(1)} ms`);
+      const hl = await page.$$eval(".qb-hl span", (s) => s.map((x) => x.className));
+      record(`${tag} query box highlights LogQL`, hl.includes("tk-label") && hl.includes("tk-string") && hl.includes("tk-op"), hl.slice(0, 6).join(" "));
+    });
+
+    await step("label query", async () => {
+      await runQuery(page, '{service="api"}');
+      await waitFor("end", async () => (await hook(page, "state")) === "ended", 15_000);
+      const rows = await rowsInfo(page);
+      record(`${tag} LogQL label query: only service=api rows`, rows.length > 0 && rows.every((r) => r.labels.includes("service=api")), `${rows.length} rows on screen`);
+    });
+
+    await step("error position", async () => {
+      const bad = '{service="api" |= "x"';
+      await page.keyboard.press("/");
+      await page.fill('[data-testid="query"]', bad);
+      await page.press('[data-testid="query"]', "Enter");
+      await waitFor("the error", () => page.isVisible('[data-testid="query-error"]'), 10_000);
+      const msg = await page.textContent('[data-testid="query-error"]');
+      const at = await page.evaluate(() => {
+        const hl = document.querySelector(".qb-hl");
+        const mark = hl.querySelector(".qb-error-at");
+        if (!mark) return -1;
+        const r = document.createRange();
+        r.setStart(hl, 0);
+        r.setEndBefore(mark);
+        return r.toString().length;
+      });
+      record(`${tag} a bad query shows the server's error at its position`, at === bad.indexOf("|=") && /at 15/.test(msg), `"${msg}", marked at ${at}`);
+    });
+
+    await step("plain text", async () => {
+      await runQuery(page, "disk", ".row mark");
+      await waitFor("end", async () => (await hook(page, "state")) === "ended", 15_000);
+      const rows = await rowsInfo(page);
+      const url = new URL(page.url());
+      record(`${tag} plain text is a substring search, matches highlighted`, rows.length > 0 && rows.every((r) => r.msg.includes("disk") && r.marks > 0) && url.searchParams.get("q") === "disk", `${rows.length} rows, q=${url.searchParams.get("q")}`);
+    });
+
+    await step("completion", async () => {
+      await page.keyboard.press("Escape");
+      await page.click('[data-testid="query"]');
+      await page.fill('[data-testid="query"]', "");
+      await page.type('[data-testid="query"]', "{serv");
+      await waitFor("name completion", () => page.isVisible('[data-testid="completion"] li'), 5000);
+      const names = await page.$$eval('[data-testid="completion"] li', (l) => l.map((x) => x.textContent));
+      await page.press('[data-testid="query"]', "Tab");
+      await page.type('[data-testid="query"]', '="');
+      await waitFor("value completion", async () => (await page.$$eval('[data-testid="completion"] li', (l) => l.map((x) => x.textContent))).includes("api"), 5000);
+      await sleep(300);
+      const values = await page.$$eval('[data-testid="completion"] li', (l) => l.map((x) => x.textContent));
+      const menu = await page.$$eval('[data-testid="completion"] li', (l) => l.map((x) => x.textContent).join(","));
+      const focus = await page.evaluate(() => document.activeElement?.id);
+      // A value is taken with the mouse here (names were taken with Tab above).
+      await page.click('[data-testid="completion"] li >> text=worker');
+      const text = await page.inputValue('[data-testid="query"]');
+      record(`${tag} completion of label names and values from the server`, names.includes("service") && values.includes("api") && text === '{service="worker"', `names ${names.join(",")}; values ${values.join(",")}; menu ${menu} (focus ${focus}); text ${text}`);
+      await page.keyboard.press("Escape");
+    });
+
+    await step("facets", async () => {
+      const loads = await hook(page, "facetLoads");
+      await page.click("#level-all");
+      await waitFor("facets", async () => (await hook(page, "facetLoads")) > loads, 15_000);
+      const svc = await page.$$eval('[data-testid="facets"] .facet-value[data-label="service"]', (b) => b.map((x) => [x.dataset.value, x.querySelector(".facet-count").textContent]));
+      const levels = await page.$$eval('[data-testid="facets"] .facet-value[data-label="level"]', (b) => b.map((x) => x.dataset.value));
+      record(`${tag} facets: labels with top values and counts`, svc.some(([v]) => v === "worker") && levels.includes("error"), `service: ${svc.map((x) => x.join(" ")).join(", ")}; level: ${levels.join(",")}`);
+      const l2 = await hook(page, "facetLoads");
+      await page.click('[data-testid="facets"] .facet-value[data-label="service"][data-value="worker"]');
+      await waitFor("end", async () => (await hook(page, "state")) === "ended" && (await hook(page, "facetLoads")) > l2, 15_000);
+      const q1 = await page.inputValue('[data-testid="query"]');
+      const rows = await rowsInfo(page);
+      record(`${tag} facet click adds label="value"`, q1 === '{service="worker"}' && rows.length > 0 && rows.every((r) => r.labels.includes("service=worker")), `query ${q1}, ${rows.length} rows`);
+      // The worker service logs warnings and fatal lines only (makeLines).
+      await page.click('[data-testid="facets"] .facet-value[data-label="level"][data-value="warn"]', { modifiers: ["Alt"] });
+      await waitFor("end", async () => (await hook(page, "state")) === "ended", 15_000);
+      const q2 = await page.inputValue('[data-testid="query"]');
+      const rows2 = await rowsInfo(page);
+      record(`${tag} facet alt-click excludes the value`, q2 === '{service="worker", level!="warn"}' && rows2.length > 0 && rows2.every((r) => r.level === "fatal" && r.labels.includes("service=worker")), `query ${q2}, ${rows2.length} rows`);
+    });
+
+    await step("histogram drag", async () => {
+      await page.click("#level-all");
+      await waitFor("end", async () => (await hook(page, "state")) === "ended", 15_000);
+      const loads = await hook(page, "histogramLoads");
+      const all = await hook(page, "received");
+      const box = await page.$eval('[data-testid="histogram"] .hist-bars', (e) => {
+        const r = e.getBoundingClientRect();
+        return { x: r.left, y: r.top, w: r.width, h: r.height };
+      });
+      await page.mouse.move(box.x + box.w * 0.25, box.y + box.h / 2);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.w * 0.4, box.y + box.h / 2, { steps: 5 });
+      await page.mouse.move(box.x + box.w * 0.5, box.y + box.h / 2, { steps: 5 });
+      await page.mouse.up();
+      await histogramDrawn(page, loads);
+      await waitFor("end", async () => (await hook(page, "state")) === "ended", 15_000);
+      const url = new URL(page.url());
+      const got = await hook(page, "received");
+      const bars = await histogramBars(page);
+      record(`${tag} drag on the histogram zooms the range`, url.searchParams.has("since") && url.searchParams.has("until") && got > 0 && got < all && Math.abs(sumCounts(bars) - got) <= 1, `received ${got} of ${all}; histogram counts ${sumCounts(bars)}; ${url.search}`);
+      // Click a bar: the first row in it is selected and shown.
+      await page.mouse.click(box.x + box.w * 0.5, box.y + box.h - 2);
+      await waitFor("a selected row", async () => (await hook(page, "selectedIndex")) >= 0, 5000);
+      const sel = await page.$eval('[data-testid="details"]', (d) => ({ hidden: d.hidden, cursor: d.dataset.cursor }));
+      record(`${tag} click on a bar jumps to its first row`, !sel.hidden && !!sel.cursor, `details for cursor ${sel.cursor}`);
+      await page.click("#range").catch(() => {});
+      await page.selectOption("#range", "");
+      await waitFor("end", async () => (await hook(page, "state")) === "ended", 15_000);
+    });
+
+    let chosen = null;
+    await step("details", async () => {
+      await runQuery(page, '{service="api"}');
+      await waitFor("end", async () => (await hook(page, "state")) === "ended", 15_000);
+      await page.$$eval(".viewport .row", (r) => r[Math.floor(r.length / 2)].click());
+      await waitFor("details", async () => !(await page.$eval('[data-testid="details"]', (d) => d.hidden)), 5000);
+      chosen = await page.$eval('[data-testid="details"]', (d) => d.dataset.cursor);
+      const fields = await page.$$eval('[data-testid="details"] .details-fields th', (t) => t.map((x) => x.textContent));
+      const json = await page.$eval('[data-testid="details"] .details-message', (p) => p.classList.contains("json") && p.textContent.includes("\n"));
+      await page.click('[data-testid="details"] .copy-json');
+      await waitFor("copied", () => page.$('[data-testid="details"] .copy-json.copied'), 3000);
+      const clip = await page.evaluate(() => navigator.clipboard.readText()).catch(() => "");
+      const url = new URL(page.url());
+      record(`${tag} row details: labels, cursor, exact time, copy`, ["cursor", "timestamp", "time (UTC)", "level", "service"].every((f) => fields.includes(f)) && clip.includes(`"cursor":${chosen}`) && url.searchParams.get("sel") === chosen, `fields ${fields.join(",")}; pretty JSON ${json}; clipboard ${clip.slice(0, 60)}…; sel=${url.searchParams.get("sel")}`);
+    });
+
+    await step("context", async () => {
+      const before = await hook(page, "received");
+      await page.click('[data-testid="details"] .details-context');
+      await waitFor("context", async () => (await hook(page, "contextLoads")) > 0, 10_000);
+      const ctxRows = await page.$$eval('[data-testid="context"] .row', (r) => r.map((x) => ({ cursor: x.dataset.cursor, anchor: x.classList.contains("anchor"), labels: x.querySelector(".labels").textContent })));
+      const anchor = ctxRows.findIndex((r) => r.anchor);
+      await page.click('[data-testid="context"] .context-more');
+      await waitFor("more context", async () => (await hook(page, "contextLoads")) > 1, 10_000);
+      // Widened to 30 either side: 30 before (the row is far from the start), as many after as there are.
+      const [more, anchorAfter] = await page.$$eval('[data-testid="context"] .row', (r) => [r.length, r.findIndex((x) => x.classList.contains("anchor"))]);
+      const after = await hook(page, "received");
+      const ordered = ctxRows.every((r, i) => i === 0 || BigInt(r.cursor) > BigInt(ctxRows[i - 1].cursor));
+      record(
+        `${tag} context: lines before and after from the same service, row marked, more widens, result kept`,
+        ctxRows.length === 21 && ctxRows[anchor]?.cursor === chosen && anchor === 10 && ordered && ctxRows.every((r) => r.labels.includes("service=api")) && anchorAfter === 30 && more > 31 && after === before,
+        `${ctxRows.length} lines, marked #${anchor} (cursor ${ctxRows[anchor]?.cursor}), ${more} after More (marked #${anchorAfter}), main result ${after} (was ${before})`,
+      );
+      await page.keyboard.press("Escape");
+      record(`${tag} Esc closes the context`, await page.$eval('[data-testid="context"]', (c) => c.hidden), "");
+    });
+
+    await step("keys", async () => {
+      await page.click("#viewport");
+      const i0 = await hook(page, "selectedIndex");
+      await page.keyboard.press("j");
+      const i1 = await hook(page, "selectedIndex");
+      await page.keyboard.press("k");
+      await page.keyboard.press("k");
+      const i2 = await hook(page, "selectedIndex");
+      await page.keyboard.press("/");
+      const focused = await page.evaluate(() => document.activeElement?.dataset.testid);
+      await page.keyboard.press("Escape");
+      const left = await page.evaluate(() => document.activeElement?.dataset.testid ?? "");
+      const f0 = new URL(page.url()).searchParams.get("follow");
+      await page.keyboard.press("f");
+      await sleep(200);
+      const f1 = new URL(page.url()).searchParams.get("follow");
+      await page.keyboard.press("f");
+      await sleep(200);
+      record(`${tag} keys: j/k move, / focuses the query, Esc leaves it, f toggles follow`, i1 === i0 + 1 && i2 === i0 - 1 && focused === "query" && left !== "query" && f0 === "0" && f1 === null, `rows ${i0}→${i1}→${i2}, focus ${focused}→${left || "body"}, follow ${f0}→${f1}`);
+    });
+
+    await step("permalink", async () => {
+      await runQuery(page, '{service="api"}');
+      await waitFor("end", async () => (await hook(page, "state")) === "ended", 15_000);
+      await page.evaluate(() => (document.getElementById("viewport").scrollTop = 0));
+      await sleep(100);
+      await page.$$eval(".viewport .row", (r) => r[Math.floor(r.length / 2)].click());
+      const cursor = await page.$eval('[data-testid="details"]', (d) => d.dataset.cursor);
+      const link = page.url();
+      const fresh = await ctx.newPage();
+      await fresh.goto(link, { waitUntil: "domcontentloaded" });
+      await waitFor("the linked row", async () => (await fresh.$eval('[data-testid="details"]', (d) => !d.hidden && d.dataset.cursor)) === cursor, 15_000);
+      const shown = await fresh.evaluate((c) => {
+        const r = document.querySelector(`.viewport .row.selected[data-cursor="${c}"]`);
+        if (!r) return false;
+        const a = r.getBoundingClientRect();
+        const v = document.getElementById("viewport").getBoundingClientRect();
+        return a.top >= v.top && a.bottom <= v.bottom;
+      }, cursor);
+      const q = await fresh.inputValue('[data-testid="query"]');
+      record(`${tag} permalink: a shared link opens the same query and scrolls to the row`, shown && q === '{service="api"}', `${link.replace(base, "")} → row ${cursor} in view: ${shown}`);
+      await fresh.close();
+    });
+
+    await step("export", async () => {
+      const received = await hook(page, "received");
+      const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 15_000 }), page.click('[data-testid="export"]')]);
+      const path = join(tmp, "export.ndjson");
+      await dl.saveAs(path);
+      const lines = readFileSync(path, "utf8").trim().split("\n");
+      const ok = lines.every((l) => {
+        const o = JSON.parse(l);
+        return o.labels?.service === "api" && "cursor" in o;
+      });
+      record(`${tag} export: the result as NDJSON, streamed by the server`, lines.length === received && ok && dl.url().includes("/api/v1/logs?"), `${lines.length} lines (result ${received}) from ${dl.url().replace(base, "")}`);
+    });
+
+    await step("live", async () => {
+      await page.click("#level-all");
+      await page.keyboard.press("Escape");
+      await page.click("#viewport");
+      const loads = await hook(page, "histogramLoads");
+      await page.keyboard.press("f");
+      await histogramDrawn(page, loads);
+      await waitFor("streaming", async () => (await hook(page, "state")) === "streaming", 10_000);
+      await sleep(300);
+      const before = sumCounts(await histogramBars(page));
+      const token = `live-hist-${Math.random().toString(36).slice(2, 8)}`;
+      const f = join(tmp, "live-hist.log");
+      writeFileSync(f, `${new Date().toISOString()} ERROR ${token}\n`);
+      const t0 = Date.now();
+      const pushed = await run(["push", "--server", base, f]);
+      if (pushed.code === 0) livePushes++;
+      await waitFor("live row", () => page.$(`.row[data-level="error"] >> text=${token}`), 10_000);
+      const rowMs = Date.now() - t0;
+      await waitFor("histogram +1", async () => sumCounts(await histogramBars(page)) >= before + 1, 5000);
+      const after = sumCounts(await histogramBars(page));
+      record(`${tag} live: a new entry appears and is counted in the histogram`, after === before + 1, `row after ${rowMs} ms (incl. the push process), histogram ${before} → ${after}`);
+    });
+
+    await step("reconnect", async () => {
+      const before = await hook(page, "received");
+      await stopServer(server);
+      await waitFor("the status bar to say reconnecting", async () => (await page.textContent("#status-state")).startsWith("reconnecting"), 15_000);
+      const said = await page.textContent("#status-state");
+      server = await restartMainServer();
+      const token = `after-restart-${Math.random().toString(36).slice(2, 8)}`;
+      const f = join(tmp, "after-restart.log");
+      writeFileSync(f, `${new Date().toISOString()} ERROR ${token}\n`);
+      const pushed = await run(["push", "--server", base, f]);
+      if (pushed.code === 0) livePushes++;
+      await waitFor("the entry pushed after the restart", () => page.$(`.row >> text=${token}`), 30_000);
+      await sleep(300);
+      const after = await hook(page, "received");
+      const st = await hook(page, "state");
+      record(`${tag} reconnect: the status bar says so, then the stream resumes after the last cursor (no gap, no duplicate)`, said.startsWith("reconnecting") && after === before + 1 && st === "streaming", `"${said}"; received ${before} → ${after}; state ${st} via ${await hook(page, "transport")}`);
+    });
+
+    await step("screenshots", async () => {
+      // E2E_SCREENSHOTS=1 refreshes the committed ones shown in the READMEs.
+      const shots = process.env.E2E_SCREENSHOTS ? join(REPO, "ui/screenshots") : ARTIFACTS;
+      mkdirSync(shots, { recursive: true });
+      for (const scheme of ["dark", "light"]) {
+        await page.emulateMedia({ colorScheme: scheme });
+        await page.click('.viewport .row[data-level="error"]');
+        await sleep(200);
+        await page.screenshot({ path: join(shots, `viewer-${scheme}.png`) });
+      }
+      await page.click('[data-testid="details"] .details-context');
+      await waitFor("context", async () => !(await page.$eval('[data-testid="context"]', (c) => c.hidden)), 5000);
+      await sleep(500);
+      await page.screenshot({ path: join(shots, "viewer-context-light.png") });
+      await page.emulateMedia({ colorScheme: "dark" });
+      await page.screenshot({ path: join(shots, "viewer-context-dark.png") });
+      await page.keyboard.press("Escape");
+    });
+
+    if (pageErrors.length) record(`${tag} no page errors`, false, pageErrors.join(" | "));
   } finally {
     await page.close().catch(() => {});
   }
@@ -520,6 +884,12 @@ async function checkAuth(ctx, servesViewer) {
         `received ${st.received} (want ${errors}), via ${st.statusTransport}, state ${st.statusState}, ${levels.length} rows`,
       );
       if (t === "grpc-web") {
+        // The histogram's and facets' calls carry the token too.
+        await waitFor("[auth] the histogram", async () => sumCounts(await histogramBars(page)) === errors, 15_000).catch(() => {});
+        const bars = await histogramBars(page);
+        await waitFor("[auth] the facets", async () => (await hook(page, "facetLoads")) > 0, 15_000).catch(() => {});
+        const facetValues = await page.$$eval('[data-testid="facets"] .facet-value', (b) => b.length);
+        record("[auth] with a token, the histogram and the facets load", sumCounts(bars) === errors && facetValues > 0, `histogram counts ${sumCounts(bars)} (want ${errors}), ${facetValues} facet values`);
         // A reload in the same tab keeps the token (sessionStorage), still not in the URL.
         await page.reload({ waitUntil: "domcontentloaded" });
         await waitFor("rows after a reload", async () => (await page.$(".row")) || (await viewerState(page)).auth, 15_000);
@@ -591,12 +961,44 @@ async function startProxy(base, { serveDist = true, blockGrpcWeb = false } = {})
   return `http://127.0.0.1:${port}`;
 }
 
+async function launch() {
+  return chromium.launchPersistentContext(join(tmp, "chromium-profile"), {
+    executablePath: CHROMIUM,
+    headless: true,
+    acceptDownloads: true,
+    viewport: { width: 1400, height: 800 },
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
+let mainServerArgs = null;
+/** Starts the main server again on the same port and data (after the reconnect check stopped it). */
+async function restartMainServer() {
+  const [exe, argv] = mainServerArgs;
+  const p = spawn(exe, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  p.stdout.on("data", (d) => (serverLog += d));
+  p.stderr.on("data", (d) => (serverLog += d));
+  const base = `http://${argv[argv.indexOf("--listen") + 1]}`;
+  await waitFor("/healthz after the restart", async () => (await fetch(base + "/healthz")).ok, 20_000, 100);
+  return p;
+}
+
 async function main() {
+  const measure = process.env.E2E_MEASURE_URL;
+  if (measure) {
+    // Timings only, against a server someone else started on a filled store
+    // (logtap-bench's viewer scenario): one JSON line on stdout.
+    browser = await launch();
+    const t = await measureTimings(browser, measure.replace(/\/$/, ""), process.env.E2E_LABEL_QUERY ?? '{service="api"}', "");
+    console.log("E2E_TIMINGS " + JSON.stringify(t));
+    return;
+  }
   console.log(`logtap viewer e2e: LOGTAP_BIN=${BIN}`);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const data = join(tmp, "data");
   const [exe, argv] = cmd(["serve", "--data", data, "--listen", `127.0.0.1:${port}`]);
+  mainServerArgs = [exe, argv];
   server = spawn(exe, argv, { stdio: ["ignore", "pipe", "pipe"] });
   server.stdout.on("data", (d) => (serverLog += d));
   server.stderr.on("data", (d) => (serverLog += d));
@@ -626,17 +1028,16 @@ async function main() {
   const pushed = await run(["push", "--server", base, file], 120_000);
   if (!record(`logtap push ${LINES} mixed lines`, pushed.code === 0, `${Date.now() - t0} ms; ${pushed.out.trim().split("\n").pop()}`)) return;
 
-  const userDataDir = join(tmp, "chromium-profile");
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1400, height: 800 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launch();
   for (const [i, t] of TRANSPORTS.entries()) {
     await checkTransport(browser, pageBase, base, t, errors + livePushes, i === 0);
   }
   if (TRANSPORTS.includes("grpc-web")) await checkTrailers(browser, pageBase, errors + livePushes);
+  if (TRANSPORTS.includes("grpc-web")) {
+    await browser.grantPermissions(["clipboard-read", "clipboard-write"], { origin: pageBase });
+    await checkFeatures(browser, pageBase, LINES + livePushes, errors + livePushes);
+    await measureTimings(browser, pageBase, '{service="api"}', "").catch((e) => record("[viewer] timings", false, e.message));
+  }
   if (!process.env.E2E_NO_FALLBACK) {
     const blocked = await startProxy(base, { serveDist: !servesViewer, blockGrpcWeb: true });
     await checkFallback(browser, blocked, base, errors + livePushes);

@@ -80,21 +80,8 @@ impl Connection {
         path: &str,
         request: &impl prost::Message,
     ) -> anyhow::Result<ServerStream> {
-        let head = Request::builder()
-            .method(Method::POST)
-            .uri(format!("http://{}{path}", self.authority))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())?;
-        let mut send = self
-            .send
-            .clone()
-            .ready()
-            .await
-            .context("the connection cannot open a stream")?;
-        let (response, mut body) = send.send_request(head, false)?;
-        body.send_data(frame(request), true)?;
-        let response = response.await.with_context(|| format!("{path} failed"))?;
+        let headers = [("content-type", "application/grpc"), ("te", "trailers")];
+        let response = self.send(path, &headers, frame(request)).await?;
         ensure!(
             response.status() == StatusCode::OK,
             "{path} answered HTTP status {}",
@@ -109,8 +96,107 @@ impl Connection {
     }
 }
 
+/// The answer to one [`Connection::post`]: read whole.
+pub struct Posted {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The response body.
+    pub body: Vec<u8>,
+    /// The trailers, when the server sent any (gRPC does).
+    pub trailers: HeaderMap,
+}
+
+impl Posted {
+    /// Fails unless the call ended with HTTP 200 and `grpc-status` 0, which
+    /// a trailers-only answer carries in its headers.
+    pub fn check_grpc(&self) -> anyhow::Result<()> {
+        ensure!(self.status == StatusCode::OK, "HTTP status {}", self.status);
+        check_grpc_status(&self.headers)?;
+        check_grpc_status(&self.trailers)?;
+        ensure!(
+            self.headers.contains_key("grpc-status") || self.trailers.contains_key("grpc-status"),
+            "the call ended without a grpc-status"
+        );
+        Ok(())
+    }
+
+    /// The first gRPC message of the body, without its header.
+    pub fn grpc_message(&self) -> anyhow::Result<&[u8]> {
+        ensure!(
+            self.body.len() >= HEADER,
+            "the answer holds no gRPC message"
+        );
+        let len = body_len(&self.body)?;
+        self.body
+            .get(HEADER..HEADER + len)
+            .ok_or_else(|| anyhow!("the answer's gRPC message is cut short"))
+    }
+}
+
+impl Connection {
+    /// POSTs `body` to `path` with `headers` (name, value) and reads the
+    /// whole answer: one request of a unary call (gRPC or plain HTTP over
+    /// HTTP/2). The body is handed to h2 in one piece, which sends it as
+    /// the server's flow-control windows open.
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> anyhow::Result<Posted> {
+        let response = self.send(path, headers, body).await?;
+        let (parts, mut received) = response.into_parts();
+        let mut body = Vec::new();
+        while let Some(data) = received.data().await {
+            let data = data.with_context(|| format!("the answer to {path} broke"))?;
+            received.flow_control().release_capacity(data.len())?;
+            body.extend_from_slice(&data);
+        }
+        let trailers = received
+            .trailers()
+            .await
+            .context("reading the trailers")?
+            .unwrap_or_default();
+        Ok(Posted {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            trailers,
+        })
+    }
+}
+
+impl Connection {
+    /// Opens a stream, sends a POST to `path` with `headers` and `body`,
+    /// and waits for the response's headers.
+    async fn send(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> anyhow::Result<http::Response<RecvStream>> {
+        let mut head = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{}{path}", self.authority));
+        for (name, value) in headers {
+            head = head.header(*name, *value);
+        }
+        let mut send = self
+            .send
+            .clone()
+            .ready()
+            .await
+            .context("the connection cannot open a stream")?;
+        let (response, mut stream) = send.send_request(head.body(())?, false)?;
+        stream.send_data(body, true)?;
+        response.await.with_context(|| format!("{path} failed"))
+    }
+}
+
 /// `message` as one gRPC message: uncompressed, length first.
-fn frame(message: &impl prost::Message) -> Bytes {
+pub fn frame(message: &impl prost::Message) -> Bytes {
     let len = message.encoded_len();
     let mut framed = Vec::with_capacity(HEADER + len);
     framed.push(0);

@@ -23,11 +23,12 @@ use report::Report;
 use std::path::{Path, PathBuf};
 
 /// The scenarios, in the order a full run takes them.
-const SCENARIOS: [&str; 13] = [
+const SCENARIOS: [&str; 16] = [
     "stream",
     "storage",
     "first-error",
     "ingest",
+    "ingest-protocols",
     "fan-out",
     "slow-reader",
     "cancel-storm",
@@ -36,6 +37,8 @@ const SCENARIOS: [&str; 13] = [
     "store-size",
     "seal",
     "query",
+    "loki-query-range",
+    "viewer",
     "cluster",
 ];
 
@@ -45,8 +48,9 @@ const SCENARIOS: [&str; 13] = [
 #[command(name = "logtap-bench")]
 struct Args {
     /// Run only these scenarios (repeat or separate with commas): stream,
-    /// storage, first-error, ingest, fan-out, slow-reader, cancel-storm,
-    /// search, open, store-size, seal, query, cluster.
+    /// storage, first-error, ingest, ingest-protocols, fan-out,
+    /// slow-reader, cancel-storm, search, open, store-size, seal, query,
+    /// loki-query-range, viewer, cluster.
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     scenario: Vec<String>,
 
@@ -71,6 +75,11 @@ struct Args {
     /// logtap` is run and its binary used.
     #[arg(long, value_name = "PATH", env = "LOGTAP_BIN")]
     logtap_bin: Option<PathBuf>,
+
+    /// ingest-protocols: also measure this logtap binary, interleaved with
+    /// the one measured in every run (a before/after in one run).
+    #[arg(long, value_name = "PATH", env = "LOGTAP_BASELINE_BIN")]
+    baseline_bin: Option<PathBuf>,
 
     /// The seed's Go server (shared/peers/seed-go). By default
     /// target/seed-go-server, built with shared/peers/seed-go/build.sh if
@@ -109,6 +118,8 @@ pub struct Ctx {
     pub logtap: PathBuf,
     /// The Go peer, when it is part of the run.
     pub peer: Option<PathBuf>,
+    /// Another logtap binary to compare with, where a scenario does.
+    pub baseline: Option<PathBuf>,
     /// Measured runs (1 with --smoke).
     pub runs: usize,
     /// Tiny sizes.
@@ -180,12 +191,18 @@ fn run() -> anyhow::Result<()> {
     if !logtap.exists() {
         bail!("{} does not exist", logtap.display());
     }
+    if let Some(baseline) = &args.baseline_bin {
+        if !baseline.exists() {
+            bail!("{} does not exist", baseline.display());
+        }
+    }
     let peer = find_peer(&args);
     let tmp = args.tmp.clone().unwrap_or_else(std::env::temp_dir);
     let report = Report::new(args.json.as_deref(), args.smoke)?;
     let mut ctx = Ctx {
         logtap,
         peer,
+        baseline: args.baseline_bin.clone(),
         runs: if args.smoke { 1 } else { args.runs as usize },
         smoke: args.smoke,
         large: args.large,
@@ -222,6 +239,7 @@ fn run() -> anyhow::Result<()> {
                 "storage" => scenarios::storage::run(&mut ctx).await,
                 "first-error" => scenarios::first_error::run(&mut ctx).await,
                 "ingest" => scenarios::ingest::run(&mut ctx).await,
+                "ingest-protocols" => scenarios::ingest_protocols::run(&mut ctx).await,
                 "fan-out" => scenarios::fan_out::run(&mut ctx).await,
                 "slow-reader" => scenarios::slow_reader::run(&mut ctx).await,
                 "cancel-storm" => scenarios::cancel_storm::run(&mut ctx).await,
@@ -230,6 +248,8 @@ fn run() -> anyhow::Result<()> {
                 "store-size" => scenarios::store_size::run(&mut ctx).await,
                 "seal" => scenarios::seal::run(&mut ctx).await,
                 "query" => scenarios::query::run(&mut ctx).await,
+                "loki-query-range" => scenarios::loki_query_range::run(&mut ctx).await,
+                "viewer" => scenarios::viewer::run(&mut ctx).await,
                 "cluster" => scenarios::cluster::run(&mut ctx).await,
                 _ => unreachable!("names were checked"),
             };

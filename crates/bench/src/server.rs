@@ -85,7 +85,7 @@ pub fn build_peer() -> anyhow::Result<PathBuf> {
 /// A free port on 127.0.0.1, for the peer, which cannot be told to take
 /// port 0 and report it. Another process could take it before the peer
 /// does; on a benchmark machine that is rare enough to retry by hand.
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
@@ -429,28 +429,34 @@ impl RssSampler {
     }
 }
 
-/// GET /metrics over plain HTTP/1.1. A hand-written request keeps an HTTP
-/// client crate out of the benchmark; the server answers with a
-/// Content-Length body.
+/// GET /metrics over plain HTTP/1.1 (see [`http_get`]).
 pub async fn scrape_metrics(addr: SocketAddr) -> anyhow::Result<String> {
+    http_get(addr, "/metrics").await
+}
+
+/// GET `path` over plain HTTP/1.1: the body of a 200 answer. A
+/// hand-written request keeps an HTTP client crate out of the benchmark;
+/// the server answers these routes with a Content-Length body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let path = path.to_string();
     // A blocking socket on the blocking pool: one short request, and the
     // async runtime stays free for the streams being measured.
     tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
         let mut socket = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+        socket.set_read_timeout(Some(Duration::from_secs(60)))?;
         write!(
             socket,
-            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         )?;
         let mut response = Vec::new();
         socket.read_to_end(&mut response)?;
         let response = String::from_utf8_lossy(&response);
         let (head, body) = response
             .split_once("\r\n\r\n")
-            .ok_or_else(|| anyhow!("/metrics answered without headers"))?;
+            .ok_or_else(|| anyhow!("{path} answered without headers"))?;
         if !head.starts_with("HTTP/1.1 200") {
             bail!(
-                "/metrics answered {}",
+                "{path} answered {}: {body}",
                 head.lines().next().unwrap_or_default()
             );
         }

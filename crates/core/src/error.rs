@@ -63,6 +63,16 @@ pub enum StoreError {
     /// The log of record (a replicated backend's cluster) did not answer or
     /// refused for now; the same request may succeed when it is retried.
     Unavailable(String),
+    /// The data directory's `FORMAT` file names a layout this build cannot
+    /// read: written by a newer logtap, or not a format version at all.
+    Format {
+        /// The `FORMAT` file.
+        path: PathBuf,
+        /// What the file holds, as found (trimmed).
+        found: String,
+        /// The newest format version this build reads and writes.
+        supported: u32,
+    },
 }
 
 impl StoreError {
@@ -155,6 +165,23 @@ impl fmt::Display for StoreError {
                 "cannot append at cursor {requested}: the store has already passed it (the next cursor is {next})"
             ),
             StoreError::Unavailable(why) => write!(f, "the log of record is unavailable: {why}"),
+            StoreError::Format {
+                path,
+                found,
+                supported,
+            } => match found.parse::<u32>() {
+                Ok(version) => write!(
+                    f,
+                    "the data directory is in store format {version} (as {} says), newer than format {supported}, the newest this logtap reads: run a newer logtap on it",
+                    path.display()
+                ),
+                Err(_) => write!(
+                    f,
+                    "{} does not hold a store format version (found {:?}; this logtap writes format {supported})",
+                    path.display(),
+                    clip_quote(found, 40)
+                ),
+            },
         }
     }
 }

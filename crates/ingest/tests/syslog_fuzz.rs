@@ -17,10 +17,52 @@ proptest! {
         with_version.extend_from_slice(&bytes);
         let _ = decode(&with_version, 0);
         for framing in [Framing::OctetCounting, Framing::NonTransparent] {
-            let mut buffer = bytes.clone();
-            while let Ok(Some(frame)) = next_frame(&mut buffer, framing, 64) {
+            let mut at = 0;
+            while let Ok(Some((frame, used))) = next_frame(&bytes[at..], framing, 64) {
                 prop_assert!(frame.len() <= 64);
+                prop_assert!(used > frame.len() && at + used <= bytes.len());
+                at += used;
             }
+        }
+    }
+
+    /// Frames written with either framing come back one by one, whatever
+    /// the reads they arrive in are cut into.
+    #[test]
+    fn frames_come_back_across_reads(
+        messages in proptest::collection::vec("<[0-9]{1,3}>[ -~]{0,40}", 1..20),
+        cuts in proptest::collection::vec(1usize..50, 1..40),
+    ) {
+        for framing in [Framing::OctetCounting, Framing::NonTransparent] {
+            let mut wire = Vec::new();
+            for message in &messages {
+                if framing == Framing::OctetCounting {
+                    wire.extend_from_slice(format!("{} ", message.len()).as_bytes());
+                    wire.extend_from_slice(message.as_bytes());
+                } else {
+                    wire.extend_from_slice(message.as_bytes());
+                    wire.push(b'\n');
+                }
+            }
+            let mut buffer = Vec::new();
+            let mut got = Vec::new();
+            let mut sent = 0;
+            for cut in cuts.iter().cycle() {
+                if sent == wire.len() {
+                    break;
+                }
+                let end = (sent + cut).min(wire.len());
+                buffer.extend_from_slice(&wire[sent..end]);
+                sent = end;
+                let mut at = 0;
+                while let Some((frame, used)) = next_frame(&buffer[at..], framing, 64).unwrap() {
+                    got.push(String::from_utf8(frame.to_vec()).unwrap());
+                    at += used;
+                }
+                buffer.drain(..at);
+            }
+            prop_assert_eq!(&got, &messages);
+            prop_assert!(buffer.is_empty());
         }
     }
 

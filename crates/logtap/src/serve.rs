@@ -1,5 +1,7 @@
-//! `logtap serve`: the server library behind command-line options, until
-//! SIGINT or SIGTERM.
+//! `logtap serve`: the server library behind command-line options (and
+//! the configuration file, `config.rs`), until SIGINT or SIGTERM. SIGHUP
+//! reloads the configuration file; under systemd the service manager hears
+//! of readiness, reloads and shutdown (`notify.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,10 +12,21 @@ use std::time::Duration;
 use anyhow::Context;
 use logtap_server::config::{NatsConfig, Retention, SyncPolicy};
 use logtap_server::tls::TlsFiles;
-use logtap_server::{Server, ServerConfig};
+use logtap_server::{LiveSettings, Server, ServerConfig};
 
-#[derive(Debug, clap::Args)]
+use crate::config::{Resolved, Sources};
+use crate::logging::{LogControl, LogFormat};
+use crate::notify::{self, Notifier};
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
+    /// Read settings from this TOML file: every flag here is a key without
+    /// its dashes (`segment-mb = 32`); a flag given on the command line wins
+    /// over the file. SIGHUP reads the file again. See `logtap config
+    /// example`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// The data directory; created if missing.
     #[arg(long, default_value = "./logtap-data", value_name = "DIR")]
     pub data: PathBuf,
@@ -188,6 +201,22 @@ pub struct ServeArgs {
     /// The key (PEM) of --nats-tls-cert.
     #[arg(long, value_name = "FILE", requires = "nats_tls_cert")]
     pub nats_tls_key: Option<PathBuf>,
+
+    /// The form of the server's own log lines on standard error: `text`,
+    /// or `json` (one object a line, every field its own key, for journald
+    /// and log shippers).
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// The server's own log level: trace, debug, info, warn or error, or
+    /// RUST_LOG directives (info,logtap_server=debug). Wins over RUST_LOG;
+    /// without either, info. SIGHUP applies a new value from the file.
+    #[arg(long, value_name = "LEVEL", value_parser = check_log_level)]
+    pub log_level: Option<String>,
+}
+
+fn check_log_level(text: &str) -> Result<String, String> {
+    crate::logging::parse_level(text).map(|_| text.to_string())
 }
 
 /// Where the server listens when --listen is not given: loopback only.
@@ -239,21 +268,18 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     }
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// The server configuration of `args`.
+fn server_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
     let listen = match args.listen {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().context("the default address")?,
     };
     let mut config = ServerConfig::new(listen, args.data.clone());
     config.listen_explicit = args.listen.is_some();
+    config.store.retention = retention(&args);
     config.tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         _ => None,
-    };
-    let scheme = if config.tls.is_some() {
-        "https"
-    } else {
-        "http"
     };
     config.auth_token_file = args.auth_token_file;
     config.metrics_public = args.metrics_public;
@@ -282,11 +308,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(delay) => config.store.seal_delay = delay,
         None => config.store.seal_in_background = false,
     }
-    config.store.retention = Retention {
-        max_bytes: args.retention_mb.map(|mb| mb << 20),
-        max_age: args.retention_age,
-    };
-
     if !args.nats.is_empty() {
         let mut nats = NatsConfig::new(args.nats);
         nats.stream = args.nats_stream;
@@ -296,12 +317,40 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         nats.tls_client = args.nats_tls_cert.zip(args.nats_tls_key);
         config.nats = Some(nats);
     }
+    Ok(config)
+}
 
+/// The retention limits `args` set.
+fn retention(args: &ServeArgs) -> Retention {
+    Retention {
+        max_bytes: args.retention_mb.map(|mb| mb << 20),
+        max_age: args.retention_age,
+    }
+}
+
+pub async fn run(
+    resolved: Resolved,
+    sources: Sources,
+    log: LogControl,
+) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &resolved.args.config {
+        tracing::info!(file = %path.display(), "Read the configuration file.");
+    }
+    let stop_signals = StopSignals::listen()?;
+    let hangups = listen_for_hangups()?;
+    let data = resolved.args.data.clone();
+    let config = server_config(resolved.args.clone())?;
+    let listen = config.listen;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let server = Server::bind(config).await.with_context(|| {
         format!(
             "could not start the server on {} with data in {}",
             listen,
-            args.data.display()
+            data.display()
         )
     })?;
     tracing::info!("logtap is listening on {scheme}://{}", server.local_addr());
@@ -315,47 +364,296 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = server.otlp_grpc_addr() {
         tracing::info!("logtap is receiving OTLP gRPC on {scheme}://{addr}");
     }
-    server
-        .run(shutdown_signal())
-        .await
-        .context("the server stopped with an error")?;
+    let notifier = Notifier::from_env().map(std::sync::Arc::new);
+    // Listening and the store open: what `Type=notify` waits for.
+    if let Some(notifier) = &notifier {
+        notifier.send(&format!(
+            "READY=1\nSTATUS=Listening on {scheme}://{}",
+            server.local_addr()
+        ));
+    }
+    let background = tokio_util::task::TaskTracker::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    if let (Some(notifier), Some(every)) = (&notifier, notify::watchdog_interval()) {
+        tracing::info!(
+            interval_ms = every.as_millis() as u64,
+            "Pinging the systemd watchdog."
+        );
+        background.spawn(watchdog(
+            std::sync::Arc::clone(notifier),
+            every,
+            stop.clone(),
+        ));
+    }
+    background.spawn(reload_on_hangup(
+        hangups,
+        Reloader {
+            current: resolved,
+            sources,
+            live: server.live_settings(),
+            log,
+            notifier: notifier.clone(),
+        },
+        stop.clone(),
+    ));
+    let result = server.run(shutdown_signal(stop_signals, notifier)).await;
+    stop.cancel();
+    background.close();
+    background.wait().await;
+    result.context("the server stopped with an error")?;
     tracing::info!("logtap has shut down");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on the first SIGINT or SIGTERM, which starts a clean shutdown.
-/// A second signal during the shutdown ends the process at once, for when
-/// a client holds it up.
-async fn shutdown_signal() {
-    let name = wait_for_signal().await;
+/// Sends `WATCHDOG=1` every `every` until `stop`. The pings come from the
+/// runtime that accepts connections, so a runtime that stops making
+/// progress stops them, and systemd restarts the server.
+async fn watchdog(
+    notifier: std::sync::Arc<Notifier>,
+    every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => notifier.send("WATCHDOG=1"),
+        }
+    }
+}
+
+/// What a reload needs: the settings in force, where they came from, and
+/// the handles that change a running server.
+struct Reloader {
+    current: Resolved,
+    sources: Sources,
+    live: LiveSettings,
+    log: LogControl,
+    notifier: Option<std::sync::Arc<Notifier>>,
+}
+
+/// The keys whose new values a running server takes; a change to any other
+/// is logged as needing a restart.
+const LIVE_KEYS: &[&str] = &[
+    "auth-token-file",
+    "retention-mb",
+    "retention-age",
+    "max-connections",
+    "max-streams-per-connection",
+    "max-streams-per-peer",
+    "log-level",
+];
+
+impl Reloader {
+    /// Reads the sources again and applies what can change live. A file
+    /// with a problem, or a token file that does not load, changes
+    /// nothing.
+    fn reload(&mut self) {
+        let new = match self.sources.resolve() {
+            Ok(new) => new,
+            Err(error) => {
+                tracing::error!(%error, "The configuration has a problem; the running configuration is kept.");
+                return;
+            }
+        };
+        let changed: Vec<String> = new
+            .words
+            .iter()
+            .filter(|(key, words)| self.current.words.get(*key) != Some(*words))
+            .map(|(key, _)| key.clone())
+            .collect();
+        // Tokens swap while they are on; turning them on or off changes
+        // every route's layers, which takes a restart.
+        let tokens_swap = self.live.tokens_on() && new.args.auth_token_file.is_some();
+        let (live, restart): (Vec<&String>, Vec<&String>) =
+            changed.iter().partition(|key| match key.as_str() {
+                "auth-token-file" => tokens_swap,
+                key => LIVE_KEYS.contains(&key),
+            });
+        // The token file is read again even when its name is the same:
+        // rotating tokens is editing that file.
+        if let (true, Some(path)) = (tokens_swap, &new.args.auth_token_file) {
+            match self.live.reload_tokens(path) {
+                Ok(count) => {
+                    tracing::info!(file = %path.display(), tokens = count, "Reloaded the token file.")
+                }
+                Err(error) => {
+                    tracing::error!(file = %path.display(), %error, "The token file has a problem; the running configuration is kept.");
+                    return;
+                }
+            }
+        }
+        if let Err(error) = self.log.set_level(new.args.log_level.as_deref()) {
+            tracing::error!(%error, "Could not change the log level.");
+        }
+        self.live.set_retention(retention(&new.args));
+        self.live.set_stream_caps(
+            new.args.max_streams_per_connection,
+            new.args.max_streams_per_peer,
+        );
+        self.live
+            .set_max_connections(usize::try_from(new.args.max_connections).unwrap_or(usize::MAX));
+        for key in &live {
+            tracing::info!(
+                key = key.as_str(),
+                from = %show(self.current.words.get(*key)),
+                to = %show(new.words.get(*key)),
+                "A setting changed and is in force."
+            );
+        }
+        if !restart.is_empty() {
+            tracing::warn!(
+                keys = %restart.iter().map(|key| key.as_str()).collect::<Vec<_>>().join(", "),
+                "Some settings changed that take effect only after a restart; the server goes on with the old ones."
+            );
+        }
+        tracing::info!(
+            changed = changed.len(),
+            needs_restart = restart.len(),
+            "Reloaded the configuration."
+        );
+        // What needs a restart stays as it runs, so the next reload
+        // reports it again.
+        let mut kept = new;
+        for key in restart {
+            if let Some(words) = self.current.words.get(key) {
+                kept.words.insert(key.clone(), words.clone());
+            }
+        }
+        self.current = kept;
+    }
+}
+
+/// A setting's words for a log line.
+fn show(words: Option<&Vec<std::ffi::OsString>>) -> String {
+    match words {
+        Some(words) if !words.is_empty() => words
+            .iter()
+            .map(|word| word.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "(unset)".to_string(),
+    }
+}
+
+/// Reloads on every SIGHUP until `stop`.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    mut hangups: Hangups,
+    mut reloader: Reloader,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = hangups.recv() => {}
+        }
+        tracing::info!("SIGHUP received: reloading the configuration.");
+        if let Some(notifier) = &reloader.notifier {
+            notifier.send(&notify::reloading_message());
+        }
+        // Reading files is blocking work, and quick.
+        reloader = match tokio::task::spawn_blocking(move || {
+            reloader.reload();
+            reloader
+        })
+        .await
+        {
+            Ok(reloader) => reloader,
+            Err(error) => {
+                tracing::error!(%error, "The reload failed; SIGHUP is no longer handled.");
+                return;
+            }
+        };
+        if let Some(notifier) = &reloader.notifier {
+            notifier.send("READY=1");
+        }
+    }
+}
+
+/// SIGHUP, listened for from before the server says it listens (its
+/// default action ends the process).
+#[cfg(unix)]
+type Hangups = tokio::signal::unix::Signal;
+
+#[cfg(unix)]
+fn listen_for_hangups() -> anyhow::Result<Hangups> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup()).context("listening for SIGHUP")
+}
+
+#[cfg(not(unix))]
+type Hangups = ();
+
+#[cfg(not(unix))]
+fn listen_for_hangups() -> anyhow::Result<Hangups> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(
+    _hangups: Hangups,
+    _reloader: Reloader,
+    _stop: tokio_util::sync::CancellationToken,
+) {
+}
+
+/// Resolves on the first SIGINT or SIGTERM, which starts a clean shutdown
+/// (systemd hears `STOPPING=1`). A second signal during the shutdown ends
+/// the process at once, for when a client holds it up.
+async fn shutdown_signal(mut signals: StopSignals, notifier: Option<std::sync::Arc<Notifier>>) {
+    let name = signals.next().await;
+    if let Some(notifier) = &notifier {
+        notifier.send("STOPPING=1");
+    }
     tracing::info!("{name} received: shutting down (send it again to stop at once)");
-    tokio::spawn(async {
-        let name = wait_for_signal().await;
+    tokio::spawn(async move {
+        let name = signals.next().await;
         tracing::warn!("{name} received again: stopping now");
         std::process::exit(130);
     });
 }
 
+/// SIGINT and SIGTERM, listened for from before the server says it
+/// listens: a signal sent as soon as it is ready must start a clean
+/// shutdown, not end the process the default way.
 #[cfg(unix)]
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        },
-        Err(error) => {
-            tracing::warn!("cannot listen for SIGTERM ({error}); only Ctrl-C stops the server");
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
+struct StopSignals;
+
+#[cfg(not(unix))]
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        Ok(StopSignals)
+    }
+
+    async fn next(&mut self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }
 
 #[cfg(test)]

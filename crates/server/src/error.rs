@@ -438,6 +438,7 @@ pub fn store_error_code(error: &StoreError) -> Code {
         StoreError::Unavailable(_) => Code::Unavailable,
         // Only a bug in applying a replicated log could ask for it.
         StoreError::CursorBehind { .. } => Code::Internal,
+        StoreError::Format { .. } => Code::FailedPrecondition,
     }
 }
 
@@ -646,7 +647,9 @@ impl From<ServeError> for Status {
 
 /// The answer for a path no route serves, or one no protocol declared:
 /// UNIMPLEMENTED for gRPC clients (as every gRPC server answers an unknown
-/// method), 404 for everyone else.
+/// method), 404 for everyone else; under `/loki/` with Loki's own body,
+/// which Grafana's Loki data source takes as "not served here" and falls
+/// back from (`detected_fields`, `patterns`, `v2alpha/tail`, ...).
 pub(crate) fn unknown_route(headers: &http::HeaderMap, path: &str) -> axum::response::Response {
     use axum::response::IntoResponse;
     let is_grpc = headers
@@ -658,6 +661,8 @@ pub(crate) fn unknown_route(headers: &http::HeaderMap, path: &str) -> axum::resp
             "unknown method {path}: this server serves logtap.v1.LogService and example.LogService"
         ));
         status.into_http::<axum::body::Body>()
+    } else if path.starts_with("/loki/") {
+        (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
     } else {
         (StatusCode::NOT_FOUND, "not found").into_response()
     }

@@ -51,7 +51,7 @@ pub use config::ServerConfig;
 pub use error::{ServeError, ServerError};
 pub use net::tls::TlsFiles;
 pub use protocols::syslog::SyslogAddrs;
-pub use server::Server;
+pub use server::{LiveSettings, Server};
 
 /// TLS settings, at the path the binary and the tests name them by.
 pub mod tls {

@@ -14,7 +14,7 @@
 
 use crate::config::{Exposure, ServerConfig};
 use crate::error::ServerError;
-use crate::net::coalesce::CoalescingIo;
+use crate::net::coalesce::{CoalescingIo, Unbuffered};
 use crate::net::idle::StreamExecutor;
 use crate::net::quota::{Peers, Quota};
 use crate::net::request_body::RequestBudget;
@@ -39,6 +39,7 @@ use logtap_core::Backend;
 use logtap_store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -74,6 +75,74 @@ pub struct Server {
     /// when on: exporters default to port 4317, and some cannot be told
     /// another one without reconfiguring every application.
     otlp_listener: Option<TcpListener>,
+    /// What a configuration reload may change while the server runs.
+    live: LiveSettings,
+}
+
+/// The settings a running server takes without a restart: the token table,
+/// the retention limits, and the stream and connection caps. A clone of
+/// it stays valid after [`Server::run`] has taken the server; the binary
+/// applies a reloaded configuration file through it (`SIGHUP`).
+#[derive(Clone)]
+pub struct LiveSettings {
+    /// The token table requests are checked against; `None` when the
+    /// server started without tokens (turning them on changes every
+    /// route's layers, so that takes a restart).
+    tokens: Option<Arc<arc_swap::ArcSwap<auth::TokenSet>>>,
+    /// The store, for its retention limits.
+    store: Store,
+    /// The per-connection and per-address stream caps.
+    peers: Arc<Peers>,
+    /// `max_connections`, read by every accept loop at each connection.
+    max_connections: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for LiveSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSettings")
+            .field("tokens", &self.tokens.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveSettings {
+    /// Whether the server checks tokens (it started with a token file).
+    pub fn tokens_on(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// Reads the token file at `path` and, if it is valid, makes it the
+    /// table every request from now on is checked against; returns how
+    /// many tokens it holds. A bad file changes nothing. Fails too when
+    /// the server runs without tokens.
+    pub fn reload_tokens(&self, path: &std::path::Path) -> Result<usize, ServerError> {
+        let Some(table) = &self.tokens else {
+            return Err(ServerError::Internal(
+                "the server started without tokens; turning them on takes a restart".into(),
+            ));
+        };
+        let tokens = auth::TokenSet::load(path)?;
+        let count = tokens.len();
+        table.store(Arc::new(tokens));
+        Ok(count)
+    }
+
+    /// Replaces the retention limits and applies them at once.
+    pub fn set_retention(&self, retention: logtap_store::Retention) {
+        self.store.set_retention(retention);
+    }
+
+    /// Replaces `max_streams_per_connection` and `max_streams_per_peer`
+    /// for the streams opened from now on.
+    pub fn set_stream_caps(&self, per_connection: usize, per_peer: usize) {
+        self.peers.set_caps(per_connection, per_peer);
+    }
+
+    /// Replaces `max_connections` for the connections accepted from now on.
+    pub fn set_max_connections(&self, max_connections: usize) {
+        self.max_connections
+            .store(max_connections, Ordering::Relaxed);
+    }
 }
 
 impl Server {
@@ -92,6 +161,7 @@ impl Server {
             )),
             None => None,
         };
+        let tokens = guard.as_ref().map(auth::Guard::tokens);
         let cors_origins = cors::parse_origins(&config.cors_origins)?;
         warn_if_descriptors_are_short(&config);
         let store_config = config.store.clone();
@@ -110,6 +180,7 @@ impl Server {
                 "The store was not closed cleanly; recovery cut or skipped damaged records."
             );
         }
+        let store_handle = store.clone();
         let store: Arc<dyn Backend> = match config.nats.clone() {
             None => Arc::new(store),
             Some(nats) => {
@@ -212,6 +283,12 @@ impl Server {
             ),
             _ => {}
         }
+        let live = LiveSettings {
+            tokens,
+            store: store_handle,
+            peers: Arc::clone(&peers),
+            max_connections: Arc::new(AtomicUsize::new(config.max_connections)),
+        };
         Ok(Server {
             listener,
             local_addr,
@@ -223,6 +300,7 @@ impl Server {
             peers,
             syslog,
             otlp_listener,
+            live,
         })
     }
 
@@ -242,6 +320,12 @@ impl Server {
         self.otlp_listener
             .as_ref()
             .and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// The settings that change while the server runs; keep a clone to
+    /// change them after [`Server::run`] has started.
+    pub fn live_settings(&self) -> LiveSettings {
+        self.live.clone()
     }
 
     /// What the handlers share, for callers that add their own routes or
@@ -266,8 +350,10 @@ impl Server {
             peers,
             syslog,
             otlp_listener,
+            live,
             ..
         } = self;
+        let max_connections = live.max_connections;
         let threads = ConnectionThreads::start(config.connection_threads).map_err(|error| {
             ServerError::Internal(format!("starting the connection threads: {error}"))
         })?;
@@ -278,15 +364,14 @@ impl Server {
         let connections = TaskTracker::new();
         let executor =
             StreamExecutor::new(config.idle_timeout, tracker.clone(), force_close.clone());
-        if config.store.retention != logtap_store::Retention::default() {
-            tracker.spawn(enforce_retention(shared.clone(), config.retention_interval));
-        }
+        // Always: a reload may set retention limits the start had none of.
+        tracker.spawn(enforce_retention(shared.clone(), config.retention_interval));
         tracker.spawn(crate::net::memory::trim_after_bursts(
             Arc::clone(&shared.metrics),
             shared.shutdown.clone(),
             threads.handles(),
         ));
-        syslog.spawn(&shared, &config, tls.clone(), &tracker);
+        syslog.spawn(&shared, &config, &max_connections, tls.clone(), &tracker);
         tokio::pin!(shutdown);
         let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {
@@ -298,12 +383,13 @@ impl Server {
                         // Counted from here until the connection ends; one
                         // over the cap is closed at once (dropping the
                         // socket), before it costs a task or a buffer.
-                        let Some(counted) = shared.metrics.open_connection(config.max_connections) else {
+                        let max_connections = max_connections.load(Ordering::Relaxed);
+                        let Some(counted) = shared.metrics.open_connection(max_connections) else {
                             drop(tcp);
                             if let Some(suppressed) = REFUSED_CONNECTIONS.allow() {
                                 tracing::warn!(
                                     peer = %peer,
-                                    max_connections = config.max_connections,
+                                    max_connections,
                                     refused_since_last_line = suppressed,
                                     "Closed a new connection: max_connections are open."
                                 );
@@ -311,7 +397,8 @@ impl Server {
                             continue;
                         };
                         configure_socket(&tcp, &config);
-                        let service = connection_service(router.clone(), port, peer, peers.connection(peer.ip()));
+                        let unbuffered = Unbuffered::default();
+                        let service = connection_service(router.clone(), port, peer, peers.connection(peer.ip()), unbuffered.clone());
                         // Taken now, before shutdown can begin, so a
                         // connection still in its TLS handshake is waited
                         // for and then told to drain like the others.
@@ -342,7 +429,7 @@ impl Server {
                                 }
                             };
                             match tls {
-                                None => serve_io(&builder, TokioIo::new(CoalescingIo::new(SniffDeadline::new(tcp, first_bytes))), service, &streams, &stopping, peer).await,
+                                None => serve_io(&builder, TokioIo::new(CoalescingIo::with_switch(SniffDeadline::new(tcp, first_bytes), unbuffered)), service, &streams, &stopping, peer).await,
                                 Some(acceptor) => {
                                     // The handshake runs in the connection's
                                     // task: a slow client never stalls
@@ -354,7 +441,7 @@ impl Server {
                                         () = stopping.cancelled() => None,
                                     };
                                     if let Some(stream) = stream {
-                                        serve_io(&builder, TokioIo::new(CoalescingIo::new(SniffDeadline::new(stream, first_bytes))), service, &streams, &stopping, peer).await;
+                                        serve_io(&builder, TokioIo::new(CoalescingIo::with_switch(SniffDeadline::new(stream, first_bytes), unbuffered)), service, &streams, &stopping, peer).await;
                                     }
                                 }
                             }
@@ -488,7 +575,8 @@ async fn serve_io<I, S>(
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let connection = builder.serve_connection(io, service);
+    // With upgrades: Loki's live tail becomes a WebSocket.
+    let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);
     let stop = stopping.cancelled();
     tokio::pin!(stop);
@@ -717,7 +805,9 @@ fn configure_socket(tcp: &TcpStream, config: &ServerConfig) {
 
 /// The hyper service of one connection: records the peer's address (for
 /// handlers that want it, via axum's `ConnectInfo`) and the connection's
-/// [`Quota`] (its share of stream slots and request bytes), and sends gRPC-Web
+/// [`Quota`] (its share of stream slots and request bytes) and its
+/// [`Unbuffered`] switch (set by a handler that turns the connection into
+/// a WebSocket), and sends gRPC-Web
 /// requests through tonic-web's translation, everything else straight to
 /// the router.
 fn connection_service(
@@ -725,6 +815,7 @@ fn connection_service(
     port: Port,
     peer: SocketAddr,
     quota: Quota,
+    unbuffered: Unbuffered,
 ) -> impl hyper::service::Service<
     ::http::Request<Incoming>,
     Response = Response,
@@ -734,6 +825,7 @@ fn connection_service(
     hyper::service::service_fn(move |mut request: ::http::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(quota.clone());
+        request.extensions_mut().insert(unbuffered.clone());
         let router = router.clone();
         Box::pin(async move {
             if !port.serves(request.uri().path()) {

@@ -22,6 +22,7 @@
 pub mod checksum;
 mod config;
 pub mod fault;
+mod format;
 pub mod fs;
 mod reader;
 mod recent;
@@ -32,6 +33,7 @@ mod segment;
 mod store;
 
 pub use config::{Retention, StoreConfig, SyncPolicy};
+pub use format::{FORMAT_FILE, FORMAT_VERSION};
 pub use fs::{FileSystem, FsFile, StdFileSystem};
 pub use reader::Reader;
 pub use recovery::{RecoveryEvent, RecoveryReport};

@@ -61,6 +61,9 @@ impl Drop for Owner {
 
 pub(crate) struct Shared {
     config: StoreConfig,
+    /// The retention limits in force: `config.retention` at open, changed
+    /// by [`Store::set_retention`] while the store runs.
+    retention: Mutex<crate::Retention>,
     /// Oldest first. The last one is the one being written.
     pub(crate) segments: RwLock<Vec<Arc<Segment>>>,
     writer: Mutex<Writer>,
@@ -149,6 +152,7 @@ impl Store {
         fs.create_dir_all(&dir)
             .map_err(|e| StoreError::io("creating the data directory", &dir, e))?;
         let dir_lock = lock_dir(&*fs, &dir)?;
+        crate::format::check(&*fs, &dir)?;
         let files = list_files(&*fs, &dir)?;
         for &base in &files.temporary {
             // A seal that did not finish: the record log is whole.
@@ -275,6 +279,7 @@ impl Store {
             seal_wanted: (Mutex::new(true), Condvar::new()),
             seal_stop: AtomicBool::new(false),
             sealing: Mutex::new(()),
+            retention: Mutex::new(config.retention),
             config,
         });
         let owner = Arc::new(Owner {
@@ -574,6 +579,18 @@ impl Store {
     /// entries arrive.
     pub fn enforce_retention(&self) {
         self.shared.enforce_retention();
+    }
+
+    /// Replaces the retention limits (a server reloading its
+    /// configuration) and applies the new ones at once.
+    pub fn set_retention(&self, retention: crate::Retention) {
+        *lock(&self.shared.retention) = retention;
+        self.shared.enforce_retention();
+    }
+
+    /// The retention limits in force.
+    pub fn retention(&self) -> crate::Retention {
+        *lock(&self.shared.retention)
     }
 
     /// Seals every closed segment now, on this thread, and returns once
@@ -1031,7 +1048,7 @@ impl Shared {
     /// Deletes whole oldest segments beyond the size or age limit. Only
     /// sealed segments go; the newest one always stays.
     fn enforce_retention(&self) {
-        let retention = self.config.retention;
+        let retention = *lock(&self.retention);
         if retention.max_bytes.is_none() && retention.max_age.is_none() {
             return;
         }

@@ -4,6 +4,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { authHeaders, type AuthProblem } from "../auth.ts";
 import { LogRequestSchema, LogService, type LogEntry } from "../gen/logtap/v1/logtap_pb.ts";
+import { toServerQuery } from "../logql.ts";
 import { normLevel, type Query } from "../state.ts";
 import {
   abortError,
@@ -38,7 +39,8 @@ function headerBigInt(h: Headers, name: string): bigint | undefined {
   return /^-?\d+$/.test(t) ? BigInt(t) : undefined;
 }
 
-function toEntry(e: LogEntry): Entry {
+/** A gRPC LogEntry as the page holds it (labels sorted by name). */
+export function toEntry(e: LogEntry): Entry {
   let labels: [string, string][] | null = null;
   for (const k in e.labels) {
     (labels ??= []).push([k, e.labels[k]]);
@@ -75,6 +77,7 @@ export function createGrpcWeb(baseUrl: string, opts: GrpcWebOptions = {}): Trans
         until: query.until ?? 0n,
         follow: query.follow,
         afterCursor: query.after ?? undefined,
+        query: toServerQuery(query.logql),
       });
       // Our own controller, so a header timeout can cancel the call too.
       const ctl = new AbortController();

@@ -25,10 +25,60 @@ const SCENARIO: &str = "ingest";
 /// Concurrent Push calls.
 const CALLS: usize = 4;
 
-struct Sample {
+/// One ingest run's figures; shared with `ingest-protocols`.
+pub struct Sample {
     entries_per_s: f64,
     server_cpu_per_m: f64,
     client_cpu_per_m: f64,
+}
+
+impl Sample {
+    /// The figures of `n` entries stored in `elapsed` seconds, for these
+    /// CPU-seconds of the server and of the client.
+    pub fn new(n: u64, elapsed: f64, server_cpu: f64, client_cpu: f64) -> Sample {
+        let millions = n as f64 / 1e6;
+        Sample {
+            entries_per_s: n as f64 / elapsed,
+            server_cpu_per_m: server_cpu / millions,
+            client_cpu_per_m: client_cpu / millions,
+        }
+    }
+}
+
+/// Adds the rate, server CPU and client CPU of `samples` to the report.
+pub fn report(
+    ctx: &mut Ctx,
+    scenario: &str,
+    subject: &str,
+    samples: &[Sample],
+    rate_target: Target,
+    cpu_target: Target,
+) -> anyhow::Result<()> {
+    let pick = |f: fn(&Sample) -> f64| samples.iter().map(f).collect::<Vec<_>>();
+    ctx.report.add(
+        scenario,
+        subject,
+        "rate",
+        "entries/s",
+        pick(|s| s.entries_per_s),
+        rate_target,
+    )?;
+    ctx.report.add(
+        scenario,
+        subject,
+        "server CPU per 1M entries",
+        "CPU-s",
+        pick(|s| s.server_cpu_per_m),
+        cpu_target,
+    )?;
+    ctx.report.add(
+        scenario,
+        subject,
+        "client CPU per 1M entries",
+        "CPU-s",
+        pick(|s| s.client_cpu_per_m),
+        Target::None,
+    )
 }
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
@@ -55,31 +105,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         ("gRPC Push", &grpc, Target::AtLeast(1_000_000.0)),
         ("logtap push", &file, Target::None),
     ] {
-        let pick = |f: fn(&Sample) -> f64| samples.iter().map(f).collect::<Vec<_>>();
-        ctx.report.add(
-            SCENARIO,
-            subject,
-            "rate",
-            "entries/s",
-            pick(|s| s.entries_per_s),
-            target,
-        )?;
-        ctx.report.add(
-            SCENARIO,
-            subject,
-            "server CPU per 1M entries",
-            "CPU-s",
-            pick(|s| s.server_cpu_per_m),
-            Target::None,
-        )?;
-        ctx.report.add(
-            SCENARIO,
-            subject,
-            "client CPU per 1M entries",
-            "CPU-s",
-            pick(|s| s.client_cpu_per_m),
-            Target::None,
-        )?;
+        report(ctx, SCENARIO, subject, samples, target, Target::None)?;
     }
     ctx.report.note(format!(
         "ingest: {n} entries of {MESSAGE_BYTES}-byte messages a run, sync policy batch (an fsync per batch, shared by concurrent batches), fresh store each run; gRPC Push: {CALLS} concurrent calls of 1,000-entry batches; logtap push: one JSON-lines file, client CPU is the logtap push process"
@@ -124,12 +150,7 @@ async fn grpc_push(ctx: &Ctx, n: u64) -> anyhow::Result<Sample> {
         bail!("the server stored {stored} of {n} entries");
     }
     server.stop()?;
-    let millions = n as f64 / 1e6;
-    Ok(Sample {
-        entries_per_s: n as f64 / elapsed,
-        server_cpu_per_m: server_cpu / millions,
-        client_cpu_per_m: client_cpu / millions,
-    })
+    Ok(Sample::new(n, elapsed, server_cpu, client_cpu))
 }
 
 /// `logtap push --server URL FILE` into a fresh server.
@@ -164,12 +185,7 @@ async fn file_push(ctx: &Ctx, input: &Path, n: u64) -> anyhow::Result<Sample> {
         bail!("logtap push said {stdout:?}, not that it stored {n} entries");
     }
     server.stop()?;
-    let millions = n as f64 / 1e6;
-    Ok(Sample {
-        entries_per_s: n as f64 / elapsed,
-        server_cpu_per_m: server_cpu / millions,
-        client_cpu_per_m: client_cpu / millions,
-    })
+    Ok(Sample::new(n, elapsed, server_cpu, client_cpu))
 }
 
 /// CPU seconds of every child process waited for so far.

@@ -284,7 +284,9 @@ impl MetricExpr {
                 let level_only = *op == AggOp::Sum
                     && match grouping {
                         None => true,
-                        Some(Grouping::By(names)) => names.iter().all(|n| n == "level"),
+                        // `detected_level` is the level under Grafana's
+                        // name (the volume histogram groups by both).
+                        Some(Grouping::By(names)) => names.iter().all(|n| is_level_label(n)),
                         Some(Grouping::Without(_)) => false,
                     };
                 inner.collect_level_only(level_only, out);
@@ -616,7 +618,7 @@ impl<'q> RangeEval<'q> {
     pub fn histogram_edges(&self, level_only: bool) -> Option<Vec<i64>> {
         let counts = matches!(self.func, RangeFunc::CountOverTime | RangeFunc::Rate)
             && self.unwrap.is_none();
-        let by_level = self.query.stages.is_empty()
+        let by_level = self.query.stages.iter().all(drops_only_errors)
             && self.query.selector.iter().all(|m| is_level_label(&m.name));
         let buckets = (self.points.end - self.origin) / self.width + 1;
         if !(level_only && counts && by_level) || buckets > MAX_HISTOGRAM_BUCKETS {
@@ -755,6 +757,20 @@ impl<'q> RangeEval<'q> {
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
+    }
+}
+
+/// Whether a stage of a pipeline without parsers leaves every entry and
+/// its level as they are: `| drop __error__, __error_details__`, which
+/// Grafana appends to the volume histogram's query, drops labels only a
+/// parser sets.
+fn drops_only_errors(stage: &super::Stage) -> bool {
+    match stage {
+        super::Stage::Format(super::format::Format::Drop(choices)) => choices.iter().all(|c| {
+            matches!(c, super::format::LabelChoice::Name(name)
+                if name == "__error__" || name == "__error_details__")
+        }),
+        _ => false,
     }
 }
 

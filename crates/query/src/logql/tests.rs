@@ -617,6 +617,14 @@ mod metrics {
             "nor is the text"
         );
         assert!(!edges(r#"bytes_over_time({}[1m])"#), "nor are bytes");
+        // Grafana's volume histogram: its drop removes what only parsers set.
+        let volume = r#"sum by (level, detected_level) (count_over_time({} | drop __error__, __error_details__ [1m]))"#;
+        assert_eq!(only(volume), [true]);
+        assert!(edges(volume));
+        assert!(!edges(r#"count_over_time({} | drop service [1m])"#));
+        assert!(!edges(
+            r#"count_over_time({} | json | drop __error__ [1m])"#
+        ));
     }
 
     #[test]
@@ -758,6 +766,11 @@ mod metrics {
             eval.add_histogram(&counts);
             let summed = expr.evaluate(points, &mut vec![eval.finish()].into_iter());
             prop_assert_eq!(series(summed), got.clone());
+            // Grafana's form of the same question has the same answer.
+            let volume = format!(
+                "sum by (level, detected_level) (count_over_time({{}} | drop __error__ [{range}s]))"
+            );
+            prop_assert_eq!(series(run(&volume, points, &entries)), got.clone());
             for level in [Level::Error, Level::Info] {
                 let mut wanted = Vec::new();
                 for k in 0..points.count() {

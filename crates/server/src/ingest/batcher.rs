@@ -75,6 +75,11 @@ impl Batcher {
         self.entries.len() >= MAX_ENTRIES || self.bytes >= MAX_BYTES
     }
 
+    /// Roughly the memory the batch holds, in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Whether nothing waits to be stored.
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()

@@ -21,9 +21,16 @@
 //!
 //! Memory: the buffer is allocated when a write comes and freed each time it
 //! is written out on a flush, so an idle connection holds none.
+//!
+//! A connection that becomes something else than HTTP (a WebSocket after
+//! `101 Switching Protocols`) is written by code that flushes once and
+//! does not come back: its [`Unbuffered`] switch, set before the 101
+//! leaves, makes every flush write out at once from then on.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -39,11 +46,32 @@ const MAX_DEFERRALS: u8 = 8;
 /// The most slices passed to one `writev` (the buffer and the caller's).
 const MAX_SLICES: usize = 16;
 
+/// A connection's switch that turns the putting off of flushes off for
+/// good (see the module documentation). Handlers find it among a
+/// request's extensions.
+#[derive(Debug, Clone, Default)]
+pub struct Unbuffered(Arc<AtomicBool>);
+
+impl Unbuffered {
+    /// From now on, every flush of the connection writes out at once.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Unbuffered::set`] was called.
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// An I/O object whose writes are gathered (see the module documentation);
 /// reads pass straight through.
 pub struct CoalescingIo<T> {
     /// The socket (or TLS stream) written to.
     inner: T,
+    /// Set when the connection stops being HTTP: flushes are no longer
+    /// put off.
+    unbuffered: Unbuffered,
     /// Bytes accepted from the writer and not yet written to `inner`, from
     /// `start` on.
     buffer: Vec<u8>,
@@ -57,9 +85,11 @@ pub struct CoalescingIo<T> {
 }
 
 impl<T> CoalescingIo<T> {
-    pub fn new(inner: T) -> CoalescingIo<T> {
+    /// Gathers writes to `inner` until `unbuffered` is set.
+    pub fn with_switch(inner: T, unbuffered: Unbuffered) -> CoalescingIo<T> {
         CoalescingIo {
             inner,
+            unbuffered,
             buffer: Vec::new(),
             start: 0,
             added_since_flush: false,
@@ -172,7 +202,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescingIo<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.added_since_flush && this.deferrals < MAX_DEFERRALS && !this.held().is_empty() {
+        if this.added_since_flush
+            && this.deferrals < MAX_DEFERRALS
+            && !this.held().is_empty()
+            && !this.unbuffered.is_set()
+        {
             // More may come in this turn of the thread: flush on the next
             // poll, which this wake makes sure happens.
             this.added_since_flush = false;
@@ -210,8 +244,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for CoalescingIo<T> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
     use std::task::{Wake, Waker};
 
     /// The socket's side, as the tests see it: every byte written, and how
@@ -295,7 +328,11 @@ mod tests {
     fn writer(socket: Socket) -> (CoalescingIo<Socket>, Arc<Wakes>, Waker) {
         let wakes = Arc::new(Wakes::default());
         let waker = Waker::from(wakes.clone());
-        (CoalescingIo::new(socket), wakes, waker)
+        (
+            CoalescingIo::with_switch(socket, Unbuffered::default()),
+            wakes,
+            waker,
+        )
     }
 
     /// Writes all of `bytes`, polling again while the socket says Pending.
@@ -364,6 +401,20 @@ mod tests {
         write_all(&mut io, &waker, b"y");
         flush(&mut io, &waker);
         assert_eq!(io.inner.bytes.len(), MAX_DEFERRALS as usize + 1);
+    }
+
+    #[test]
+    fn once_unbuffered_a_flush_writes_out_at_once() {
+        let (mut io, wakes, waker) = writer(Socket::default());
+        let switch = Unbuffered::default();
+        io.unbuffered = switch.clone();
+        switch.set();
+        write_all(&mut io, &waker, b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut io).poll_flush(&mut cx).is_ready());
+        assert_eq!(io.inner.bytes.len(), 36);
+        assert_eq!(io.inner.flushes, 1);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "nothing was put off");
     }
 
     #[test]

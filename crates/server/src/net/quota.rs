@@ -24,10 +24,11 @@ use std::sync::{Arc, Mutex};
 /// per-connection caps. One per server.
 #[derive(Debug)]
 pub struct Peers {
-    /// The most streams one connection may hold.
-    per_connection: usize,
-    /// The most streams one client address may hold.
-    per_peer: usize,
+    /// The most streams one connection may hold; a configuration reload
+    /// changes it for streams opened after.
+    per_connection: AtomicUsize,
+    /// The most streams one client address may hold; likewise reloadable.
+    per_peer: AtomicUsize,
     /// Streams held by each address that holds any; an address leaves the
     /// table when its last stream ends, so the table is as large as the
     /// addresses with streams open, never more.
@@ -40,11 +41,18 @@ impl Peers {
     /// The table, with `per_connection` and `per_peer` streams at most.
     pub fn new(per_connection: usize, per_peer: usize, metrics: Arc<Metrics>) -> Arc<Peers> {
         Arc::new(Peers {
-            per_connection,
-            per_peer,
+            per_connection: AtomicUsize::new(per_connection),
+            per_peer: AtomicUsize::new(per_peer),
             open: Mutex::new(HashMap::new()),
             metrics,
         })
+    }
+
+    /// Replaces both caps (a configuration reload). Streams already open
+    /// stay; the new caps apply to the next ones.
+    pub fn set_caps(&self, per_connection: usize, per_peer: usize) {
+        self.per_connection.store(per_connection, Ordering::Relaxed);
+        self.per_peer.store(per_peer, Ordering::Relaxed);
     }
 
     /// The per-connection state of a connection from `peer`.
@@ -61,7 +69,7 @@ impl Peers {
     fn take(&self, peer: IpAddr) -> bool {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let held = open.entry(peer).or_insert(0);
-        if *held >= self.per_peer {
+        if *held >= self.per_peer.load(Ordering::Relaxed) {
             if *held == 0 {
                 open.remove(&peer);
             }
@@ -127,19 +135,20 @@ impl Quota {
     fn take(&self) -> Result<QuotaUnit, ServeError> {
         let connection = &self.0;
         let peers = &connection.peers;
-        if connection.open.fetch_add(1, Ordering::Relaxed) >= peers.per_connection {
+        let per_connection = peers.per_connection.load(Ordering::Relaxed);
+        if connection.open.fetch_add(1, Ordering::Relaxed) >= per_connection {
             connection.open.fetch_sub(1, Ordering::Relaxed);
             peers.metrics.limit_hit(Limit::StreamsPerConnection);
             return Err(ServeError::TooManyStreamsOnConnection {
-                limit: peers.per_connection,
+                limit: per_connection,
             });
         }
         if !peers.take(connection.peer) {
             connection.open.fetch_sub(1, Ordering::Relaxed);
             peers.metrics.limit_hit(Limit::StreamsPerPeer);
-            tracing::debug!(peer = %connection.peer, limit = peers.per_peer, "Refused a stream: its client address holds its share of streams.");
+            tracing::debug!(peer = %connection.peer, limit = peers.per_peer.load(Ordering::Relaxed), "Refused a stream: its client address holds its share of streams.");
             return Err(ServeError::TooManyStreamsFromPeer {
-                limit: peers.per_peer,
+                limit: peers.per_peer.load(Ordering::Relaxed),
             });
         }
         Ok(QuotaUnit(self.clone()))

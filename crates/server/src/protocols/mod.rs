@@ -138,7 +138,8 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("\n");
             for (at, _) in code.match_indices(".route(") {
-                let rest = &code[at + ".route(".len()..];
+                // rustfmt puts a long call's arguments on lines of their own.
+                let rest = code[at + ".route(".len()..].trim_start();
                 let path = literal(rest).unwrap_or_else(|| {
                     panic!("{}: a route whose path is not a literal", file.display())
                 });
@@ -245,6 +246,31 @@ mod tests {
         assert_eq!(need(&post, "/api/v1/push"), Some(Access::Write));
         assert_eq!(need(&post, "/loki/api/v1/push"), Some(Access::Write));
         assert_eq!(need(&get, "/ready"), Some(Access::Open));
+        // Grafana's Loki data source reads; the query routes take a POST
+        // form too.
+        for read in [
+            "/loki/api/v1/query",
+            "/loki/api/v1/query_range",
+            "/loki/api/v1/labels",
+            "/loki/api/v1/label/service/values",
+            "/loki/api/v1/series",
+            "/loki/api/v1/index/stats",
+        ] {
+            assert_eq!(need(&get, read), Some(Access::Read), "{read}");
+            assert_eq!(need(&post, read), Some(Access::Read), "{read}");
+        }
+        for read in ["/loki/api/v1/tail", "/loki/api/v1/status/buildinfo"] {
+            assert_eq!(need(&get, read), Some(Access::Read), "{read}");
+            assert_eq!(need(&post, read), None, "{read}");
+        }
+        // What Grafana falls back from is no route: Loki's 404.
+        for unknown in [
+            "/loki/api/v1/detected_fields",
+            "/loki/api/v1/patterns",
+            "/loki/api/v2alpha/tail",
+        ] {
+            assert_eq!(need(&get, unknown), None, "{unknown}");
+        }
         assert_eq!(need(&post, "/v1/logs"), Some(Access::Write));
         assert_eq!(need(&post, "/otlp/v1/logs"), Some(Access::Write));
         assert_eq!(need(&post, "/upload"), Some(Access::Write));

@@ -25,6 +25,9 @@ pub enum Methods {
     Get,
     /// POST only.
     Post,
+    /// GET, HEAD or POST (Loki's query routes take their parameters in a
+    /// query string or a form body).
+    GetPost,
     /// POST or PUT (Elasticsearch's bulk API takes both, and clients use
     /// both).
     PostPut,
@@ -39,6 +42,9 @@ impl Methods {
         match self {
             Methods::Get => method == Method::GET || method == Method::HEAD,
             Methods::Post => method == Method::POST,
+            Methods::GetPost => {
+                method == Method::GET || method == Method::HEAD || method == Method::POST
+            }
             Methods::PostPut => method == Method::POST || method == Method::PUT,
             Methods::Any => true,
         }

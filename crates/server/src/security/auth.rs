@@ -67,6 +67,7 @@
 use crate::error::{Refused, TokenFileError};
 use crate::security::access::{Access, Routes};
 use crate::stream::metadata::RequestId;
+use arc_swap::ArcSwap;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -476,8 +477,10 @@ impl Refusal {
 /// Checks every request; shared by all connections.
 #[derive(Clone)]
 pub struct Guard {
-    /// The accepted tokens.
-    tokens: Arc<TokenSet>,
+    /// The accepted tokens, swapped whole when the server reloads its
+    /// configuration: a request checks against one table or the other,
+    /// never a mix.
+    tokens: Arc<ArcSwap<TokenSet>>,
     /// What each declared route needs.
     routes: Arc<Routes>,
 }
@@ -485,7 +488,7 @@ pub struct Guard {
 impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
-            .field("tokens", &self.tokens.len())
+            .field("tokens", &self.tokens.load().len())
             .field("routes", &self.routes.iter().count())
             .finish()
     }
@@ -495,9 +498,15 @@ impl Guard {
     /// A guard accepting `tokens` on the declared `routes`.
     pub fn new(tokens: TokenSet, routes: Routes) -> Guard {
         Guard {
-            tokens: Arc::new(tokens),
+            tokens: Arc::new(ArcSwap::from_pointee(tokens)),
             routes: Arc::new(routes),
         }
+    }
+
+    /// The table the guard checks against, for replacing it while the
+    /// server runs.
+    pub fn tokens(&self) -> Arc<ArcSwap<TokenSet>> {
+        Arc::clone(&self.tokens)
     }
 }
 
@@ -549,10 +558,12 @@ async fn check(State(guard): State<Guard>, mut request: Request, next: Next) -> 
         // Each candidate is checked in constant time; whether the second
         // was tried tells only that the first (the raw API key) was wrong.
         Presented::Token(token, key) => match (
-            guard
-                .tokens
-                .grant_for(&token)
-                .or_else(|| key.and_then(|key| guard.tokens.grant_for(&key))),
+            {
+                let tokens = guard.tokens.load();
+                tokens
+                    .grant_for(&token)
+                    .or_else(|| key.and_then(|key| tokens.grant_for(&key)))
+            },
             route,
         ) {
             (None, _) => Refusal::Invalid,

@@ -3,21 +3,21 @@
 //! ([`crate::grpc::method`]), so an exporter pointed at the server with
 //! `http://HOST:PORT` and no path reaches it.
 //!
-//! tonic decodes the request (a malformed message is INTERNAL, as with
-//! every service here, and nothing of it is stored); the records are
-//! mapped by [`logtap_ingest::otlp::from_request`] and stored by
+//! tonic's codec reads the request straight into entries
+//! ([`logtap_ingest::otlp::ExportLogs`], the field-by-field reader of the
+//! HTTP route; a malformed message is INTERNAL, as with every service
+//! here, and nothing of it is stored); they are stored by
 //! [`super::store`], as over HTTP. The answer comes once they are durable,
 //! with `partial_success` for records refused; a full disk, a shutdown or
 //! the request budget are UNAVAILABLE, which exporters retry.
 
 use crate::grpc::method::{Limits, Method, ServiceRoutes};
-use crate::ingest::now_nanos;
 use crate::security::access::{Access, Methods, Route};
 use crate::stream::metadata::RequestId;
 use crate::stream::state::Shared;
 use axum::Router;
 use futures::FutureExt;
-use logtap_ingest::otlp::{self, ExportLogsServiceRequest, ExportLogsServiceResponse};
+use logtap_ingest::otlp::{ExportLogs, ExportLogsServiceResponse};
 use tonic::{Request, Response, Status};
 
 /// The service's full name.
@@ -53,15 +53,15 @@ pub(crate) fn routes(router: Router, shared: &Shared, limits: Limits) -> Router 
 /// One Export call.
 async fn export(
     shared: &Shared,
-    request: Request<ExportLogsServiceRequest>,
+    request: Request<ExportLogs>,
 ) -> Result<Response<ExportLogsServiceResponse>, Status> {
     let request_id = RequestId::from_metadata(request.metadata());
-    let decoded = otlp::from_request(request.into_inner(), now_nanos());
+    let decoded = request.into_inner().into_decoded();
     match super::store(shared, decoded).await {
-        Ok(decoded) => {
+        Ok((stored, decoded)) => {
             tracing::debug!(
                 request_id = %request_id,
-                stored = decoded.entries.len(),
+                stored,
                 rejected = decoded.rejected,
                 "An OTLP gRPC export was stored."
             );

@@ -88,11 +88,11 @@ async fn export(State(state): State<Otlp>, headers: HeaderMap, body: Body) -> Re
     // An unknown type still gets its error in protobuf, OTLP's default.
     let answer_form = form(&headers).unwrap_or(Form::Protobuf);
     match receive(&state, &headers, body).await {
-        Ok(decoded) => {
+        Ok((stored, decoded)) => {
             let answer = ExportLogsServiceResponse::for_decoded(&decoded);
             tracing::debug!(
                 request_id = %request_id,
-                stored = decoded.entries.len(),
+                stored,
                 rejected = decoded.rejected,
                 "An OTLP export was stored."
             );
@@ -126,9 +126,13 @@ async fn export(State(state): State<Otlp>, headers: HeaderMap, body: Body) -> Re
     }
 }
 
-/// Reads, decodes and stores one export: what was decoded, the entries
-/// being those stored.
-async fn receive(state: &Otlp, headers: &HeaderMap, body: Body) -> Result<Decoded, ServeError> {
+/// Reads, decodes and stores one export: how many entries were stored,
+/// and what was decoded without them.
+async fn receive(
+    state: &Otlp,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(usize, Decoded), ServeError> {
     let form = form(headers)?;
     let encoding = ingest::content_encoding(headers)?;
     let limit = state.max_push_body_bytes;
@@ -143,8 +147,12 @@ async fn receive(state: &Otlp, headers: &HeaderMap, body: Body) -> Result<Decode
 
 /// Stores what a request decoded to, all through one batch; records the
 /// backend refuses are left out and counted as rejected. Shared with the
-/// gRPC service.
-pub(crate) async fn store(shared: &Shared, mut decoded: Decoded) -> Result<Decoded, ServeError> {
+/// gRPC service. Returns how many were stored, and what was decoded
+/// without its entries, which went to the store.
+pub(crate) async fn store(
+    shared: &Shared,
+    mut decoded: Decoded,
+) -> Result<(usize, Decoded), ServeError> {
     let mut batch = Batcher::new(shared.store.limits());
     for (index, entry) in std::mem::take(&mut decoded.entries).into_iter().enumerate() {
         if let Err(error) = batch.add(entry) {
@@ -158,13 +166,14 @@ pub(crate) async fn store(shared: &Shared, mut decoded: Decoded) -> Result<Decod
     if shared.shutdown.is_cancelled() {
         return Err(ServeError::ShuttingDown);
     }
-    decoded.entries = batch.take();
-    ingest::append(shared, Protocol::Otlp, decoded.entries.clone()).await?;
+    let entries = batch.take();
+    let stored = entries.len();
+    ingest::append(shared, Protocol::Otlp, entries).await?;
     // Counted once stored: a request refused whole counts one, not these.
     shared
         .metrics
         .ingest_refused(Protocol::Otlp, "bad_input", decoded.rejected);
-    Ok(decoded)
+    Ok((stored, decoded))
 }
 
 /// Undoes the coding and decodes.

@@ -12,9 +12,14 @@
 //! origins). Bind them to an address only trusted senders reach.
 //!
 //! What a message becomes is the ingest crate's ([`logtap_ingest::syslog`]).
-//! Every listener feeds one task that owns the one [`Batcher`]: a batch is
-//! stored through [`ingest::append`] when full or 200 ms after its first
-//! entry, so lines arrive promptly. Syslog has no acknowledgement: a
+//! Every listener feeds one task that owns the one [`Batcher`], handing it
+//! the entries of a whole read at a time (a TCP read's frames, the
+//! datagrams waiting on the UDP socket), so the queue costs per read, not
+//! per message. A batch is stored through [`ingest::append`] when full or
+//! 200 ms after its first entry, so lines arrive promptly; while one batch
+//! is being stored the next one fills (past full, up to 8 MiB), so reading
+//! goes on during the fsync and a flood is stored in batches as large as
+//! one fsync's worth of arrivals. Syslog has no acknowledgement: a
 //! message is stored once its batch is durable, but the sender is never
 //! told, and a batch the store refuses (a full disk, an entry over the
 //! backend's limits) is logged and lost, as a relay would lose it.
@@ -40,10 +45,13 @@ use crate::stream::state::Shared;
 use logtap_core::NewEntry;
 use logtap_ingest::syslog::{self, Framing};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
@@ -51,9 +59,22 @@ use tokio_util::task::TaskTracker;
 /// trickle flush: long enough to batch a burst, short enough to follow.
 const FLUSH_AFTER: Duration = Duration::from_millis(200);
 
-/// Entries in flight between the listeners and the batcher; a full queue
-/// makes the readers wait, so a flood is slowed rather than buffered.
-const QUEUE: usize = 8192;
+/// Reads in flight between the listeners and the batcher (each the
+/// entries of one TCP read of at most [`READ_BYTES`], or of at most
+/// [`DATAGRAMS_PER_READ`] datagrams); a full queue makes the readers wait,
+/// so a flood is slowed rather than buffered.
+const QUEUE: usize = 256;
+
+/// How much the batcher holds while a batch is being stored before it
+/// stops taking reads: the bound on a batch, which grows past full only
+/// while the one before it is written and synced.
+const HOLD_BYTES: usize = 8 << 20;
+
+/// The most a TCP read takes from the socket.
+const READ_BYTES: usize = 64 << 10;
+
+/// The most datagrams handed to the batcher as one read.
+const DATAGRAMS_PER_READ: usize = 64;
 
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
@@ -128,6 +149,7 @@ impl Listeners {
         self,
         shared: &Shared,
         config: &ServerConfig,
+        max_connections: &Arc<AtomicUsize>,
         tls: Option<TlsAcceptor>,
         tracker: &TaskTracker,
     ) {
@@ -146,7 +168,7 @@ impl Listeners {
                 shared.clone(),
                 sender,
                 limit,
-                config.max_connections,
+                Arc::clone(max_connections),
                 tls,
                 tracker.clone(),
             ));
@@ -154,14 +176,19 @@ impl Listeners {
     }
 }
 
-/// Decodes one message and queues it; a bad one is logged and dropped.
-async fn queue(message: &[u8], peer: SocketAddr, shared: &Shared, sender: &mpsc::Sender<NewEntry>) {
+/// Decodes one message into `entries`; a bad one is logged and dropped.
+fn decode_into(
+    message: &[u8],
+    received: i64,
+    peer: SocketAddr,
+    shared: &Shared,
+    entries: &mut Vec<NewEntry>,
+) {
     if message.iter().all(u8::is_ascii_whitespace) {
         return;
     }
-    match syslog::decode(message, now_nanos()) {
-        // The batcher ends only after every sender is gone.
-        Ok(entry) => drop(sender.send(entry).await),
+    match syslog::decode(message, received) {
+        Ok(entry) => entries.push(entry),
         Err(error) => {
             shared
                 .metrics
@@ -178,27 +205,57 @@ async fn queue(message: &[u8], peer: SocketAddr, shared: &Shared, sender: &mpsc:
     }
 }
 
-/// One message per datagram, until shutdown.
-async fn serve_udp(udp: UdpSocket, shared: Shared, sender: mpsc::Sender<NewEntry>, limit: usize) {
+/// Hands a read's entries to the batcher; nothing when there are none.
+async fn queue(sender: &mpsc::Sender<Vec<NewEntry>>, entries: Vec<NewEntry>) {
+    if !entries.is_empty() {
+        // The batcher ends only after every sender is gone.
+        drop(sender.send(entries).await);
+    }
+}
+
+/// One message per datagram, until shutdown: after a datagram, those
+/// already waiting are taken too, up to [`DATAGRAMS_PER_READ`], and queued
+/// together.
+async fn serve_udp(
+    udp: UdpSocket,
+    shared: Shared,
+    sender: mpsc::Sender<Vec<NewEntry>>,
+    limit: usize,
+) {
     let mut buffer = vec![0; MAX_DATAGRAM.min(limit.saturating_add(1))];
     loop {
         let received = tokio::select! {
             () = shared.shutdown.cancelled() => return,
             received = udp.recv_from(&mut buffer) => received,
         };
-        match received {
-            Ok((length, peer)) if length > limit => {
-                shared
-                    .metrics
-                    .ingest_refused(Protocol::Syslog, "too_large", 1);
-                if let Some(suppressed) = BAD_MESSAGES.allow() {
-                    tracing::warn!(peer = %peer, max_message_bytes = limit, dropped_since_last_line = suppressed, "Dropped a syslog datagram over max_message_bytes.");
+        let mut entries = Vec::new();
+        let mut received = Some(received);
+        let mut taken = 0;
+        while let Some(result) = received.take() {
+            taken += 1;
+            match result {
+                Ok((length, peer)) if length > limit => {
+                    shared
+                        .metrics
+                        .ingest_refused(Protocol::Syslog, "too_large", 1);
+                    if let Some(suppressed) = BAD_MESSAGES.allow() {
+                        tracing::warn!(peer = %peer, max_message_bytes = limit, dropped_since_last_line = suppressed, "Dropped a syslog datagram over max_message_bytes.");
+                    }
                 }
+                Ok((length, peer)) => {
+                    decode_into(&buffer[..length], now_nanos(), peer, &shared, &mut entries)
+                }
+                // ICMP errors from earlier sends and the like: the socket goes on.
+                Err(error) => tracing::debug!(error = %error, "A syslog UDP receive failed."),
             }
-            Ok((length, peer)) => queue(&buffer[..length], peer, &shared, &sender).await,
-            // ICMP errors from earlier sends and the like: the socket goes on.
-            Err(error) => tracing::debug!(error = %error, "A syslog UDP receive failed."),
+            if taken < DATAGRAMS_PER_READ {
+                received = match udp.try_recv_from(&mut buffer) {
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => None,
+                    other => Some(other),
+                };
+            }
         }
+        queue(&sender, entries).await;
     }
 }
 
@@ -206,9 +263,9 @@ async fn serve_udp(udp: UdpSocket, shared: Shared, sender: mpsc::Sender<NewEntry
 async fn serve_tcp(
     listener: TcpListener,
     shared: Shared,
-    sender: mpsc::Sender<NewEntry>,
+    sender: mpsc::Sender<Vec<NewEntry>>,
     limit: usize,
-    max_connections: usize,
+    max_connections: Arc<AtomicUsize>,
     tls: Option<TlsAcceptor>,
     tracker: TaskTracker,
 ) {
@@ -219,7 +276,10 @@ async fn serve_tcp(
         };
         match accepted {
             Ok((tcp, peer)) => {
-                let Some(counted) = shared.metrics.open_connection(max_connections) else {
+                let Some(counted) = shared
+                    .metrics
+                    .open_connection(max_connections.load(Ordering::Relaxed))
+                else {
                     drop(tcp);
                     continue;
                 };
@@ -258,36 +318,48 @@ async fn serve_tcp(
 }
 
 /// Reads frames from one connection until it ends or breaks its framing.
+/// The frames of a read are decoded where they lie in the buffer, which
+/// keeps only the unfinished frame at its end for the next read.
 async fn serve_connection(
     mut tcp: impl AsyncRead + Unpin,
     peer: SocketAddr,
     shared: &Shared,
-    sender: &mpsc::Sender<NewEntry>,
+    sender: &mpsc::Sender<Vec<NewEntry>>,
     limit: usize,
 ) {
     let mut buffer = Vec::new();
     let mut framing = None;
-    let mut chunk = vec![0; 64 << 10];
     loop {
-        let read = match tcp.read(&mut chunk).await {
+        buffer.reserve(READ_BYTES);
+        let read = match (&mut tcp)
+            .take(READ_BYTES as u64)
+            .read_buf(&mut buffer)
+            .await
+        {
             Ok(read) => read,
             Err(error) => {
                 tracing::debug!(peer = %peer, error = %error, "A syslog connection failed.");
                 return;
             }
         };
+        let received = now_nanos();
+        let mut entries = Vec::new();
         if read == 0 {
             // A sender may close without ending its last LF-framed message.
             if framing == Some(Framing::NonTransparent) && !buffer.is_empty() {
-                queue(&buffer, peer, shared, sender).await;
+                decode_into(&buffer, received, peer, shared, &mut entries);
+                queue(sender, entries).await;
             }
             return;
         }
-        buffer.extend_from_slice(&chunk[..read]);
         let framing = *framing.get_or_insert_with(|| Framing::detect(buffer[0]));
+        let mut at = 0;
         loop {
-            match syslog::next_frame(&mut buffer, framing, limit) {
-                Ok(Some(frame)) => queue(&frame, peer, shared, sender).await,
+            match syslog::next_frame(&buffer[at..], framing, limit) {
+                Ok(Some((frame, used))) => {
+                    decode_into(frame, received, peer, shared, &mut entries);
+                    at += used;
+                }
                 Ok(None) => break,
                 Err(error) => {
                     shared
@@ -301,62 +373,94 @@ async fn serve_connection(
                             "Closed a syslog connection: its framing cannot be followed."
                         );
                     }
+                    queue(sender, entries).await;
                     return;
                 }
             }
         }
+        buffer.drain(..at);
+        queue(sender, entries).await;
     }
 }
 
 /// Owns the one batcher: stores a batch when it is full, or
 /// [`FLUSH_AFTER`] after its first entry; ends once every listener has.
-async fn store_batches(shared: Shared, mut receiver: mpsc::Receiver<NewEntry>) {
+/// One batch is stored at a time, so batches stay in order; while one is
+/// being written and synced, the next keeps filling past full, up to
+/// [`HOLD_BYTES`], and goes as soon as the first is durable: a batch grows
+/// to what arrives during one fsync, so a flood is stored at the speed of
+/// the disk's bandwidth, not of its fsync latency.
+async fn store_batches(shared: Shared, mut receiver: mpsc::Receiver<Vec<NewEntry>>) {
     let mut batch = Batcher::new(shared.store.limits());
-    let mut deadline = None;
+    let mut storing: Option<JoinHandle<()>> = None;
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        let received = match deadline {
-            Some(at) => tokio::select! {
-                received = receiver.recv() => received,
-                () = tokio::time::sleep_until(at) => {
-                    flush(&shared, &mut batch).await;
+        tokio::select! {
+            biased;
+            // The task stores and reports by itself; only its end matters.
+            _ = async { storing.as_mut().expect("the branch runs only while storing").await },
+                if storing.is_some() =>
+            {
+                storing = None;
+                if batch.is_full() {
+                    store(&shared, &mut batch, &mut storing).await;
                     deadline = None;
-                    continue;
                 }
-            },
-            None => receiver.recv().await,
-        };
-        let Some(entry) = received else {
-            flush(&shared, &mut batch).await;
-            return;
-        };
-        if let Err(error) = batch.add(entry) {
-            let error = ServeError::Store(error);
-            ingest::refused(&shared, Protocol::Syslog, &error, 1);
-            if let Some(suppressed) = REFUSED.allow() {
-                tracing::warn!(error = %error, refused_since_last_line = suppressed, "Dropped a syslog message the store cannot keep.");
             }
-            continue;
-        }
-        if batch.is_full() {
-            flush(&shared, &mut batch).await;
-            deadline = None;
-        } else if deadline.is_none() {
-            deadline = Some(tokio::time::Instant::now() + FLUSH_AFTER);
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                if deadline.is_some() =>
+            {
+                store(&shared, &mut batch, &mut storing).await;
+                deadline = None;
+            }
+            received = receiver.recv(), if batch.bytes() < HOLD_BYTES => {
+                let Some(entries) = received else {
+                    store(&shared, &mut batch, &mut storing).await;
+                    if let Some(task) = storing.take() {
+                        drop(task.await);
+                    }
+                    return;
+                };
+                for entry in entries {
+                    if let Err(error) = batch.add(entry) {
+                        let error = ServeError::Store(error);
+                        ingest::refused(&shared, Protocol::Syslog, &error, 1);
+                        if let Some(suppressed) = REFUSED.allow() {
+                            tracing::warn!(error = %error, refused_since_last_line = suppressed, "Dropped a syslog message the store cannot keep.");
+                        }
+                    }
+                }
+                if batch.is_full() && storing.is_none() {
+                    store(&shared, &mut batch, &mut storing).await;
+                    deadline = None;
+                }
+                if deadline.is_none() && !batch.is_empty() {
+                    deadline = Some(tokio::time::Instant::now() + FLUSH_AFTER);
+                }
+            }
         }
     }
 }
 
-/// Stores what the batch holds; a refusal is logged, and the batch lost.
-async fn flush(shared: &Shared, batch: &mut Batcher) {
+/// Starts storing what the batch holds, once the batch stored before it
+/// is durable, so batches are stored in order; a refusal is logged, and
+/// the batch lost.
+async fn store(shared: &Shared, batch: &mut Batcher, storing: &mut Option<JoinHandle<()>>) {
     if batch.is_empty() {
         return;
     }
-    let entries = batch.take();
-    let count = entries.len();
-    if let Err(error) = ingest::append(shared, Protocol::Syslog, entries).await {
-        ingest::refused(shared, Protocol::Syslog, &error, count as u64);
-        if let Some(suppressed) = REFUSED.allow() {
-            tracing::warn!(error = %error, entries = count, refused_since_last_line = suppressed, "The store refused a batch of syslog messages; they are lost.");
-        }
+    if let Some(task) = storing.take() {
+        drop(task.await);
     }
+    let entries = batch.take();
+    let shared = shared.clone();
+    *storing = Some(tokio::spawn(async move {
+        let count = entries.len();
+        if let Err(error) = ingest::append(&shared, Protocol::Syslog, entries).await {
+            ingest::refused(&shared, Protocol::Syslog, &error, count as u64);
+            if let Some(suppressed) = REFUSED.allow() {
+                tracing::warn!(error = %error, entries = count, refused_since_last_line = suppressed, "The store refused a batch of syslog messages; they are lost.");
+            }
+        }
+    }));
 }

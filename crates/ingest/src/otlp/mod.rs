@@ -52,9 +52,20 @@ pub struct Decoded {
     pub error_message: String,
 }
 
+mod wire;
+
 /// Decodes a protobuf `ExportLogsServiceRequest`. `received_ns` is the
 /// time of records that carry none.
+///
+/// The shape exporters send (string bodies and attributes) is decoded
+/// field by field straight from the bytes ([`wire`]), each string copied
+/// once, into the entry that keeps it; any other request (other value
+/// types, a malformed message) is decoded by prost into the messages below,
+/// which stay the reference: both give the same entries or the same error.
 pub fn decode_protobuf(body: &[u8], received_ns: i64) -> Result<Decoded, OtlpError> {
+    if let Some(decoded) = wire::decode(body, received_ns) {
+        return Ok(decoded);
+    }
     let request = <ExportLogsServiceRequest as prost::Message>::decode(body)
         .map_err(|error| OtlpError::Protobuf(error.to_string()))?;
     Ok(map(request, received_ns))
@@ -90,6 +101,14 @@ pub fn from_request(request: ExportLogsServiceRequest, received_ns: i64) -> Deco
 fn map(request: ExportLogsServiceRequest, received_ns: i64) -> Decoded {
     let mut decoded = Decoded::default();
     for resource_logs in request.resource_logs {
+        map_resource(resource_logs, received_ns, &mut decoded);
+    }
+    decoded
+}
+
+/// One resource's records as entries, added to `decoded`.
+fn map_resource(resource_logs: ResourceLogs, received_ns: i64, decoded: &mut Decoded) {
+    {
         let mut resource_labels = Vec::new();
         for pair in resource_logs
             .resource
@@ -100,49 +119,179 @@ fn map(request: ExportLogsServiceRequest, received_ns: i64) -> Decoded {
         }
         for scope_logs in resource_logs.scope_logs {
             for record in scope_logs.log_records {
-                let time = [record.time_unix_nano, record.observed_time_unix_nano]
-                    .into_iter()
-                    .find(|ns| *ns != 0);
-                let timestamp = match time {
-                    None => received_ns,
-                    Some(ns) => match i64::try_from(ns) {
-                        Ok(ns) => ns,
-                        Err(_) => {
-                            decoded.rejected += 1;
-                            if decoded.error_message.is_empty() {
-                                decoded.error_message = format!(
-                                    "time_unix_nano {ns} is after 2262, which this server cannot store; send Unix epoch nanoseconds"
-                                );
-                            }
-                            continue;
-                        }
-                    },
-                };
-                let mut labels = resource_labels.clone();
+                let mut attributes = Vec::new();
                 for pair in record.attributes {
-                    push_label(&mut labels, pair);
-                }
-                if !record.trace_id.is_empty() {
-                    labels.push(("trace_id".into(), hex(&record.trace_id)));
-                }
-                if !record.span_id.is_empty() {
-                    labels.push(("span_id".into(), hex(&record.span_id)));
+                    push_label(&mut attributes, pair);
                 }
                 let message = match record.body.and_then(|body| body.value) {
                     None => String::new(),
                     Some(Value::StringValue(text)) => text,
                     Some(other) => to_json(&other).to_string(),
                 };
-                decoded.entries.push(NewEntry {
-                    timestamp,
-                    level: level_of(record.severity_number, &record.severity_text),
-                    message,
-                    labels,
-                });
+                push_record(
+                    decoded,
+                    &resource_labels,
+                    Record {
+                        time_unix_nano: record.time_unix_nano,
+                        observed_time_unix_nano: record.observed_time_unix_nano,
+                        severity_number: record.severity_number,
+                        severity_text: &record.severity_text,
+                        attributes,
+                        trace_id: &record.trace_id,
+                        span_id: &record.span_id,
+                        message,
+                    },
+                    received_ns,
+                );
             }
         }
     }
-    decoded
+}
+
+/// An `ExportLogsServiceRequest` as a gRPC server's codec reads it:
+/// straight into entries, each `ResourceLogs` as it comes, by the same
+/// field-by-field reader as [`decode_protobuf`] (prost's messages for what
+/// it does not take), so the request's messages are never built. Records
+/// without a time get the time the request's first field was read. Only
+/// decoded: encoding it writes nothing.
+#[derive(Debug, Default)]
+pub struct ExportLogs {
+    decoded: Decoded,
+    received_ns: Option<i64>,
+}
+
+impl ExportLogs {
+    /// The entries read, and the records refused.
+    pub fn into_decoded(self) -> Decoded {
+        self.decoded
+    }
+}
+
+impl prost::Message for ExportLogs {
+    fn encode_raw(&self, _buf: &mut impl prost::bytes::BufMut) {}
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        use prost::encoding::{decode_varint, WireType};
+        if tag != 1 {
+            return prost::encoding::skip_field(wire_type, tag, buf, ctx);
+        }
+        // As prost's own code for `resource_logs` reads and names it.
+        let in_field = |mut error: prost::DecodeError| {
+            error.push("ExportLogsServiceRequest", "resource_logs");
+            error
+        };
+        prost::encoding::check_wire_type(WireType::LengthDelimited, wire_type).map_err(in_field)?;
+        let received_ns = *self.received_ns.get_or_insert_with(now_nanos);
+        // The message's length and bytes, read in place when the buffer
+        // holds them whole (a gRPC message is one piece).
+        let chunk = buf.chunk();
+        let mut after = chunk;
+        let whole = decode_varint(&mut after).ok().and_then(|len| {
+            let start = chunk.len() - after.len();
+            let end = start.checked_add(usize::try_from(len).ok()?)?;
+            (end <= chunk.len()).then_some((start, end))
+        });
+        let before = (
+            self.decoded.entries.len(),
+            self.decoded.rejected,
+            self.decoded.error_message.len(),
+        );
+        if let Some((start, end)) = whole {
+            if wire::resource_logs(&chunk[start..end], received_ns, &mut self.decoded).is_some() {
+                buf.advance(end);
+                return Ok(());
+            }
+        }
+        // What the reader added before it gave up is read again by prost,
+        // which also names what is wrong with a malformed message.
+        self.decoded.entries.truncate(before.0);
+        self.decoded.rejected = before.1;
+        self.decoded.error_message.truncate(before.2);
+        let mut resource_logs = ResourceLogs::default();
+        prost::encoding::message::merge(WireType::LengthDelimited, &mut resource_logs, buf, ctx)
+            .map_err(in_field)?;
+        map_resource(resource_logs, received_ns, &mut self.decoded);
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        0
+    }
+
+    fn clear(&mut self) {
+        *self = ExportLogs::default();
+    }
+}
+
+/// Now, as Unix epoch nanoseconds; 0 for a clock set before 1970.
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
+        })
+}
+
+/// What a record's entry is made of, however it was decoded.
+struct Record<'a> {
+    time_unix_nano: u64,
+    observed_time_unix_nano: u64,
+    severity_number: i32,
+    severity_text: &'a str,
+    /// The record's attributes as labels ([`push_pair`]).
+    attributes: Vec<(String, String)>,
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    message: String,
+}
+
+/// Adds a record's entry to `decoded`, or counts it rejected when its time
+/// is out of range.
+fn push_record(
+    decoded: &mut Decoded,
+    resource_labels: &[(String, String)],
+    record: Record<'_>,
+    received_ns: i64,
+) {
+    let time = [record.time_unix_nano, record.observed_time_unix_nano]
+        .into_iter()
+        .find(|ns| *ns != 0);
+    let timestamp = match time {
+        None => received_ns,
+        Some(ns) => match i64::try_from(ns) {
+            Ok(ns) => ns,
+            Err(_) => {
+                decoded.rejected += 1;
+                if decoded.error_message.is_empty() {
+                    decoded.error_message = format!(
+                        "time_unix_nano {ns} is after 2262, which this server cannot store; send Unix epoch nanoseconds"
+                    );
+                }
+                return;
+            }
+        },
+    };
+    let mut labels = Vec::with_capacity(resource_labels.len() + record.attributes.len() + 2);
+    labels.extend_from_slice(resource_labels);
+    labels.extend(record.attributes);
+    if !record.trace_id.is_empty() {
+        labels.push(("trace_id".into(), hex(record.trace_id)));
+    }
+    if !record.span_id.is_empty() {
+        labels.push(("span_id".into(), hex(record.span_id)));
+    }
+    decoded.entries.push(NewEntry {
+        timestamp,
+        level: level_of(record.severity_number, record.severity_text),
+        message: record.message,
+        labels,
+    });
 }
 
 /// Adds an attribute as a label, and `service.name` also as `service`.
@@ -152,10 +301,16 @@ fn push_label(labels: &mut Vec<(String, String)>, pair: KeyValue) {
         Some(Value::StringValue(text)) => text,
         Some(other) => to_json(&other).to_string(),
     };
-    if pair.key == "service.name" {
+    push_pair(labels, pair.key, value);
+}
+
+/// Adds a label, and `service.name` also as `service`, the name most users
+/// filter on.
+fn push_pair(labels: &mut Vec<(String, String)>, key: String, value: String) {
+    if key == "service.name" {
         labels.push(("service".into(), value.clone()));
     }
-    labels.push((pair.key, value));
+    labels.push((key, value));
 }
 
 /// An attribute value or body as JSON: bytes as base64, as OTLP/JSON
