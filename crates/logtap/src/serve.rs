@@ -177,12 +177,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',')]
     pub nats: Vec<String>,
 
-    /// The JetStream stream the nodes share (created if missing).
-    #[arg(long, default_value = "logtap", value_name = "NAME", requires = "nats")]
+    /// With --nats: the JetStream stream the nodes share (created if
+    /// missing).
+    #[arg(long, default_value = "logtap", value_name = "NAME")]
     pub nats_stream: String,
 
-    /// The stream's replicas when this node creates it: 3 in production.
-    #[arg(long, default_value_t = 1, value_name = "N", requires = "nats",
+    /// With --nats: the stream's replicas when this node creates it, 3 in
+    /// production.
+    #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=5))]
     pub nats_replicas: u64,
 
