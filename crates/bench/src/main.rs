@@ -23,7 +23,7 @@ use report::Report;
 use std::path::{Path, PathBuf};
 
 /// The scenarios, in the order a full run takes them.
-const SCENARIOS: [&str; 15] = [
+const SCENARIOS: [&str; 16] = [
     "stream",
     "storage",
     "first-error",
@@ -39,6 +39,7 @@ const SCENARIOS: [&str; 15] = [
     "query",
     "loki-query-range",
     "viewer",
+    "cluster",
 ];
 
 /// End-to-end benchmarks of a real logtap server, side by side with the
@@ -49,7 +50,7 @@ struct Args {
     /// Run only these scenarios (repeat or separate with commas): stream,
     /// storage, first-error, ingest, ingest-protocols, fan-out,
     /// slow-reader, cancel-storm, search, open, store-size, seal, query,
-    /// loki-query-range, viewer.
+    /// loki-query-range, viewer, cluster.
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     scenario: Vec<String>,
 
@@ -253,6 +254,7 @@ fn run() -> anyhow::Result<()> {
                 "query" => scenarios::query::run(&mut ctx).await,
                 "loki-query-range" => scenarios::loki_query_range::run(&mut ctx).await,
                 "viewer" => scenarios::viewer::run(&mut ctx).await,
+                "cluster" => scenarios::cluster::run(&mut ctx).await,
                 _ => unreachable!("names were checked"),
             };
             outcome.with_context(|| format!("scenario {name} failed"))?;

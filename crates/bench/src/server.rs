@@ -175,6 +175,17 @@ impl ServerProcess {
         Self::spawn("peer", command, "server listening on ")
     }
 
+    /// Starts nats-server `bin` with the configuration file `config`.
+    pub fn nats(bin: &Path, config: &Path) -> anyhow::Result<ServerProcess> {
+        let mut command = Command::new(bin);
+        command.arg("-c").arg(config);
+        Self::spawn(
+            "nats-server",
+            command,
+            "Listening for client connections on ",
+        )
+    }
+
     /// Spawns `command` and waits for the line of its standard error that
     /// holds `marker` followed by the address.
     fn spawn(name: &str, mut command: Command, marker: &str) -> anyhow::Result<ServerProcess> {

@@ -51,6 +51,18 @@ pub enum StoreError {
         /// The pid the holder wrote into the lock file, if it could be read.
         holder_pid: Option<u32>,
     },
+    /// An append at a given cursor (a replicated log applied into a local
+    /// copy) asked for a cursor the store has already passed: applying it
+    /// would reuse or reorder cursors.
+    CursorBehind {
+        /// The cursor the append asked to start at.
+        requested: u64,
+        /// The next cursor the store can take.
+        next: u64,
+    },
+    /// The log of record (a replicated backend's cluster) did not answer or
+    /// refused for now; the same request may succeed when it is retried.
+    Unavailable(String),
     /// The data directory's `FORMAT` file names a layout this build cannot
     /// read: written by a newer logtap, or not a format version at all.
     Format {
@@ -148,6 +160,11 @@ impl fmt::Display for StoreError {
                     None => Ok(()),
                 }
             }
+            StoreError::CursorBehind { requested, next } => write!(
+                f,
+                "cannot append at cursor {requested}: the store has already passed it (the next cursor is {next})"
+            ),
+            StoreError::Unavailable(why) => write!(f, "the log of record is unavailable: {why}"),
             StoreError::Format {
                 path,
                 found,

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use logtap_server::config::{Retention, SyncPolicy};
+use logtap_server::config::{NatsConfig, Retention, SyncPolicy};
 use logtap_server::tls::TlsFiles;
 use logtap_server::{LiveSettings, Server, ServerConfig};
 
@@ -169,6 +169,41 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub otlp_grpc_listen: Option<SocketAddr>,
 
+    /// Run as one node of a cluster on NATS JetStream: the log of record is
+    /// a JetStream stream shared with the other nodes, and the data
+    /// directory holds this node's copy of it. URL[,URL...] are NATS
+    /// servers (nats://host:4222, tls://host:4222). Without it, logtap is a
+    /// single node.
+    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',')]
+    pub nats: Vec<String>,
+
+    /// With --nats: the JetStream stream the nodes share (created if
+    /// missing).
+    #[arg(long, default_value = "logtap", value_name = "NAME")]
+    pub nats_stream: String,
+
+    /// With --nats: the stream's replicas when this node creates it, 3 in
+    /// production.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub nats_replicas: u64,
+
+    /// A NATS credentials file (user JWT and NKey seed).
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// CA certificates (PEM) to trust for the NATS servers' TLS; turns TLS on.
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub nats_tls_ca: Option<PathBuf>,
+
+    /// A client certificate (PEM) for NATS servers that verify clients.
+    #[arg(long, value_name = "FILE", requires_all = ["nats", "nats_tls_key"])]
+    pub nats_tls_cert: Option<PathBuf>,
+
+    /// The key (PEM) of --nats-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "nats_tls_cert")]
+    pub nats_tls_key: Option<PathBuf>,
+
     /// The form of the server's own log lines on standard error: `text`,
     /// or `json` (one object a line, every field its own key, for journald
     /// and log shippers).
@@ -274,6 +309,15 @@ fn server_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
     match args.seal_after.0 {
         Some(delay) => config.store.seal_delay = delay,
         None => config.store.seal_in_background = false,
+    }
+    if !args.nats.is_empty() {
+        let mut nats = NatsConfig::new(args.nats);
+        nats.stream = args.nats_stream;
+        nats.replicas = usize::try_from(args.nats_replicas).context("--nats-replicas")?;
+        nats.creds = args.nats_creds;
+        nats.tls_ca = args.nats_tls_ca;
+        nats.tls_client = args.nats_tls_cert.zip(args.nats_tls_key);
+        config.nats = Some(nats);
     }
     Ok(config)
 }

@@ -2,6 +2,9 @@
 
 pub use crate::error::ExposureError;
 use crate::net::tls::TlsFiles;
+/// How a node joins a NATS JetStream cluster (`--nats`), re-exported like
+/// the store's configuration.
+pub use logtap_cluster::NatsConfig;
 /// How the embedded store is opened: part of the server's configuration,
 /// re-exported so that the binary configures a server without depending on
 /// the storage engine itself.
@@ -18,6 +21,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where and how the embedded store keeps entries.
     pub store: StoreConfig,
+    /// When set, the log of record is this JetStream stream, shared with
+    /// other nodes, and the store is this node's copy of it; when not, the
+    /// store is the log of record (the single node).
+    pub nats: Option<NatsConfig>,
     /// A response whose client accepts nothing (its flow-control window stays
     /// shut) for this long is reset, so a stuck client cannot pin a stream's
     /// memory and a reader forever. See `crate::net::idle`.
@@ -168,6 +175,7 @@ impl ServerConfig {
         ServerConfig {
             listen,
             store: StoreConfig::new(data_dir),
+            nats: None,
             idle_timeout: Duration::from_secs(5 * 60),
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(20),

@@ -26,6 +26,9 @@ pub enum ServerError {
         #[source]
         source: StoreError,
     },
+    /// The node could not join its NATS JetStream cluster (`--nats`).
+    #[error("could not join the NATS JetStream cluster")]
+    Cluster(#[from] logtap_cluster::ClusterError),
     /// The listening socket could not be bound (address in use, ...).
     #[error("could not listen on {addr}: {source}")]
     Bind {
@@ -430,6 +433,11 @@ pub fn store_error_code(error: &StoreError) -> Code {
         // Only at open, which a server turns into a startup error; a
         // backend handing it to a request is an operator's matter.
         StoreError::Locked { .. } => Code::Unavailable,
+        // A replicated log that lost its quorum or leader for a moment: a
+        // retried push is stored once (message ids), so retrying is safe.
+        StoreError::Unavailable(_) => Code::Unavailable,
+        // Only a bug in applying a replicated log could ask for it.
+        StoreError::CursorBehind { .. } => Code::Internal,
         StoreError::Format { .. } => Code::FailedPrecondition,
     }
 }

@@ -181,7 +181,20 @@ impl Server {
             );
         }
         let store_handle = store.clone();
-        let store: Arc<dyn Backend> = Arc::new(store);
+        let store: Arc<dyn Backend> = match config.nats.clone() {
+            None => Arc::new(store),
+            Some(nats) => {
+                let retention = config.store.retention;
+                let backend = tokio::task::spawn_blocking(move || {
+                    logtap_cluster::ClusterBackend::open(nats, store, retention)
+                })
+                .await
+                .map_err(|error| {
+                    ServerError::Internal(format!("joining the cluster: {error}"))
+                })??;
+                Arc::new(backend)
+            }
+        };
         let live = Live::attach(&*store);
         let shared = Shared {
             store,

@@ -42,3 +42,34 @@ pub use store::{segment_files, Store};
 // The shared types the store's modules use, from the core crate: the store
 // is one implementation of `logtap_core::Backend`.
 use logtap_core::{EntryRef, Level, NewEntry, StoreError};
+
+/// Appends `entry` in the store's record form (framed, with its CRC-32C,
+/// cursor 0): the form a replicated log carries an entry in, so that a node
+/// applying the log checks every entry it takes, as it checks its files.
+pub fn encode_entry(out: &mut Vec<u8>, entry: &NewEntry) -> Result<(), StoreError> {
+    record::encode(out, 0, entry)
+}
+
+/// The entry in `bytes`, which must hold exactly one record made by
+/// [`encode_entry`]; `what` names where the bytes came from, for the error.
+pub fn decode_entry(bytes: &[u8], what: &str) -> Result<NewEntry, StoreError> {
+    let corrupt = |reason| StoreError::Corrupt {
+        path: std::path::PathBuf::from(what),
+        offset: 0,
+        reason,
+    };
+    match record::decode(bytes) {
+        Ok((entry, len)) if len == bytes.len() => Ok(NewEntry {
+            timestamp: entry.timestamp,
+            level: entry.level,
+            message: entry.message.to_string(),
+            labels: entry
+                .labels()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        }),
+        Ok(_) => Err(corrupt("bytes follow the record")),
+        Err(record::DecodeError::Incomplete { .. }) => Err(corrupt("the record is cut short")),
+        Err(record::DecodeError::Corrupt(reason)) => Err(corrupt(reason)),
+    }
+}

@@ -312,7 +312,32 @@ impl Store {
                 count: 0,
             });
         }
-        let receipt = self.shared.write(entries)?;
+        let receipt = self.shared.write(None, entries)?;
+        self.finish_append(receipt)
+    }
+
+    /// Appends a batch whose first entry takes cursor `first_cursor`, the
+    /// next ones the cursors after it: how a local copy of a replicated log
+    /// keeps the log's own sequence numbers, so that a cursor names the same
+    /// entry on every node. A `first_cursor` beyond the next cursor leaves a
+    /// gap (the log dropped those entries before this copy saw them) and
+    /// starts a new segment there; one the store has passed is refused
+    /// ([`StoreError::CursorBehind`]), since cursors are never reused.
+    pub fn append_at(
+        &self,
+        first_cursor: u64,
+        entries: &[NewEntry],
+    ) -> Result<AppendReceipt, StoreError> {
+        if entries.is_empty() {
+            return Ok(AppendReceipt::default());
+        }
+        let receipt = self.shared.write(Some(first_cursor), entries)?;
+        self.finish_append(receipt)
+    }
+
+    /// The commit half of an append: durable under the sync policy, then
+    /// visible.
+    fn finish_append(&self, receipt: AppendReceipt) -> Result<AppendReceipt, StoreError> {
         let fsync = match self.shared.config.sync {
             SyncPolicy::EveryBatch => true,
             SyncPolicy::Never => false,
@@ -820,14 +845,28 @@ impl Shared {
         self.visible.load(Ordering::Acquire) + 1
     }
 
-    /// Step one of an append: assign cursors, encode, write.
-    fn write(&self, entries: &[NewEntry]) -> Result<AppendReceipt, StoreError> {
+    /// Step one of an append: assign cursors (from `at` when given),
+    /// encode, write.
+    fn write(&self, at: Option<u64>, entries: &[NewEntry]) -> Result<AppendReceipt, StoreError> {
         let mut writer = lock(&self.writer);
         if let Some(reason) = &writer.poisoned {
             return Err(StoreError::Poisoned(reason.clone()));
         }
-        if writer.written >= self.config.segment_bytes {
-            self.roll(&mut writer)?;
+        match at {
+            Some(requested) if requested < writer.next_cursor => {
+                return Err(StoreError::CursorBehind {
+                    requested,
+                    next: writer.next_cursor,
+                });
+            }
+            Some(requested) if requested > writer.next_cursor => {
+                // A segment's records are consecutive from the cursor it is
+                // named after, so a gap starts a new segment there.
+                writer.next_cursor = requested;
+                self.roll(&mut writer)?;
+            }
+            _ if writer.written >= self.config.segment_bytes => self.roll(&mut writer)?,
+            _ => {}
         }
         let first_cursor = writer.next_cursor;
         let writer = &mut *writer;

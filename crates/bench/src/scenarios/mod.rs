@@ -4,6 +4,7 @@
 //! shared machine hits both alike, and adds its figures to the report.
 
 pub mod cancel_storm;
+pub mod cluster;
 pub mod fan_out;
 pub mod first_error;
 pub mod ingest;
