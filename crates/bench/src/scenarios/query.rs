@@ -156,22 +156,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         by_level_ms,
         Target::AtMost(METRIC_TARGET_MS),
     )?;
-    ctx.report.add(
-        SCENARIO,
-        &subject,
-        &format!("log query to its first entry ({found} entries)"),
-        "ms",
-        first_ms,
-        Target::None,
-    )?;
-    ctx.report.add(
-        SCENARIO,
-        &subject,
-        "log query to its end",
-        "ms",
-        end_ms,
-        Target::None,
-    )?;
+    report_log_query(ctx, &subject, "log query", found, first_ms, end_ms)?;
     ctx.report.note(format!(
         "query: {} realistic entries, sealed, page cache warm; metric queries through gRPC QueryMetrics timed to the end of their stream; the log query is `{LOG_QUERY}` through GetLogs; target: VictoriaLogs' `level:error | stats count()` at 10M (issue 20)",
         data.len()
@@ -193,27 +178,39 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         first_ms.push(first);
         end_ms.push(end);
     }
+    report_log_query(ctx, &subject, "json log query", found, first_ms, end_ms)?;
+    ctx.report.note(format!(
+        "query: the json log query is `{JSON_LOG_QUERY}` through GetLogs, on a second store of the same entries with JSON messages (`msg`, each key=value field, `trace_id`)"
+    ));
+    server.stop()?;
+    Ok(())
+}
+
+/// A log query's times to its first entry and to its end.
+fn report_log_query(
+    ctx: &mut Ctx,
+    subject: &str,
+    name: &str,
+    found: u64,
+    first_ms: Vec<f64>,
+    end_ms: Vec<f64>,
+) -> anyhow::Result<()> {
     ctx.report.add(
         SCENARIO,
-        &subject,
-        &format!("json log query to its first entry ({found} entries)"),
+        subject,
+        &format!("{name} to its first entry ({found} entries)"),
         "ms",
         first_ms,
         Target::None,
     )?;
     ctx.report.add(
         SCENARIO,
-        &subject,
-        "json log query to its end",
+        subject,
+        &format!("{name} to its end"),
         "ms",
         end_ms,
         Target::None,
-    )?;
-    ctx.report.note(format!(
-        "query: the json log query is `{JSON_LOG_QUERY}` through GetLogs, on a second store of the same entries with JSON messages (`msg`, each key=value field, `trace_id`)"
-    ));
-    server.stop()?;
-    Ok(())
+    )
 }
 
 /// The two metric queries over the data set's whole time range.
