@@ -617,11 +617,7 @@ fn refuse(request: &Request, refusal: Refusal) -> Response {
     let mut response = refusal
         .kind()
         .to_http(refusal.challenge(), &json_string(&refusal.message()));
-    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-        response
-            .headers_mut()
-            .insert(crate::stream::metadata::REQUEST_ID, value);
-    }
+    request_id.insert_into_headers(response.headers_mut());
     response
 }
 

@@ -73,6 +73,14 @@ impl RequestId {
             metadata.insert(REQUEST_ID, value);
         }
     }
+
+    /// Adds the id to an HTTP answer's headers, as [`Self::insert_into`]
+    /// does to gRPC metadata.
+    pub fn insert_into_headers(&self, headers: &mut http::HeaderMap) {
+        if let Ok(value) = http::HeaderValue::from_str(&self.0) {
+            headers.insert(REQUEST_ID, value);
+        }
+    }
 }
 
 impl std::fmt::Display for RequestId {

@@ -319,11 +319,7 @@ async fn bulk(
             error_response(&request_id, &error)
         }
     };
-    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-        response
-            .headers_mut()
-            .insert(crate::stream::metadata::REQUEST_ID, value);
-    }
+    request_id.insert_into_headers(response.headers_mut());
     response
 }
 

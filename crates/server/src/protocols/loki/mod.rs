@@ -146,9 +146,7 @@ pub(crate) fn plain_error(request_id: &RequestId, error: &ServeError) -> Respons
     )
         .into_response();
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-        headers.insert(crate::stream::metadata::REQUEST_ID, value);
-    }
+    request_id.insert_into_headers(headers);
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }

@@ -33,7 +33,7 @@ use crate::ops::metrics::Limit;
 use crate::stream::metadata::RequestId;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use logtap_core::NewEntry;
 use logtap_ingest::loki::{self, Encoding};
@@ -56,11 +56,7 @@ pub(super) async fn push(State(state): State<Loki>, headers: HeaderMap, body: Bo
         Ok(stored) => {
             tracing::debug!(request_id = %request_id, stored, "A Loki push was stored.");
             let mut response = StatusCode::NO_CONTENT.into_response();
-            if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-                response
-                    .headers_mut()
-                    .insert(crate::stream::metadata::REQUEST_ID, value);
-            }
+            request_id.insert_into_headers(response.headers_mut());
             response
         }
         Err(error) => {
@@ -156,7 +152,10 @@ mod tests {
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.insert(name.clone(), HeaderValue::from_str(value).unwrap());
+            map.insert(
+                name.clone(),
+                axum::http::HeaderValue::from_str(value).unwrap(),
+            );
         }
         map
     }

@@ -109,11 +109,7 @@ async fn export(State(state): State<Otlp>, headers: HeaderMap, body: Body) -> Re
                 bytes,
             )
                 .into_response();
-            if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-                response
-                    .headers_mut()
-                    .insert(crate::stream::metadata::REQUEST_ID, value);
-            }
+            request_id.insert_into_headers(response.headers_mut());
             response
         }
         Err(error) => {
@@ -235,9 +231,7 @@ fn error_response(request_id: &RequestId, form: Form, error: &ServeError) -> Res
     };
     let mut response = (status, [(header::CONTENT_TYPE, content_type)], bytes).into_response();
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-        headers.insert(crate::stream::metadata::REQUEST_ID, value);
-    }
+    request_id.insert_into_headers(headers);
     if matches!(
         status,
         StatusCode::TOO_MANY_REQUESTS
