@@ -298,6 +298,14 @@ impl ServerProcess {
         self.terminate()
     }
 
+    /// Kills the process with SIGKILL, as a crash would, and waits for it.
+    pub fn kill9(mut self) -> anyhow::Result<()> {
+        self.stopped = true;
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     fn terminate(&mut self) -> anyhow::Result<()> {
         if self.stopped {
             return Ok(());
@@ -460,9 +468,41 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
                 head.lines().next().unwrap_or_default()
             );
         }
-        Ok(body.to_string())
+        let chunked = head.lines().any(|line| {
+            line.split_once(':').is_some_and(|(name, value)| {
+                name.eq_ignore_ascii_case("transfer-encoding") && value.trim() == "chunked"
+            })
+        });
+        if chunked {
+            dechunk(body).with_context(|| format!("{path} answered a malformed chunked body"))
+        } else {
+            Ok(body.to_string())
+        }
     })
     .await?
+}
+
+/// The body of a chunked HTTP/1.1 answer (nats-server's monitoring
+/// endpoint sends larger answers this way).
+fn dechunk(mut rest: &str) -> anyhow::Result<String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest
+            .split_once("\r\n")
+            .ok_or_else(|| anyhow!("a chunk has no size line"))?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .with_context(|| format!("a chunk size is not hexadecimal: {size:?}"))?;
+        if size == 0 {
+            return Ok(body);
+        }
+        let chunk = after
+            .get(..size)
+            .ok_or_else(|| anyhow!("a chunk is shorter than its size"))?;
+        body.push_str(chunk);
+        rest = after[size..]
+            .strip_prefix("\r\n")
+            .ok_or_else(|| anyhow!("a chunk does not end with CRLF"))?;
+    }
 }
 
 /// The value of an unlabelled sample `name` in a Prometheus/OpenMetrics
