@@ -539,6 +539,15 @@ mod tests {
     }
 
     #[test]
+    fn chunked_bodies_are_joined_and_bad_ones_refused() {
+        let body = "4\r\n{\"a\"\r\n3;ext=1\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n";
+        assert_eq!(dechunk(body).unwrap(), "{\"a\": 1}");
+        assert!(dechunk("zz\r\nab\r\n0\r\n\r\n").is_err());
+        assert!(dechunk("9\r\nshort\r\n0\r\n\r\n").is_err());
+        assert!(dechunk("2\r\nab").is_err());
+    }
+
+    #[test]
     fn own_process_is_measurable() {
         assert!(rss_bytes(std::process::id()).unwrap() > 0);
         assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
